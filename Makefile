@@ -1,0 +1,40 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Everything is installed into ./.venv from the package registry; nothing else is needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.kaizen-installed
+
+# One BLAS/OpenMP thread per process: with two threads and a busy core a
+# scikit-learn fit can take 100x longer (docs/operations.md).
+export OMP_NUM_THREADS      := 1
+export OPENBLAS_NUM_THREADS := 1
+export MKL_NUM_THREADS      := 1
+export DO_NOT_TRACK         := true
+export MLFLOW_DISABLE_TELEMETRY := true
+export GIT_PYTHON_REFRESH   := quiet
+
+.PHONY: setup demo test lint clean-demo
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/python experiments/demo.py
+	@echo
+	@echo "== kaizen log =="
+	$(BIN)/kaizen log
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check kaizen tests experiments
+
+clean-demo:
+	rm -rf .kaizen experiments/data

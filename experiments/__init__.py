@@ -1,0 +1,1 @@
+"""Experiments: seeded synthetic scenarios for exercising Kaizen end to end."""

@@ -1,0 +1,5 @@
+import sys
+
+from kaizen.cli import main
+
+sys.exit(main())

@@ -1,0 +1,166 @@
+"""Declarative checks for TOML tables, shared by config.py and policy.py.
+
+A :class:`Reader` walks one parsed TOML document. Each ``get`` names the key
+path, what is allowed and the default; every problem is collected (the whole
+file is checked, not up to its first error) in the house format::
+
+    gates.min_improvement must be a number in [0, 1]; got 1.5
+
+Unknown keys are problems too: a typo must never silently become a default.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+_MISSING = object()
+
+
+def load_toml(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """Parse ``path``; return ``(document, None)`` or ``(None, problem)``."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh), None
+    except FileNotFoundError:
+        return None, "file not found"
+    except tomllib.TOMLDecodeError as exc:
+        return None, f"not valid TOML: {exc}"
+    except OSError as exc:
+        return None, f"cannot read: {exc.strerror}"
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+class Reader:
+    """Reads typed values out of nested TOML tables, collecting problems."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.doc = doc
+        self.problems: list[str] = []
+        self._seen: set[str] = set()
+
+    # -- low level -----------------------------------------------------
+    def _lookup(self, key: str) -> Any:
+        node: Any = self.doc
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return _MISSING
+            node = node[part]
+        return node
+
+    def _mark(self, key: str) -> None:
+        parts = key.split(".")
+        for i in range(1, len(parts) + 1):
+            self._seen.add(".".join(parts[:i]))
+
+    def problem(self, key: str, allowed: str, got: Any) -> None:
+        self.problems.append(f"{key} must be {allowed}; got {_show(got)}")
+
+    def table(self, key: str) -> dict[str, Any]:
+        """A sub-table (``{}`` when absent); marks it seen but not its keys."""
+        value = self._lookup(key)
+        if value is _MISSING:
+            return {}
+        self._mark(key)
+        if not isinstance(value, dict):
+            self.problem(key, "a table", value)
+            return {}
+        return value
+
+    def get(
+        self,
+        key: str,
+        kind: type | tuple[type, ...],
+        default: Any = _MISSING,
+        *,
+        allowed: str,
+        check: Callable[[Any], bool] | None = None,
+    ) -> Any:
+        """Value at ``key``, of ``kind``, passing ``check``; else a problem and ``default``."""
+        value = self._lookup(key)
+        if "." in key:  # the enclosing tables are known namespaces even when this key is absent
+            self._mark(key.rsplit(".", 1)[0])
+        if value is _MISSING:
+            if default is _MISSING:
+                self.problems.append(f"{key} is required ({allowed})")
+                return None
+            return default
+        self._mark(key)
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+        if ok and float in kinds and isinstance(value, float) and not math.isfinite(value):
+            ok = False
+        if ok and check is not None and not check(value):
+            ok = False
+        if not ok:
+            self.problem(key, allowed, value)
+            return default if default is not _MISSING else None
+        return float(value) if float in kinds and int in kinds and not isinstance(value, bool) else value
+
+    def number(self, key: str, default: Any = _MISSING, *, lo: float | None = None,
+               hi: float | None = None, lo_open: bool = False) -> float | None:
+        lo_s = "-inf" if lo is None else f"{lo:g}"
+        hi_s = "inf" if hi is None else f"{hi:g}"
+        allowed = f"a number in {'(' if lo_open or lo is None else '['}{lo_s}, {hi_s}{')' if hi is None else ']'}"
+
+        def ok(v: float) -> bool:
+            if lo is not None and (v <= lo if lo_open else v < lo):
+                return False
+            return hi is None or v <= hi
+
+        return self.get(key, (int, float), default, allowed=allowed, check=ok)
+
+    def integer(self, key: str, default: Any = _MISSING, *, lo: int | None = None,
+                hi: int | None = None) -> int | None:
+        allowed = "an integer" + (f" >= {lo}" if lo is not None and hi is None else "")
+        if hi is not None:
+            allowed = f"an integer in [{lo}, {hi}]"
+        return self.get(key, int, default, allowed=allowed,
+                        check=lambda v: (lo is None or v >= lo) and (hi is None or v <= hi))
+
+    def string(self, key: str, default: Any = _MISSING, *, choices: Iterable[str] | None = None,
+               allowed: str | None = None) -> str | None:
+        if choices is not None:
+            choices = tuple(choices)
+            allowed = allowed or "one of " + ", ".join(repr(c) for c in choices)
+            return self.get(key, str, default, allowed=allowed, check=lambda v: v in choices)
+        return self.get(key, str, default, allowed=allowed or "a non-empty string",
+                        check=lambda v: bool(v.strip()))
+
+    def boolean(self, key: str, default: Any = _MISSING) -> bool | None:
+        return self.get(key, bool, default, allowed="true or false")
+
+    def strings(self, key: str, default: Any = _MISSING, *, choices: Iterable[str] | None = None,
+                allow_empty: bool = True) -> tuple[str, ...] | None:
+        choices = tuple(choices) if choices is not None else None
+        allowed = "a list of strings" + (" from " + ", ".join(repr(c) for c in choices) if choices else "")
+        if not allow_empty:
+            allowed = "a non-empty " + allowed[2:]
+
+        def ok(v: list[Any]) -> bool:
+            if not allow_empty and not v:
+                return False
+            return all(isinstance(s, str) and (choices is None or s in choices) for s in v)
+
+        value = self.get(key, list, default, allowed=allowed, check=ok)
+        return tuple(value) if isinstance(value, list) else value
+
+    def unknown_keys(self, prefix: str = "", node: dict[str, Any] | None = None,
+                     open_tables: Iterable[str] = ()) -> None:
+        """Report every key present in the document that nothing read."""
+        open_tables = tuple(open_tables)
+        node = self.doc if node is None else node
+        for name, value in node.items():
+            key = f"{prefix}{name}"
+            if key in open_tables:
+                continue
+            if key not in self._seen:
+                self.problems.append(f"{key} is not a known setting")
+            elif isinstance(value, dict):
+                self.unknown_keys(f"{key}.", value, open_tables)

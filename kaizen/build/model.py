@@ -1,0 +1,128 @@
+"""The challenger as one self-contained MLflow pyfunc model: raw rows in, predictions out.
+
+:class:`KaizenModel` carries the build's three artifacts (``features.json``,
+``model.joblib``, ``build.json``) and the ``kaizen`` package as code, so a
+process that has neither the training data nor Kaizen installed can load a
+version and score raw rows. Feature engineering runs inside the model with
+the same :func:`kaizen.build.features.calculate` the search used.
+
+Output: a DataFrame with ``prediction`` (the class label in the training
+label's type, or the regression value as float) and, for binary
+classification, ``proba`` = P(positive label); one row per input row, same
+index. This module imports MLflow; import it only to log or load a model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from kaizen.build import features as feats
+from kaizen.build.search import FEATURES_FILE, META_FILE, MODEL_FILE, BuildResult
+from kaizen.data.schema import Schema
+
+__all__ = ["KaizenModel", "Predictor", "log_pipeline", "predict_frame", "requirements"]
+
+#: Packages the pyfunc needs at serving time, pinned to the versions that built it.
+SERVING_PACKAGES = ("featuretools", "woodwork", "pandas", "scikit-learn", "numpy", "joblib", "cloudpickle",
+                    "mlflow")
+
+
+class Predictor:
+    """A built challenger loaded from its artifacts; ``predict`` is the pyfunc's body."""
+
+    def __init__(self, features_path: str | Path, model_path: str | Path, meta_path: str | Path) -> None:
+        import joblib
+
+        self.meta: dict[str, Any] = json.loads(Path(meta_path).read_text())
+        s = self.meta["schema"]
+        self.schema = Schema(features=tuple(s["features"]), numerical=tuple(s["numerical"]),
+                             categorical=tuple(s["categorical"]), target=self.meta["target"])
+        self.features = feats.load_features(Path(features_path), identity=self.meta["identity_features"],
+                                            categorical=self.meta["categorical_features"])
+        if list(self.features.names) != list(self.meta["feature_names"]):
+            raise ValueError(f"{features_path} does not hold the features named in {meta_path}")
+        self.pipeline = joblib.load(model_path)
+        self.task: str = self.meta["task"]
+        self.positive_label = self.meta["positive_label"]
+
+    @classmethod
+    def from_dir(cls, artifacts_dir: str | Path) -> Predictor:
+        d = Path(artifacts_dir)
+        return cls(d / FEATURES_FILE, d / MODEL_FILE, d / META_FILE)
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Predictions for raw rows (``schema.features`` columns; others are ignored)."""
+        from threadpoolctl import threadpool_limits
+
+        if not isinstance(frame, pd.DataFrame):
+            frame = pd.DataFrame(frame)
+        x = feats.calculate(self.features, frame, self.schema)
+        out = pd.DataFrame(index=frame.index)
+        with threadpool_limits(limits=1):
+            if len(x) == 0:
+                label_dtype = np.asarray(self.meta["classes"] or [0.0]).dtype
+                out["prediction"] = np.array([], dtype=label_dtype if self.task != "regression" else float)
+                if self.task == "binary_classification":
+                    out["proba"] = np.array([], dtype=float)
+                return out
+            labels = self.pipeline.predict(x)
+            if self.task == "regression":
+                out["prediction"] = np.asarray(labels, dtype="float64")
+                return out
+            classes = list(self.pipeline.classes_)
+            proba = self.pipeline.predict_proba(x)[:, classes.index(self.positive_label)]
+        out["prediction"] = labels
+        out["proba"] = np.asarray(proba, dtype="float64")
+        return out
+
+
+def predict_frame(artifacts_dir: str | Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """Load the artifacts in ``artifacts_dir`` and predict ``frame`` (no MLflow involved)."""
+    return Predictor.from_dir(artifacts_dir).predict(frame)
+
+
+class KaizenModel(mlflow.pyfunc.PythonModel):
+    """MLflow wrapper around :class:`Predictor`; artifacts ``features``, ``model``, ``build``."""
+
+    def load_context(self, context: Any) -> None:
+        a = context.artifacts
+        self._predictor = Predictor(a["features"], a["model"], a["build"])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None,
+                ) -> pd.DataFrame:
+        return self._predictor.predict(model_input)
+
+
+def requirements() -> list[str]:
+    """The pinned pip requirements logged with the model (the installed versions)."""
+    from importlib.metadata import version
+
+    return [f"{pkg}=={version(pkg)}" for pkg in SERVING_PACKAGES]
+
+
+def log_pipeline(result: BuildResult, *, registered_model_name: str | None = None,
+                 name: str = "model") -> mlflow.models.model.ModelInfo:
+    """Log ``result`` as a pyfunc model in the active MLflow run (and register it if named).
+
+    Raises ``RuntimeError`` when no run is active: logging never starts a run
+    of its own.
+    """
+    if mlflow.active_run() is None:
+        raise RuntimeError("log_pipeline needs an active MLflow run; call it inside mlflow.start_run()")
+    package_dir = Path(__file__).resolve().parents[1]
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=KaizenModel(),
+        artifacts={"features": str(result.features_path), "model": str(result.model_path),
+                   "build": str(result.meta_path)},
+        code_paths=[str(package_dir)],
+        pip_requirements=requirements(),
+        registered_model_name=registered_model_name,
+    )

@@ -1,0 +1,421 @@
+"""Build a challenger: DFS features, an Optuna search, a refit, and the artifacts on disk.
+
+:func:`build_challenger` is the build step of the cycle. It splits the
+labelled training rows by time: the last ``policy.build.validation_fraction``
+of them is the validation slice and every trial is fit on the earlier rows
+(only the most recent ``window_fraction`` of them) and scored there with
+:func:`kaizen.metrics.score`. The search covers the model family, its
+hyperparameters, the training window and whether the DFS features are used.
+The winner is then refit on all of ``train`` (its window applied) and
+written to ``workdir/artifacts`` as ``features.json``, ``model.joblib`` and
+``build.json``, which :mod:`kaizen.build.model` packages as one MLflow
+model.
+
+With a trial budget (``policy.build.trials``), the same rows and seed give
+the same parameters and the same model: one Optuna worker, seeded TPE,
+seeded estimators, one BLAS/OpenMP thread. A timeout or ``stop`` ends the
+search early; the best trial so far is still refit.
+
+featuretools, Optuna and scikit-learn are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kaizen.build import features as feats
+from kaizen.data.schema import Schema
+from kaizen.errors import BuildError
+from kaizen.policy import FAMILIES, Policy
+
+__all__ = ["BuildResult", "build_challenger", "make_pipeline", "BUILD_FORMAT"]
+
+log = logging.getLogger(__name__)
+
+#: Version of the build.json layout.
+BUILD_FORMAT = 1
+#: Fewest labelled rows a build accepts.
+MIN_ROWS = 30
+#: Fewest rows a trial may fit on (after its window is applied).
+MIN_FIT_ROWS = 20
+ARTIFACTS = "artifacts"
+FEATURES_FILE = "features.json"
+MODEL_FILE = "model.joblib"
+META_FILE = "build.json"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What the build produced. The files in ``artifacts_dir`` must not change after it returns."""
+
+    artifacts_dir: Path
+    family: str
+    params: dict[str, Any]
+    validation_metric: float
+    trials: int
+    feature_names: tuple[str, ...]
+    train_rows: int
+    cpu_seconds: float
+    wall_seconds: float
+    metric: str = ""
+    trial_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def features_path(self) -> Path:
+        return self.artifacts_dir / FEATURES_FILE
+
+    @property
+    def model_path(self) -> Path:
+        return self.artifacts_dir / MODEL_FILE
+
+    @property
+    def meta_path(self) -> Path:
+        return self.artifacts_dir / META_FILE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "artifacts_dir": str(self.artifacts_dir),
+            "family": self.family,
+            "params": _jsonable(self.params),
+            "metric": self.metric,
+            "validation_metric": self.validation_metric,
+            "trials": self.trials,
+            "trial_counts": dict(self.trial_counts),
+            "feature_names": list(self.feature_names),
+            "train_rows": self.train_rows,
+            "cpu_seconds": self.cpu_seconds,
+            "wall_seconds": self.wall_seconds,
+        }
+
+
+# --------------------------------------------------------------------------- search space
+
+def _suggest(trial: Any, families: tuple[str, ...], window_fractions: tuple[float, ...]) -> tuple[str, dict]:
+    """Sample one configuration; param names are prefixed per family so ranges never clash."""
+    family = trial.suggest_categorical("family", list(families))
+    p: dict[str, Any] = {}
+    if family == "hist_gradient_boosting":
+        p["learning_rate"] = trial.suggest_float("hgb_learning_rate", 0.02, 0.3, log=True)
+        p["max_leaf_nodes"] = trial.suggest_int("hgb_max_leaf_nodes", 8, 64)
+        p["min_samples_leaf"] = trial.suggest_int("hgb_min_samples_leaf", 10, 100)
+        p["l2_regularization"] = trial.suggest_float("hgb_l2_regularization", 1e-4, 1.0, log=True)
+        p["max_iter"] = trial.suggest_int("hgb_max_iter", 50, 300)
+    elif family == "random_forest":
+        p["n_estimators"] = trial.suggest_int("rf_n_estimators", 50, 150)
+        p["max_depth"] = trial.suggest_int("rf_max_depth", 3, 16)
+        p["min_samples_leaf"] = trial.suggest_int("rf_min_samples_leaf", 1, 20)
+        p["max_features"] = trial.suggest_categorical("rf_max_features", ["sqrt", 0.5])
+    elif family == "logistic_regression":
+        p["C"] = trial.suggest_float("lr_C", 1e-3, 100.0, log=True)
+    elif family == "ridge":
+        p["alpha"] = trial.suggest_float("ridge_alpha", 1e-3, 100.0, log=True)
+    else:
+        raise ValueError(f"unknown model family {family!r}")
+    p["window_fraction"] = trial.suggest_categorical("window_fraction", list(window_fractions))
+    p["engineered"] = trial.suggest_categorical("engineered", [True, False])
+    return family, p
+
+
+def _estimator(family: str, params: dict[str, Any], task: str, seed: int) -> Any:
+    hp = {k: v for k, v in params.items() if k not in ("window_fraction", "engineered")}
+    classify = task == "binary_classification"
+    if family == "hist_gradient_boosting":
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+        cls = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
+        return cls(early_stopping=False, random_state=seed, **hp)
+    if family == "random_forest":
+        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+        cls = RandomForestClassifier if classify else RandomForestRegressor
+        return cls(n_jobs=1, random_state=seed, **hp)
+    if family == "logistic_regression" and classify:
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(max_iter=2000, random_state=seed, **hp)
+    if family == "ridge" and not classify:
+        from sklearn.linear_model import Ridge
+
+        return Ridge(random_state=seed, **hp)
+    raise ValueError(f"model family {family!r} does not fit task {task!r}; allowed: {FAMILIES.get(task)}")
+
+
+def make_pipeline(family: str, params: dict[str, Any], *, task: str, numeric: tuple[str, ...],
+                  categorical: tuple[str, ...], seed: int) -> Any:
+    """Preprocessing + estimator as one unfitted sklearn Pipeline over model-input columns."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median", keep_empty_features=True))]
+    if family in ("logistic_regression", "ridge"):
+        steps.append(("scale", StandardScaler()))
+    parts: list[tuple[str, Any, list[str]]] = []
+    if numeric:
+        parts.append(("numeric", Pipeline(steps), list(numeric)))
+    if categorical:
+        parts.append(("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                      list(categorical)))
+    prep = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
+    return Pipeline([("prep", prep), ("model", _estimator(family, params, task, seed))])
+
+
+# --------------------------------------------------------------------------- fitting and scoring
+
+def _window(n: int, fraction: float) -> int:
+    """Rows in the most recent ``fraction`` of ``n`` rows."""
+    return min(n, max(1, math.ceil(n * fraction - 1e-9)))
+
+
+def _fit(pipe: Any, x: pd.DataFrame, y: np.ndarray) -> Any:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        pipe.fit(x, y)
+    return pipe
+
+
+def _evaluate(pipe: Any, x: pd.DataFrame, y: np.ndarray, *, policy: Policy) -> float:
+    from threadpoolctl import threadpool_limits
+
+    from kaizen.metrics import score
+
+    spec = policy.model
+    with threadpool_limits(limits=1):
+        labels = pipe.predict(x)
+        scores = None
+        if spec.task == "binary_classification":
+            classes = list(pipe.classes_)
+            scores = pipe.predict_proba(x)[:, classes.index(spec.positive_label)]
+    return score(spec.metric, y, labels, scores)
+
+
+@dataclass(frozen=True)
+class _Data:
+    """The split the search works on (model input already computed)."""
+
+    features: feats.FeatureSet
+    x_fit: pd.DataFrame
+    y_fit: np.ndarray
+    x_val: pd.DataFrame
+    y_val: np.ndarray
+
+
+def _columns(features: feats.FeatureSet, engineered: bool) -> feats.FeatureSet:
+    return features if engineered else features.select(features.identity)
+
+
+def _check(train: pd.DataFrame, schema: Schema, policy: Policy) -> np.ndarray:
+    """The target as an array, or BuildError saying why these rows cannot train a model."""
+    missing = [c for c in (*schema.features, schema.target) if c not in train.columns]
+    if missing:
+        raise BuildError(f"training rows lack column(s) {missing!r}")
+    if not schema.features:
+        raise BuildError("the schema has no feature columns")
+    if len(train) < MIN_ROWS:
+        raise BuildError(f"too few labelled rows to build a challenger: need at least {MIN_ROWS}, got {len(train)}")
+    y = train[schema.target]
+    if y.isna().any():
+        raise BuildError(f"{int(y.isna().sum())} training row(s) have no {schema.target!r} label")
+    if policy.model.task == "regression":
+        return pd.to_numeric(y, errors="raise").to_numpy(dtype="float64")
+    classes = pd.unique(y)
+    if len(classes) < 2:
+        raise BuildError(f"the training rows hold only one class of {schema.target!r} ({classes[0]!r}); "
+                         "a classifier needs both")
+    if len(classes) > 2:
+        raise BuildError(f"binary_classification needs 2 classes of {schema.target!r}; got {len(classes)}: "
+                         f"{sorted(map(repr, classes))[:10]}")
+    if policy.model.positive_label not in list(classes):
+        raise BuildError(f"model.positive_label {policy.model.positive_label!r} is not a class of "
+                         f"{schema.target!r}; classes are {sorted(map(repr, classes))}")
+    return y.to_numpy()
+
+
+# --------------------------------------------------------------------------- the build
+
+def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, workdir: Path,
+                     seed: int | None = None, stop: threading.Event | None = None,
+                     storage: Any = None, study_name: str | None = None) -> BuildResult:
+    """Search, refit and write a challenger for ``policy`` from labelled rows in time order.
+
+    ``train`` holds ``schema.features`` and a non-null ``schema.target``,
+    oldest row first; other columns (timestamp, prediction, ...) are ignored.
+    ``seed`` defaults to ``policy.build.seed``. ``stop``, when set, ends the
+    search after the running trial. ``storage``/``study_name`` are passed to
+    ``optuna.create_study`` (default: an in-memory study).
+
+    Raises :class:`BuildError` when the rows cannot train a model or no trial
+    completes.
+    """
+    import optuna
+
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    spec, bspec = policy.model, policy.build
+    seed = bspec.seed if seed is None else int(seed)
+    families = tuple(bspec.families) or FAMILIES[spec.task]
+    y_all = _check(train, schema, policy)
+
+    n = len(train)
+    n_val = max(1, round(n * bspec.validation_fraction))
+    n_fit = n - n_val
+    if n_val < 10 or n_fit < MIN_FIT_ROWS:
+        raise BuildError(f"{n} labelled rows leave {n_fit} to fit and {n_val} to validate "
+                         f"(validation_fraction={bspec.validation_fraction}); need >= {MIN_FIT_ROWS} and >= 10")
+    fit_rows, val_rows = train.iloc[:n_fit], train.iloc[n_fit:]
+    y_fit, y_val = y_all[:n_fit], y_all[n_fit:]
+    if spec.task == "binary_classification" and spec.metric == "roc_auc" and len(pd.unique(y_val)) < 2:
+        raise BuildError(f"the validation slice (last {n_val} rows) holds one class only; roc_auc is undefined")
+
+    log.info("build %s: %d rows (%d fit, %d validate), families %s", spec.name, n, n_fit, n_val, families)
+    target = (y_fit == spec.positive_label).astype(float) if spec.task == "binary_classification" else y_fit
+    features, x_fit = feats.synthesize(fit_rows, schema, trans_primitives=bspec.trans_primitives,
+                                       max_depth=bspec.max_depth, max_features=bspec.max_features,
+                                       target=target)
+    data = _Data(features, x_fit, y_fit, feats.calculate(features, val_rows, schema), y_val)
+
+    def objective(trial: optuna.Trial) -> float:
+        try:
+            family, params = _suggest(trial, families, tuple(bspec.window_fractions))
+            cols = _columns(data.features, params["engineered"])
+            rows = _window(n_fit, params["window_fraction"])
+            if rows < MIN_FIT_ROWS:
+                raise ValueError(f"window_fraction {params['window_fraction']} leaves {rows} rows to fit "
+                                 f"(< {MIN_FIT_ROWS})")
+            x, y = data.x_fit.iloc[n_fit - rows:][list(cols.names)], data.y_fit[n_fit - rows:]
+            if spec.task == "binary_classification" and len(pd.unique(y)) < 2:
+                raise ValueError(f"the last {rows} fit rows hold one class only")
+            pipe = _fit(make_pipeline(family, params, task=spec.task, numeric=cols.numeric,
+                                      categorical=cols.categorical, seed=seed), x, y)
+            value = _evaluate(pipe, data.x_val[list(cols.names)], data.y_val, policy=policy)
+            if not math.isfinite(value):
+                raise ValueError(f"{spec.metric} on the validation slice is {value}")
+            trial.set_user_attr("fit_rows", rows)
+            return value
+        except Exception as exc:
+            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
+            raise
+
+    def check_stop(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        if stop is not None and stop.is_set():
+            study.stop()
+
+    if stop is not None and stop.is_set():
+        raise BuildError("build stopped before its first trial")
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no INFO line per trial; restored below
+    try:
+        study = optuna.create_study(
+            storage=storage, study_name=study_name, load_if_exists=storage is not None,
+            direction="maximize" if spec.higher_is_better else "minimize",
+            sampler=optuna.samplers.TPESampler(seed=seed))
+        first = len(study.trials)
+        study.optimize(objective, n_trials=bspec.trials, timeout=bspec.timeout_seconds, n_jobs=1,
+                       catch=(Exception,), callbacks=[check_stop], gc_after_trial=False)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+    ours = [t for t in study.trials[first:] if t.state.is_finished()]
+    counts = {s: sum(t.state.name == s for t in ours) for s in ("COMPLETE", "PRUNED", "FAIL")}
+    done = [t for t in ours if t.state == optuna.trial.TrialState.COMPLETE]
+    if not done:
+        errors = sorted({str(t.user_attrs.get("error", "unknown error")) for t in ours})
+        raise BuildError(f"no trial completed ({len(ours)} run); errors: {'; '.join(errors[:3]) or 'none'}")
+    best = max(done, key=lambda t: (t.value if spec.higher_is_better else -t.value, -t.number))
+    family, params = _params(best)
+
+    cols = _columns(features, params["engineered"])
+    rows = _window(n, params["window_fraction"])
+    final_rows = train.iloc[n - rows:]
+    x_final = feats.calculate(cols, final_rows, schema)
+    pipe = _fit(make_pipeline(family, params, task=spec.task, numeric=cols.numeric,
+                              categorical=cols.categorical, seed=seed), x_final, y_all[n - rows:])
+
+    out = Path(workdir) / ARTIFACTS
+    out.mkdir(parents=True, exist_ok=True)
+    _write(out, pipe=pipe, features=cols, schema=schema, policy=policy, family=family, params=params,
+           value=float(best.value), seed=seed, train_rows=rows)
+    result = BuildResult(
+        artifacts_dir=out, family=family, params=params, validation_metric=float(best.value),
+        trials=len(ours), feature_names=cols.names, train_rows=rows,
+        cpu_seconds=time.process_time() - cpu0, wall_seconds=time.perf_counter() - wall0,
+        metric=spec.metric, trial_counts=counts)
+    log.info("build %s: %s %s=%.4f after %d trials in %.1fs", spec.name, family, spec.metric,
+             result.validation_metric, result.trials, result.wall_seconds)
+    return result
+
+
+def _params(trial: Any) -> tuple[str, dict[str, Any]]:
+    """Family and unprefixed hyperparameters of a finished trial."""
+    family = trial.params["family"]
+    params: dict[str, Any] = {}
+    for key, value in trial.params.items():
+        if key == "family":
+            continue
+        params[key.split("_", 1)[1] if key.startswith(("hgb_", "rf_", "lr_", "ridge_")) else key] = value
+    return family, params
+
+
+def _write(out: Path, *, pipe: Any, features: feats.FeatureSet, schema: Schema, policy: Policy, family: str,
+           params: dict[str, Any], value: float, seed: int, train_rows: int) -> None:
+    import joblib
+
+    features.save(out / FEATURES_FILE)
+    joblib.dump(pipe, out / MODEL_FILE)
+    spec = policy.model
+    meta = {
+        "format": BUILD_FORMAT,
+        "policy": spec.name,
+        "task": spec.task,
+        "target": schema.target,
+        "metric": spec.metric,
+        "positive_label": spec.positive_label,
+        "classes": list(pipe.classes_) if spec.task == "binary_classification" else None,
+        "schema": {"features": list(schema.features), "numerical": list(schema.numerical),
+                   "categorical": list(schema.categorical)},
+        "family": family,
+        "params": params,
+        "seed": seed,
+        "validation_metric": value,
+        "train_rows": train_rows,
+        "feature_names": list(features.names),
+        "identity_features": list(features.identity),
+        "categorical_features": list(features.categorical),
+        "versions": _versions(),
+    }
+    (out / META_FILE).write_text(json.dumps(_jsonable(meta), indent=2) + "\n")
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("featuretools", "woodwork", "scikit-learn", "pandas", "numpy", "optuna"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:  # pragma: no cover
+            pass
+    return out
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, Path):
+        return str(v)
+    return v

@@ -1,0 +1,386 @@
+"""One improvement cycle for one policy: load → monitor → decide → build → gate → promote → record.
+
+Each step takes the previous step's result and adds its section to the
+cycle's record. Whatever happens, exactly one record is appended to the
+promotion log. The ``champion`` alias moves only as the last registry write
+of a promoting cycle, so a cycle that dies anywhere leaves the registry as
+it was or fully promoted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kaizen.config import Config
+from kaizen.data.schema import Schema
+from kaizen.data.window import Window, load_reference, load_window
+from kaizen.errors import KaizenError, RegistryError
+from kaizen.ledger import Ledger, Record, clean_floats, new_cycle_id
+from kaizen.policy import Policy
+
+__all__ = ["bootstrap", "run_cycle"]
+
+log = logging.getLogger("kaizen.cycle")
+
+
+@dataclass
+class _Draft:
+    """The record being assembled; each step fills its section."""
+
+    id: str
+    policy: str
+    kind: str = "cycle"
+    seed: int | None = None
+    reasons: list[str] = field(default_factory=list)
+    sections: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+    report: str | None = None
+    cpu0: float = field(default_factory=time.process_time)
+    wall0: float = field(default_factory=time.perf_counter)
+
+    def finish(self, decision: str, *, error: str | None = None, **extra: Any) -> Record:
+        cost = dict(self.sections.pop("cost", {}))
+        cost.update(cpu_seconds=round(time.process_time() - self.cpu0, 3),
+                    wall_seconds=round(time.perf_counter() - self.wall0, 3))
+        sections = clean_floats(self.sections)
+        return Record(id=self.id, policy=self.policy, decision=decision, reasons=tuple(self.reasons),
+                      kind=self.kind, window=sections.get("window", {}), trigger=sections.get("trigger", {}),
+                      champion=sections.get("champion", {}), challenger=sections.get("challenger", {}),
+                      gates=tuple(sections.get("gates", ())), cost=cost, mlflow_run_id=self.run_id,
+                      report=self.report, seed=self.seed, error=error, **extra)
+
+
+def _seed(policy: Policy, seed: int | None) -> int:
+    return policy.build.seed if seed is None else int(seed)
+
+
+def _model_frame(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    return df[list(schema.features)].reset_index(drop=True)
+
+
+def _y(df: pd.DataFrame, schema: Schema, policy: Policy) -> np.ndarray:
+    y = df[schema.target]
+    if policy.model.task == "regression":
+        return y.astype(float).to_numpy()
+    return y.to_numpy()
+
+
+def _labelled(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    return df[df[schema.target].notna()].reset_index(drop=True)
+
+
+def _pool_columns(schema: Schema) -> list[str]:
+    return [*schema.features, schema.target] + ([schema.timestamp] if schema.timestamp else [])
+
+
+def _cast_target(df: pd.DataFrame, like: pd.Series, policy: Policy) -> pd.DataFrame:
+    """Labels read from a partly-labelled batch come back as float; give them the reference's dtype."""
+    if policy.model.task == "regression":
+        return df.assign(**{like.name: df[like.name].astype(float)})
+    try:
+        return df.assign(**{like.name: df[like.name].astype(like.dtype)})
+    except (TypeError, ValueError):
+        return df
+
+
+# -- steps ----------------------------------------------------------------------------------------
+
+def _evaluate(model: Any, frame: pd.DataFrame, schema: Schema) -> Any:
+    return model.predict(_model_frame(frame, schema))
+
+
+def _baseline(registry: Any, policy: Policy, champion_model: Any, schema: Schema,
+              reference: pd.DataFrame, golden: pd.DataFrame | None, draft: _Draft) -> float | None:
+    """The pre-drift performance level; measured once for a champion registered by hand."""
+    from kaizen.metrics import score
+
+    value = registry.baseline(policy.name)
+    if value is not None:
+        return value
+    base = golden if golden is not None else reference
+    p = _evaluate(champion_model, base, schema)
+    value = score(policy.model.metric, _y(base, schema, policy), p.labels, p.scores)
+    if np.isnan(value):
+        return None
+    registry.set_baseline(policy.name, value)
+    src = "golden set" if golden is not None else "reference set"
+    draft.reasons.append(f"performance baseline set to {value:.4f} ({policy.model.metric} of the champion "
+                         f"on the {src}; it had none)")
+    return value
+
+
+def _build_and_register(registry: Any, policy: Policy, schema: Schema, train: pd.DataFrame,
+                        config: Config, draft: _Draft, seed: int, stop: threading.Event | None) -> Any:
+    from kaizen.build import build_challenger
+    from kaizen.build.model import log_pipeline
+
+    result = build_challenger(train, schema=schema, policy=policy, workdir=config.work_dir / draft.id,
+                              seed=seed, stop=stop)
+    info = log_pipeline(result, registered_model_name=policy.name)
+    version = str(info.registered_model_version)
+    registry.tag(policy.name, version, {"kaizen.cycle_id": draft.id, "kaizen.family": result.family,
+                                        "kaizen.validation_metric": f"{result.validation_metric:.6f}"})
+    draft.sections["challenger"] = {"version": version, **result.to_dict()}
+    draft.sections.setdefault("cost", {})["build_cpu_seconds"] = round(result.cpu_seconds, 3)
+    return result, version
+
+
+def _gate(policy: Policy, schema: Schema, champion_model: Any, challenger_model: Any,
+          holdout: pd.DataFrame, golden: pd.DataFrame | None, train: pd.DataFrame) -> tuple[Any, dict, dict]:
+    from kaizen.gates import Evidence, Labelled, run_gates
+    from kaizen.metrics import score
+
+    metric = policy.model.metric
+    h_y = _y(holdout, schema, policy)
+    h = Labelled("holdout", h_y, _evaluate(champion_model, holdout, schema) if champion_model else None,
+                 _evaluate(challenger_model, holdout, schema))
+    g = None
+    if golden is not None and len(golden):
+        g = Labelled("golden", _y(golden, schema, policy),
+                     _evaluate(champion_model, golden, schema) if champion_model else None,
+                     _evaluate(challenger_model, golden, schema))
+    ty = _y(train, schema, policy)
+    ev = Evidence(policy=policy, holdout=h, golden=g,
+                  classes=tuple(sorted(set(ty.tolist()), key=str)) if policy.model.task != "regression" else (),
+                  target_range=(float(np.min(ty)), float(np.max(ty))) if policy.model.task == "regression"
+                  else None)
+    results = run_gates(ev)
+
+    def m(s: Labelled | None, who: str) -> float | None:
+        if s is None or getattr(s, who) is None:
+            return None
+        p = getattr(s, who)
+        return score(metric, s.y, p.labels, p.scores)
+
+    champ = {"metric": metric, "holdout_metric": m(h, "champion"), "golden_metric": m(g, "champion")}
+    chall = {"metric": metric, "holdout_metric": m(h, "challenger"), "golden_metric": m(g, "challenger"), "holdout_rows": len(h_y)}
+    return results, champ, chall
+
+
+def _split(window: Window, reference: pd.DataFrame, policy: Policy) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training rows strictly before the holdout; holdout = newest labelled rows of the window."""
+    schema = window.schema
+    cols = _pool_columns(schema)
+    cur = _labelled(window.current, schema)
+    n_hold = int(round(len(cur) * policy.gates.holdout_fraction))
+    holdout = cur.iloc[len(cur) - n_hold:]
+    parts = [reference[cols], _labelled(window.history, schema)[cols], cur.iloc[: len(cur) - n_hold][cols]]
+    train = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    train = _cast_target(train, reference[schema.target], policy)
+    holdout = _cast_target(holdout[cols].reset_index(drop=True), reference[schema.target], policy)
+    return train, holdout
+
+
+def _commit(registry: Any, name: str, metric: str, version: str, draft: _Draft, reason: str,
+            holdout_metric: float | None) -> None:
+    """Move the champion alias (the commit point) and raise the baseline if the new level is higher."""
+    from kaizen.metrics import improvement
+
+    old = registry.promote(name, version, reason=reason, cycle_id=draft.id)
+    base = registry.baseline(name)
+    if holdout_metric is not None and not np.isnan(holdout_metric) and (
+            base is None or improvement(metric, holdout_metric, base) > 0):
+        registry.set_baseline(name, holdout_metric)
+    draft.sections.setdefault("champion", {})["replaced"] = old.version if old else None
+
+
+def _cycle(config: Config, policy: Policy, draft: _Draft, seed: int, stop: threading.Event | None,
+           registry: Any, ledger: Ledger) -> Record:
+    import mlflow
+
+    from kaizen.models import load_model
+
+    champion = registry.champion(policy.name)
+    if champion is None:
+        raise RegistryError(f"model {policy.name!r} has no champion: run `kaizen bootstrap {policy.path}` first")
+    draft.sections["champion"] = {"version": champion.version}
+
+    window = load_window(policy)
+    draft.sections["window"] = window.summary()
+    last = ledger.last(policy.name, kinds=("cycle",))
+    known = {b["batch"] for b in (last.window.get("rejected_batches", []) if last else [])}
+    for name, problems in window.rejected:
+        if name not in known:
+            draft.reasons.append(f"batch {name} rejected: " + "; ".join(problems))
+    if window.current.empty:
+        if not window.rejected:
+            draft.reasons.append(f"no production batches in {policy.data.production}")
+        return draft.finish("skipped")
+    if last is not None and last.decision != "failed" and list(last.window.get("batches", [])) == list(
+            window.batches):
+        draft.reasons.append(f"no new valid batches since cycle {last.id} (window {', '.join(window.batches)})")
+        return draft.finish("skipped")
+
+    schema = window.schema
+    with mlflow.start_run(experiment_id=registry.experiment_id(policy.name), run_name=draft.id,
+                          tags={"kaizen.cycle_id": draft.id, "kaizen.policy": policy.name}) as run:
+        draft.run_id = run.info.run_id
+        champ_model = load_model(champion.uri, task=policy.model.task, positive_label=policy.model.positive_label)
+
+        # monitor
+        from kaizen.monitor import run_monitor
+
+        ref_p = _evaluate(champ_model, window.reference, schema)
+        cur_p = _evaluate(champ_model, window.current, schema)
+        report = config.reports_dir / f"{draft.id}.html"
+        mon = run_monitor(window.reference, window.current, schema=schema, policy=policy,
+                          reference_predictions=ref_p, current_predictions=cur_p, report_path=report, seed=seed)
+        if mon.report_path is not None and Path(mon.report_path).exists():
+            mlflow.log_artifact(str(mon.report_path), artifact_path="monitor")
+            draft.report = str(mon.report_path)
+        mlflow.log_metrics({k: v for k, v in {"drift_share": mon.drift_share,
+                                              "champion_window_metric": mon.champion_metric}.items()
+                            if v is not None and not np.isnan(v)})
+
+        # decide
+        from kaizen.monitor.rules import decide
+
+        baseline = _baseline(registry, policy, champ_model, schema, window.reference, window.golden, draft)
+        decision = decide(policy, mon, baseline)
+        draft.sections["trigger"] = {"monitor": mon.to_dict(), "baseline": baseline, **decision.to_dict()}
+        draft.sections["champion"]["window_metric"] = mon.champion_metric
+        if mon.labelled_rows == 0:
+            draft.reasons.append(f"no labels have arrived for the window (0 of {mon.rows} rows labelled): "
+                                 "the champion's performance is unknown and no challenger can be judged")
+        draft.reasons.extend(decision.reasons)
+        if not decision.improve:
+            return draft.finish("skipped")
+
+        # build
+        train, holdout = _split(window, window.reference, policy)
+        if len(holdout) < policy.gates.min_holdout_rows:
+            draft.reasons.append(f"cannot judge a challenger: {len(holdout)} holdout rows "
+                                 f"(gates.min_holdout_rows = {policy.gates.min_holdout_rows})")
+            return draft.finish("skipped")
+        _result, version = _build_and_register(registry, policy, schema, train, config, draft, seed, stop)
+        registry.set_challenger(policy.name, version)
+
+        # gate
+        chall_model = load_model(f"models:/{policy.name}/{version}", task=policy.model.task,
+                                 positive_label=policy.model.positive_label)
+        gates, champ_m, chall_m = _gate(policy, schema, champ_model, chall_model, holdout, window.golden, train)
+        draft.sections["gates"] = [g.to_dict() for g in gates]
+        draft.sections["champion"].update(champ_m)
+        draft.sections["challenger"].update(chall_m)
+        mlflow.log_metrics({f"{who}_{k}": v for who, d in (("champion", champ_m), ("challenger", chall_m))
+                            for k, v in d.items() if isinstance(v, float) and not np.isnan(v)})
+        failed = [g for g in gates if not g.passed]
+        verdict = "passed" if not failed else "failed: " + ", ".join(g.name for g in failed)
+        registry.tag(policy.name, version, {"kaizen.gate": verdict,
+                                            "kaizen.holdout_metric": f"{chall_m['holdout_metric']:.6f}"})
+        if failed:
+            draft.reasons.extend(f"gate {g.name} failed: {g.message}" for g in failed)
+            registry.tag(policy.name, version, {"kaizen.status": "rejected"})
+            return draft.finish("rejected")
+        draft.reasons.append("all gates passed: " + "; ".join(f"{g.name}: {g.message}" for g in gates))
+        if policy.promotion.mode == "manual":
+            registry.tag(policy.name, version, {"kaizen.status": "awaiting_approval"})
+            draft.reasons.append(f"promotion mode is manual: run `kaizen approve {draft.id}` or "
+                                 f"`kaizen reject {draft.id}`")
+            return draft.finish("awaiting_approval")
+        _commit(registry, policy.name, policy.model.metric, version, draft,
+                f"replaced by version {version} in cycle {draft.id}",
+                chall_m["holdout_metric"])
+        draft.reasons.append(f"promoted version {version} to champion (was {champion.version})")
+        return draft.finish("promoted")
+
+
+def _mirror(registry: Any, record: Record) -> None:
+    """Copy the decision onto the cycle's MLflow run as tags (best effort: the log is the record)."""
+    if not record.mlflow_run_id:
+        return
+    try:
+        c = registry.client
+        c.set_tag(record.mlflow_run_id, "kaizen.decision", record.decision)
+        c.set_tag(record.mlflow_run_id, "kaizen.reasons", "\n".join(record.reasons)[:4900])
+        for g in record.gates:
+            c.set_tag(record.mlflow_run_id, f"kaizen.gate.{g['name']}", "passed" if g["passed"] else "failed")
+    except Exception as exc:  # pragma: no cover - registry went away after the record was written
+        log.warning("could not tag MLflow run %s: %s", record.mlflow_run_id, exc)
+
+
+def run_cycle(config: Config, policy: Policy, *, seed: int | None = None,
+              stop: threading.Event | None = None, registry: Any = None) -> Record:
+    """Run one cycle now and append its record to the promotion log; never raises for a failed cycle."""
+    from kaizen.registry import Registry
+
+    ledger = Ledger(config.ledger_path)
+    draft = _Draft(id=new_cycle_id(policy.name), policy=policy.name, seed=_seed(policy, seed))
+    try:
+        registry = registry or Registry.from_config(config)
+        record = _cycle(config, policy, draft, draft.seed, stop, registry, ledger)
+    except KaizenError as exc:
+        draft.reasons.append(str(exc))
+        record = draft.finish("failed", error=str(exc))
+    except Exception as exc:
+        log.error("cycle %s failed:\n%s", draft.id, traceback.format_exc())
+        msg = f"{type(exc).__name__}: {exc}"
+        draft.reasons.append(f"cycle failed: {msg}")
+        record = draft.finish("failed", error=msg)
+    ledger.append(record)
+    if registry is not None:
+        _mirror(registry, record)
+    return record
+
+
+def bootstrap(config: Config, policy: Policy, *, seed: int | None = None, force: bool = False,
+              registry: Any = None) -> Record:
+    """Build the first champion from the reference set, by the same build path as challengers.
+
+    The newest ``build.validation_fraction`` of the reference rows are held out to measure the
+    performance baseline and to run the sanity and golden gates; the rest train the model.
+    """
+    import mlflow
+
+    from kaizen.models import load_model
+    from kaizen.registry import Registry
+
+    registry = registry or Registry.from_config(config)
+    current = registry.champion(policy.name)
+    if current is not None and not force:
+        raise RegistryError(f"model {policy.name!r} already has a champion (version {current.version}); "
+                            "pass --force to replace it")
+    draft = _Draft(id=new_cycle_id(policy.name), policy=policy.name, kind="bootstrap", seed=_seed(policy, seed))
+    schema, reference, golden = load_reference(policy)
+    cols = _pool_columns(schema)
+    n_hold = max(1, int(round(len(reference) * policy.build.validation_fraction)))
+    train, holdout = reference.iloc[:-n_hold][cols], reference.iloc[-n_hold:][cols].reset_index(drop=True)
+    draft.sections["window"] = {"batches": [], "reference_rows": len(reference), "train_rows": len(train),
+                                "holdout_rows": len(holdout)}
+    with mlflow.start_run(experiment_id=registry.experiment_id(policy.name), run_name=draft.id,
+                          tags={"kaizen.cycle_id": draft.id, "kaizen.policy": policy.name}) as run:
+        draft.run_id = run.info.run_id
+        _r, version = _build_and_register(registry, policy, schema, train, config, draft, draft.seed, None)
+        model = load_model(f"models:/{policy.name}/{version}", task=policy.model.task,
+                           positive_label=policy.model.positive_label)
+        gates, _champ, chall = _gate(policy, schema, None, model, holdout, golden, train)
+        gates = tuple(g for g in gates if g.name in ("sanity", "golden"))
+        draft.sections["gates"] = [g.to_dict() for g in gates]
+        draft.sections["challenger"].update(chall)
+        failed = [g for g in gates if not g.passed]
+        if failed:
+            draft.reasons.extend(f"gate {g.name} failed: {g.message}" for g in failed)
+            registry.tag(policy.name, version, {"kaizen.status": "rejected", "kaizen.gate": "failed"})
+            record = Ledger(config.ledger_path).append(draft.finish("rejected"))
+            _mirror(registry, record)
+            return record
+        registry.tag(policy.name, version, {"kaizen.gate": "passed"})
+        _commit(registry, policy.name, policy.model.metric, version, draft,
+                f"replaced by bootstrap {draft.id}", None)
+        if chall["holdout_metric"] is not None and not np.isnan(chall["holdout_metric"]):
+            registry.set_baseline(policy.name, chall["holdout_metric"])
+        draft.sections["champion"] = {"version": version, "replaced": current.version if current else None}
+        draft.reasons.append(f"bootstrapped version {version} as champion: {policy.model.metric} "
+                             f"{chall['holdout_metric']:.4f} on the newest {len(holdout)} reference rows")
+    record = Ledger(config.ledger_path).append(draft.finish("promoted"))
+    _mirror(registry, record)
+    return record

@@ -1,0 +1,14 @@
+"""Data sources, windows and schema checks.
+
+A :class:`~kaizen.data.source.Source` hands out the reference set, the golden
+set and the production batches of one policy; :func:`~kaizen.data.window.load_window`
+turns them into the cycle's view: the current window, the labelled history
+before it, and every batch that was rejected and why.
+"""
+
+from kaizen.data.files import FileSource
+from kaizen.data.schema import Schema, check_frame, infer_schema
+from kaizen.data.source import Batch, Source
+from kaizen.data.window import Window, load_window
+
+__all__ = ["Batch", "FileSource", "Schema", "Source", "Window", "check_frame", "infer_schema", "load_window"]

@@ -1,0 +1,63 @@
+"""Files on disk: a reference file, a golden file and a folder of batch files (Parquet or CSV)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from kaizen.data.source import Batch, Source
+from kaizen.errors import DataError
+
+__all__ = ["FileSource", "read_table", "SUFFIXES"]
+
+SUFFIXES = (".parquet", ".pq", ".csv")
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read one Parquet or CSV file; DataError names the file and the reason."""
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise DataError(f"{path}: unsupported file type {path.suffix!r} (use .parquet or .csv)")
+    try:
+        if path.suffix.lower() == ".csv":
+            return pd.read_csv(path)
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except Exception as exc:  # pyarrow/pandas raise many types for a corrupt file
+        raise DataError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from exc
+
+
+class FileSource(Source):
+    """Batches are the data files of ``production``, in file-name order."""
+
+    def __init__(self, reference: Path, production: Path, golden: Path | None = None) -> None:
+        self.reference_path = Path(reference)
+        self.production = Path(production)
+        self.golden_path = Path(golden) if golden else None
+
+    def reference(self) -> pd.DataFrame:
+        df = read_table(self.reference_path)
+        if df.empty:
+            raise DataError(f"{self.reference_path}: the reference set has no rows")
+        return df
+
+    def golden(self) -> pd.DataFrame | None:
+        if self.golden_path is None:
+            return None
+        return read_table(self.golden_path)
+
+    def batch_names(self) -> list[str]:
+        if not self.production.is_dir():
+            raise DataError(f"{self.production}: production folder not found")
+        return sorted(p.name for p in self.production.iterdir()
+                      if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
+
+    def read_batch(self, name: str) -> Batch:
+        try:
+            return Batch(name, read_table(self.production / name))
+        except DataError as exc:
+            return Batch(name, None, (str(exc),))

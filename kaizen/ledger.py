@@ -1,0 +1,196 @@
+"""The promotion log: one JSON line per decision, appended and fsync'd.
+
+Every cycle writes exactly one :class:`Record`; a person's approval or
+rejection of a waiting challenger writes one more that ``resolves`` it.
+Nothing is ever rewritten. A reader skips (and counts) a torn last line, so
+a crash in the middle of a write never breaks ``kaizen log``.
+
+This module is imported by quick commands (``kaizen log``): it must not
+import pandas, MLflow or anything heavy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from kaizen.errors import LedgerError
+
+__all__ = ["DECISIONS", "Ledger", "Record", "SCHEMA_VERSION", "new_cycle_id", "utcnow"]
+
+SCHEMA_VERSION = 1
+DECISIONS = ("skipped", "promoted", "rejected", "awaiting_approval", "failed")
+KINDS = ("cycle", "bootstrap", "approval", "rejection")
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def new_cycle_id(policy: str, when: datetime | None = None) -> str:
+    """``20261126T140312Z-churn-1f3a``: sortable, readable, unique enough to type."""
+    when = when or datetime.now(timezone.utc)
+    return f"{when.strftime('%Y%m%dT%H%M%SZ')}-{policy}-{secrets.token_hex(2)}"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One decision and everything behind it.
+
+    ``reasons`` are sentences a person reads; the sections hold the numbers:
+    ``window`` (batches, rows, rejected batches), ``trigger`` (each rule with
+    value and threshold, drift share, drifted columns), ``champion`` and
+    ``challenger`` (versions and metrics), ``gates`` (each gate's verdict and
+    numbers), ``cost`` (CPU and wall seconds). Empty sections mean the cycle
+    did not get that far.
+    """
+
+    id: str
+    policy: str
+    decision: str
+    reasons: tuple[str, ...] = ()
+    kind: str = "cycle"
+    time: str = field(default_factory=utcnow)
+    window: Mapping[str, Any] = field(default_factory=dict)
+    trigger: Mapping[str, Any] = field(default_factory=dict)
+    champion: Mapping[str, Any] = field(default_factory=dict)
+    challenger: Mapping[str, Any] = field(default_factory=dict)
+    gates: tuple[Mapping[str, Any], ...] = ()
+    cost: Mapping[str, Any] = field(default_factory=dict)
+    mlflow_run_id: str | None = None
+    report: str | None = None
+    resolves: str | None = None
+    actor: str | None = None
+    seed: int | None = None
+    error: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if self.decision not in DECISIONS:
+            raise ValueError(f"Record.decision must be one of {DECISIONS}; got {self.decision!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"Record.kind must be one of {KINDS}; got {self.kind!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["reasons"] = list(self.reasons)
+        d["gates"] = [dict(g) for g in self.gates]
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=False, default=_default, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Record:
+        known = {f for f in cls.__dataclass_fields__}
+        kw = {k: v for k, v in d.items() if k in known}
+        kw["reasons"] = tuple(kw.get("reasons", ()))
+        kw["gates"] = tuple(kw.get("gates", ()))
+        return cls(**kw)
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "item"):  # numpy scalar
+        return o.item()
+    if isinstance(o, (set, frozenset, tuple)):
+        return list(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def clean_floats(o: Any) -> Any:
+    """NaN and infinities become None (JSON has no NaN)."""
+    if isinstance(o, float):
+        return o if o == o and o not in (float("inf"), float("-inf")) else None
+    if isinstance(o, Mapping):
+        return {k: clean_floats(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [clean_floats(v) for v in o]
+    if hasattr(o, "item") and not isinstance(o, (str, bytes)):
+        return clean_floats(o.item())
+    return o
+
+
+class Ledger:
+    """Append-only JSON Lines file. Safe for several writers (flock) and crashes (fsync)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.skipped_lines = 0
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[int]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield fd
+        finally:
+            os.close(fd)
+
+    def append(self, record: Record) -> Record:
+        line = record.to_json()
+        if "\n" in line:
+            raise LedgerError(f"{self.path}: record {record.id} serialised to more than one line")
+        data = (line + "\n").encode()
+        with self._locked() as fd:
+            # A torn line from a crashed writer must not glue onto ours.
+            size = os.fstat(fd).st_size
+            if size:
+                with open(self.path, "rb") as fh:
+                    fh.seek(size - 1)
+                    if fh.read(1) != b"\n":
+                        data = b"\n" + data
+            written = os.write(fd, data)
+            if written != len(data):
+                raise LedgerError(f"{self.path}: short write ({written} of {len(data)} bytes)")
+            os.fsync(fd)
+        return record
+
+    def records(self) -> list[Record]:
+        """Every readable record in file order; unreadable lines are counted in ``skipped_lines``."""
+        self.skipped_lines = 0
+        if not self.path.exists():
+            return []
+        out: list[Record] = []
+        try:
+            raw = self.path.read_bytes()
+        except OSError as exc:
+            raise LedgerError(f"{self.path}: cannot read ({exc.strerror})") from exc
+        for line in raw.split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                out.append(Record.from_dict(json.loads(line)))
+            except (ValueError, TypeError):
+                self.skipped_lines += 1
+        return out
+
+    def find(self, record_id: str) -> Record | None:
+        for r in self.records():
+            if r.id == record_id:
+                return r
+        return None
+
+    def resolution(self, record_id: str) -> Record | None:
+        """The approval or rejection that resolved ``record_id``, if any."""
+        for r in self.records():
+            if r.resolves == record_id:
+                return r
+        return None
+
+    def last(self, policy: str, *, kinds: tuple[str, ...] = ("cycle", "bootstrap")) -> Record | None:
+        found = None
+        for r in self.records():
+            if r.policy == policy and r.kind in kinds:
+                found = r
+        return found

@@ -1,0 +1,303 @@
+"""Improvement policies: one TOML file per model, validated once into frozen objects.
+
+A policy says what to watch (``[data]``), when to act (``[trigger]``), how to
+build a challenger (``[build]``), what must hold to promote it (``[gates]``)
+and who commits the promotion (``[promotion]``). It is data, never code:
+nothing in it is evaluated. See ``docs/policies.md`` for every field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from kaizen._fields import Reader, load_toml
+from kaizen.errors import PolicyError
+
+__all__ = [
+    "BuildSpec",
+    "ColumnDrift",
+    "DataSpec",
+    "GateSpec",
+    "ModelSpec",
+    "Policy",
+    "PromotionSpec",
+    "TriggerSpec",
+    "load_policies",
+    "load_policy",
+]
+
+TASKS = ("binary_classification", "regression")
+METRICS = {
+    "binary_classification": ("roc_auc", "accuracy", "f1"),
+    "regression": ("rmse", "mae", "r2"),
+}
+#: Metrics where a larger value is better. For the others (errors) Kaizen
+#: reads "improvement" and "drop" as relative changes; see docs/policies.md.
+HIGHER_IS_BETTER = {"roc_auc": True, "accuracy": True, "f1": True, "r2": True,
+                    "rmse": False, "mae": False}
+#: Evidently's per-column drift methods that Kaizen accepts. Distance methods
+#: (wasserstein, psi, jensenshannon, hellinger, kl_div) flag drift when the
+#: score is >= threshold; test methods (ks, chisquare, ...) when p < threshold.
+DRIFT_METHODS = ("wasserstein", "psi", "jensenshannon", "hellinger", "kl_div", "ks",
+                 "chisquare", "z", "anderson", "cramer_von_mises", "mannw", "energy", "TVD")
+FAMILIES = {
+    "binary_classification": ("hist_gradient_boosting", "random_forest", "logistic_regression"),
+    "regression": ("hist_gradient_boosting", "random_forest", "ridge"),
+}
+#: featuretools transform primitives that make sense on one table of raw rows.
+TRANS_PRIMITIVES = ("add_numeric", "subtract_numeric", "multiply_numeric", "divide_numeric",
+                    "absolute", "natural_logarithm", "square_root", "percentile",
+                    "is_null", "month", "weekday", "day", "hour", "is_weekend")
+PROMOTION_MODES = ("auto", "manual")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    task: str
+    target: str
+    metric: str
+    positive_label: int | str = 1
+
+    @property
+    def higher_is_better(self) -> bool:
+        return HIGHER_IS_BETTER[self.metric]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    reference: Path
+    production: Path
+    golden: Path | None = None
+    timestamp_column: str | None = None
+    prediction_column: str = "prediction"
+    ignore_columns: tuple[str, ...] = ()
+    window_batches: int = 1
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    method: str
+    threshold: float
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    """When a cycle improves instead of skipping.
+
+    A cycle improves when any armed rule fires (``drift_share``, ``prediction_drift``,
+    ``performance_drop``) and the window has enough rows (``min_rows``) and
+    labelled rows (``min_labelled_rows``) to build and judge a challenger.
+    """
+
+    drift_share: float | None = 0.3
+    drift_method: str = "wasserstein"
+    drift_threshold: float = 0.1
+    columns: Mapping[str, ColumnDrift] = field(default_factory=lambda: MappingProxyType({}))
+    prediction_drift: bool = True
+    performance_drop: float | None = 0.02
+    min_rows: int = 100
+    min_labelled_rows: int = 100
+
+    def drift_for(self, column: str) -> ColumnDrift:
+        return self.columns.get(column, ColumnDrift(self.drift_method, self.drift_threshold))
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    trials: int | None = 20
+    timeout_seconds: float | None = 600.0
+    families: tuple[str, ...] = ()
+    trans_primitives: tuple[str, ...] = ("divide_numeric", "multiply_numeric")
+    max_depth: int = 1
+    max_features: int = 60
+    validation_fraction: float = 0.25
+    window_fractions: tuple[float, ...] = (1.0, 0.5, 0.25)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    min_improvement: float = 0.005
+    golden_tolerance: float = 0.01
+    holdout_fraction: float = 0.5
+    min_holdout_rows: int = 50
+
+
+@dataclass(frozen=True)
+class PromotionSpec:
+    mode: str = "auto"
+
+
+@dataclass(frozen=True)
+class Policy:
+    path: Path
+    model: ModelSpec
+    data: DataSpec
+    trigger: TriggerSpec
+    build: BuildSpec
+    gates: GateSpec
+    promotion: PromotionSpec
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+
+def _resolve(base: Path, value: str | None) -> Path | None:
+    if value is None:
+        return None
+    p = Path(value).expanduser()
+    return (p if p.is_absolute() else base / p).resolve()
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Parse and validate one policy file; raise :class:`PolicyError` listing every problem.
+
+    Relative paths in ``[data]`` are relative to the policy file's folder.
+    """
+    path = Path(path)
+    doc, problem = load_toml(path)
+    if doc is None:
+        raise PolicyError(str(path), [problem or "unreadable"])
+    r = Reader(doc)
+    base = path.resolve().parent
+
+    task = r.string("model.task", choices=TASKS)
+    metrics = METRICS.get(task or "", tuple(HIGHER_IS_BETTER))
+    model = ModelSpec(
+        name=r.get("model.name", str, allowed="a registered-model name of letters, digits, '-', '_' or '.'",
+                   check=lambda v: bool(v) and all(c.isalnum() or c in "-_." for c in v)),
+        task=task,
+        target=r.string("model.target"),
+        metric=r.string("model.metric", choices=metrics,
+                        allowed=f"one of {', '.join(map(repr, metrics))} for task {task!r}"),
+        positive_label=r.get("model.positive_label", (int, str), 1, allowed="an integer or a string"),
+    )
+
+    data = DataSpec(
+        reference=_resolve(base, r.string("data.reference", allowed="a path to a Parquet or CSV file")),
+        production=_resolve(base, r.string("data.production", allowed="a path to a folder of batch files")),
+        golden=_resolve(base, r.string("data.golden", None, allowed="a path to a Parquet or CSV file")),
+        timestamp_column=r.string("data.timestamp_column", None),
+        prediction_column=r.string("data.prediction_column", "prediction"),
+        ignore_columns=r.strings("data.ignore_columns", ()),
+        window_batches=r.integer("data.window_batches", 1, lo=1),
+    )
+
+    columns: dict[str, ColumnDrift] = {}
+    for col, spec in r.table("trigger.columns").items():
+        key = f"trigger.columns.{col}"
+        if not isinstance(spec, dict):
+            r.problem(key, "a table with method and threshold", spec)
+            continue
+        r.table(key)
+        columns[col] = ColumnDrift(
+            method=r.string(f"{key}.method", choices=DRIFT_METHODS, allowed="an Evidently drift method"),
+            threshold=r.number(f"{key}.threshold", lo=0, lo_open=True),
+        )
+    optional = lambda k, d, **kw: None if r._lookup(k) is False else r.number(k, d, **kw)  # noqa: E731
+    trigger = TriggerSpec(
+        drift_share=optional("trigger.drift_share", 0.3, lo=0, hi=1, lo_open=True),
+        drift_method=r.string("trigger.drift_method", "wasserstein", choices=DRIFT_METHODS),
+        drift_threshold=r.number("trigger.drift_threshold", 0.1, lo=0, lo_open=True),
+        columns=MappingProxyType(columns),
+        prediction_drift=r.boolean("trigger.prediction_drift", True),
+        performance_drop=optional("trigger.performance_drop", 0.02, lo=0, hi=1),
+        min_rows=r.integer("trigger.min_rows", 100, lo=1),
+        min_labelled_rows=r.integer("trigger.min_labelled_rows", 100, lo=1),
+    )
+    for k in ("trigger.drift_share", "trigger.performance_drop"):
+        if r._lookup(k) is False:
+            r._mark(k)
+
+    families = FAMILIES.get(task or "", ())
+    trials = None if r._lookup("build.trials") is False else r.integer("build.trials", 20, lo=1)
+    timeout = None if r._lookup("build.timeout_seconds") is False else r.number(
+        "build.timeout_seconds", 600.0, lo=0, lo_open=True)
+    for k in ("build.trials", "build.timeout_seconds"):
+        if r._lookup(k) is False:
+            r._mark(k)
+    if trials is None and timeout is None and not r.problems:
+        r.problems.append("build.trials and build.timeout_seconds cannot both be false: the search needs a budget")
+    fractions = r.get("build.window_fractions", list, [1.0, 0.5, 0.25],
+                      allowed="a non-empty list of numbers in (0, 1]",
+                      check=lambda v: bool(v) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                      and 0 < x <= 1 for x in v))
+    build = BuildSpec(
+        trials=trials,
+        timeout_seconds=timeout,
+        families=r.strings("build.families", families, choices=families or None, allow_empty=False),
+        trans_primitives=r.strings("build.trans_primitives", ("divide_numeric", "multiply_numeric"),
+                                   choices=TRANS_PRIMITIVES),
+        max_depth=r.integer("build.max_depth", 1, lo=1, hi=3),
+        max_features=r.integer("build.max_features", 60, lo=1),
+        validation_fraction=r.number("build.validation_fraction", 0.25, lo=0.05, hi=0.5),
+        window_fractions=tuple(float(x) for x in fractions),
+        seed=r.integer("build.seed", 0, lo=0),
+    )
+
+    gates = GateSpec(
+        min_improvement=r.number("gates.min_improvement", 0.005, lo=0, hi=1),
+        golden_tolerance=r.number("gates.golden_tolerance", 0.01, lo=0, hi=1),
+        holdout_fraction=r.number("gates.holdout_fraction", 0.5, lo=0.1, hi=0.9),
+        min_holdout_rows=r.integer("gates.min_holdout_rows", 50, lo=1),
+    )
+    promotion = PromotionSpec(mode=r.string("promotion.mode", "auto", choices=PROMOTION_MODES))
+
+    r.unknown_keys(open_tables=("trigger.columns",))
+    for col in columns:
+        r.unknown_keys(f"trigger.columns.{col}.", doc["trigger"]["columns"][col])
+    if data.timestamp_column and data.timestamp_column == model.target:
+        r.problems.append(f"data.timestamp_column must differ from model.target; got {model.target!r} for both")
+    if r.problems:
+        raise PolicyError(str(path), r.problems)
+    return Policy(path=path.resolve(), model=model, data=data, trigger=trigger, build=build,
+                  gates=gates, promotion=promotion)
+
+
+def load_policies(paths: Iterable[str | Path]) -> tuple[list[Policy], list[PolicyError]]:
+    """Load many policy files; return the valid ones and the errors of the rest."""
+    good: list[Policy] = []
+    bad: list[PolicyError] = []
+    names: dict[str, Path] = {}
+    for p in paths:
+        try:
+            pol = load_policy(p)
+        except PolicyError as exc:
+            bad.append(exc)
+            continue
+        if pol.name in names:
+            bad.append(PolicyError(str(p), [f"model.name {pol.name!r} is already used by {names[pol.name]}"]))
+            continue
+        names[pol.name] = pol.path
+        good.append(pol)
+    return good, bad
+
+
+def policy_files(folder: Path) -> list[Path]:
+    """The ``*.toml`` files of a policies folder, in name order."""
+    return sorted(p for p in folder.glob("*.toml") if p.is_file())
+
+
+def describe(policy: Policy) -> dict[str, Any]:
+    """A JSON-friendly view of the policy (recorded with each cycle)."""
+    from dataclasses import asdict
+
+    out = asdict(policy)
+    out["trigger"]["columns"] = {k: asdict(v) for k, v in policy.trigger.columns.items()}
+    return _jsonable(out)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, Path):
+        return str(v)
+    return v

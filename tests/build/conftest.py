@@ -1,0 +1,122 @@
+"""Seeded synthetic data and policies for the build tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+from kaizen.data.schema import Schema  # noqa: E402
+from kaizen.policy import (  # noqa: E402
+    BuildSpec,
+    DataSpec,
+    GateSpec,
+    ModelSpec,
+    Policy,
+    PromotionSpec,
+    TriggerSpec,
+)
+
+NUMERIC = ("age", "income", "tenure", "usage", "calls")
+CATEGORICAL = ("plan", "region")
+
+
+def make_rows(n: int = 1000, *, seed: int = 0, task: str = "binary_classification",
+              drift_at: float | None = None) -> pd.DataFrame:
+    """Rows in time order: 5 numeric + 2 categorical columns, a timestamp and a target.
+
+    The target depends on a ratio and a product of columns (something DFS can
+    find) and on the plan. With ``drift_at`` the rule flips sign for the rows
+    after that fraction (abrupt concept drift).
+    """
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({
+        "age": rng.normal(40, 10, n).round(),
+        "income": rng.lognormal(10, 0.5, n),
+        "tenure": rng.integers(1, 60, n).astype(float),
+        "usage": rng.normal(0, 1, n),
+        "calls": rng.poisson(3, n).astype(float),
+        "plan": rng.choice(["basic", "plus", "pro"], n, p=[0.5, 0.3, 0.2]),
+        "region": rng.choice(["north", "south", "east", "west"], n),
+    })
+    df.loc[rng.random(n) < 0.05, "usage"] = np.nan
+    df.loc[rng.random(n) < 0.03, "region"] = None
+    signal = (2.0 * df["usage"].fillna(0) * np.log1p(df["calls"]) - 0.03 * df["tenure"]
+              + 1.5 * (df["income"] / df["age"].clip(lower=18) / 1000 - 0.6)
+              + df["plan"].map({"basic": -0.5, "plus": 0.0, "pro": 0.8}))
+    if drift_at is not None:
+        k = int(n * drift_at)
+        signal.iloc[k:] = -signal.iloc[k:]
+    if task == "regression":
+        df["target"] = signal + rng.normal(0, 0.3, n)
+    else:
+        df["target"] = (rng.random(n) < 1 / (1 + np.exp(-2 * signal))).astype(int)
+    df.insert(0, "ts", pd.date_range("2024-01-01", periods=n, freq="h"))
+    df["prediction"] = 0  # a column the build must ignore
+    return df
+
+
+def make_schema() -> Schema:
+    return Schema(features=NUMERIC + CATEGORICAL, numerical=NUMERIC, categorical=CATEGORICAL,
+                  target="target", timestamp="ts")
+
+
+def make_policy(task: str = "binary_classification", *, metric: str | None = None, **build) -> Policy:
+    metric = metric or ("roc_auc" if task == "binary_classification" else "rmse")
+    spec = dict(trials=5, timeout_seconds=None, families=(), trans_primitives=("divide_numeric",
+                "multiply_numeric"), max_depth=1, max_features=20, validation_fraction=0.25,
+                window_fractions=(1.0, 0.5), seed=7)
+    spec.update(build)
+    return Policy(
+        path=Path("/nonexistent/policy.toml"),
+        model=ModelSpec(name="churn", task=task, target="target", metric=metric, positive_label=1),
+        data=DataSpec(reference=Path("/nonexistent/ref.parquet"), production=Path("/nonexistent/prod"),
+                      timestamp_column="ts"),
+        trigger=TriggerSpec(),
+        build=BuildSpec(**spec),
+        gates=GateSpec(),
+        promotion=PromotionSpec(),
+    )
+
+
+@pytest.fixture(scope="session")
+def schema() -> Schema:
+    return make_schema()
+
+
+@pytest.fixture
+def rows_factory():
+    """``make_rows`` as a fixture, so test modules need not import this file."""
+    return make_rows
+
+
+@pytest.fixture
+def policy_factory():
+    """``make_policy`` as a fixture."""
+    return make_policy
+
+
+@pytest.fixture(scope="session")
+def classification_rows() -> pd.DataFrame:
+    return make_rows(1000, seed=1)
+
+
+@pytest.fixture(scope="session")
+def regression_rows() -> pd.DataFrame:
+    return make_rows(800, seed=2, task="regression")
+
+
+@pytest.fixture(scope="session")
+def classifier_build(tmp_path_factory, classification_rows, schema):
+    """One classification build shared by the search and model tests (read-only)."""
+    from kaizen.build import build_challenger
+
+    return build_challenger(classification_rows, schema=schema, policy=make_policy(),
+                            workdir=tmp_path_factory.mktemp("classifier"))

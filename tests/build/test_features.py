@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kaizen.build import features as F
+from kaizen.data.schema import Schema
+
+PRIMS = ("divide_numeric", "multiply_numeric", "is_null")
+
+
+def _synth(rows, schema, **kw):
+    kw = {"trans_primitives": PRIMS, "max_depth": 1, "max_features": 25, **kw}
+    return F.synthesize(rows, schema, **kw)
+
+
+def test_synthesize_keeps_raw_columns_and_caps(classification_rows, schema):
+    rows = classification_rows.iloc[:600]
+    fs, x = _synth(rows, schema, target=rows["target"])
+    assert fs.identity == schema.features
+    assert fs.names[: len(schema.features)] == schema.features
+    assert 7 < len(fs.names) <= 25
+    assert set(fs.categorical) == set(schema.categorical)
+    assert not {"ts", "target", "prediction", F.ROW_INDEX} & set(fs.names)
+    assert list(x.columns) == list(fs.names) and len(x) == len(rows)
+    assert list(x.index) == list(range(len(rows)))
+
+
+def test_model_input_types(classification_rows, schema):
+    fs, x = _synth(classification_rows.iloc[:600], schema)
+    for name in fs.numeric:
+        assert x[name].dtype == np.float64
+        assert not np.isinf(x[name]).any()
+    for name in fs.categorical:
+        assert x[name].dtype == object
+        assert all(isinstance(v, str) for v in x[name])
+    assert (x["region"] == F.MISSING).any()  # None became the token
+    assert x["usage"].isna().any()           # NaN stays NaN for the imputer
+
+
+def test_max_features_never_drops_raw_columns(classification_rows, schema):
+    fs, x = _synth(classification_rows.iloc[:300], schema, max_features=3)
+    assert fs.names == schema.features and fs.engineered == ()
+
+
+def test_cap_ranks_by_target_correlation():
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({k: rng.normal(size=400) for k in "abcd"})
+    y = df["a"] * df["b"]
+    sch = Schema(features=tuple("abcd"), numerical=tuple("abcd"), categorical=(), target="y")
+    fs, _ = F.synthesize(df, sch, trans_primitives=["multiply_numeric"], max_depth=1, max_features=5, target=y)
+    assert fs.engineered == ("a * b",)
+    fs_none, _ = F.synthesize(df, sch, trans_primitives=["multiply_numeric"], max_depth=1, max_features=5)
+    assert len(fs_none.engineered) == 1  # DFS order, deterministic
+    again, _ = F.synthesize(df, sch, trans_primitives=["multiply_numeric"], max_depth=1, max_features=5)
+    assert again.names == fs_none.names
+
+
+def test_calculate_matches_training_matrix_and_does_not_mutate(classification_rows, schema):
+    rows = classification_rows.iloc[:400]
+    before = rows.copy()
+    fs, x = _synth(rows, schema)
+    pd.testing.assert_frame_equal(rows, before)
+    pd.testing.assert_frame_equal(F.calculate(fs, rows, schema), x)
+    tail = F.calculate(fs, classification_rows.iloc[400:450], schema)
+    assert len(tail) == 50 and list(tail.columns) == list(fs.names)
+
+
+def test_save_load_round_trip(tmp_path, classification_rows, schema):
+    fs, _ = _synth(classification_rows.iloc[:400], schema)
+    fs.save(tmp_path / "features.json")
+    loaded = F.load_features(tmp_path / "features.json", identity=fs.identity, categorical=fs.categorical)
+    assert loaded.names == fs.names
+    new = classification_rows.iloc[500:560]
+    pd.testing.assert_frame_equal(F.calculate(loaded, new, schema), F.calculate(fs, new, schema))
+
+
+def test_new_rows_tolerate_unseen_missing_and_extra(classification_rows, schema):
+    fs, _ = _synth(classification_rows.iloc[:400], schema)
+    odd = classification_rows.iloc[:3].copy()
+    odd.index = [17, 3, 99]
+    odd["plan"] = ["enterprise", None, "basic"]
+    odd["age"] = [np.nan, 0.0, 30.0]
+    odd["calls"] = [0.0, np.inf, 2.0]
+    odd["unrelated"] = "x"
+    x = F.calculate(fs, odd, schema)
+    assert list(x["plan"]) == ["enterprise", F.MISSING, "basic"]
+    assert np.isnan(x.loc[0, "age"]) and np.isnan(x.loc[1, "calls"])
+    numeric = x[list(fs.numeric)].to_numpy()
+    assert not np.isinf(numeric).any()
+    with pytest.raises(KeyError, match="tenure"):
+        F.calculate(fs, odd.drop(columns="tenure"), schema)
+    assert len(F.calculate(fs, odd.iloc[:0], schema)) == 0
+
+
+def test_select_subsets_in_order(classification_rows, schema):
+    fs, _ = _synth(classification_rows.iloc[:300], schema)
+    sub = fs.select(["region", "age"])
+    assert sub.names == ("age", "region") and sub.categorical == ("region",) and sub.numeric == ("age",)
+    with pytest.raises(KeyError):
+        fs.select(["nope"])
+
+
+def test_library_warnings_are_silenced(classification_rows, schema):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fs, _ = F.synthesize(classification_rows.iloc[:300], schema, max_depth=1, max_features=40,
+                             trans_primitives=("divide_numeric", "percentile", "month", "is_null"))
+        F.calculate(fs, classification_rows.iloc[300:320], schema)
+    noisy = [w for w in caught if "featuretools" in w.filename or "woodwork" in w.filename
+             or "numpy" in w.filename]
+    assert noisy == []

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import json
+import math
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kaizen.build import build_challenger, predict_frame
+from kaizen.errors import BuildError
+
+
+def test_classification_build(classifier_build, classification_rows, schema):
+    r = classifier_build
+    assert r.family in ("hist_gradient_boosting", "random_forest", "logistic_regression")
+    assert {"window_fraction", "engineered"} <= set(r.params)
+    assert r.trials == 5 and r.trial_counts["COMPLETE"] == 5
+    assert 0.7 < r.validation_metric <= 1.0
+    assert r.train_rows == math.ceil(len(classification_rows) * r.params["window_fraction"])
+    assert set(schema.features) <= set(r.feature_names)
+    assert not {"ts", "target", "prediction"} & set(r.feature_names)
+    for f in ("features.json", "model.joblib", "build.json"):
+        assert (r.artifacts_dir / f).is_file()
+    meta = json.loads((r.artifacts_dir / "build.json").read_text())
+    assert meta["classes"] == [0, 1] and meta["positive_label"] == 1
+    assert meta["family"] == r.family and meta["params"] == r.params
+    assert meta["feature_names"] == list(r.feature_names)
+    d = r.to_dict()
+    assert json.loads(json.dumps(d)) == d
+    assert r.cpu_seconds > 0 and r.wall_seconds > 0
+
+
+def test_same_seed_same_model(classifier_build, classification_rows, schema, policy_factory, tmp_path):
+    again = build_challenger(classification_rows, schema=schema, policy=policy_factory(), workdir=tmp_path)
+    assert (again.family, again.params, again.feature_names) == (
+        classifier_build.family, classifier_build.params, classifier_build.feature_names)
+    assert again.validation_metric == classifier_build.validation_metric
+    new = classification_rows.iloc[-200:]
+    pd.testing.assert_frame_equal(predict_frame(again.artifacts_dir, new),
+                                  predict_frame(classifier_build.artifacts_dir, new))
+
+
+def test_regression_build(regression_rows, schema, policy_factory, tmp_path):
+    r = build_challenger(regression_rows, schema=schema, policy=policy_factory("regression", trials=4),
+                         workdir=tmp_path)
+    assert r.family in ("hist_gradient_boosting", "random_forest", "ridge") and r.metric == "rmse"
+    assert math.isfinite(r.validation_metric) and r.validation_metric < regression_rows["target"].std()
+    out = predict_frame(r.artifacts_dir, regression_rows.iloc[-50:])
+    assert list(out.columns) == ["prediction"] and out["prediction"].dtype == np.float64
+
+
+def test_recent_window_wins_after_abrupt_drift(rows_factory, schema, policy_factory, tmp_path):
+    rows = rows_factory(1200, seed=4, drift_at=0.6)
+    scores = {}
+    for frac in (1.0, 0.25):
+        pol = policy_factory(trials=4, families=("logistic_regression",), window_fractions=(frac,))
+        r = build_challenger(rows, schema=schema, policy=pol, workdir=tmp_path / str(frac))
+        scores[frac] = r.validation_metric
+        assert r.train_rows == math.ceil(1200 * frac)
+    assert scores[0.25] > scores[1.0] + 0.1
+
+
+def test_failed_trials_do_not_stop_the_search(rows_factory, schema, policy_factory, tmp_path):
+    rows = rows_factory(200, seed=5)
+    pol = policy_factory(trials=6, window_fractions=(1.0, 0.05), families=("logistic_regression",))
+    r = build_challenger(rows, schema=schema, policy=pol, workdir=tmp_path)
+    assert r.trials == 6 and r.trial_counts["FAIL"] >= 1 and r.trial_counts["COMPLETE"] >= 1
+    assert r.params["window_fraction"] == 1.0
+
+
+def test_no_completed_trial_is_a_build_error(rows_factory, schema, policy_factory, tmp_path):
+    pol = policy_factory(trials=3, window_fractions=(0.05,), families=("logistic_regression",))
+    with pytest.raises(BuildError, match="no trial completed.*leaves"):
+        build_challenger(rows_factory(200, seed=5), schema=schema, policy=pol, workdir=tmp_path)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda df: df.iloc[:20], "too few labelled rows"),
+    (lambda df: df.assign(target=1), "only one class"),
+    (lambda df: df.assign(target=df["target"].where(df.index % 7 != 0)), "no 'target' label"),
+    (lambda df: df.assign(target=df["target"].map({0: "no", 1: "yes"})), "positive_label 1"),
+    (lambda df: df.drop(columns="plan"), "lack column"),
+])
+def test_unusable_rows(change, match, rows_factory, schema, policy_factory, tmp_path):
+    with pytest.raises(BuildError, match=match):
+        build_challenger(change(rows_factory(200, seed=6)), schema=schema, policy=policy_factory(trials=1),
+                         workdir=tmp_path)
+
+
+class _StopAfter(threading.Event):
+    """An Event that reads as set from its ``n``-th check on."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.checks, self.n = 0, n
+
+    def is_set(self) -> bool:
+        self.checks += 1
+        return self.checks >= self.n
+
+
+def test_stop_event_ends_search_after_current_trial(rows_factory, schema, policy_factory, tmp_path):
+    rows = rows_factory(300, seed=8)
+    pol = policy_factory(trials=20, families=("logistic_regression",))
+    r = build_challenger(rows, schema=schema, policy=pol, workdir=tmp_path, stop=_StopAfter(3))
+    assert r.trials == 2  # checked once before the search, then after each trial
+    stopped = threading.Event()
+    stopped.set()
+    with pytest.raises(BuildError, match="stopped"):
+        build_challenger(rows, schema=schema, policy=pol, workdir=tmp_path, stop=stopped)
+
+
+def test_timeout_budget(rows_factory, schema, policy_factory, tmp_path):
+    pol = policy_factory(trials=None, timeout_seconds=0.5, families=("logistic_regression",))
+    r = build_challenger(rows_factory(300, seed=9), schema=schema, policy=pol, workdir=tmp_path)
+    assert r.trials >= 1 and r.wall_seconds < 20
+
+
+def test_explicit_seed_overrides_policy(rows_factory, schema, policy_factory, tmp_path):
+    rows = rows_factory(300, seed=10)
+    pol = policy_factory(trials=3)
+    a = build_challenger(rows, schema=schema, policy=pol, workdir=tmp_path / "a", seed=123)
+    b = build_challenger(rows, schema=schema, policy=pol, workdir=tmp_path / "b", seed=123)
+    assert a.params == b.params and a.family == b.family
+    meta = json.loads((a.artifacts_dir / "build.json").read_text())
+    assert meta["seed"] == 123

@@ -1,0 +1,125 @@
+"""Shared fixtures: a temp Kaizen home (config + policy + SQLite MLflow) on small seeded data.
+
+Everything is real: MLflow on SQLite in a temp folder, Evidently, featuretools, Optuna.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+os.environ.pop("KAIZEN_CONFIG", None)
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+import shutil  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+
+BASE_POLICY: dict[str, dict[str, Any]] = {
+    "model": {"name": "churn", "task": "binary_classification", "target": "churned", "metric": "roc_auc"},
+    "data": {"reference": "../data/reference.parquet", "production": "../data/production",
+             "golden": "../data/golden.parquet", "timestamp_column": "ts"},
+    "trigger": {"drift_share": 0.3, "drift_threshold": 0.1, "performance_drop": 0.03,
+                "min_rows": 100, "min_labelled_rows": 100},
+    "build": {"trials": 4, "timeout_seconds": 120, "families": ["hist_gradient_boosting", "logistic_regression"],
+              "trans_primitives": ["divide_numeric"], "max_features": 20, "seed": 3},
+    "gates": {"min_improvement": 0.01, "golden_tolerance": 0.05, "holdout_fraction": 0.5,
+              "min_holdout_rows": 50},
+    "promotion": {"mode": "auto"},
+}
+
+
+def toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    raise TypeError(type(v))
+
+
+def to_toml(doc: dict[str, dict[str, Any]]) -> str:
+    out = []
+    for section, values in doc.items():
+        out.append(f"[{section}]")
+        out += [f"{k} = {toml_value(v)}" for k, v in values.items() if v is not None]
+        out.append("")
+    return "\n".join(out)
+
+
+@dataclass
+class Home:
+    """A Kaizen home in a temp folder: config.toml, policies/, data/ and state."""
+
+    root: Path
+    scenario: Any
+
+    @property
+    def production(self) -> Path:
+        return self.root / "data" / "production"
+
+    @property
+    def incoming(self) -> Path:
+        return self.root / "data" / "incoming"
+
+    def write_policy(self, overrides: dict[str, dict[str, Any]] | None = None, name: str = "churn") -> Path:
+        doc = {k: dict(v) for k, v in BASE_POLICY.items()}
+        for section, values in (overrides or {}).items():
+            doc.setdefault(section, {}).update(values)
+        path = self.root / "policies" / f"{name}.toml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(to_toml(doc))
+        return path
+
+    def config(self) -> Any:
+        from kaizen.config import load_config
+
+        return load_config(self.root / "config.toml")
+
+    def policy(self, name: str = "churn") -> Any:
+        from kaizen.policy import load_policy
+
+        return load_policy(self.root / "policies" / f"{name}.toml")
+
+    def arrive(self, index: int) -> Path:
+        """Move batch ``index`` of the scenario into the production folder."""
+        src = sorted(self.incoming.iterdir())[index]
+        self.production.mkdir(parents=True, exist_ok=True)
+        dst = self.production / src.name
+        shutil.copy(src, dst)
+        return dst
+
+
+@pytest.fixture(scope="session")
+def churn_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small seeded churn scenario written once per session."""
+    from experiments.scenarios import churn
+
+    out = tmp_path_factory.mktemp("churn-data")
+    sc = churn(seed=5, reference_rows=1500, golden_rows=400, batch_rows=500, n_batches=6,
+               covariate_at=2, concept_at=3)
+    sc.write(out)
+    return out
+
+
+@pytest.fixture
+def home(tmp_path: Path, churn_data: Path) -> Home:
+    root = tmp_path / "home"
+    (root / "data").mkdir(parents=True)
+    for name in ("reference.parquet", "golden.parquet"):
+        shutil.copy(churn_data / name, root / "data" / name)
+    shutil.copytree(churn_data / "incoming", root / "data" / "incoming")
+    (root / "config.toml").write_text('[state]\ndir = "state"\n')
+    h = Home(root=root, scenario=None)
+    h.write_policy()
+    return h

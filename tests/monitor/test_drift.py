@@ -1,0 +1,315 @@
+"""kaizen.monitor.drift against real Evidently on small seeded frames."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kaizen.data.schema import Schema, infer_schema
+from kaizen.errors import PolicyError
+from kaizen.metrics import score
+from kaizen.models import Predictions
+from kaizen.monitor import ColumnDriftResult, MonitorResult, run_monitor
+from kaizen.policy import Policy, load_policy
+
+NUM = ["a", "b", "c", "d", "e"]
+N = 2000  # rows for drift cases: at 1000, same-distribution wasserstein scores reach 0.12
+
+
+def make_policy(tmp_path: Path, *, task: str = "binary_classification", metric: str = "roc_auc",
+                model_extra: str = "", trigger: str = "") -> Policy:
+    path = tmp_path / "policy.toml"
+    path.write_text(f"""
+[model]
+name = "churn"
+task = "{task}"
+target = "y"
+metric = "{metric}"
+{model_extra}
+
+[data]
+reference = "reference.parquet"
+production = "batches"
+
+[trigger]
+{trigger}
+""")
+    return load_policy(path)
+
+
+def frame(n: int, seed: int, *, shift: dict[str, float] | None = None, cat_p: list[float] | None = None,
+          target: bool = True) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    shift = shift or {}
+    df = pd.DataFrame({c: rng.normal(size=n) + shift.get(c, 0.0) for c in NUM})
+    df["plan"] = rng.choice(["basic", "plus", "pro"], size=n, p=cat_p or [0.5, 0.3, 0.2])
+    if target:
+        df["y"] = (df["a"] + rng.normal(size=n) > 0).astype(int)
+    return df
+
+
+def schema_of(df: pd.DataFrame) -> Schema:
+    return infer_schema(df, target="y")
+
+
+def by_column(result: MonitorResult) -> dict[str, ColumnDriftResult]:
+    return {c.column: c for c in result.columns}
+
+
+# --- drift -------------------------------------------------------------------------------------
+
+
+def test_no_drift_flags_nothing(tmp_path: Path) -> None:
+    ref, cur = frame(N, 1), frame(N, 2)
+    res = run_monitor(ref, cur, schema=schema_of(ref), policy=make_policy(tmp_path))
+    assert [c.column for c in res.columns] == [*NUM, "plan"]
+    assert res.drift_share == 0.0
+    assert res.drifted_columns == ()
+    assert res.rows == N and res.labelled_rows == N
+    assert res.prediction_drift is None and res.champion_metric is None and res.report_path is None
+    assert not res.sampled
+    assert all(0 <= c.score < c.threshold for c in res.columns)
+
+
+def test_strong_shift_in_two_of_five_columns(tmp_path: Path) -> None:
+    ref = frame(N, 1).drop(columns="plan")
+    cur = frame(N, 2, shift={"b": 1.5, "d": -1.5}).drop(columns="plan")
+    res = run_monitor(ref, cur, schema=schema_of(ref), policy=make_policy(tmp_path))
+    assert res.drifted_columns == ("b", "d")
+    assert res.drift_share == pytest.approx(0.4)
+    cols = by_column(res)
+    assert cols["b"].method == "wasserstein" and cols["b"].threshold == 0.1
+    assert cols["b"].score > 1.0 and cols["a"].score < 0.1
+
+
+def test_per_column_override_is_used_and_recorded(tmp_path: Path) -> None:
+    policy = make_policy(tmp_path, trigger="""
+drift_method = "psi"
+drift_threshold = 0.2
+[trigger.columns.a]
+method = "ks"
+threshold = 0.01
+[trigger.columns.plan]
+method = "chisquare"
+threshold = 0.05
+""")
+    ref, cur = frame(N, 1), frame(N, 2, shift={"a": 0.5})
+    res = run_monitor(ref, cur, schema=schema_of(ref), policy=policy)
+    cols = by_column(res)
+    assert (cols["a"].method, cols["a"].threshold) == ("ks", 0.01)
+    assert cols["a"].drifted and cols["a"].score < 0.01  # a p-value
+    assert (cols["plan"].method, cols["plan"].threshold) == ("chisquare", 0.05)
+    assert (cols["b"].method, cols["b"].threshold) == ("psi", 0.2)
+    assert res.drifted_columns == ("a",)
+
+
+def test_categorical_drift_detected_with_default_method_fallback(tmp_path: Path) -> None:
+    ref, cur = frame(N, 1), frame(N, 2, cat_p=[0.1, 0.2, 0.7])
+    res = run_monitor(ref, cur, schema=schema_of(ref), policy=make_policy(tmp_path))
+    plan = by_column(res)["plan"]
+    # wasserstein does not apply to categorical columns: the default becomes jensenshannon
+    assert plan.method == "jensenshannon" and plan.threshold == 0.1
+    assert plan.drifted and res.drifted_columns == ("plan",)
+
+
+def test_override_that_does_not_fit_the_column_is_a_policy_error(tmp_path: Path) -> None:
+    policy = make_policy(tmp_path, trigger='[trigger.columns.plan]\nmethod = "ks"\nthreshold = 0.05')
+    ref = frame(300, 1)
+    with pytest.raises(PolicyError, match=r"trigger\.columns\.plan\.method 'ks' does not apply"):
+        run_monitor(ref, frame(300, 2), schema=schema_of(ref), policy=policy)
+
+
+def test_all_null_column_is_drifted_with_nan_score(tmp_path: Path) -> None:
+    ref, cur = frame(N, 1), frame(N, 2)
+    cur["c"] = np.nan
+    res = run_monitor(ref, cur, schema=schema_of(ref), policy=make_policy(tmp_path))
+    c = by_column(res)["c"]
+    assert c.drifted and math.isnan(c.score)
+    assert res.drifted_columns == ("c",)
+    assert json.loads(json.dumps(res.to_dict(), allow_nan=False))["columns"][2]["score"] is None
+
+
+def test_prediction_drift(tmp_path: Path) -> None:
+    ref, cur = frame(N, 1), frame(N, 2)
+    rng = np.random.default_rng(3)
+    ref_scores, same, shifted = rng.beta(2, 5, N), rng.beta(2, 5, N), rng.beta(5, 2, N)
+    schema, policy = schema_of(ref), make_policy(tmp_path)
+
+    def preds(s: np.ndarray) -> Predictions:
+        return Predictions((s > 0.5).astype(int), s)
+
+    quiet = run_monitor(ref, cur, schema=schema, policy=policy,
+                        reference_predictions=preds(ref_scores), current_predictions=preds(same))
+    loud = run_monitor(ref, cur, schema=schema, policy=policy,
+                       reference_predictions=preds(ref_scores), current_predictions=preds(shifted))
+    assert quiet.prediction_drift is not None and not quiet.prediction_drift.drifted
+    assert loud.prediction_drift == ColumnDriftResult("prediction", "wasserstein", 0.1,
+                                                      loud.prediction_drift.score, True)
+    assert loud.drifted_columns == ()  # prediction drift is not a feature
+
+    no_pred_policy = make_policy(tmp_path, trigger="prediction_drift = false")
+    off = run_monitor(ref, cur, schema=schema, policy=no_pred_policy,
+                      reference_predictions=preds(ref_scores), current_predictions=preds(shifted))
+    assert off.prediction_drift is None
+
+
+def test_prediction_drift_on_labels_when_there_are_no_scores(tmp_path: Path) -> None:
+    ref, cur = frame(800, 1), frame(800, 2)
+    rng = np.random.default_rng(4)
+    res = run_monitor(ref, cur, schema=schema_of(ref), policy=make_policy(tmp_path),
+                      reference_predictions=Predictions(rng.choice(["no", "yes"], 800, p=[0.8, 0.2])),
+                      current_predictions=Predictions(rng.choice(["no", "yes"], 800, p=[0.3, 0.7])))
+    assert res.prediction_drift is not None
+    assert res.prediction_drift.method == "jensenshannon" and res.prediction_drift.drifted
+
+
+# --- performance -------------------------------------------------------------------------------
+
+
+def _classification_case(n: int, seed: int) -> tuple[pd.DataFrame, Predictions]:
+    rng = np.random.default_rng(seed)
+    cur = frame(n, seed)
+    scores = 1 / (1 + np.exp(-(cur["a"].to_numpy() + rng.normal(scale=0.8, size=n))))
+    labels = (scores > 0.5).astype(int)
+    flip = rng.random(n) < 0.15  # labels that do not follow the scores at 0.5
+    labels[flip] = 1 - labels[flip]
+    y = cur["y"].astype(float)
+    y[rng.random(n) < 0.3] = np.nan
+    cur["y"] = y
+    return cur, Predictions(labels, scores)
+
+
+@pytest.mark.parametrize("metric", ["roc_auc", "accuracy", "f1"])
+def test_classification_metric_equals_sklearn(tmp_path: Path, metric: str) -> None:
+    ref = frame(600, 1)
+    cur, preds = _classification_case(600, 7)
+    res = run_monitor(ref, cur, schema=schema_of(ref), policy=make_policy(tmp_path, metric=metric),
+                      current_predictions=preds)
+    lab = cur["y"].notna().to_numpy()
+    expected = score(metric, cur["y"][lab].astype(int).to_numpy(), preds.labels[lab], preds.scores[lab])
+    assert res.labelled_rows == int(lab.sum()) < res.rows == 600
+    assert res.metric == metric
+    assert res.champion_metric == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("metric", ["roc_auc", "accuracy", "f1"])
+def test_string_positive_label(tmp_path: Path, metric: str) -> None:
+    ref = frame(500, 1)
+    cur, preds = _classification_case(500, 8)
+    lab = cur["y"].notna().to_numpy()
+    cur["y"] = np.where(lab, np.where(cur["y"] == 1, "churned", "stayed"), None)
+    str_labels = np.where(preds.labels == 1, "churned", "stayed")
+    policy = make_policy(tmp_path, metric=metric, model_extra='positive_label = "churned"')
+    res = run_monitor(ref.assign(y=np.where(ref["y"] == 1, "churned", "stayed")), cur, schema=schema_of(ref),
+                      policy=policy, current_predictions=Predictions(str_labels, preds.scores))
+    y01 = (cur["y"][lab] == "churned").astype(int).to_numpy()
+    expected = score(metric, y01, preds.labels[lab], preds.scores[lab])
+    assert res.champion_metric == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("metric", ["rmse", "mae", "r2"])
+def test_regression_metric_equals_sklearn(tmp_path: Path, metric: str) -> None:
+    rng = np.random.default_rng(9)
+    ref, cur = frame(600, 1, target=False), frame(600, 2, target=False)
+    ref["y"] = 3 * ref["a"] + rng.normal(size=600)
+    y = 3 * cur["a"] + rng.normal(size=600)
+    values = (y + rng.normal(scale=0.7, size=600)).to_numpy()
+    y[rng.random(600) < 0.25] = np.nan
+    cur["y"] = y
+    res = run_monitor(ref, cur, schema=schema_of(ref),
+                      policy=make_policy(tmp_path, task="regression", metric=metric),
+                      reference_predictions=Predictions(ref["y"].to_numpy()),
+                      current_predictions=Predictions(values))
+    lab = cur["y"].notna().to_numpy()
+    expected = score(metric, cur["y"][lab].to_numpy(), values[lab])
+    assert res.champion_metric == pytest.approx(expected, abs=1e-6)
+    assert res.prediction_drift is not None and res.prediction_drift.method == "wasserstein"
+
+
+def test_no_labelled_rows(tmp_path: Path) -> None:
+    ref = frame(400, 1)
+    cur, preds = _classification_case(400, 5)
+    policy, schema = make_policy(tmp_path), schema_of(ref)
+    res = run_monitor(ref, cur.assign(y=np.nan), schema=schema, policy=policy, current_predictions=preds)
+    assert res.labelled_rows == 0 and res.champion_metric is None
+    res = run_monitor(ref, cur.drop(columns="y"), schema=schema, policy=policy, current_predictions=preds)
+    assert res.labelled_rows == 0 and res.champion_metric is None
+
+
+def test_roc_auc_with_one_class_is_none(tmp_path: Path) -> None:
+    ref = frame(400, 1)
+    cur, preds = _classification_case(400, 5)
+    cur["y"] = cur["y"].where(cur["y"].isna(), 1.0)
+    res = run_monitor(ref, cur, schema=schema_of(ref), policy=make_policy(tmp_path),
+                      current_predictions=preds)
+    assert res.labelled_rows > 0 and res.champion_metric is None
+
+
+# --- report, sampling, serialisation -----------------------------------------------------------
+
+
+def test_html_report_is_written(tmp_path: Path) -> None:
+    ref = frame(1000, 1)
+    cur, preds = _classification_case(1000, 6)
+    target = tmp_path / "reports" / "2024-09-01" / "monitor.html"
+    res = run_monitor(ref, cur, schema=schema_of(ref), policy=make_policy(tmp_path),
+                      reference_predictions=Predictions(ref["y"].to_numpy(), ref["a"].to_numpy()),
+                      current_predictions=preds, report_path=target)
+    assert res.report_path == target and target.is_file()
+    assert target.stat().st_size > 100_000
+    html = target.read_text(encoding="utf-8")
+    assert "<html" in html.lower() and "ROC" in html
+
+
+def test_sampling_is_seeded_and_keeps_predictions_aligned(tmp_path: Path) -> None:
+    ref, cur = frame(3000, 1), frame(2500, 2)
+    rng = np.random.default_rng(5)
+    ref["e"], cur["e"] = rng.beta(2, 5, 3000), rng.beta(2.5, 5, 2500)
+    schema, policy = schema_of(ref), make_policy(tmp_path)
+
+    # The prediction scores are column e itself: if the sampled predictions stay on their
+    # sampled rows, prediction drift and the drift of e are the same number.
+    def run(seed: int, max_rows: int | None = 1000) -> MonitorResult:
+        return run_monitor(ref, cur, schema=schema, policy=policy, max_rows=max_rows, seed=seed,
+                           reference_predictions=Predictions(ref["y"].to_numpy(), ref["e"].to_numpy()),
+                           current_predictions=Predictions(cur["y"].to_numpy(), cur["e"].to_numpy()))
+
+    first, again, other, full = run(0), run(0), run(1), run(0, None)
+    assert first.sampled and not full.sampled and not run(0, 3000).sampled
+    assert first.rows == 2500 and first.labelled_rows == 2500
+    assert first.to_dict() == again.to_dict()
+    assert first.to_dict() != other.to_dict()
+    assert first.prediction_drift is not None
+    assert first.prediction_drift.score == pytest.approx(by_column(first)["e"].score, abs=1e-12)
+    assert first.prediction_drift.score != pytest.approx(full.prediction_drift.score, abs=1e-12)
+    # the metric is on 1000 of the 2500 labelled rows: near, not equal to, the full-window figure
+    assert first.champion_metric != full.champion_metric
+    assert first.champion_metric == pytest.approx(full.champion_metric, abs=0.05)
+
+
+def test_to_dict_is_json(tmp_path: Path) -> None:
+    ref = frame(500, 1)
+    cur, preds = _classification_case(500, 3)
+    res = run_monitor(ref, cur, schema=schema_of(ref), policy=make_policy(tmp_path),
+                      reference_predictions=Predictions(ref["y"].to_numpy(), ref["a"].to_numpy() % 1),
+                      current_predictions=preds, report_path=tmp_path / "r.html")
+    out = json.loads(json.dumps(res.to_dict(), allow_nan=False))
+    assert set(out) >= {"rows", "labelled_rows", "columns", "drift_share", "prediction_drift", "metric",
+                        "champion_metric", "report_path", "sampled", "drifted_columns"}
+    assert out["report_path"] == str(tmp_path / "r.html")
+    assert [c["column"] for c in out["columns"]] == [*NUM, "plan"]
+    assert isinstance(out["champion_metric"], float)
+
+
+def test_bad_arguments(tmp_path: Path) -> None:
+    ref = frame(200, 1)
+    policy, schema = make_policy(tmp_path), schema_of(ref)
+    with pytest.raises(ValueError, match="max_rows"):
+        run_monitor(ref, ref, schema=schema, policy=policy, max_rows=0)
+    with pytest.raises(ValueError, match="current_predictions"):
+        run_monitor(ref, ref, schema=schema, policy=policy, current_predictions=Predictions(np.zeros(5)))

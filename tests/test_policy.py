@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kaizen.errors import PolicyError
+from kaizen.policy import load_policies, load_policy
+from tests.conftest import BASE_POLICY, to_toml
+
+
+def write(tmp_path: Path, text: str, name: str = "p.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def base(**overrides: dict) -> str:
+    doc = {k: dict(v) for k, v in BASE_POLICY.items()}
+    for s, vals in overrides.items():
+        doc.setdefault(s, {}).update(vals)
+    return to_toml(doc)
+
+
+def test_valid_policy_loads_into_frozen_objects(tmp_path: Path) -> None:
+    pol = load_policy(write(tmp_path, base()))
+    assert pol.name == "churn" and pol.model.task == "binary_classification"
+    assert pol.data.reference == (tmp_path / "../data/reference.parquet").resolve()
+    assert pol.build.trials == 4 and pol.gates.min_improvement == 0.01
+    with pytest.raises(AttributeError):
+        pol.gates.min_improvement = 0.5  # type: ignore[misc]
+
+
+def test_every_problem_is_listed_with_file_field_and_value(tmp_path: Path) -> None:
+    text = base(gates={"min_improvement": 1.5}, model={"metric": "rmse"}, trigger={"bogus": 1},
+                promotion={"mode": "sometimes"})
+    path = write(tmp_path, text)
+    with pytest.raises(PolicyError) as err:
+        load_policy(path)
+    msg = str(err.value)
+    assert f"{path}: gates.min_improvement must be a number in [0, 1]; got 1.5" in msg
+    assert "model.metric must be one of 'roc_auc', 'accuracy', 'f1'" in msg and "got 'rmse'" in msg
+    assert "trigger.bogus is not a known setting" in msg
+    assert "promotion.mode must be one of 'auto', 'manual'; got 'sometimes'" in msg
+    assert len(err.value.problems) == 4
+
+
+def test_missing_required_and_wrong_type(tmp_path: Path) -> None:
+    path = write(tmp_path, '[model]\nname = "x"\ntask = "regression"\nmetric = "rmse"\n'
+                           '[data]\nreference = 3\nproduction = "p"\n[build]\ntrials = "many"\n')
+    with pytest.raises(PolicyError) as err:
+        load_policy(path)
+    msg = str(err.value)
+    assert "model.target is required" in msg
+    assert "data.reference must be a path to a Parquet or CSV file; got 3" in msg
+    assert "build.trials must be an integer >= 1; got 'many'" in msg
+
+
+def test_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[model\nname = ")
+    with pytest.raises(PolicyError, match=r"p\.toml: not valid TOML"):
+        load_policy(path)
+
+
+def test_column_overrides_and_switching_rules_off(tmp_path: Path) -> None:
+    text = base(trigger={"drift_share": False}) + '\n[trigger.columns.age]\nmethod = "psi"\nthreshold = 0.2\n'
+    pol = load_policy(write(tmp_path, text))
+    assert pol.trigger.drift_share is None
+    assert pol.trigger.drift_for("age").method == "psi"
+    assert pol.trigger.drift_for("tenure").method == "wasserstein"
+
+
+def test_budget_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="cannot both be false"):
+        load_policy(write(tmp_path, base(build={"trials": False, "timeout_seconds": False})))
+
+
+def test_regression_policy_and_families(tmp_path: Path) -> None:
+    text = base(model={"task": "regression", "metric": "rmse", "target": "units"},
+                build={"families": ["ridge", "hist_gradient_boosting"]})
+    pol = load_policy(write(tmp_path, text))
+    assert pol.model.higher_is_better is False and pol.build.families == ("ridge", "hist_gradient_boosting")
+    bad = base(build={"families": ["logistic_regression"]}, model={"task": "regression", "metric": "rmse"})
+    with pytest.raises(PolicyError, match="build.families must be a non-empty list of strings from"):
+        load_policy(write(tmp_path, bad, "bad.toml"))
+
+
+def test_load_policies_reports_duplicates(tmp_path: Path) -> None:
+    a, b = write(tmp_path, base(), "a.toml"), write(tmp_path, base(), "b.toml")
+    good, bad = load_policies([a, b])
+    assert [p.path.name for p in good] == ["a.toml"]
+    assert "model.name 'churn' is already used" in str(bad[0])
