@@ -18,6 +18,7 @@ a DEMO file in the state folder) and refuses to touch anything else.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
@@ -73,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from kaizen.cycle import bootstrap, run_cycle
+    from kaizen.logs import configure
+
+    configure(logging.WARNING)
 
     cfg = load_config(args.config)
     policy = load_policy(args.policy)

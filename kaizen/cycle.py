@@ -10,6 +10,7 @@ it was or fully promoted.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 import traceback
@@ -30,6 +31,10 @@ from kaizen.policy import Policy
 __all__ = ["bootstrap", "run_cycle"]
 
 log = logging.getLogger("kaizen.cycle")
+
+REFERENCE_DIR = "reference"
+REFERENCE_FILE = "reference.parquet"
+REFERENCE_TAG = "kaizen.reference_artifact"
 
 
 @dataclass
@@ -98,23 +103,55 @@ def _evaluate(model: Any, frame: pd.DataFrame, schema: Schema) -> Any:
     return model.predict(_model_frame(frame, schema))
 
 
+def _monitor_reference(champion: Any, window: Window, config: Config, draft: _Draft) -> pd.DataFrame:
+    """What the champion was trained on: its logged training rows, or the policy's reference file.
+
+    Drift is measured against the data the serving model learned from; after a promotion that
+    is the new champion's training window, so a shift the new model has already absorbed stops
+    firing the trigger.
+    """
+    path = champion.tags.get(REFERENCE_TAG)
+    if path and champion.run_id:
+        import mlflow
+
+        try:
+            local = mlflow.artifacts.download_artifacts(run_id=champion.run_id, artifact_path=path,
+                                                        dst_path=str(config.work_dir / draft.id))
+            frame = pd.read_parquet(local)
+            draft.sections["window"]["monitor_reference"] = f"training rows of champion v{champion.version}"
+            draft.sections["window"]["monitor_reference_rows"] = len(frame)
+            return frame
+        except Exception as exc:  # a missing artifact must not stop monitoring
+            log.warning("champion v%s: cannot read its reference rows (%s); using %s", champion.version, exc,
+                        "the policy's reference file")
+    draft.sections["window"]["monitor_reference"] = "policy reference file"
+    draft.sections["window"]["monitor_reference_rows"] = len(window.reference)
+    return window.reference
+
+
 def _baseline(registry: Any, policy: Policy, champion_model: Any, schema: Schema,
-              reference: pd.DataFrame, golden: pd.DataFrame | None, draft: _Draft) -> float | None:
-    """The pre-drift performance level; measured once for a champion registered by hand."""
+              reference: pd.DataFrame, draft: _Draft) -> float | None:
+    """The pre-drift performance level; measured once for a champion registered by hand.
+
+    Kaizen's own champions get it at bootstrap. A champion registered by hand is measured once
+    on the newest ``build.validation_fraction`` of the reference rows: the same world the
+    production rows are compared with (the golden set is curated, so its scores run higher).
+    """
     from kaizen.metrics import score
 
     value = registry.baseline(policy.name)
     if value is not None:
         return value
-    base = golden if golden is not None else reference
+    n = max(1, int(round(len(reference) * policy.build.validation_fraction)))
+    base = reference.iloc[len(reference) - n:]
     p = _evaluate(champion_model, base, schema)
-    value = score(policy.model.metric, _y(base, schema, policy), p.labels, p.scores)
+    value = score(policy.model.metric, _y(base, schema, policy), p.labels, p.scores,
+                  pos_label=policy.model.positive_label)
     if np.isnan(value):
         return None
     registry.set_baseline(policy.name, value)
-    src = "golden set" if golden is not None else "reference set"
     draft.reasons.append(f"performance baseline set to {value:.4f} ({policy.model.metric} of the champion "
-                         f"on the {src}; it had none)")
+                         f"on the newest {n} reference rows; it had none)")
     return value
 
 
@@ -123,12 +160,19 @@ def _build_and_register(registry: Any, policy: Policy, schema: Schema, train: pd
     from kaizen.build import build_challenger
     from kaizen.build.model import log_pipeline
 
-    result = build_challenger(train, schema=schema, policy=policy, workdir=config.work_dir / draft.id,
-                              seed=seed, stop=stop)
+    import mlflow
+
+    workdir = config.work_dir / draft.id
+    result = build_challenger(train, schema=schema, policy=policy, workdir=workdir, seed=seed, stop=stop)
     info = log_pipeline(result, registered_model_name=policy.name)
     version = str(info.registered_model_version)
+    # The rows the model was fit on become its drift reference once it serves (see _monitor_reference).
+    fitted = workdir / REFERENCE_FILE
+    train.iloc[len(train) - result.train_rows:].to_parquet(fitted, index=False)
+    mlflow.log_artifact(str(fitted), artifact_path=REFERENCE_DIR)
     registry.tag(policy.name, version, {"kaizen.cycle_id": draft.id, "kaizen.family": result.family,
-                                        "kaizen.validation_metric": f"{result.validation_metric:.6f}"})
+                                        "kaizen.validation_metric": f"{result.validation_metric:.6f}",
+                                        REFERENCE_TAG: f"{REFERENCE_DIR}/{REFERENCE_FILE}"})
     draft.sections["challenger"] = {"version": version, **result.to_dict()}
     draft.sections.setdefault("cost", {})["build_cpu_seconds"] = round(result.cpu_seconds, 3)
     return result, version
@@ -159,7 +203,7 @@ def _gate(policy: Policy, schema: Schema, champion_model: Any, challenger_model:
         if s is None or getattr(s, who) is None:
             return None
         p = getattr(s, who)
-        return score(metric, s.y, p.labels, p.scores)
+        return score(metric, s.y, p.labels, p.scores, pos_label=policy.model.positive_label)
 
     champ = {"metric": metric, "holdout_metric": m(h, "champion"), "golden_metric": m(g, "champion")}
     chall = {"metric": metric, "holdout_metric": m(h, "challenger"), "golden_metric": m(g, "challenger"), "holdout_rows": len(h_y)}
@@ -229,10 +273,11 @@ def _cycle(config: Config, policy: Policy, draft: _Draft, seed: int, stop: threa
         # monitor
         from kaizen.monitor import run_monitor
 
-        ref_p = _evaluate(champ_model, window.reference, schema)
+        reference = _monitor_reference(champion, window, config, draft)
+        ref_p = _evaluate(champ_model, reference, schema)
         cur_p = _evaluate(champ_model, window.current, schema)
         report = config.reports_dir / f"{draft.id}.html"
-        mon = run_monitor(window.reference, window.current, schema=schema, policy=policy,
+        mon = run_monitor(reference, window.current, schema=schema, policy=policy,
                           reference_predictions=ref_p, current_predictions=cur_p, report_path=report, seed=seed)
         if mon.report_path is not None and Path(mon.report_path).exists():
             mlflow.log_artifact(str(mon.report_path), artifact_path="monitor")
@@ -244,7 +289,7 @@ def _cycle(config: Config, policy: Policy, draft: _Draft, seed: int, stop: threa
         # decide
         from kaizen.monitor.rules import decide
 
-        baseline = _baseline(registry, policy, champ_model, schema, window.reference, window.golden, draft)
+        baseline = _baseline(registry, policy, champ_model, schema, window.reference, draft)
         decision = decide(policy, mon, baseline)
         draft.sections["trigger"] = {"monitor": mon.to_dict(), "baseline": baseline, **decision.to_dict()}
         draft.sections["champion"]["window_metric"] = mon.champion_metric
@@ -326,6 +371,8 @@ def run_cycle(config: Config, policy: Policy, *, seed: int | None = None,
         msg = f"{type(exc).__name__}: {exc}"
         draft.reasons.append(f"cycle failed: {msg}")
         record = draft.finish("failed", error=msg)
+    finally:
+        shutil.rmtree(config.work_dir / draft.id, ignore_errors=True)
     ledger.append(record)
     if registry is not None:
         _mirror(registry, record)
@@ -341,7 +388,6 @@ def bootstrap(config: Config, policy: Policy, *, seed: int | None = None, force:
     """
     import mlflow
 
-    from kaizen.models import load_model
     from kaizen.registry import Registry
 
     registry = registry or Registry.from_config(config)
@@ -359,28 +405,37 @@ def bootstrap(config: Config, policy: Policy, *, seed: int | None = None, force:
     with mlflow.start_run(experiment_id=registry.experiment_id(policy.name), run_name=draft.id,
                           tags={"kaizen.cycle_id": draft.id, "kaizen.policy": policy.name}) as run:
         draft.run_id = run.info.run_id
-        _r, version = _build_and_register(registry, policy, schema, train, config, draft, draft.seed, None)
-        model = load_model(f"models:/{policy.name}/{version}", task=policy.model.task,
-                           positive_label=policy.model.positive_label)
-        gates, _champ, chall = _gate(policy, schema, None, model, holdout, golden, train)
-        gates = tuple(g for g in gates if g.name in ("sanity", "golden"))
-        draft.sections["gates"] = [g.to_dict() for g in gates]
-        draft.sections["challenger"].update(chall)
-        failed = [g for g in gates if not g.passed]
-        if failed:
-            draft.reasons.extend(f"gate {g.name} failed: {g.message}" for g in failed)
-            registry.tag(policy.name, version, {"kaizen.status": "rejected", "kaizen.gate": "failed"})
-            record = Ledger(config.ledger_path).append(draft.finish("rejected"))
-            _mirror(registry, record)
-            return record
-        registry.tag(policy.name, version, {"kaizen.gate": "passed"})
-        _commit(registry, policy.name, policy.model.metric, version, draft,
-                f"replaced by bootstrap {draft.id}", None)
-        if chall["holdout_metric"] is not None and not np.isnan(chall["holdout_metric"]):
-            registry.set_baseline(policy.name, chall["holdout_metric"])
-        draft.sections["champion"] = {"version": version, "replaced": current.version if current else None}
-        draft.reasons.append(f"bootstrapped version {version} as champion: {policy.model.metric} "
-                             f"{chall['holdout_metric']:.4f} on the newest {len(holdout)} reference rows")
-    record = Ledger(config.ledger_path).append(draft.finish("promoted"))
+        try:
+            record = _bootstrap_run(config, policy, registry, draft, schema, train, holdout, golden, current)
+        finally:
+            shutil.rmtree(config.work_dir / draft.id, ignore_errors=True)
+    record = Ledger(config.ledger_path).append(record)
     _mirror(registry, record)
     return record
+
+
+def _bootstrap_run(config: Config, policy: Policy, registry: Any, draft: _Draft, schema: Schema,
+                   train: pd.DataFrame, holdout: pd.DataFrame, golden: pd.DataFrame | None,
+                   current: Any) -> Record:
+    from kaizen.models import load_model
+
+    _r, version = _build_and_register(registry, policy, schema, train, config, draft, draft.seed, None)
+    model = load_model(f"models:/{policy.name}/{version}", task=policy.model.task,
+                       positive_label=policy.model.positive_label)
+    gates, _champ, chall = _gate(policy, schema, None, model, holdout, golden, train)
+    gates = tuple(g for g in gates if g.name in ("sanity", "golden"))
+    draft.sections["gates"] = [g.to_dict() for g in gates]
+    draft.sections["challenger"].update(chall)
+    failed = [g for g in gates if not g.passed]
+    if failed:
+        draft.reasons.extend(f"gate {g.name} failed: {g.message}" for g in failed)
+        registry.tag(policy.name, version, {"kaizen.status": "rejected", "kaizen.gate": "failed"})
+        return draft.finish("rejected")
+    registry.tag(policy.name, version, {"kaizen.gate": "passed"})
+    _commit(registry, policy.name, policy.model.metric, version, draft, f"replaced by bootstrap {draft.id}", None)
+    if chall["holdout_metric"] is not None and not np.isnan(chall["holdout_metric"]):
+        registry.set_baseline(policy.name, chall["holdout_metric"])
+    draft.sections["champion"] = {"version": version, "replaced": current.version if current else None}
+    draft.reasons.append(f"bootstrapped version {version} as champion: {policy.model.metric} "
+                         f"{chall['holdout_metric']:.4f} on the newest {len(holdout)} reference rows")
+    return draft.finish("promoted")

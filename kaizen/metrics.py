@@ -15,17 +15,22 @@ from kaizen.policy import HIGHER_IS_BETTER
 __all__ = ["score", "improvement", "drop"]
 
 
-def score(metric: str, y_true: np.ndarray, labels: np.ndarray, scores: np.ndarray | None = None) -> float:
+def score(metric: str, y_true: np.ndarray, labels: np.ndarray, scores: np.ndarray | None = None,
+          *, pos_label: object = 1) -> float:
     """``metric`` of predictions against ``y_true``.
 
     ``labels`` are predicted classes (classification) or values (regression);
     ``scores`` are positive-class probabilities, used by roc_auc when given.
-    roc_auc on a window that holds one class only is undefined: NaN.
+    Classification labels are compared with ``pos_label`` first, so string
+    classes work. roc_auc on rows that hold one class only is undefined: NaN.
     """
     from sklearn import metrics as m
 
     y_true = np.asarray(y_true)
     labels = np.asarray(labels)
+    if metric in ("roc_auc", "accuracy", "f1"):
+        y_true = (y_true == pos_label).astype(int)
+        labels = (labels == pos_label).astype(int)
     if metric == "roc_auc":
         if len(np.unique(y_true)) < 2:
             return float("nan")

@@ -48,9 +48,11 @@ FAMILIES = {
     "binary_classification": ("hist_gradient_boosting", "random_forest", "logistic_regression"),
     "regression": ("hist_gradient_boosting", "random_forest", "ridge"),
 }
-#: featuretools transform primitives that make sense on one table of raw rows.
+#: featuretools transform primitives that make sense on one table of raw rows. Primitives that
+#: look at the whole frame (``percentile``) are left out: at serving time they would see the
+#: scored batch, not the training data, and give different features.
 TRANS_PRIMITIVES = ("add_numeric", "subtract_numeric", "multiply_numeric", "divide_numeric",
-                    "absolute", "natural_logarithm", "square_root", "percentile",
+                    "absolute", "natural_logarithm", "square_root",
                     "is_null", "month", "weekday", "day", "hour", "is_weekend")
 PROMOTION_MODES = ("auto", "manual")
 
@@ -99,6 +101,8 @@ class TriggerSpec:
     drift_threshold: float = 0.1
     columns: Mapping[str, ColumnDrift] = field(default_factory=lambda: MappingProxyType({}))
     prediction_drift: bool = True
+    prediction_drift_method: str = "wasserstein"
+    prediction_drift_threshold: float = 0.15
     performance_drop: float | None = 0.02
     min_rows: int = 100
     min_labelled_rows: int = 100
@@ -207,6 +211,8 @@ def load_policy(path: str | Path) -> Policy:
         drift_threshold=r.number("trigger.drift_threshold", 0.1, lo=0, lo_open=True),
         columns=MappingProxyType(columns),
         prediction_drift=r.boolean("trigger.prediction_drift", True),
+        prediction_drift_method=r.string("trigger.prediction_drift_method", "wasserstein", choices=DRIFT_METHODS),
+        prediction_drift_threshold=r.number("trigger.prediction_drift_threshold", 0.15, lo=0, lo_open=True),
         performance_drop=optional("trigger.performance_drop", 0.02, lo=0, hi=1),
         min_rows=r.integer("trigger.min_rows", 100, lo=1),
         min_labelled_rows=r.integer("trigger.min_labelled_rows", 100, lo=1),

@@ -22,6 +22,10 @@ from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
+from kaizen.logs import configure  # noqa: E402
+
+configure()
+
 BASE_POLICY: dict[str, dict[str, Any]] = {
     "model": {"name": "churn", "task": "binary_classification", "target": "churned", "metric": "roc_auc"},
     "data": {"reference": "../data/reference.parquet", "production": "../data/production",

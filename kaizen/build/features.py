@@ -30,7 +30,8 @@ import pandas as pd
 
 from kaizen.data.schema import Schema
 
-__all__ = ["FeatureSet", "MISSING", "ROW_INDEX", "calculate", "entityset", "load_features", "synthesize"]
+__all__ = ["FeatureSet", "MISSING", "ROW_INDEX", "batch_dependent", "calculate", "entityset", "load_features",
+           "synthesize"]
 
 #: The synthetic integer index of the one-table EntitySet (never a feature).
 ROW_INDEX = "_kaizen_row"
@@ -185,6 +186,18 @@ def _categorical_names(definitions: Sequence[Any], schema: Schema) -> tuple[str,
     return tuple(out)
 
 
+def batch_dependent(trans_primitives: Sequence[str]) -> list[str]:
+    """The primitives whose value for a row depends on the other rows scored with it.
+
+    ``percentile`` is one: computed on a serving batch of one row it is always
+    1.0, so a model trained on it would see different features in production.
+    """
+    import featuretools as ft
+
+    known = ft.primitives.get_transform_primitives()
+    return [p for p in trans_primitives if p in known and known[p].uses_full_dataframe]
+
+
 def synthesize(train: pd.DataFrame, schema: Schema, *, trans_primitives: Sequence[str], max_depth: int,
                max_features: int, target: pd.Series | np.ndarray | None = None,
                ) -> tuple[FeatureSet, pd.DataFrame]:
@@ -202,7 +215,12 @@ def synthesize(train: pd.DataFrame, schema: Schema, *, trans_primitives: Sequenc
     import featuretools as ft
 
     if max_features < 1:
-        raise ValueError(f"The 'max_features' parameter of synthesize must be >= 1. Got {max_features!r} instead.")
+        raise ValueError(f"The 'max_features' parameter of synthesize must be >= 1. "
+                         f"Got {max_features!r} instead.")
+    skewed = batch_dependent(trans_primitives)
+    if skewed:
+        raise ValueError(f"trans_primitives {skewed!r} depend on the whole batch being scored, so serving "
+                         "would compute them differently from training; remove them")
     es = entityset(train, schema)
     with quiet():
         matrix, definitions = ft.dfs(entityset=es, target_dataframe_name=TABLE, agg_primitives=[],

@@ -5,7 +5,9 @@ labelled training rows by time: the last ``policy.build.validation_fraction``
 of them is the validation slice and every trial is fit on the earlier rows
 (only the most recent ``window_fraction`` of them) and scored there with
 :func:`kaizen.metrics.score`. The search covers the model family, its
-hyperparameters, the training window and whether the DFS features are used.
+hyperparameters, the training window and whether the DFS features are used
+(window fractions that leave fewer than :data:`MIN_FIT_ROWS` rows are not
+offered).
 The winner is then refit on all of ``train`` (its window applied) and
 written to ``workdir/artifacts`` as ``features.json``, ``model.joblib`` and
 ``build.json``, which :mod:`kaizen.build.model` packages as one MLflow
@@ -17,6 +19,9 @@ seeded estimators, one BLAS/OpenMP thread. A timeout or ``stop`` ends the
 search early; the best trial so far is still refit.
 
 featuretools, Optuna and scikit-learn are imported inside the functions.
+While a build runs it lowers Optuna's log level to WARNING and filters the
+featuretools/woodwork warnings; both are process-wide, so run concurrent
+builds in separate processes if their logs matter.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ BUILD_FORMAT = 1
 MIN_ROWS = 30
 #: Fewest rows a trial may fit on (after its window is applied).
 MIN_FIT_ROWS = 20
+#: Fewest rows in the validation slice.
+MIN_VALIDATION_ROWS = 5
 ARTIFACTS = "artifacts"
 FEATURES_FILE = "features.json"
 MODEL_FILE = "model.joblib"
@@ -198,7 +205,7 @@ def _evaluate(pipe: Any, x: pd.DataFrame, y: np.ndarray, *, policy: Policy) -> f
         if spec.task == "binary_classification":
             classes = list(pipe.classes_)
             scores = pipe.predict_proba(x)[:, classes.index(spec.positive_label)]
-    return score(spec.metric, y, labels, scores)
+    return score(spec.metric, y, labels, scores, pos_label=spec.positive_label)
 
 
 @dataclass(frozen=True)
@@ -224,12 +231,17 @@ def _check(train: pd.DataFrame, schema: Schema, policy: Policy) -> np.ndarray:
     if not schema.features:
         raise BuildError("the schema has no feature columns")
     if len(train) < MIN_ROWS:
-        raise BuildError(f"too few labelled rows to build a challenger: need at least {MIN_ROWS}, got {len(train)}")
+        raise BuildError(f"too few labelled rows to build a challenger: need at least {MIN_ROWS}, "
+                         f"got {len(train)}")
     y = train[schema.target]
     if y.isna().any():
         raise BuildError(f"{int(y.isna().sum())} training row(s) have no {schema.target!r} label")
     if policy.model.task == "regression":
-        return pd.to_numeric(y, errors="raise").to_numpy(dtype="float64")
+        values = pd.to_numeric(y, errors="coerce")
+        if values.isna().any():
+            bad = y[values.isna()].head(3).tolist()
+            raise BuildError(f"regression target {schema.target!r} has non-numeric values like {bad!r}")
+        return values.to_numpy(dtype="float64")
     classes = pd.unique(y)
     if len(classes) < 2:
         raise BuildError(f"the training rows hold only one class of {schema.target!r} ({classes[0]!r}); "
@@ -265,20 +277,32 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
     spec, bspec = policy.model, policy.build
     seed = bspec.seed if seed is None else int(seed)
     families = tuple(bspec.families) or FAMILIES[spec.task]
+    skewed = feats.batch_dependent(bspec.trans_primitives)
+    if skewed:
+        raise BuildError(f"build.trans_primitives {skewed!r} are computed over the whole batch being scored "
+                         "(a one-row request would get different values than training); remove them")
     y_all = _check(train, schema, policy)
 
     n = len(train)
     n_val = max(1, round(n * bspec.validation_fraction))
     n_fit = n - n_val
-    if n_val < 10 or n_fit < MIN_FIT_ROWS:
+    if n_val < MIN_VALIDATION_ROWS or n_fit < MIN_FIT_ROWS:
         raise BuildError(f"{n} labelled rows leave {n_fit} to fit and {n_val} to validate "
-                         f"(validation_fraction={bspec.validation_fraction}); need >= {MIN_FIT_ROWS} and >= 10")
+                         f"(validation_fraction={bspec.validation_fraction}); "
+                         f"need >= {MIN_FIT_ROWS} and >= {MIN_VALIDATION_ROWS}")
     fit_rows, val_rows = train.iloc[:n_fit], train.iloc[n_fit:]
     y_fit, y_val = y_all[:n_fit], y_all[n_fit:]
     if spec.task == "binary_classification" and spec.metric == "roc_auc" and len(pd.unique(y_val)) < 2:
-        raise BuildError(f"the validation slice (last {n_val} rows) holds one class only; roc_auc is undefined")
+        raise BuildError(f"the validation slice (last {n_val} rows) holds one class only; "
+                         "roc_auc is undefined")
 
-    log.info("build %s: %d rows (%d fit, %d validate), families %s", spec.name, n, n_fit, n_val, families)
+    windows = tuple(f for f in bspec.window_fractions if _window(n_fit, f) >= MIN_FIT_ROWS)
+    if not windows:
+        raise BuildError(f"no build.window_fractions {list(bspec.window_fractions)} leaves {MIN_FIT_ROWS} "
+                         f"of the {n_fit} rows before the validation slice to fit on")
+
+    log.info("build %s: %d rows (%d fit, %d validate), families %s, windows %s", spec.name, n, n_fit, n_val,
+             families, windows)
     target = (y_fit == spec.positive_label).astype(float) if spec.task == "binary_classification" else y_fit
     features, x_fit = feats.synthesize(fit_rows, schema, trans_primitives=bspec.trans_primitives,
                                        max_depth=bspec.max_depth, max_features=bspec.max_features,
@@ -287,12 +311,9 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
 
     def objective(trial: optuna.Trial) -> float:
         try:
-            family, params = _suggest(trial, families, tuple(bspec.window_fractions))
+            family, params = _suggest(trial, families, windows)
             cols = _columns(data.features, params["engineered"])
             rows = _window(n_fit, params["window_fraction"])
-            if rows < MIN_FIT_ROWS:
-                raise ValueError(f"window_fraction {params['window_fraction']} leaves {rows} rows to fit "
-                                 f"(< {MIN_FIT_ROWS})")
             x, y = data.x_fit.iloc[n_fit - rows:][list(cols.names)], data.y_fit[n_fit - rows:]
             if spec.task == "binary_classification" and len(pd.unique(y)) < 2:
                 raise ValueError(f"the last {rows} fit rows hold one class only")

@@ -193,7 +193,7 @@ def _drift(ref: pd.DataFrame, cur: pd.DataFrame, ref_pred: Predictions | None, c
         while frame_col in ref_frame.columns:
             frame_col = f"_{frame_col}"
         ref_frame[frame_col], cur_frame[frame_col] = ref_values, cur_values
-        default = ColumnDrift(trig.drift_method, trig.drift_threshold)
+        default = ColumnDrift(trig.prediction_drift_method, trig.prediction_drift_threshold)
         spec = _fit_method(PREDICTION, kind, default, explicit=False, policy=policy)
         plan[PREDICTION] = (frame_col, spec, kind)
 

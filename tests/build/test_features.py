@@ -51,7 +51,8 @@ def test_cap_ranks_by_target_correlation():
     df = pd.DataFrame({k: rng.normal(size=400) for k in "abcd"})
     y = df["a"] * df["b"]
     sch = Schema(features=tuple("abcd"), numerical=tuple("abcd"), categorical=(), target="y")
-    fs, _ = F.synthesize(df, sch, trans_primitives=["multiply_numeric"], max_depth=1, max_features=5, target=y)
+    fs, _ = F.synthesize(df, sch, trans_primitives=["multiply_numeric"], max_depth=1, max_features=5,
+                         target=y)
     assert fs.engineered == ("a * b",)
     fs_none, _ = F.synthesize(df, sch, trans_primitives=["multiply_numeric"], max_depth=1, max_features=5)
     assert len(fs_none.engineered) == 1  # DFS order, deterministic
@@ -108,8 +109,14 @@ def test_library_warnings_are_silenced(classification_rows, schema):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fs, _ = F.synthesize(classification_rows.iloc[:300], schema, max_depth=1, max_features=40,
-                             trans_primitives=("divide_numeric", "percentile", "month", "is_null"))
+                             trans_primitives=("divide_numeric", "month", "is_null"))
         F.calculate(fs, classification_rows.iloc[300:320], schema)
     noisy = [w for w in caught if "featuretools" in w.filename or "woodwork" in w.filename
              or "numpy" in w.filename]
     assert noisy == []
+
+
+def test_batch_dependent_primitives_are_refused(classification_rows, schema):
+    assert F.batch_dependent(["divide_numeric", "percentile"]) == ["percentile"]
+    with pytest.raises(ValueError, match="percentile"):
+        _synth(classification_rows.iloc[:100], schema, trans_primitives=("percentile",))

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -62,18 +63,36 @@ def test_recent_window_wins_after_abrupt_drift(rows_factory, schema, policy_fact
     assert scores[0.25] > scores[1.0] + 0.1
 
 
+def _quiet_recent_fit_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """200 rows whose last 38 rows before the validation slice are all class 0."""
+    rows = rows.copy()
+    rows.loc[rows.index[112:150], "target"] = 0
+    return rows
+
+
 def test_failed_trials_do_not_stop_the_search(rows_factory, schema, policy_factory, tmp_path):
-    rows = rows_factory(200, seed=5)
-    pol = policy_factory(trials=6, window_fractions=(1.0, 0.05), families=("logistic_regression",))
+    rows = _quiet_recent_fit_rows(rows_factory(200, seed=5))
+    pol = policy_factory(trials=6, window_fractions=(1.0, 0.25), families=("logistic_regression",))
     r = build_challenger(rows, schema=schema, policy=pol, workdir=tmp_path)
     assert r.trials == 6 and r.trial_counts["FAIL"] >= 1 and r.trial_counts["COMPLETE"] >= 1
     assert r.params["window_fraction"] == 1.0
 
 
 def test_no_completed_trial_is_a_build_error(rows_factory, schema, policy_factory, tmp_path):
-    pol = policy_factory(trials=3, window_fractions=(0.05,), families=("logistic_regression",))
-    with pytest.raises(BuildError, match="no trial completed.*leaves"):
-        build_challenger(rows_factory(200, seed=5), schema=schema, policy=pol, workdir=tmp_path)
+    rows = _quiet_recent_fit_rows(rows_factory(200, seed=5))
+    pol = policy_factory(trials=3, window_fractions=(0.25,), families=("logistic_regression",))
+    with pytest.raises(BuildError, match="no trial completed.*one class only"):
+        build_challenger(rows, schema=schema, policy=pol, workdir=tmp_path)
+
+
+def test_windows_too_small_to_fit_are_not_offered(rows_factory, schema, policy_factory, tmp_path):
+    rows = rows_factory(200, seed=5)
+    pol = policy_factory(trials=4, window_fractions=(1.0, 0.05), families=("logistic_regression",))
+    r = build_challenger(rows, schema=schema, policy=pol, workdir=tmp_path)
+    assert r.trial_counts["FAIL"] == 0 and r.params["window_fraction"] == 1.0
+    with pytest.raises(BuildError, match="window_fractions"):
+        build_challenger(rows, schema=schema, policy=policy_factory(trials=1, window_fractions=(0.05,)),
+                         workdir=tmp_path)
 
 
 @pytest.mark.parametrize("change, match", [
@@ -87,6 +106,19 @@ def test_unusable_rows(change, match, rows_factory, schema, policy_factory, tmp_
     with pytest.raises(BuildError, match=match):
         build_challenger(change(rows_factory(200, seed=6)), schema=schema, policy=policy_factory(trials=1),
                          workdir=tmp_path)
+
+
+def test_regression_target_must_be_numeric(rows_factory, schema, policy_factory, tmp_path):
+    rows = rows_factory(200, seed=6, task="regression").astype({"target": object})
+    rows.loc[5, "target"] = "n/a"
+    with pytest.raises(BuildError, match="non-numeric"):
+        build_challenger(rows, schema=schema, policy=policy_factory("regression", trials=1), workdir=tmp_path)
+
+
+def test_batch_dependent_primitive_is_a_build_error(rows_factory, schema, policy_factory, tmp_path):
+    pol = policy_factory(trials=1, trans_primitives=("divide_numeric", "percentile"))
+    with pytest.raises(BuildError, match="percentile"):
+        build_challenger(rows_factory(200, seed=6), schema=schema, policy=pol, workdir=tmp_path)
 
 
 class _StopAfter(threading.Event):
@@ -126,3 +158,15 @@ def test_explicit_seed_overrides_policy(rows_factory, schema, policy_factory, tm
     assert a.params == b.params and a.family == b.family
     meta = json.loads((a.artifacts_dir / "build.json").read_text())
     assert meta["seed"] == 123
+
+
+def test_importing_the_package_is_cheap():
+    import subprocess
+    import sys
+
+    code = ("import sys, kaizen.build; "
+            "print(sorted(m for m in ('featuretools', 'woodwork', 'optuna', 'mlflow', 'sklearn') "
+            "if m in sys.modules))")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

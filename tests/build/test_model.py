@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kaizen.build import predict_frame
+
+
+def _odd_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows with an unseen category, missing values, an infinite value and an extra column."""
+    odd = rows.iloc[:4].copy()
+    odd["plan"] = ["enterprise", None, "basic", "plus"]
+    odd["region"] = [None, "atlantis", "north", "south"]
+    odd["usage"] = [np.nan, np.nan, 0.5, np.inf]
+    odd["age"] = [np.nan, 30.0, 41.0, 0.0]
+    odd["new_column"] = "ignored"
+    return odd
+
+
+def test_predict_frame_outputs(classifier_build, classification_rows):
+    new = classification_rows.iloc[-100:]
+    out = predict_frame(classifier_build.artifacts_dir, new)
+    assert list(out.columns) == ["prediction", "proba"] and out.index.equals(new.index)
+    assert out["prediction"].dtype == new["target"].dtype
+    assert set(out["prediction"]) <= {0, 1}
+    assert out["proba"].between(0, 1).all()
+    assert ((out["proba"] >= 0.5) == (out["prediction"] == 1)).all()
+
+
+def test_predict_tolerates_unseen_and_missing(classifier_build, classification_rows):
+    out = predict_frame(classifier_build.artifacts_dir, _odd_rows(classification_rows))
+    assert len(out) == 4 and out["proba"].notna().all()
+    empty = predict_frame(classifier_build.artifacts_dir, classification_rows.iloc[:0])
+    assert list(empty.columns) == ["prediction", "proba"] and len(empty) == 0
+    with pytest.raises(KeyError, match="plan"):
+        predict_frame(classifier_build.artifacts_dir, classification_rows.drop(columns="plan"))
+
+
+def test_log_pipeline_needs_active_run(classifier_build, tmp_path):
+    import mlflow
+
+    from kaizen.build import log_pipeline
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    try:
+        with pytest.raises(RuntimeError, match="active MLflow run"):
+            log_pipeline(classifier_build)
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+LOADER = textwrap.dedent("""
+    import importlib.util, sys
+    import mlflow, pandas as pd
+    assert importlib.util.find_spec("kaizen") is None, "kaizen must come from the model's code_paths"
+    mlflow.set_tracking_uri(sys.argv[1]); mlflow.set_registry_uri(sys.argv[1])
+    model = mlflow.pyfunc.load_model("models:/churn-test/1")
+    for name in ("rows", "odd"):
+        model.predict(pd.read_pickle(name + ".pkl")).to_pickle(name + ".out.pkl")
+    print(sys.modules["kaizen.build.model"].__file__)
+""")
+
+
+def test_logged_model_scores_in_a_fresh_process(classifier_build, classification_rows, tmp_path):
+    import mlflow
+
+    from kaizen.build import log_pipeline
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        exp = mlflow.create_experiment("build-test", artifact_location=(tmp_path / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=exp):
+            info = log_pipeline(classifier_build, registered_model_name="churn-test")
+        assert info.registered_model_version == 1
+        in_process = mlflow.pyfunc.load_model("models:/churn-test/1")
+        rows, odd = classification_rows.iloc[-150:], _odd_rows(classification_rows)
+        expected = {"rows": predict_frame(classifier_build.artifacts_dir, rows),
+                    "odd": predict_frame(classifier_build.artifacts_dir, odd)}
+        pd.testing.assert_frame_equal(in_process.predict(rows), expected["rows"])
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+
+    rows.to_pickle(tmp_path / "rows.pkl")
+    odd.to_pickle(tmp_path / "odd.pkl")
+    (tmp_path / "load.py").write_text(LOADER)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MLFLOW_TRACKING_URI")}
+    env.update(OMP_NUM_THREADS="1", DO_NOT_TRACK="true", MLFLOW_DISABLE_TELEMETRY="true")
+    done = subprocess.run([sys.executable, "load.py", uri], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded_from = Path(done.stdout.strip().splitlines()[-1])  # kaizen came from the logged code
+    assert loaded_from.parts[-4:] == ("code", "kaizen", "build", "model.py"), loaded_from
+    for name, want in expected.items():
+        pd.testing.assert_frame_equal(pd.read_pickle(tmp_path / f"{name}.out.pkl"), want)

@@ -1,0 +1,208 @@
+"""End to end: the whole cycle on real MLflow (SQLite in a temp folder), Evidently, featuretools, Optuna."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kaizen.cycle import bootstrap, run_cycle
+from kaizen.ledger import Ledger
+from kaizen.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def registry_of(home) -> Registry:
+    return Registry.from_config(home.config())
+
+
+@pytest.fixture
+def booted(home):
+    rec = bootstrap(home.config(), home.policy())
+    assert rec.decision == "promoted" and rec.kind == "bootstrap"
+    return home
+
+
+def test_bootstrap_registers_a_champion_with_a_baseline(booted) -> None:
+    reg = registry_of(booted)
+    champ = reg.champion("churn")
+    assert champ is not None and champ.version == "1"
+    assert champ.tags["kaizen.gate"] == "passed" and champ.tags["kaizen.reference_artifact"]
+    assert 0.6 < reg.baseline("churn") < 1.0
+    with pytest.raises(Exception, match="already has a champion"):
+        bootstrap(booted.config(), booted.policy())
+
+
+def test_no_drift_is_skipped_with_reasons(booted) -> None:
+    booted.arrive(0)
+    rec = run_cycle(booted.config(), booted.policy())
+    assert rec.decision == "skipped", rec.reasons
+    assert rec.reasons[0].startswith("no trigger fired: data drift in")
+    assert rec.trigger["action"] == "skip" and rec.trigger["monitor"]["drift_share"] < 0.3
+    assert {s["rule"] for s in rec.trigger["signals"]} == {"drift_share", "prediction_drift", "performance_drop"}
+    assert rec.challenger == {} and rec.mlflow_run_id
+    assert Path(rec.report).exists() and Path(rec.report).stat().st_size > 100_000
+    reg = registry_of(booted)
+    assert reg.champion("churn").version == "1" and reg.challenger("churn") is None
+    again = run_cycle(booted.config(), booted.policy())
+    assert again.decision == "skipped" and "no new valid batches since cycle" in again.reasons[0]
+    # the report travels with the cycle's MLflow run
+    arts = [a.path for a in reg.client.list_artifacts(rec.mlflow_run_id, "monitor")]
+    assert arts == [f"monitor/{Path(rec.report).name}"]
+    assert reg.client.get_run(rec.mlflow_run_id).data.tags["kaizen.decision"] == "skipped"
+
+
+def test_concept_drift_builds_a_challenger_that_is_promoted(booted) -> None:
+    for i in range(3):
+        booted.arrive(i)
+    run_cycle(booted.config(), booted.policy())  # window = batch 2 (covariate shift)
+    booted.arrive(3)                              # concept drift starts
+    rec = run_cycle(booted.config(), booted.policy())
+    booted.arrive(4)
+    rec2 = run_cycle(booted.config(), booted.policy())
+    promoted = [r for r in (rec, rec2) if r.decision == "promoted"]
+    assert promoted, [r.reasons for r in (rec, rec2)]
+    p = promoted[-1]
+    assert p.trigger["action"] == "improve"
+    assert [g["name"] for g in p.gates] == ["sanity", "improvement", "golden"] and all(g["passed"] for g in p.gates)
+    imp = next(g for g in p.gates if g["name"] == "improvement")["numbers"]
+    assert imp["challenger"] - imp["champion"] >= 0.01 and imp["rows"] == 250
+    assert p.challenger["family"] in ("hist_gradient_boosting", "logistic_regression")
+    assert p.cost["cpu_seconds"] > 0 and p.cost["build_cpu_seconds"] > 0 and p.cost["wall_seconds"] > 0
+    reg = registry_of(booted)
+    new = reg.champion("churn")
+    assert new.version == p.challenger["version"]
+    old = reg.version("churn", p.champion["version"])
+    assert old.tags["kaizen.status"] == "retired" and old.tags["kaizen.retired_by"] == p.id
+    assert "replaced by version" in old.tags["kaizen.retired_reason"] and old.tags["kaizen.retired_at"]
+    # one record per cycle, in order, and the log file is valid JSON Lines
+    lines = booted.config().ledger_path.read_text().splitlines()
+    assert [json.loads(x)["decision"] for x in lines][-2:] == [rec.decision, rec2.decision]
+
+
+def test_worse_challenger_is_rejected_by_the_gate_that_failed(booted) -> None:
+    booted.write_policy({"gates": {"min_improvement": 0.5}, "trigger": {"drift_share": 0.05}})
+    booted.arrive(2)
+    rec = run_cycle(booted.config(), booted.policy())
+    assert rec.decision == "rejected", rec.reasons
+    failed = [g for g in rec.gates if not g["passed"]]
+    assert [g["name"] for g in failed] == ["improvement"]
+    assert any(r.startswith("gate improvement failed: challenger roc_auc") for r in rec.reasons)
+    reg = registry_of(booted)
+    assert reg.champion("churn").version == "1"
+    chall = reg.challenger("churn")
+    assert chall.version == rec.challenger["version"] == "2"
+    assert chall.tags["kaizen.status"] == "rejected" and chall.tags["kaizen.gate"] == "failed: improvement"
+
+
+def test_manual_mode_waits_for_approval_then_promotes(booted) -> None:
+    booted.write_policy({"gates": {"min_improvement": 0.0, "golden_tolerance": 1.0},
+                         "trigger": {"drift_share": 0.05}, "promotion": {"mode": "manual"}})
+    booted.arrive(3)
+    rec = run_cycle(booted.config(), booted.policy())
+    assert rec.decision == "awaiting_approval", rec.reasons
+    reg = registry_of(booted)
+    assert reg.champion("churn").version == "1"
+    r = subprocess.run([sys.executable, "-m", "kaizen", "approve", rec.id, "--by", "alice"], cwd=booted.root,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert reg.champion("churn").version == rec.challenger["version"]
+    records = Ledger(booted.config().ledger_path).records()
+    assert records[-1].kind == "approval" and records[-1].resolves == rec.id and records[-1].actor == "alice"
+    again = subprocess.run([sys.executable, "-m", "kaizen", "approve", rec.id], cwd=booted.root,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 1 and "already answered" in again.stderr
+
+
+def test_manual_reject_keeps_the_champion(booted) -> None:
+    from kaizen.review import reject
+
+    booted.write_policy({"gates": {"min_improvement": 0.0, "golden_tolerance": 1.0},
+                         "trigger": {"drift_share": 0.05}, "promotion": {"mode": "manual"}})
+    booted.arrive(3)
+    rec = run_cycle(booted.config(), booted.policy())
+    assert rec.decision == "awaiting_approval"
+    out = reject(booted.config(), rec.id, actor="bob", reason="too risky before the holidays")
+    assert out.decision == "rejected" and out.resolves == rec.id and "too risky" in out.reasons[0]
+    reg = registry_of(booted)
+    assert reg.champion("churn").version == "1"
+    assert reg.version("churn", rec.challenger["version"]).tags["kaizen.status"] == "rejected"
+
+
+def test_champion_loads_in_a_fresh_process_from_raw_columns(booted, tmp_path) -> None:
+    raw = pd.read_parquet(sorted(booted.incoming.iterdir())[0]).drop(columns=["churned"]).head(50)
+    raw_path = tmp_path / "raw.parquet"
+    raw.to_parquet(raw_path)
+    code = (
+        "import mlflow, pandas as pd, json\n"
+        f"mlflow.set_tracking_uri({booted.config().tracking_uri!r})\n"
+        "m = mlflow.pyfunc.load_model('models:/churn@champion')\n"
+        f"out = m.predict(pd.read_parquet({str(raw_path)!r}))\n"
+        "print(json.dumps({'cols': list(out.columns), 'n': len(out), 'p': out['proba'].tolist()}))\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["cols"] == ["prediction", "proba"] and got["n"] == 50
+    assert all(0.0 <= p <= 1.0 for p in got["p"])
+
+
+def test_a_hand_registered_sklearn_champion_works(home) -> None:
+    """Any pyfunc that takes the raw feature columns can be a champion."""
+    import mlflow
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    ref = pd.read_parquet(home.root / "data" / "reference.parquet")
+    x, y = ref.drop(columns=["churned", "ts"]), ref["churned"]
+    cats = ["contract", "payment_method", "region"]
+    pipe = make_pipeline(make_column_transformer((OneHotEncoder(handle_unknown="ignore"), cats),
+                                                 remainder=StandardScaler()), LogisticRegression(max_iter=2000))
+    pipe.fit(x, y)
+    reg = registry_of(home)
+    with mlflow.start_run(experiment_id=reg.experiment_id("churn")):
+        info = mlflow.sklearn.log_model(pipe, name="m", registered_model_name="churn",
+                                        serialization_format="cloudpickle", pip_requirements=["scikit-learn"])
+    reg.client.set_registered_model_alias("churn", "champion", info.registered_model_version)
+    home.arrive(0)
+    rec = run_cycle(home.config(), home.policy())
+    assert rec.decision == "skipped", rec.reasons
+    assert any("performance baseline set to" in r for r in rec.reasons)
+    assert 0.6 < rec.champion["window_metric"] < 1.0  # probabilities came from predict_proba
+    assert rec.window["monitor_reference"] == "policy reference file"
+
+
+def test_seeded_cycle_repeats_exactly(tmp_path, churn_data) -> None:
+    import shutil
+
+    from tests.conftest import Home
+
+    results = []
+    for k in range(2):
+        root = tmp_path / f"h{k}"
+        (root / "data").mkdir(parents=True)
+        for name in ("reference.parquet", "golden.parquet"):
+            shutil.copy(churn_data / name, root / "data" / name)
+        shutil.copytree(churn_data / "incoming", root / "data" / "incoming")
+        (root / "config.toml").write_text('[state]\ndir = "state"\n')
+        h = Home(root=root, scenario=None)
+        h.write_policy({"trigger": {"drift_share": 0.05}, "gates": {"min_improvement": 0.0}})
+        b = bootstrap(h.config(), h.policy())
+        h.arrive(3)
+        c = run_cycle(h.config(), h.policy())
+        results.append((b.challenger["params"], b.challenger["holdout_metric"], c.decision,
+                        c.challenger.get("params"), c.challenger.get("holdout_metric"),
+                        c.trigger["monitor"]["drift_share"]))
+    assert results[0] == results[1]
+    assert results[0][3] is not None  # the second cycle really built a challenger
