@@ -230,7 +230,7 @@ def render_table(records: list[Any], waiting: set[str], resolved: dict[str, Any]
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = []
     for row in rows:
-        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1])
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1])
     return "\n".join(lines)
 
 

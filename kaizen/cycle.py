@@ -157,10 +157,10 @@ def _baseline(registry: Any, policy: Policy, champion_model: Any, schema: Schema
 
 def _build_and_register(registry: Any, policy: Policy, schema: Schema, train: pd.DataFrame,
                         config: Config, draft: _Draft, seed: int, stop: threading.Event | None) -> Any:
+    import mlflow
+
     from kaizen.build import build_challenger
     from kaizen.build.model import log_pipeline
-
-    import mlflow
 
     workdir = config.work_dir / draft.id
     result = build_challenger(train, schema=schema, policy=policy, workdir=workdir, seed=seed, stop=stop)
@@ -206,7 +206,8 @@ def _gate(policy: Policy, schema: Schema, champion_model: Any, challenger_model:
         return score(metric, s.y, p.labels, p.scores, pos_label=policy.model.positive_label)
 
     champ = {"metric": metric, "holdout_metric": m(h, "champion"), "golden_metric": m(g, "champion")}
-    chall = {"metric": metric, "holdout_metric": m(h, "challenger"), "golden_metric": m(g, "challenger"), "holdout_rows": len(h_y)}
+    chall = {"metric": metric, "holdout_metric": m(h, "challenger"), "golden_metric": m(g, "challenger"),
+             "holdout_rows": len(h_y)}
     return results, champ, chall
 
 

@@ -18,7 +18,7 @@ import os
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,12 @@ KINDS = ("cycle", "bootstrap", "approval", "rejection")
 
 
 def utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def new_cycle_id(policy: str, when: datetime | None = None) -> str:
     """``20261126T140312Z-churn-1f3a``: sortable, readable, unique enough to type."""
-    when = when or datetime.now(timezone.utc)
+    when = when or datetime.now(UTC)
     return f"{when.strftime('%Y%m%dT%H%M%SZ')}-{policy}-{secrets.token_hex(2)}"
 
 

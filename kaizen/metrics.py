@@ -45,7 +45,8 @@ def score(metric: str, y_true: np.ndarray, labels: np.ndarray, scores: np.ndarra
         return float(m.mean_absolute_error(y_true.astype(float), labels.astype(float)))
     if metric == "r2":
         return float(m.r2_score(y_true.astype(float), labels.astype(float)))
-    raise ValueError(f"The 'metric' parameter of score must be one of {sorted(HIGHER_IS_BETTER)}. Got {metric!r} instead.")
+    raise ValueError(f"The 'metric' parameter of score must be one of {sorted(HIGHER_IS_BETTER)}. "
+                     f"Got {metric!r} instead.")
 
 
 def improvement(metric: str, new: float, old: float) -> float:
