@@ -14,7 +14,7 @@ export DO_NOT_TRACK         := true
 export MLFLOW_DISABLE_TELEMETRY := true
 export GIT_PYTHON_REFRESH   := quiet
 
-.PHONY: setup demo test lint clean-demo
+.PHONY: setup demo test lint clean-demo bench-service bench-backtest
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check kaizen tests experiments
+
+bench-service: setup
+	$(BIN)/python experiments/bench_service.py
+
+bench-backtest: setup
+	$(BIN)/python experiments/bench_backtest.py
 
 clean-demo:
 	rm -rf .kaizen experiments/data

@@ -128,6 +128,46 @@ def cmd_once(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    from kaizen.policy import load_policy
+
+    policy = load_policy(_policy_path(cfg, args.policy))
+    from kaizen.backtest import plot, run_backtest, summary_table
+
+    result = run_backtest(policy, Path(args.batches), config=cfg, seed=args.seed, progress=not args.no_progress)
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+    if args.plot:
+        plot(result, Path(args.plot))
+    print(summary_table(result))
+    for label, path in (("json", args.json), ("plot", args.plot)):
+        if path:
+            print(f"{label}: {path}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    from kaizen.service.logs import configure_service_logging
+
+    configure_service_logging(cfg.service.log_format, cfg.service.log_level)
+    from kaizen.service.daemon import Service
+
+    return Service(cfg).run()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from kaizen.config import load_config
+    from kaizen.status import collect, render
+
+    st = collect(load_config(args.config))
+    print(json.dumps(st, indent=2) if args.json else render(st))
+    return 0
+
+
 def cmd_log(args: argparse.Namespace) -> int:
     from kaizen.config import load_config
     from kaizen.ledger import Ledger
@@ -238,6 +278,10 @@ def _why(r: Any) -> str:
     failed = [g["name"] for g in r.gates if not g.get("passed")]
     if r.decision == "rejected" and failed:
         return "failed gate(s): " + ", ".join(failed)
+    fired = [s["rule"] for s in (r.trigger or {}).get("signals", []) if s.get("fired")]
+    gain = next((g["numbers"].get("improvement") for g in r.gates if g["name"] == "improvement"), None)
+    if r.decision in ("promoted", "awaiting_approval") and r.kind == "cycle" and fired and gain is not None:
+        return f"triggered by {', '.join(fired)}; all gates passed (improvement {gain:+.4f})"
     if r.decision == "failed" and r.error:
         return r.error.splitlines()[0][:90]
     if r.reasons:
@@ -269,6 +313,30 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("policies", nargs="*", metavar="POLICY", help="policy files or model names (default: all)")
     o.add_argument("--seed", type=int, help="override build.seed")
     o.set_defaults(func=cmd_once)
+
+    bt = sub.add_parser("backtest", help="replay past batches through a policy and two baselines, in isolation",
+                        description="Replay a folder of past production batches (features + labels) in order: each "
+                        "batch is first scored by the champion serving at that moment, then joins the window and the "
+                        "policy's cycle runs. Baselines: static (never retrained) and retrain_every_batch. Runs in a "
+                        "temporary state; the live registry and promotion log are never touched.")
+    bt.add_argument("policy", help="policy file or model name")
+    bt.add_argument("--batches", required=True, metavar="DIR", help="folder of past batch files (.parquet/.csv)")
+    bt.add_argument("--json", metavar="OUT", help="write the full result as JSON (see docs/backtest.md)")
+    bt.add_argument("--plot", metavar="OUT.png", help="write a PNG: metric per batch, promotions, drift share")
+    bt.add_argument("--seed", type=int, help="override build.seed (a seeded backtest repeats exactly)")
+    bt.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    bt.set_defaults(func=cmd_backtest)
+
+    rn = sub.add_parser("run", help="run the service in the foreground: every policy on its schedule",
+                        description="Run the Kaizen service in the foreground (as systemd, Docker and Kubernetes "
+                        "expect): schedules every policy, recovers interrupted cycles, serves /healthz, /readyz "
+                        "and /metrics. SIGTERM/SIGINT stop gracefully (a second one aborts); SIGHUP reloads the "
+                        "policies. See docs/service.md.")
+    rn.set_defaults(func=cmd_run)
+
+    st = sub.add_parser("status", help="per policy: next run, champion, last decision and error (quick)")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_status)
 
     lg = sub.add_parser("log", help="print the promotion log")
     lg.add_argument("--json", action="store_true", help="one JSON record per line")

@@ -10,8 +10,9 @@ state in one folder: MLflow tracking and registry in ``<state>/mlflow.db``
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kaizen._fields import Reader, load_toml
 from kaizen.errors import ConfigError
@@ -19,6 +20,28 @@ from kaizen.errors import ConfigError
 __all__ = ["Config", "load_config", "DEFAULT_CONFIG_NAME"]
 
 DEFAULT_CONFIG_NAME = "config.toml"
+
+
+LOG_FORMATS = ("auto", "json", "text")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """``[service]`` and ``[scheduler]``: how ``kaizen run`` behaves (see docs/service.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = 9466
+    misfire_grace_seconds: float = 300.0
+    shutdown_grace_seconds: float = 60.0
+    rescan_seconds: float = 30.0
+    standby: bool = False
+    workers: int = 1
+    backoff_seconds: float = 60.0
+    backoff_max_seconds: float = 3600.0
+    log_format: str = "auto"
+    log_level: str = "info"
+    jobstore_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -31,6 +54,10 @@ class Config:
     artifact_location: str
     ledger_path: Path
     threads: int = 1
+    service: ServiceSettings = field(default_factory=ServiceSettings)
+    #: energy estimate of a cycle (see kaizen/cost.py): watts drawn per busy core, grid carbon intensity
+    watts_per_core: float = 15.0
+    grid_gco2_per_kwh: float = 400.0
 
     @property
     def reports_dir(self) -> Path:
@@ -44,6 +71,25 @@ class Config:
 def _path(base: Path, value: str) -> Path:
     p = Path(value).expanduser()
     return (p if p.is_absolute() else base / p).resolve()
+
+
+def _service(r: Reader, state: Path, sqlite_abs: Any) -> ServiceSettings:
+    d = ServiceSettings()
+    url = r.string("scheduler.jobstore_url", "", allowed="a SQLAlchemy URL") or f"sqlite:///{state / 'jobs.db'}"
+    return ServiceSettings(
+        host=r.string("service.host", d.host, allowed="a host name or IP address to bind"),
+        port=r.integer("service.port", d.port, lo=0, hi=65535),
+        misfire_grace_seconds=r.number("service.misfire_grace_seconds", d.misfire_grace_seconds, lo=0, lo_open=True),
+        shutdown_grace_seconds=r.number("service.shutdown_grace_seconds", d.shutdown_grace_seconds, lo=0),
+        rescan_seconds=r.number("service.rescan_seconds", d.rescan_seconds, lo=0, lo_open=True),
+        standby=r.boolean("service.standby", d.standby),
+        workers=r.integer("service.workers", d.workers, lo=1),
+        backoff_seconds=r.number("service.backoff_seconds", d.backoff_seconds, lo=0),
+        backoff_max_seconds=r.number("service.backoff_max_seconds", d.backoff_max_seconds, lo=0),
+        log_format=r.string("service.log_format", d.log_format, choices=LOG_FORMATS),
+        log_level=r.string("service.log_level", d.log_level, choices=LOG_LEVELS),
+        jobstore_url=sqlite_abs(url),
+    )
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -89,6 +135,9 @@ def load_config(path: str | Path | None = None) -> Config:
         artifact_location=artifacts,
         ledger_path=_path(base, r.string("ledger.path", str(state / "promotion-log.jsonl"))),
         threads=r.integer("runtime.threads", 1, lo=1),
+        service=_service(r, state, sqlite_abs),
+        watts_per_core=r.number("cost.watts_per_core", 15.0, lo=0, lo_open=True),
+        grid_gco2_per_kwh=r.number("cost.grid_gco2_per_kwh", 400.0, lo=0),
     )
     r.unknown_keys()
     if r.problems:

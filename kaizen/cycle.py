@@ -22,13 +22,14 @@ import numpy as np
 import pandas as pd
 
 from kaizen.config import Config
+from kaizen.cost import CostModel, budget_problem, spent_on, today
 from kaizen.data.schema import Schema
 from kaizen.data.window import Window, load_reference, load_window
 from kaizen.errors import KaizenError, RegistryError
 from kaizen.ledger import Ledger, Record, clean_floats, new_cycle_id
 from kaizen.policy import Policy
 
-__all__ = ["bootstrap", "run_cycle"]
+__all__ = ["bootstrap", "retrain", "run_cycle"]
 
 log = logging.getLogger("kaizen.cycle")
 
@@ -51,11 +52,23 @@ class _Draft:
     report: str | None = None
     cpu0: float = field(default_factory=time.process_time)
     wall0: float = field(default_factory=time.perf_counter)
+    day: str = field(default_factory=today)  # the UTC day the cycle's spend counts towards (kaizen.cost)
+    cost_model: CostModel | None = None
+    #: progress callback ``(step, draft, data)``: the service's crash journal (kaizen.service.journal)
+    on_step: Any = field(default=None, repr=False)
+
+    def step(self, name: str, **data: Any) -> None:
+        """Report that the cycle reached ``name``; a no-op unless a journal listens (``kaizen run``)."""
+        if self.on_step is not None:
+            self.on_step(name, self, data)
 
     def finish(self, decision: str, *, error: str | None = None, **extra: Any) -> Record:
         cost = dict(self.sections.pop("cost", {}))
-        cost.update(cpu_seconds=round(time.process_time() - self.cpu0, 3),
-                    wall_seconds=round(time.perf_counter() - self.wall0, 3))
+        cpu = time.process_time() - self.cpu0
+        cost.update(cpu_seconds=round(cpu, 3), wall_seconds=round(time.perf_counter() - self.wall0, 3),
+                    day=self.day)
+        if self.cost_model is not None:
+            cost.update(self.cost_model.estimate(cpu))
         sections = clean_floats(self.sections)
         return Record(id=self.id, policy=self.policy, decision=decision, reasons=tuple(self.reasons),
                       kind=self.kind, window=sections.get("window", {}), trigger=sections.get("trigger", {}),
@@ -259,6 +272,9 @@ def _cycle(config: Config, policy: Policy, draft: _Draft, seed: int, stop: threa
     if window.current.empty:
         if not window.rejected:
             draft.reasons.append(f"no production batches in {policy.data.production}")
+        elif not draft.reasons:
+            draft.reasons.append(f"no valid production batches in {policy.data.production} "
+                                 f"({len(window.rejected)} rejected earlier)")
         return draft.finish("skipped")
     if last is not None and last.decision != "failed" and list(last.window.get("batches", [])) == list(
             window.batches):
@@ -287,6 +303,8 @@ def _cycle(config: Config, policy: Policy, draft: _Draft, seed: int, stop: threa
                                               "champion_window_metric": mon.champion_metric}.items()
                             if v is not None and not np.isnan(v)})
 
+        draft.step("monitored")
+
         # decide
         from kaizen.monitor.rules import decide
 
@@ -300,6 +318,14 @@ def _cycle(config: Config, policy: Policy, draft: _Draft, seed: int, stop: threa
         draft.reasons.extend(decision.reasons)
         if not decision.improve:
             return draft.finish("skipped")
+        if policy.budget.daily_cpu_seconds is not None:
+            spent = spent_on(ledger.records(), policy.name, draft.day)
+            draft.sections["trigger"]["budget"] = {"day": draft.day, "spent_cpu_seconds": round(spent, 3),
+                                                   "daily_cpu_seconds": policy.budget.daily_cpu_seconds}
+            over = budget_problem(policy.budget.daily_cpu_seconds, spent, draft.day)
+            if over:
+                draft.reasons.append(over)
+                return draft.finish("skipped")
 
         # build
         train, holdout = _split(window, window.reference, policy)
@@ -307,8 +333,10 @@ def _cycle(config: Config, policy: Policy, draft: _Draft, seed: int, stop: threa
             draft.reasons.append(f"cannot judge a challenger: {len(holdout)} holdout rows "
                                  f"(gates.min_holdout_rows = {policy.gates.min_holdout_rows})")
             return draft.finish("skipped")
+        draft.step("building")
         _result, version = _build_and_register(registry, policy, schema, train, config, draft, seed, stop)
         registry.set_challenger(policy.name, version)
+        draft.step("built", version=version)
 
         # gate
         chall_model = load_model(f"models:/{policy.name}/{version}", task=policy.model.task,
@@ -323,6 +351,7 @@ def _cycle(config: Config, policy: Policy, draft: _Draft, seed: int, stop: threa
         verdict = "passed" if not failed else "failed: " + ", ".join(g.name for g in failed)
         registry.tag(policy.name, version, {"kaizen.gate": verdict,
                                             "kaizen.holdout_metric": f"{chall_m['holdout_metric']:.6f}"})
+        draft.step("gated", version=version, verdict=verdict)
         if failed:
             draft.reasons.extend(f"gate {g.name} failed: {g.message}" for g in failed)
             registry.tag(policy.name, version, {"kaizen.status": "rejected"})
@@ -333,9 +362,11 @@ def _cycle(config: Config, policy: Policy, draft: _Draft, seed: int, stop: threa
             draft.reasons.append(f"promotion mode is manual: run `kaizen approve {draft.id}` or "
                                  f"`kaizen reject {draft.id}`")
             return draft.finish("awaiting_approval")
+        draft.step("promoting", version=version, replaced=champion.version)
         _commit(registry, policy.name, policy.model.metric, version, draft,
                 f"replaced by version {version} in cycle {draft.id}",
                 chall_m["holdout_metric"])
+        draft.step("promoted", version=version, replaced=champion.version)
         draft.reasons.append(f"promoted version {version} to champion (was {champion.version})")
         return draft.finish("promoted")
 
@@ -355,13 +386,21 @@ def _mirror(registry: Any, record: Record) -> None:
 
 
 def run_cycle(config: Config, policy: Policy, *, seed: int | None = None,
-              stop: threading.Event | None = None, registry: Any = None) -> Record:
-    """Run one cycle now and append its record to the promotion log; never raises for a failed cycle."""
+              stop: threading.Event | None = None, registry: Any = None, day: str | None = None,
+              on_step: Any = None) -> Record:
+    """Run one cycle now and append its record to the promotion log; never raises for a failed cycle.
+
+    ``day`` (``YYYY-MM-DD``, default today in UTC) is the day the cycle's CPU time is booked on for
+    the policy's daily budget; a backtest passes the replayed batch's day. ``on_step`` receives the
+    cycle's progress (``kaizen run`` journals it to recover from a crash; see kaizen/service/journal.py).
+    """
     from kaizen.registry import Registry
 
     ledger = Ledger(config.ledger_path)
-    draft = _Draft(id=new_cycle_id(policy.name), policy=policy.name, seed=_seed(policy, seed))
+    draft = _Draft(id=new_cycle_id(policy.name), policy=policy.name, seed=_seed(policy, seed),
+                   day=day or today(), cost_model=CostModel.from_config(config), on_step=on_step)
     try:
+        draft.step("started")
         registry = registry or Registry.from_config(config)
         record = _cycle(config, policy, draft, draft.seed, stop, registry, ledger)
     except KaizenError as exc:
@@ -374,10 +413,64 @@ def run_cycle(config: Config, policy: Policy, *, seed: int | None = None,
         record = draft.finish("failed", error=msg)
     finally:
         shutil.rmtree(config.work_dir / draft.id, ignore_errors=True)
+    draft.step("decided", record=record)
     ledger.append(record)
+    draft.step("recorded", record=record)
     if registry is not None:
         _mirror(registry, record)
     return record
+
+
+def retrain(config: Config, policy: Policy, *, seed: int | None = None, registry: Any = None,
+            day: str | None = None) -> Record:
+    """Build on every labelled row so far and promote it with no trigger and no gates.
+
+    The ``retrain_every_batch`` baseline of ``kaizen backtest``: the same build step and budget as
+    a cycle's challenger (reference + labelled history + the whole current window, oldest first),
+    run whatever the monitor would say, and the new version always becomes champion. It is a
+    yardstick, not a way to run production. Appends one record; never raises for a failed build.
+    """
+    import mlflow
+
+    from kaizen.registry import Registry
+
+    ledger = Ledger(config.ledger_path)
+    draft = _Draft(id=new_cycle_id(policy.name), policy=policy.name, seed=_seed(policy, seed),
+                   day=day or today(), cost_model=CostModel.from_config(config))
+    try:
+        registry = registry or Registry.from_config(config)
+        champion = registry.champion(policy.name)
+        if champion is None:
+            raise RegistryError(f"model {policy.name!r} has no champion: bootstrap it first")
+        draft.sections["champion"] = {"version": champion.version}
+        window = load_window(policy)
+        draft.sections["window"] = window.summary()
+        schema = window.schema
+        cols = _pool_columns(schema)
+        parts = [window.reference[cols], _labelled(window.history, schema)[cols],
+                 _labelled(window.current, schema)[cols]]
+        train = _cast_target(pd.concat([p for p in parts if len(p)], ignore_index=True),
+                             window.reference[schema.target], policy)
+        with mlflow.start_run(experiment_id=registry.experiment_id(policy.name), run_name=draft.id,
+                              tags={"kaizen.cycle_id": draft.id, "kaizen.policy": policy.name}) as run:
+            draft.run_id = run.info.run_id
+            _r, version = _build_and_register(registry, policy, schema, train, config, draft, draft.seed, None)
+            _commit(registry, policy.name, policy.model.metric, version, draft,
+                    f"replaced by version {version} in retrain {draft.id}", None)
+        draft.reasons.append(f"retrained on {len(train)} labelled rows and promoted version {version} "
+                             "with no trigger and no gates (retrain_every_batch baseline)")
+        record = draft.finish("promoted")
+    except KaizenError as exc:
+        draft.reasons.append(str(exc))
+        record = draft.finish("failed", error=str(exc))
+    except Exception as exc:
+        log.error("retrain %s failed:\n%s", draft.id, traceback.format_exc())
+        msg = f"{type(exc).__name__}: {exc}"
+        draft.reasons.append(f"retrain failed: {msg}")
+        record = draft.finish("failed", error=msg)
+    finally:
+        shutil.rmtree(config.work_dir / draft.id, ignore_errors=True)
+    return ledger.append(record)
 
 
 def bootstrap(config: Config, policy: Policy, *, seed: int | None = None, force: bool = False,
@@ -396,7 +489,8 @@ def bootstrap(config: Config, policy: Policy, *, seed: int | None = None, force:
     if current is not None and not force:
         raise RegistryError(f"model {policy.name!r} already has a champion (version {current.version}); "
                             "pass --force to replace it")
-    draft = _Draft(id=new_cycle_id(policy.name), policy=policy.name, kind="bootstrap", seed=_seed(policy, seed))
+    draft = _Draft(id=new_cycle_id(policy.name), policy=policy.name, kind="bootstrap", seed=_seed(policy, seed),
+                   cost_model=CostModel.from_config(config))
     schema, reference, golden = load_reference(policy)
     cols = _pool_columns(schema)
     n_hold = max(1, int(round(len(reference) * policy.build.validation_fraction)))

@@ -18,6 +18,7 @@ from kaizen._fields import Reader, load_toml
 from kaizen.errors import PolicyError
 
 __all__ = [
+    "BudgetSpec",
     "BuildSpec",
     "ColumnDrift",
     "DataSpec",
@@ -25,6 +26,7 @@ __all__ = [
     "ModelSpec",
     "Policy",
     "PromotionSpec",
+    "ScheduleSpec",
     "TriggerSpec",
     "load_policies",
     "load_policy",
@@ -55,6 +57,9 @@ TRANS_PRIMITIVES = ("add_numeric", "subtract_numeric", "multiply_numeric", "divi
                     "absolute", "natural_logarithm", "square_root",
                     "is_null", "month", "weekday", "day", "hour", "is_weekend")
 PROMOTION_MODES = ("auto", "manual")
+#: ``[schedule] every`` when a policy names no schedule.
+DEFAULT_EVERY = "1h"
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,73 @@ class PromotionSpec:
 
 
 @dataclass(frozen=True)
+class BudgetSpec:
+    """Compute the policy may spend per UTC day (CPU seconds of its cycles); None: no cap."""
+
+    daily_cpu_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """When ``kaizen run`` starts this policy's cycles: every N seconds, or a crontab line (UTC)."""
+
+    every_seconds: float | None = 3600.0
+    cron: str | None = None
+
+    def describe(self) -> str:
+        return f"cron {self.cron}" if self.cron else f"every {format_duration(self.every_seconds or 0)}"
+
+
+def parse_duration(text: str) -> float | None:
+    """``"90s"``, ``"15m"``, ``"1h30m"``, ``"2d"`` in seconds; None if it does not parse or is not positive."""
+    import re
+
+    parts = re.fullmatch(r"(?:\d+(?:\.\d+)?[smhd])+", text.strip().replace(" ", ""))
+    if not parts:
+        return None
+    total = sum(float(n) * _UNITS[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)([smhd])", parts.group(0)))
+    return total if total > 0 else None
+
+
+def format_duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def _cron_problem(expr: str) -> str | None:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(expr, timezone="UTC")
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _schedule(r: Reader) -> ScheduleSpec:
+    every = r.string("schedule.every", None, allowed="a duration such as \"90s\", \"15m\", \"1h\" or \"1d\"")
+    cron = r.string("schedule.cron", None, allowed="a crontab line such as \"*/15 * * * *\"")
+    if every is not None and cron is not None:
+        r.problems.append(f"schedule.every and schedule.cron cannot both be set; got every = {every!r} "
+                          f"and cron = {cron!r}")
+        return ScheduleSpec()
+    if cron is not None:
+        problem = _cron_problem(cron)
+        if problem:
+            r.problem("schedule.cron", f"a crontab line of 5 fields (minute hour day month weekday) ({problem})",
+                      cron)
+            return ScheduleSpec()
+        return ScheduleSpec(every_seconds=None, cron=cron)
+    seconds = parse_duration(every or DEFAULT_EVERY)
+    if seconds is None:
+        r.problem("schedule.every", "a positive duration such as \"90s\", \"15m\", \"1h\" or \"1d\"", every)
+        return ScheduleSpec()
+    return ScheduleSpec(every_seconds=seconds)
+
+
+@dataclass(frozen=True)
 class Policy:
     path: Path
     model: ModelSpec
@@ -146,6 +218,8 @@ class Policy:
     build: BuildSpec
     gates: GateSpec
     promotion: PromotionSpec
+    budget: BudgetSpec = field(default_factory=BudgetSpec)
+    schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
 
     @property
     def name(self) -> str:
@@ -254,6 +328,8 @@ def load_policy(path: str | Path) -> Policy:
         min_holdout_rows=r.integer("gates.min_holdout_rows", 50, lo=1),
     )
     promotion = PromotionSpec(mode=r.string("promotion.mode", "auto", choices=PROMOTION_MODES))
+    budget = BudgetSpec(daily_cpu_seconds=r.number("budget.daily_cpu_seconds", None, lo=0, lo_open=True))
+    schedule = _schedule(r)
 
     r.unknown_keys(open_tables=("trigger.columns",))
     for col in columns:
@@ -263,7 +339,7 @@ def load_policy(path: str | Path) -> Policy:
     if r.problems:
         raise PolicyError(str(path), r.problems)
     return Policy(path=path.resolve(), model=model, data=data, trigger=trigger, build=build,
-                  gates=gates, promotion=promotion)
+                  gates=gates, promotion=promotion, budget=budget, schedule=schedule)
 
 
 def load_policies(paths: Iterable[str | Path]) -> tuple[list[Policy], list[PolicyError]]:

@@ -116,14 +116,18 @@ def churn_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture
-def home(tmp_path: Path, churn_data: Path) -> Home:
-    root = tmp_path / "home"
+def make_home(root: Path, data: Path, overrides: dict[str, dict[str, Any]] | None = None) -> Home:
+    """A Kaizen home at ``root`` with the scenario files of ``data`` and the base policy (+ overrides)."""
     (root / "data").mkdir(parents=True)
     for name in ("reference.parquet", "golden.parquet"):
-        shutil.copy(churn_data / name, root / "data" / name)
-    shutil.copytree(churn_data / "incoming", root / "data" / "incoming")
+        shutil.copy(data / name, root / "data" / name)
+    shutil.copytree(data / "incoming", root / "data" / "incoming")
     (root / "config.toml").write_text('[state]\ndir = "state"\n')
     h = Home(root=root, scenario=None)
-    h.write_policy()
+    h.write_policy(overrides)
     return h
+
+
+@pytest.fixture
+def home(tmp_path: Path, churn_data: Path) -> Home:
+    return make_home(tmp_path / "home", churn_data)

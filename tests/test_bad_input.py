@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,20 +12,14 @@ import pytest
 from kaizen.cycle import bootstrap, run_cycle
 from kaizen.ledger import Ledger
 from kaizen.registry import Registry
-from tests.conftest import Home
+from tests.conftest import Home, make_home
 
 
 @pytest.fixture(scope="module")
 def booted(tmp_path_factory: pytest.TempPathFactory, churn_data: Path) -> Home:
-    root = tmp_path_factory.mktemp("bad-input") / "home"
-    (root / "data").mkdir(parents=True)
-    for name in ("reference.parquet", "golden.parquet"):
-        shutil.copy(churn_data / name, root / "data" / name)
-    shutil.copytree(churn_data / "incoming", root / "data" / "incoming")
-    (root / "config.toml").write_text('[state]\ndir = "state"\n')
-    h = Home(root=root, scenario=None)
     # drift alone would trigger a build; make every trigger hair-trigger so nothing but the input can stop it
-    h.write_policy({"trigger": {"drift_share": 0.01, "performance_drop": 0.0}})
+    h = make_home(tmp_path_factory.mktemp("bad-input") / "home", churn_data,
+                  {"trigger": {"drift_share": 0.01, "performance_drop": 0.0}})
     assert bootstrap(h.config(), h.policy()).decision == "promoted"
     return h
 

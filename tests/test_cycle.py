@@ -184,20 +184,12 @@ def test_a_hand_registered_sklearn_champion_works(home) -> None:
 
 
 def test_seeded_cycle_repeats_exactly(tmp_path, churn_data) -> None:
-    import shutil
-
-    from tests.conftest import Home
+    from tests.conftest import make_home
 
     results = []
     for k in range(2):
-        root = tmp_path / f"h{k}"
-        (root / "data").mkdir(parents=True)
-        for name in ("reference.parquet", "golden.parquet"):
-            shutil.copy(churn_data / name, root / "data" / name)
-        shutil.copytree(churn_data / "incoming", root / "data" / "incoming")
-        (root / "config.toml").write_text('[state]\ndir = "state"\n')
-        h = Home(root=root, scenario=None)
-        h.write_policy({"trigger": {"drift_share": 0.05}, "gates": {"min_improvement": 0.0}})
+        h = make_home(tmp_path / f"h{k}", churn_data,
+                      {"trigger": {"drift_share": 0.05}, "gates": {"min_improvement": 0.0}})
         b = bootstrap(h.config(), h.policy())
         h.arrive(3)
         c = run_cycle(h.config(), h.policy())
@@ -206,3 +198,33 @@ def test_seeded_cycle_repeats_exactly(tmp_path, churn_data) -> None:
                         c.trigger["monitor"]["drift_share"]))
     assert results[0] == results[1]
     assert results[0][3] is not None  # the second cycle really built a challenger
+
+
+def test_regression_policy_runs_the_whole_cycle(tmp_path) -> None:
+    from experiments.scenarios import demand
+    from tests.conftest import Home
+
+    root = tmp_path / "demand"
+    sc = demand(seed=2, reference_rows=1200, golden_rows=300, batch_rows=400, n_batches=4, concept_at=2)
+    paths = sc.write(root / "data")
+    (root / "config.toml").write_text('[state]\ndir = "state"\n')
+    h = Home(root=root, scenario=sc)
+    h.write_policy({
+        "model": {"name": "demand", "task": "regression", "target": "units", "metric": "rmse"},
+        "build": {"families": ["hist_gradient_boosting", "ridge"], "trials": 4},
+        "gates": {"min_improvement": 0.02, "golden_tolerance": 0.5},
+    }, name="demand")
+    b = bootstrap(h.config(), h.policy("demand"))
+    assert b.decision == "promoted" and b.challenger["holdout_metric"] > 0
+    (h.production).mkdir(parents=True)
+    incoming = sorted(Path(paths["incoming"]).iterdir())
+    decisions = []
+    for src in incoming[1:4]:
+        (h.production / src.name).write_bytes(src.read_bytes())
+        decisions.append(run_cycle(h.config(), h.policy("demand")))
+    assert all(r.decision in ("skipped", "promoted", "rejected") for r in decisions), [r.reasons for r in decisions]
+    assert any(r.decision == "promoted" for r in decisions), [r.reasons for r in decisions]
+    p = next(r for r in decisions if r.decision == "promoted")
+    imp = next(g for g in p.gates if g["name"] == "improvement")["numbers"]
+    assert imp["metric"] == "rmse" and imp["challenger"] < imp["champion"]   # lower error wins
+    assert imp["improvement"] == pytest.approx((imp["champion"] - imp["challenger"]) / imp["champion"])

@@ -1,0 +1,340 @@
+"""Replay historical batches through a policy, prequentially, in an isolated temporary state.
+
+For each batch, in time order:
+
+1. every arm's serving champion predicts the batch with its labels removed, and is scored
+   on the batch's labelled rows (the *prequential* score: predicted before it was seen);
+2. only then is the batch copied into the temporary production folder;
+3. the arms act: ``kaizen`` runs one real cycle of the policy (which may promote a new
+   champion for the next batch); ``retrain_every_batch`` rebuilds on every labelled row with
+   the same build step and budget and always promotes (:func:`kaizen.cycle.retrain`);
+   ``static`` keeps the bootstrapped champion.
+
+The temporary state has its own SQLite MLflow, artifact folder, promotion log and production
+folder. The live config is only read (threads, cost factors); its MLflow URIs, registry and log
+are never opened. The reference and golden files the policy names are read, never written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kaizen.config import Config
+from kaizen.cost import CostModel
+from kaizen.data.files import SUFFIXES, read_table
+from kaizen.errors import DataError, KaizenError
+from kaizen.policy import Policy
+
+__all__ = ["ARMS", "EVERY_BATCH_SUFFIX", "run_backtest"]
+
+log = logging.getLogger("kaizen.backtest")
+
+ARMS = ("kaizen", "static", "retrain_every_batch")
+EVERY_BATCH_SUFFIX = ".retrain_every_batch"
+FORMAT = 1
+
+
+def _isolated_config(live: Config | None, root: Path) -> Config:
+    """A config whose every location is inside ``root``; only threads and cost factors come from ``live``."""
+    state = root / "state"
+    uri = f"sqlite:///{state / 'mlflow.db'}"
+    fields = dict(path=None, state_dir=state, policies_dir=root / "policies", tracking_uri=uri, registry_uri=uri,
+                  artifact_location=(state / "artifacts").as_uri(), ledger_path=state / "promotion-log.jsonl")
+    if live is None:
+        return Config(**fields)
+    return dataclasses.replace(live, **fields)
+
+
+def _replayable(policy: Policy, production: Path, *, name: str | None = None) -> Policy:
+    """The policy pointed at the temporary production folder, with a trial budget and no timeout.
+
+    A timeout makes the number of trials depend on the machine's speed; with a trial budget the
+    same seed repeats exactly, so the backtest drops the timeout when the policy has a budget.
+    """
+    build = policy.build
+    if build.trials is not None and build.timeout_seconds is not None:
+        build = dataclasses.replace(build, timeout_seconds=None)
+    model = policy.model if name is None else dataclasses.replace(policy.model, name=name)
+    return dataclasses.replace(policy, model=model, build=build,
+                               data=dataclasses.replace(policy.data, production=production))
+
+
+def _batch_files(folder: Path, timestamp: str | None) -> list[tuple[Path, pd.DataFrame | None, str | None]]:
+    """``(path, frame or None, problem)`` for each data file, oldest first (timestamp, then name)."""
+    if not folder.is_dir():
+        raise DataError(f"{folder}: batches folder not found")
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
+    if not files:
+        raise DataError(f"{folder}: no batch files (.parquet or .csv)")
+    out: list[tuple[Path, pd.DataFrame | None, str | None]] = []
+    for f in files:
+        try:
+            out.append((f, read_table(f), None))
+        except DataError as exc:
+            out.append((f, None, str(exc)))
+    if timestamp:
+        def key(item: tuple[Path, pd.DataFrame | None, str | None]) -> tuple[Any, str]:
+            df = item[1]
+            if df is not None and timestamp in df.columns and len(df):
+                return (pd.to_datetime(df[timestamp], utc=True).min(), item[0].name)
+            return (pd.Timestamp.max.tz_localize("UTC"), item[0].name)
+
+        out.sort(key=key)
+    return out
+
+
+def _day(frame: pd.DataFrame | None, timestamp: str | None, index: int) -> str:
+    """The day a batch's cycle books its CPU on: the batch's first timestamp, else one day per batch."""
+    if frame is not None and timestamp and timestamp in frame.columns and frame[timestamp].notna().any():
+        return pd.to_datetime(frame[timestamp], utc=True).min().strftime("%Y-%m-%d")
+    return f"batch-{index:03d}"
+
+
+class _Scorer:
+    """Loads each champion version once and scores a batch it has not seen (labels removed first)."""
+
+    def __init__(self, policy: Policy, schema: Any) -> None:
+        self.policy = policy
+        self.schema = schema
+        self._models: dict[str, Any] = {}
+
+    def __call__(self, uri: str, frame: pd.DataFrame) -> tuple[float | None, int]:
+        from kaizen.metrics import score
+        from kaizen.models import load_model
+
+        spec = self.policy.model
+        if uri not in self._models:
+            self._models[uri] = load_model(uri, task=spec.task, positive_label=spec.positive_label)
+        target = self.schema.target
+        hidden = frame.drop(columns=[target], errors="ignore")  # the model never sees the labels it is scored on
+        missing = [c for c in self.schema.features if c not in hidden.columns]
+        if missing or target not in frame.columns:
+            return None, 0
+        pred = self._models[uri].predict(hidden[list(self.schema.features)].reset_index(drop=True))
+        known = frame[target].notna().to_numpy()
+        if not known.any():
+            return None, 0
+        y = frame[target].to_numpy()[known]
+        if spec.task == "regression":
+            y = y.astype(float)
+        value = score(spec.metric, y, pred.labels[known], None if pred.scores is None else pred.scores[known],
+                      pos_label=spec.positive_label)
+        return (None if math.isnan(value) else round(float(value), 6)), int(known.sum())
+
+
+def _cost(rec: Any) -> tuple[float, float]:
+    c = rec.cost or {}
+    return float(c.get("cpu_seconds") or 0.0), float(c.get("build_cpu_seconds") or 0.0)
+
+
+def _drift_share(rec: Any) -> float | None:
+    mon = (rec.trigger or {}).get("monitor") or {}
+    v = mon.get("drift_share")
+    return None if v is None else round(float(v), 6)
+
+
+def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None, seed: int | None = None,
+                 progress: bool = True, state_dir: Path | None = None,
+                 on_batch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Replay ``batches`` through ``policy`` and the two baselines; return the JSON-ready result.
+
+    ``config`` is the live config (read for threads and the cost factors only). ``state_dir``
+    keeps the temporary state there (it must not exist yet) instead of a deleted temp folder.
+    ``seed`` overrides ``build.seed``; with a trial budget a seeded backtest repeats exactly.
+    """
+    import mlflow
+
+    from kaizen.cycle import bootstrap, retrain, run_cycle
+    from kaizen.data.window import load_reference
+    from kaizen.registry import Registry
+
+    wall0 = time.perf_counter()
+    batches = Path(batches).resolve()
+    if state_dir is not None:
+        root = Path(state_dir).resolve()
+        if root.exists():
+            raise KaizenError(f"{root}: backtest state folder already exists; give a new one")
+        root.mkdir(parents=True)
+    else:
+        root = Path(tempfile.mkdtemp(prefix="kaizen-backtest-"))
+    production = root / "production"
+    production.mkdir()
+    cfg = _isolated_config(config, root)
+    cost_model = CostModel.from_config(cfg)
+    kz = _replayable(policy, production)
+    every = _replayable(policy, production, name=policy.name + EVERY_BATCH_SUFFIX)
+    seed = kz.build.seed if seed is None else int(seed)
+    schema, _ref, _golden = load_reference(kz)
+    files = _batch_files(batches, schema.timestamp)
+
+    _warm_up()
+    previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    try:
+        registry = Registry.from_config(cfg)
+        boot = {}
+        for arm, pol in (("kaizen", kz), ("retrain_every_batch", every)):
+            rec = bootstrap(cfg, pol, seed=seed, registry=registry)
+            if rec.decision != "promoted":
+                raise KaizenError(f"backtest: bootstrap of {pol.name!r} was {rec.decision}: " + "; ".join(rec.reasons))
+            boot[arm] = {"version": rec.champion["version"], "cpu_seconds": _cost(rec)[0],
+                         "build_cpu_seconds": _cost(rec)[1], "holdout_metric": rec.challenger.get("holdout_metric")}
+        static_uri = f"models:/{kz.name}/{boot['kaizen']['version']}"
+        scorer = _Scorer(kz, schema)
+        rows_out: list[dict[str, Any]] = []
+        bar = _progress(len(files), kz.name, progress)
+        try:
+            for i, (path, frame, problem) in enumerate(files):
+                # 1. score every arm's current champion on the batch before anything learns from it
+                champs = {"kaizen": registry.champion(kz.name), "retrain_every_batch": registry.champion(every.name)}
+                entry: dict[str, Any] = {"index": i, "name": path.name,
+                                         "rows": 0 if frame is None else int(len(frame))}
+                scored: dict[str, tuple[float | None, int]] = {}
+                for arm, uri, version in (
+                        ("kaizen", champs["kaizen"].uri, champs["kaizen"].version),
+                        ("static", static_uri, boot["kaizen"]["version"]),
+                        ("retrain_every_batch", champs["retrain_every_batch"].uri,
+                         champs["retrain_every_batch"].version)):
+                    scored[arm] = (None, 0) if frame is None else scorer(uri, frame)
+                    entry.setdefault("_versions", {})[arm] = version
+                versions = entry.pop("_versions")
+                entry.update(champion_version=versions["kaizen"], metric=scored["kaizen"][0],
+                             labelled_rows=scored["kaizen"][1])
+                # 2. the labels are revealed: the batch joins the production window
+                shutil.copy(path, production / path.name)
+                day = _day(frame, schema.timestamp, i)
+                # 3. the arms act; what they promote serves from the next batch on
+                rec = run_cycle(cfg, kz, seed=seed, registry=registry, day=day)
+                cpu, build_cpu = _cost(rec)
+                entry.update(drift_share=_drift_share(rec), decision=rec.decision, cpu_seconds=cpu,
+                             build_cpu_seconds=build_cpu, challenger_version=rec.challenger.get("version"),
+                             promoted_version=rec.challenger.get("version") if rec.decision == "promoted" else None,
+                             reason=_main_reason(rec), **_energy(cost_model, cpu), day=day)
+                if problem:
+                    entry["problem"] = problem
+                rrec = retrain(cfg, every, seed=seed, registry=registry, day=day)
+                rcpu, rbuild = _cost(rrec)
+                entry["baselines"] = {
+                    "static": {"champion_version": versions["static"], "metric": scored["static"][0]},
+                    "retrain_every_batch": {"champion_version": versions["retrain_every_batch"],
+                                            "metric": scored["retrain_every_batch"][0],
+                                            "decision": rrec.decision, "cpu_seconds": rcpu,
+                                            "build_cpu_seconds": rbuild, **_energy(cost_model, rcpu)},
+                }
+                rows_out.append(entry)
+                if on_batch is not None:
+                    on_batch(entry)
+                bar.set_postfix_str(f"{kz.model.metric} {_f(entry['metric'])} {rec.decision}")
+                bar.update(1)
+        finally:
+            bar.close()
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+        if state_dir is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+    return {
+        "format": FORMAT,
+        "policy": policy.name,
+        "policy_path": str(policy.path),
+        "batches_dir": str(batches),
+        "seed": seed,
+        "task": policy.model.task,
+        "metric": policy.model.metric,
+        "higher_is_better": policy.model.higher_is_better,
+        "settings": {"trials": kz.build.trials, "timeout_seconds": kz.build.timeout_seconds,
+                     "timeout_ignored": kz.build.timeout_seconds != policy.build.timeout_seconds,
+                     "daily_cpu_seconds": kz.budget.daily_cpu_seconds,
+                     "watts_per_core": cost_model.watts_per_core,
+                     "grid_gco2_per_kwh": cost_model.grid_gco2_per_kwh},
+        "bootstrap": boot,
+        "batches": rows_out,
+        "summary": summarize(rows_out, cost_model),
+        "wall_seconds": round(time.perf_counter() - wall0, 3),
+    }
+
+
+def _warm_up() -> None:
+    """Import the monitor's libraries now, so the first cycle's CPU seconds are not an import's."""
+    import evidently  # noqa: F401
+    import evidently.core.report  # noqa: F401
+    import evidently.metrics  # noqa: F401
+
+
+def _main_reason(rec: Any) -> str:
+    if rec.decision == "failed" and rec.error:
+        return str(rec.error).splitlines()[0]
+    reasons = list(rec.reasons)
+    if rec.decision in ("promoted", "rejected") or not reasons:
+        return reasons[-1] if reasons else ""
+    return reasons[-1] if any("budget" in r for r in reasons[-1:]) else reasons[0]
+
+
+def _energy(model: CostModel, cpu: float) -> dict[str, float]:
+    return model.estimate(cpu)
+
+
+def _mean(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return round(float(np.mean(vals)), 6) if vals else None
+
+
+def summarize(rows: list[dict[str, Any]], cost_model: CostModel) -> dict[str, dict[str, Any]]:
+    """One entry per arm: mean prequential metric, how often it built and promoted, and what it spent."""
+    def arm(metrics: list[float | None], cpus: list[float], builds: list[float], retrains: int,
+            promotions: int, **extra: Any) -> dict[str, Any]:
+        total = round(sum(cpus), 3)
+        return {"mean_metric": _mean(metrics), "scored_batches": sum(m is not None for m in metrics),
+                "retrains": retrains, "promotions": promotions, "build_cpu_seconds": round(sum(builds), 3),
+                "total_cpu_seconds": total, **cost_model.estimate(total), **extra}
+
+    decisions: dict[str, int] = {}
+    for r in rows:
+        decisions[r["decision"]] = decisions.get(r["decision"], 0) + 1
+    ev = [r["baselines"]["retrain_every_batch"] for r in rows]
+    return {
+        "kaizen": arm([r["metric"] for r in rows], [r["cpu_seconds"] for r in rows],
+                      [r["build_cpu_seconds"] for r in rows],
+                      sum(1 for r in rows if r["challenger_version"] is not None),
+                      sum(1 for r in rows if r["decision"] == "promoted"), decisions=decisions,
+                      budget_skips=sum(1 for r in rows if "daily compute budget" in (r.get("reason") or ""))),
+        "static": arm([r["baselines"]["static"]["metric"] for r in rows], [0.0] * len(rows), [0.0] * len(rows),
+                      0, 0),
+        "retrain_every_batch": arm([e["metric"] for e in ev], [e["cpu_seconds"] for e in ev],
+                                   [e["build_cpu_seconds"] for e in ev],
+                                   sum(1 for e in ev if e["build_cpu_seconds"] > 0),
+                                   sum(1 for e in ev if e["decision"] == "promoted")),
+    }
+
+
+def _f(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+class _NoBar:
+    def set_postfix_str(self, _s: str) -> None: ...
+    def update(self, _n: int) -> None: ...
+    def close(self) -> None: ...
+
+
+def _progress(total: int, name: str, enabled: bool) -> Any:
+    if not enabled:
+        return _NoBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm comes with MLflow
+        return _NoBar()
+    return tqdm(total=total, desc=f"backtest {name}", unit="batch", file=sys.stderr, dynamic_ncols=True)

@@ -1,0 +1,18 @@
+"""The Kaizen service (``kaizen run``): scheduler, crash journal and recovery, lock, signals, health and metrics.
+
+::
+
+    daemon.py     Service: the lifecycle and the main loop
+    scheduler.py  APScheduler 3.x, one job per policy, SQLAlchemy job store
+    jobs.py       the job function the store names ("kaizen.service.jobs:run_policy")
+    policies.py   the policies folder, rescanned; a broken edit keeps the last valid version
+    journal.py    per-cycle progress on disk (atomic writes) and the test crash hooks
+    recovery.py   settle cycles a dead process left behind
+    lock.py       one daemon per state folder (fcntl)
+    signals.py    SIGTERM/SIGINT graceful stop, SIGHUP reload
+    http.py       /healthz, /readyz, /metrics
+    metrics.py    the Prometheus metrics
+    logs.py       JSON log lines (plain text on a terminal)
+
+Importing this package imports none of them; ``from kaizen.service.daemon import Service``.
+"""

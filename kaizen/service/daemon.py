@@ -1,0 +1,269 @@
+"""``kaizen run``: the long-lived service around the improvement cycle.
+
+One :class:`Service` per process and per state folder. Its main thread owns
+the lifecycle — lock, recovery, scheduler, HTTP endpoint, then a loop that
+waits for a command (stop, reload) or the rescan interval — while cycles run
+on the scheduler's worker threads::
+
+    lock ─► recover journals ─► scheduler (paused) ─► sync jobs ─► resume ─► HTTP ─► loop
+                                                  SIGHUP / rescan: reload policies ─┤
+                                        SIGTERM/SIGINT: stop, wait the grace, exit 0 ─┘
+
+Cycle failures never leave :meth:`Service.run_policy`: the cycle records them
+(``run_cycle`` never raises for a failed cycle), the policy backs off, the
+other policies go on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from kaizen.config import Config
+from kaizen.errors import KaizenError
+from kaizen.ledger import Ledger, Record, new_cycle_id, utcnow
+from kaizen.service import jobs, logs, signals
+from kaizen.service.http import CachedCheck, HealthServer, registry_reachable
+from kaizen.service.journal import Journal, _write_atomic
+from kaizen.service.lock import StateLock, holder
+from kaizen.service.metrics import ServiceMetrics
+from kaizen.service.policies import PolicySet
+from kaizen.service.recovery import recover
+from kaizen.service.scheduler import make_scheduler, next_runs, sync_jobs
+
+__all__ = ["Service", "STATUS_FILE"]
+
+log = logging.getLogger("kaizen.service")
+
+STATUS_FILE = "service.json"
+
+
+@dataclass
+class PolicyHealth:
+    consecutive_failures: int = 0
+    retry_at: float | None = None
+    last_error: str | None = None
+    last_error_at: str | None = None
+    running: bool = False
+
+
+class Service:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.settings = config.service
+        self.stop = threading.Event()
+        self.commands: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.policies = PolicySet(config.policies_dir)
+        self.journal = Journal(config.state_dir, config.ledger_path)
+        self.lock = StateLock(config.state_dir)
+        self.scheduler: Any = None
+        self.http: HealthServer | None = None
+        self.state = "starting"
+        self.started = utcnow()
+        self.health: dict[str, PolicyHealth] = {}
+        self.metrics = ServiceMetrics(lambda: self.state == "running" and bool(self.scheduler and
+                                                                                  self.scheduler.running))
+        self._registry_ok = CachedCheck(lambda: registry_reachable(config.registry_uri))
+        self._idle = threading.Condition()
+        self._active = 0
+        self._status_lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def run(self) -> int:
+        signals.install(self.commands)
+        if not self._acquire():
+            return 0
+        try:
+            jobs.attach(self)
+            recovered = recover(self.config, self.journal)
+            if recovered:
+                log.warning("recovered %d interrupted cycle(s)", len(recovered))
+            self.metrics.seed(Ledger(self.config.ledger_path).records())
+            self.scheduler = make_scheduler(self.settings)
+            self.scheduler.start(paused=True)
+            self.reload("start")
+            self.scheduler.resume()
+            self.http = HealthServer(self.settings.host, self.settings.port, ready=self.ready,
+                                     metrics=self.metrics.render).start()
+            self.state = "running"
+            self.write_status()
+            log.info("kaizen service running (pid %d, state %s, http://%s:%d)", os.getpid(), self.config.state_dir,
+                     self.http.host, self.http.port)
+            while True:
+                try:
+                    cmd = self.commands.get(timeout=self.settings.rescan_seconds)
+                except queue.Empty:
+                    cmd = "rescan"
+                if cmd == "stop":
+                    break
+                self.reload("SIGHUP" if cmd == "reload" else "rescan")
+                self.write_status()
+            return self._shutdown()
+        finally:
+            jobs.attach(None)
+            self.lock.release()
+
+    def _acquire(self) -> bool:
+        waited = False
+        while not self.lock.try_acquire():
+            pid = holder(self.config.state_dir)
+            if not self.settings.standby:
+                raise KaizenError(f"another kaizen daemon (pid {pid}) is running on state folder "
+                                  f"{self.config.state_dir} (lock {self.lock.path}); stop it first, or set "
+                                  "[service] standby = true to wait as a standby")
+            if not waited:
+                log.info("standby: pid %s holds %s; waiting to take over", pid, self.lock.path)
+                self.state = "standby"
+                waited = True
+            try:
+                if self.commands.get(timeout=1.0) == "stop":
+                    log.info("standby stopped before taking over")
+                    return False
+            except queue.Empty:
+                pass
+        if waited:
+            log.info("lock acquired: taking over as the active daemon")
+        return True
+
+    def _shutdown(self) -> int:
+        grace = self.settings.shutdown_grace_seconds
+        self.state = "stopping"
+        self.stop.set()
+        log.info("stopping: no new cycles; waiting up to %gs for running ones", grace)
+        self.scheduler.shutdown(wait=False)
+        self.write_status()
+        deadline = time.monotonic() + grace
+        with self._idle:
+            while self._active and time.monotonic() < deadline:
+                self._idle.wait(max(0.0, min(1.0, deadline - time.monotonic())))
+            busy = self._active
+        if self.http is not None:
+            self.http.close()
+        if busy:
+            log.error("grace period of %gs is over with %d cycle(s) running: aborting them "
+                      "(recovered at the next start)", grace, busy)
+            for h in logging.getLogger("kaizen").handlers:
+                h.flush()
+            os._exit(signals.ABORT_CODE)
+        self.state = "stopped"
+        self.write_status()
+        log.info("kaizen service stopped")
+        return 0
+
+    # -- policies and jobs -----------------------------------------------------------------------
+    def reload(self, why: str) -> None:
+        if not self.policies.scan() and why == "rescan":
+            return
+        active = self.policies.active()
+        for name in active:
+            self.metrics.add_policy(name)
+            self.health.setdefault(name, PolicyHealth())
+        for name in set(self.health) - set(active):
+            self.health.pop(name)
+            self.metrics.remove_policy(name)
+        self.metrics.set_policy_counts(len(active), len(self.policies.broken()))
+        sync_jobs(self.scheduler, active)
+        log.info("policies reloaded (%s): %d in service, %d broken", why, len(active), len(self.policies.broken()))
+
+    def run_policy(self, name: str) -> None:
+        """One scheduled tick of a policy (on a scheduler worker thread)."""
+        if self.stop.is_set():
+            return
+        policy = self.policies.active().get(name)
+        h = self.health.get(name)
+        if policy is None or h is None:
+            return
+        if h.retry_at is not None and time.time() < h.retry_at:
+            log.info("%s: backing off after %d failed cycle(s); next try after %s", name, h.consecutive_failures,
+                     _iso(h.retry_at))
+            return
+        logs.bind(policy=name)
+        with self._idle:
+            self._active += 1
+        h.running = True
+        t0 = time.monotonic()
+        try:
+            record = self._cycle(policy)
+            self._after(name, h, record, time.monotonic() - t0)
+        finally:
+            h.running = False
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+            logs.bind()
+            self.write_status()
+
+    def _cycle(self, policy: Any) -> Record:
+        from kaizen.cycle import run_cycle
+
+        try:
+            recover(self.config, self.journal, policy=policy.name)
+            return run_cycle(self.config, policy, stop=self.stop, on_step=self.journal.mark)
+        except Exception as exc:  # the ledger or the journal failed: keep the daemon alive, record if we can
+            log.exception("cycle of %s failed outside the cycle", policy.name)
+            msg = f"{type(exc).__name__}: {exc}"
+            rec = Record(id=new_cycle_id(policy.name), policy=policy.name, decision="failed",
+                         reasons=(f"cycle failed: {msg}",), error=msg)
+            try:
+                Ledger(self.config.ledger_path).append(rec)
+            except Exception:
+                log.exception("cannot write to the promotion log %s", self.config.ledger_path)
+            return rec
+
+    def _after(self, name: str, h: PolicyHealth, record: Record, seconds: float) -> None:
+        s = self.settings
+        if record.decision == "failed":
+            h.consecutive_failures += 1
+            h.last_error, h.last_error_at = record.error or "; ".join(record.reasons), record.time
+            # first retry on the next tick, then back off: base, 2·base, 4·base … up to the cap
+            n = h.consecutive_failures
+            delay = 0.0 if n == 1 else min(s.backoff_seconds * 2 ** (n - 2), s.backoff_max_seconds)
+            h.retry_at = time.time() + delay if delay else None
+            log.warning("%s: cycle %s failed (%d in a row): %s", name, record.id, n, h.last_error)
+        else:
+            h.consecutive_failures, h.retry_at = 0, None
+            log.info("%s: cycle %s %s", name, record.id, record.decision)
+        self.metrics.observe(record, seconds, h.consecutive_failures)
+
+    # -- health and status -----------------------------------------------------------------------
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        sched = self.state == "running" and bool(self.scheduler and self.scheduler.running)
+        reg_ok, reg_detail = self._registry_ok()
+        return sched and reg_ok, {"scheduler": "running" if sched else self.state, "registry": reg_detail}
+
+    def write_status(self) -> None:
+        """``<state>/service.json``: what ``kaizen status`` shows about the live daemon."""
+        try:
+            runs = next_runs(self.scheduler) if self.scheduler is not None and self.state == "running" else {}
+        except Exception:
+            runs = {}
+        active = self.policies.active()
+        doc = {
+            "pid": os.getpid(), "state": self.state, "started": self.started, "updated": utcnow(),
+            "http": {"host": self.http.host, "port": self.http.port} if self.http else None,
+            "policies": {name: {"file": str(pol.path), "schedule": pol.schedule.describe(),
+                                "next_run": runs.get(name),
+                                **asdict(self.health.get(name, PolicyHealth())),
+                                "retry_at": _iso(self.health[name].retry_at) if name in self.health else None}
+                         for name, pol in active.items()},
+            "broken": {str(p): e for p, e in self.policies.broken().items()},
+        }
+        with self._status_lock:
+            try:
+                _write_atomic(self.config.state_dir / STATUS_FILE, json.dumps(doc, indent=1).encode())
+            except OSError as exc:
+                log.warning("cannot write %s: %s", STATUS_FILE, exc)
+
+
+def _iso(t: float | None) -> str | None:
+    if t is None:
+        return None
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

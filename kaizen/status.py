@@ -1,0 +1,138 @@
+"""``kaizen status``: per policy, the next run, the champion and since when, the last decision and error.
+
+Quick by design: it reads the policy files, the promotion log, the job store
+(the next run times, straight from its table) and the daemon's status file;
+it imports no MLflow, Evidently, pandas or scikit-learn. The champion shown
+is the one the promotion log says was promoted last (the log records every
+alias move Kaizen makes; a move made by hand in MLflow is not seen here).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kaizen.config import Config
+from kaizen.ledger import Ledger
+
+__all__ = ["collect", "render"]
+
+JOB_PREFIX = "cycle:"  # kaizen.service.scheduler.JOB_PREFIX, not imported to stay light
+
+
+def _job_runs(url: str) -> dict[str, str | None]:
+    """Next run time per policy from the APScheduler job store's table (no unpickling)."""
+    rows: list[tuple[str, float | None]] = []
+    try:
+        if url.startswith("sqlite:///"):
+            path = Path(url[len("sqlite:///"):])
+            if not path.exists():
+                return {}
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2)
+            try:
+                rows = con.execute("select id, next_run_time from apscheduler_jobs").fetchall()
+            finally:
+                con.close()
+        else:
+            from sqlalchemy import create_engine, text
+
+            engine = create_engine(url)
+            try:
+                with engine.connect() as con:
+                    rows = list(con.execute(text("select id, next_run_time from apscheduler_jobs")))
+            finally:
+                engine.dispose()
+    except Exception:
+        return {}
+    return {jid[len(JOB_PREFIX):]: _iso(t) for jid, t in rows if jid.startswith(JOB_PREFIX)}
+
+
+def _iso(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return datetime.fromtimestamp(float(t), UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def collect(config: Config) -> dict[str, Any]:
+    from kaizen.policy import load_policies, policy_files
+    from kaizen.service.lock import holder
+
+    pid = holder(config.state_dir)
+    daemon: dict[str, Any] = {}
+    status_path = config.state_dir / "service.json"
+    if status_path.exists():
+        try:
+            daemon = json.loads(status_path.read_text())
+        except (OSError, ValueError):
+            daemon = {}
+    live = daemon if pid is not None and daemon.get("pid") == pid else {}
+    good, bad = load_policies(policy_files(config.policies_dir)) if config.policies_dir.is_dir() else ([], [])
+    runs = _job_runs(config.service.jobstore_url)
+    ledger = Ledger(config.ledger_path)
+    records = ledger.records()
+    names = [p.name for p in good] + [n for n in (live.get("policies") or {}) if n not in {p.name for p in good}]
+    out: dict[str, Any] = {
+        "daemon": {"running": pid is not None, "pid": pid, "state": live.get("state") if pid else "not running",
+                   "started": live.get("started"), "http": live.get("http")},
+        "policies": [],
+        "broken": {**{e.path: "; ".join(e.problems) for e in bad}, **(live.get("broken") or {})},
+    }
+    for name in names:
+        pol = next((p for p in good if p.name == name), None)
+        lp = (live.get("policies") or {}).get(name, {})
+        champ, since, last, err = None, None, None, None
+        for r in records:
+            if r.policy != name:
+                continue
+            if r.decision == "promoted":
+                champ = (r.champion or {}).get("version") if r.kind == "bootstrap" else (
+                    (r.challenger or {}).get("version"))
+                since = r.time
+            if r.kind == "cycle":
+                last = r
+                if r.decision == "failed":
+                    err = {"time": r.time, "error": r.error or "; ".join(r.reasons)}
+        if lp.get("last_error") and (err is None or (lp.get("last_error_at") or "") > err["time"]):
+            err = {"time": lp.get("last_error_at"), "error": lp["last_error"]}
+        out["policies"].append({
+            "policy": name,
+            "schedule": pol.schedule.describe() if pol else lp.get("schedule"),
+            "next_run": runs.get(name) if pid is not None else None,
+            "scheduled_next_run": runs.get(name),
+            "champion": champ, "champion_since": since,
+            "last_decision": last.decision if last else None, "last_cycle": last.time if last else None,
+            "last_cycle_id": last.id if last else None,
+            "last_error": err,
+            "consecutive_failures": lp.get("consecutive_failures", 0),
+            "retry_at": lp.get("retry_at"),
+            "running": bool(lp.get("running")),
+        })
+    return out
+
+
+def render(st: dict[str, Any]) -> str:
+    d = st["daemon"]
+    head = (f"daemon: running (pid {d['pid']}, {d.get('state')}"
+            + (f", http://{d['http']['host']}:{d['http']['port']}" if d.get("http") else "") + ")"
+            if d["running"] else "daemon: not running (start it with `kaizen run`)")
+    rows = [("POLICY", "SCHEDULE", "NEXT RUN", "CHAMPION", "SINCE", "LAST DECISION", "LAST ERROR")]
+    for p in st["policies"]:
+        nxt = p["next_run"] or (f"({p['scheduled_next_run']})" if p["scheduled_next_run"] else "-")
+        if p["running"]:
+            nxt = "running now"
+        last = p["last_decision"] or "-"
+        if p["consecutive_failures"]:
+            last += f" ({p['consecutive_failures']} failed in a row, retry after {p['retry_at'] or 'next tick'})"
+        err = p["last_error"]
+        rows.append((p["policy"], p["schedule"] or "-", nxt, f"v{p['champion']}" if p["champion"] else "-",
+                     p["champion_since"] or "-", last,
+                     f"{err['time']}: {err['error'].splitlines()[0][:80]}" if err else "-"))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = [head, ""] + ["  ".join(str(c).ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
+                          for r in rows]
+    for path, problem in st["broken"].items():
+        lines.append(f"broken policy file {path}: {problem}")
+    return "\n".join(lines)
