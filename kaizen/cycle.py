@@ -36,6 +36,10 @@ log = logging.getLogger("kaizen.cycle")
 REFERENCE_DIR = "reference"
 REFERENCE_FILE = "reference.parquet"
 REFERENCE_TAG = "kaizen.reference_artifact"
+REFIT_MODEL = "refit_model"
+REFIT_REFERENCE_DIR = "reference_refit"
+#: ``<state_dir>/cache/<model>/v<version>-<key>.npz``: the champion's predictions on its monitoring reference
+CACHE_DIR = "cache"
 
 
 @dataclass
@@ -116,12 +120,14 @@ def _evaluate(model: Any, frame: pd.DataFrame, schema: Schema) -> Any:
     return model.predict(_model_frame(frame, schema))
 
 
-def _monitor_reference(champion: Any, window: Window, config: Config, draft: _Draft) -> pd.DataFrame:
+def _monitor_reference(champion: Any, window: Window, config: Config, policy: Policy,
+                       draft: _Draft) -> tuple[pd.DataFrame, str]:
     """What the champion was trained on: its logged training rows, or the policy's reference file.
 
     Drift is measured against the data the serving model learned from; after a promotion that
     is the new champion's training window, so a shift the new model has already absorbed stops
-    firing the trigger.
+    firing the trigger. Also returns a string naming where the rows came from (the key of the
+    prediction cache, :func:`_reference_predictions`).
     """
     path = champion.tags.get(REFERENCE_TAG)
     if path and champion.run_id:
@@ -133,13 +139,71 @@ def _monitor_reference(champion: Any, window: Window, config: Config, draft: _Dr
             frame = pd.read_parquet(local)
             draft.sections["window"]["monitor_reference"] = f"training rows of champion v{champion.version}"
             draft.sections["window"]["monitor_reference_rows"] = len(frame)
-            return frame
+            return frame, f"run:{champion.run_id}/{path}"
         except Exception as exc:  # a missing artifact must not stop monitoring
             log.warning("champion v%s: cannot read its reference rows (%s); using %s", champion.version, exc,
                         "the policy's reference file")
     draft.sections["window"]["monitor_reference"] = "policy reference file"
     draft.sections["window"]["monitor_reference_rows"] = len(window.reference)
-    return window.reference
+    ref = Path(policy.data.reference)
+    try:
+        st = ref.stat()
+        ident = f"file:{ref.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        ident = f"file:{ref}"
+    return window.reference, ident
+
+
+def _reference_predictions(champion: Any, model: Any, reference: pd.DataFrame, ident: str, schema: Schema,
+                           policy: Policy, config: Config, draft: _Draft) -> Any:
+    """The champion's predictions on its monitoring reference, computed once per champion version.
+
+    Cached in ``<state_dir>/cache/<model>/`` under the champion version, the registry and the
+    reference's identity (``ident``), used only when the row count matches; a cache that cannot
+    be read or written is only a warning. Writing a version's file removes the model's others.
+    """
+    import hashlib
+
+    from kaizen.models import Predictions
+
+    key = hashlib.sha256(f"{config.tracking_uri}|{champion.run_id}|{ident}".encode()).hexdigest()[:16]
+    folder = config.state_dir / CACHE_DIR / policy.name
+    path = folder / f"v{champion.version}-{key}.npz"
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                labels = z["labels"].astype(object) if str(z["labels_kind"]) == "object" else z["labels"]
+                scores = z["scores"] if bool(z["has_scores"]) else None
+                if str(z["ident"]) == ident and len(labels) == len(reference):
+                    draft.sections["window"]["monitor_reference_predictions"] = "cached"
+                    return Predictions(labels, scores)
+        except Exception as exc:  # a bad cache file is recomputed and rewritten
+            log.warning("ignoring the prediction cache %s: %s", path, exc)
+    p = _evaluate(model, reference, schema)
+    draft.sections["window"]["monitor_reference_predictions"] = "computed"
+    labels, kind = np.asarray(p.labels), "array"
+    if labels.dtype == object:
+        if not all(isinstance(x, str) for x in labels):
+            return p  # mixed-type labels need pickling: not cached
+        labels, kind = labels.astype(str), "object"
+    try:
+        import os
+
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            np.savez(f, labels=labels, labels_kind=np.array(kind), ident=np.array(ident),
+                     has_scores=np.array(p.scores is not None),
+                     scores=np.asarray(p.scores if p.scores is not None else [], dtype=float))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        for old in folder.glob("*.npz"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("cannot write the prediction cache %s: %s", path, exc)
+    return p
 
 
 def _baseline(registry: Any, policy: Policy, champion_model: Any, schema: Schema,
@@ -192,8 +256,10 @@ def _build_and_register(registry: Any, policy: Policy, schema: Schema, train: pd
 
 
 def _gate(policy: Policy, schema: Schema, champion_model: Any, challenger_model: Any,
-          holdout: pd.DataFrame, golden: pd.DataFrame | None, train: pd.DataFrame) -> tuple[Any, dict, dict]:
-    from kaizen.gates import Evidence, Labelled, run_gates
+          holdout: pd.DataFrame, golden: pd.DataFrame | None, train: pd.DataFrame,
+          only: tuple[str, ...] | None = None) -> tuple[Any, dict, dict]:
+    """Run the gates (``only`` these, by name, when given); (results, champion numbers, challenger numbers)."""
+    from kaizen.gates import DEFAULT_GATES, Evidence, Labelled, run_gates
     from kaizen.metrics import score
 
     metric = policy.model.metric
@@ -210,7 +276,7 @@ def _gate(policy: Policy, schema: Schema, champion_model: Any, challenger_model:
                   classes=tuple(sorted(set(ty.tolist()), key=str)) if policy.model.task != "regression" else (),
                   target_range=(float(np.min(ty)), float(np.max(ty))) if policy.model.task == "regression"
                   else None)
-    results = run_gates(ev)
+    results = run_gates(ev, DEFAULT_GATES if only is None else tuple(g for g in DEFAULT_GATES if g.name in only))
 
     def m(s: Labelled | None, who: str) -> float | None:
         if s is None or getattr(s, who) is None:
@@ -290,8 +356,8 @@ def _cycle(config: Config, policy: Policy, draft: _Draft, seed: int, stop: threa
         # monitor
         from kaizen.monitor import run_monitor
 
-        reference = _monitor_reference(champion, window, config, draft)
-        ref_p = _evaluate(champ_model, reference, schema)
+        reference, ref_ident = _monitor_reference(champion, window, config, policy, draft)
+        ref_p = _reference_predictions(champion, champ_model, reference, ref_ident, schema, policy, config, draft)
         cur_p = _evaluate(champ_model, window.current, schema)
         report = config.reports_dir / f"{draft.id}.html"
         mon = run_monitor(reference, window.current, schema=schema, policy=policy,
@@ -334,7 +400,7 @@ def _cycle(config: Config, policy: Policy, draft: _Draft, seed: int, stop: threa
                                  f"(gates.min_holdout_rows = {policy.gates.min_holdout_rows})")
             return draft.finish("skipped")
         draft.step("building")
-        _result, version = _build_and_register(registry, policy, schema, train, config, draft, seed, stop)
+        result, version = _build_and_register(registry, policy, schema, train, config, draft, seed, stop)
         registry.set_challenger(policy.name, version)
         draft.step("built", version=version)
 
@@ -357,18 +423,98 @@ def _cycle(config: Config, policy: Policy, draft: _Draft, seed: int, stop: threa
             registry.tag(policy.name, version, {"kaizen.status": "rejected"})
             return draft.finish("rejected")
         draft.reasons.append("all gates passed: " + "; ".join(f"{g.name}: {g.message}" for g in gates))
+        gated = version
+        if policy.gates.refit_on_holdout:
+            version = _refit(registry, policy, schema, config, draft, seed, result, gated, train, holdout,
+                             window.golden, champ_model)
+            draft.step("refitted", version=version, gated_version=gated)
+        of = f" (refit of version {gated})" if version != gated else ""
         if policy.promotion.mode == "manual":
             registry.tag(policy.name, version, {"kaizen.status": "awaiting_approval"})
-            draft.reasons.append(f"promotion mode is manual: run `kaizen approve {draft.id}` or "
-                                 f"`kaizen reject {draft.id}`")
+            draft.reasons.append(f"promotion mode is manual: version {version}{of} awaits "
+                                 f"`kaizen approve {draft.id}` or `kaizen reject {draft.id}`")
             return draft.finish("awaiting_approval")
         draft.step("promoting", version=version, replaced=champion.version)
         _commit(registry, policy.name, policy.model.metric, version, draft,
                 f"replaced by version {version} in cycle {draft.id}",
                 chall_m["holdout_metric"])
+        draft.sections["champion"]["promoted"] = version
         draft.step("promoted", version=version, replaced=champion.version)
-        draft.reasons.append(f"promoted version {version} to champion (was {champion.version})")
+        draft.reasons.append(f"promoted version {version}{of} to champion (was {champion.version})")
         return draft.finish("promoted")
+
+
+def _refit(registry: Any, policy: Policy, schema: Schema, config: Config, draft: _Draft, seed: int, result: Any,
+           gated: str, train: pd.DataFrame, holdout: pd.DataFrame, golden: pd.DataFrame | None,
+           champion_model: Any) -> str:
+    """Fit the gated recipe again on train + holdout, register it, check it; the version to promote.
+
+    The refit is logged in the cycle's run (model ``refit_model``, its training rows under
+    ``reference_refit/``), registered with ``kaizen.refit_of = <gated>`` and judged by the sanity
+    and golden gates against the champion. It replaces the gated version as the cycle's candidate
+    (``challenger.version``, the ``challenger`` alias) only if both pass; otherwise, or if the refit
+    cannot be built, the gated version goes on and the reasons say why.
+    """
+    import mlflow
+
+    from kaizen.build import refit
+    from kaizen.build.model import log_pipeline
+    from kaizen.models import load_model
+
+    rows = pd.concat([train, holdout], ignore_index=True)
+    info: dict[str, Any] = {"of": gated, "version": None, "rows": len(rows)}
+    chall = draft.sections["challenger"]
+    chall["gated_version"] = gated
+    chall["refit"] = info
+    version = None
+    try:
+        workdir = config.work_dir / draft.id / "refit"
+        res = refit(result, rows, schema=schema, policy=policy, workdir=workdir, seed=seed)
+        info.update(train_rows=res.train_rows, cpu_seconds=round(res.cpu_seconds, 3))
+        cost = draft.sections.setdefault("cost", {})
+        cost["refit_cpu_seconds"] = round(res.cpu_seconds, 3)
+        cost["build_cpu_seconds"] = round(cost.get("build_cpu_seconds", 0.0) + res.cpu_seconds, 3)
+        version = str(log_pipeline(res, registered_model_name=policy.name, name=REFIT_MODEL).registered_model_version)
+        info["version"] = version
+        fitted = workdir / REFERENCE_FILE
+        rows.iloc[len(rows) - res.train_rows:].to_parquet(fitted, index=False)
+        mlflow.log_artifact(str(fitted), artifact_path=REFIT_REFERENCE_DIR)
+        registry.tag(policy.name, version, {"kaizen.cycle_id": draft.id, "kaizen.family": res.family,
+                                            "kaizen.validation_metric": f"{res.validation_metric:.6f}",
+                                            "kaizen.refit_of": gated,
+                                            REFERENCE_TAG: f"{REFIT_REFERENCE_DIR}/{REFERENCE_FILE}"})
+        model = load_model(f"models:/{policy.name}/{version}", task=policy.model.task,
+                           positive_label=policy.model.positive_label)
+        gates, _champ, _chall = _gate(policy, schema, champion_model, model, holdout, golden, rows,
+                                      only=("sanity", "golden"))
+    except Exception as exc:
+        msg = f"{type(exc).__name__}: {exc}"
+        log.warning("cycle %s: refit of version %s failed: %s", draft.id, gated, msg)
+        info.update(passed=False, error=msg)
+        if version is not None:
+            registry.tag(policy.name, version, {"kaizen.gate": "failed: refit", "kaizen.status": "rejected"})
+        draft.reasons.append(f"refit of version {gated} on training + holdout rows failed ({msg}); "
+                             f"version {gated} goes on as judged by the gates")
+        return gated
+    info["gates"] = [g.to_dict() for g in gates]
+    failed = [g for g in gates if not g.passed]
+    if failed:
+        info["passed"] = False
+        registry.tag(policy.name, version, {"kaizen.gate": "failed: " + ", ".join(g.name for g in failed),
+                                            "kaizen.status": "rejected"})
+        draft.reasons.append(f"refit version {version} failed " + "; ".join(f"gate {g.name}: {g.message}"
+                                                                             for g in failed)
+                             + f"; version {gated} goes on as judged by the gates")
+        return gated
+    info["passed"] = True
+    registry.tag(policy.name, version, {"kaizen.gate": "passed"})
+    registry.tag(policy.name, gated, {"kaizen.status": "superseded", "kaizen.refit_version": version})
+    registry.set_challenger(policy.name, version)
+    chall["version"] = version
+    draft.reasons.append(f"refit version {version}: the recipe of version {gated} fit on {res.train_rows} rows "
+                         f"(version {gated}: {result.train_rows}; the holdout's {len(holdout)} rows added) passed "
+                         + "; ".join(f"{g.name}: {g.message}" for g in gates))
+    return version
 
 
 def _mirror(registry: Any, record: Record) -> None:

@@ -135,6 +135,9 @@ class GateSpec:
     golden_tolerance: float = 0.01
     holdout_fraction: float = 0.5
     min_holdout_rows: int = 50
+    #: after the gates pass, fit the winning recipe again on train + holdout and promote that
+    #: version if it passes the sanity and golden gates (else the gated version)
+    refit_on_holdout: bool = True
 
 
 @dataclass(frozen=True)
@@ -326,6 +329,7 @@ def load_policy(path: str | Path) -> Policy:
         golden_tolerance=r.number("gates.golden_tolerance", 0.01, lo=0, hi=1),
         holdout_fraction=r.number("gates.holdout_fraction", 0.5, lo=0.1, hi=0.9),
         min_holdout_rows=r.integer("gates.min_holdout_rows", 50, lo=1),
+        refit_on_holdout=r.boolean("gates.refit_on_holdout", True),
     )
     promotion = PromotionSpec(mode=r.string("promotion.mode", "auto", choices=PROMOTION_MODES))
     budget = BudgetSpec(daily_cpu_seconds=r.number("budget.daily_cpu_seconds", None, lo=0, lo_open=True))

@@ -90,3 +90,10 @@ def test_load_policies_reports_duplicates(tmp_path: Path) -> None:
     good, bad = load_policies([a, b])
     assert [p.path.name for p in good] == ["a.toml"]
     assert "model.name 'churn' is already used" in str(bad[0])
+
+
+def test_refit_on_holdout_is_a_boolean_defaulting_to_true(tmp_path: Path) -> None:
+    assert load_policy(write(tmp_path, base())).gates.refit_on_holdout is True
+    assert load_policy(write(tmp_path, base(gates={"refit_on_holdout": False}))).gates.refit_on_holdout is False
+    with pytest.raises(PolicyError, match="gates.refit_on_holdout"):
+        load_policy(write(tmp_path, base(gates={"refit_on_holdout": "yes"})))

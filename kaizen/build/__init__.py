@@ -1,7 +1,8 @@
 """Build a challenger: featuretools DFS features, an Optuna search, one packaged MLflow model.
 
 - :mod:`kaizen.build.features` — DFS on one table of raw rows; the same features on new rows.
-- :mod:`kaizen.build.search` — :func:`build_challenger`: search, refit, artifacts on disk.
+- :mod:`kaizen.build.search` — :func:`build_challenger`: search, refit, artifacts on disk;
+  :func:`refit`: a finished build's recipe fit again on more rows.
 - :mod:`kaizen.build.model` — :class:`KaizenModel` (the pyfunc) and :func:`log_pipeline`.
 
 Importing this package is cheap: featuretools, Optuna, scikit-learn and
@@ -14,10 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from kaizen.build.features import FeatureSet
-from kaizen.build.search import BuildResult, build_challenger
+from kaizen.build.search import BuildResult, build_challenger, refit
 
 __all__ = ["BuildResult", "FeatureSet", "KaizenModel", "Predictor", "build_challenger", "log_pipeline",
-           "predict_frame"]
+           "predict_frame", "refit"]
 
 _FROM_MODEL = ("KaizenModel", "Predictor", "log_pipeline", "predict_frame")
 

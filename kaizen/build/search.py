@@ -11,7 +11,8 @@ offered).
 The winner is then refit on all of ``train`` (its window applied) and
 written to ``workdir/artifacts`` as ``features.json``, ``model.joblib`` and
 ``build.json``, which :mod:`kaizen.build.model` packages as one MLflow
-model.
+model. :func:`refit` fits a finished build's recipe again on more rows (the cycle
+uses it to learn from the gates' holdout once the gates have passed).
 
 With a trial budget (``policy.build.trials``), the same rows and seed give
 the same parameters and the same model: one Optuna worker, seeded TPE,
@@ -26,6 +27,7 @@ builds in separate processes if their logs matter.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -43,7 +45,7 @@ from kaizen.data.schema import Schema
 from kaizen.errors import BuildError
 from kaizen.policy import FAMILIES, Policy
 
-__all__ = ["BuildResult", "build_challenger", "make_pipeline", "BUILD_FORMAT"]
+__all__ = ["BuildResult", "build_challenger", "make_pipeline", "refit", "BUILD_FORMAT"]
 
 log = logging.getLogger(__name__)
 
@@ -357,16 +359,8 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
     family, params = _params(best)
 
     cols = _columns(features, params["engineered"])
-    rows = _window(n, params["window_fraction"])
-    final_rows = train.iloc[n - rows:]
-    x_final = feats.calculate(cols, final_rows, schema)
-    pipe = _fit(make_pipeline(family, params, task=spec.task, numeric=cols.numeric,
-                              categorical=cols.categorical, seed=seed), x_final, y_all[n - rows:])
-
-    out = Path(workdir) / ARTIFACTS
-    out.mkdir(parents=True, exist_ok=True)
-    _write(out, pipe=pipe, features=cols, schema=schema, policy=policy, family=family, params=params,
-           value=float(best.value), seed=seed, train_rows=rows)
+    out, rows = _fit_final(train, y_all, cols, family, params, schema=schema, policy=policy, seed=seed,
+                           workdir=workdir, value=float(best.value))
     result = BuildResult(
         artifacts_dir=out, family=family, params=params, validation_metric=float(best.value),
         trials=len(ours), feature_names=cols.names, train_rows=rows,
@@ -375,6 +369,50 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
     log.info("build %s: %s %s=%.4f after %d trials in %.1fs", spec.name, family, spec.metric,
              result.validation_metric, result.trials, result.wall_seconds)
     return result
+
+
+def _fit_final(train: pd.DataFrame, y_all: np.ndarray, cols: feats.FeatureSet, family: str,
+               params: dict[str, Any], *, schema: Schema, policy: Policy, seed: int, workdir: Path,
+               value: float) -> tuple[Path, int]:
+    """Fit the recipe on the newest ``window_fraction`` of ``train`` and write the artifacts; (dir, rows)."""
+    n = len(train)
+    rows = _window(n, params["window_fraction"])
+    if policy.model.task == "binary_classification" and len(pd.unique(y_all[n - rows:])) < 2:
+        raise BuildError(f"the last {rows} training rows hold one class only")
+    x_final = feats.calculate(cols, train.iloc[n - rows:], schema)
+    pipe = _fit(make_pipeline(family, params, task=policy.model.task, numeric=cols.numeric,
+                              categorical=cols.categorical, seed=seed), x_final, y_all[n - rows:])
+    out = Path(workdir) / ARTIFACTS
+    out.mkdir(parents=True, exist_ok=True)
+    _write(out, pipe=pipe, features=cols, schema=schema, policy=policy, family=family, params=params,
+           value=value, seed=seed, train_rows=rows)
+    return out, rows
+
+
+def refit(result: BuildResult, rows: pd.DataFrame, *, schema: Schema, policy: Policy, workdir: Path,
+          seed: int | None = None) -> BuildResult:
+    """The recipe of ``result`` fit again on ``rows``: no search, same family, params and features.
+
+    ``rows`` are labelled rows in time order (e.g. the build's training rows followed by the
+    gates' holdout); the recipe's ``window_fraction`` is applied to them. The feature
+    definitions are read from ``result``'s artifacts, so the new model computes exactly the
+    features the gated one did. The artifacts go to ``workdir/artifacts`` (use a different
+    ``workdir`` than the build's). ``validation_metric`` is the search's (the refit has no
+    validation slice); ``trials`` is 0.
+    """
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    seed = policy.build.seed if seed is None else int(seed)
+    y_all = _check(rows, schema, policy)
+    meta = json.loads(result.meta_path.read_text())
+    cols = feats.load_features(result.features_path, identity=meta["identity_features"],
+                               categorical=meta["categorical_features"])
+    if list(cols.names) != list(result.feature_names):
+        raise BuildError(f"{result.features_path} does not hold the features of the build it refits")
+    out, n_rows = _fit_final(rows, y_all, cols, result.family, dict(result.params), schema=schema, policy=policy,
+                             seed=seed, workdir=workdir, value=result.validation_metric)
+    log.info("refit %s: %s on %d rows", policy.model.name, result.family, n_rows)
+    return dataclasses.replace(result, artifacts_dir=out, train_rows=n_rows, trials=0, trial_counts={},
+                               cpu_seconds=time.process_time() - cpu0, wall_seconds=time.perf_counter() - wall0)
 
 
 def _params(trial: Any) -> tuple[str, dict[str, Any]]:

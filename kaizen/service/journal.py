@@ -1,7 +1,9 @@
 """The crash journal: where each running cycle has got to, on disk.
 
 A cycle reports its steps (``started → monitored → building → built → gated →
-promoting → promoted → decided → recorded``, see :func:`kaizen.cycle.run_cycle`).
+refitted → promoting → promoted → decided → recorded``, see :func:`kaizen.cycle.run_cycle`;
+``refitted`` only with ``gates.refit_on_holdout``: from there on ``version`` is the version the
+cycle will promote, the refit when it passed its checks, and ``gated_version`` the one gated).
 Each step rewrites ``<state>/journal/<cycle id>.json`` atomically (write a
 temporary file, fsync, rename, fsync the folder), with the sections of the
 record assembled so far. ``decided`` holds the finished record; once the
@@ -37,7 +39,8 @@ from kaizen.service import logs
 
 __all__ = ["Journal", "STEPS"]
 
-STEPS = ("started", "monitored", "building", "built", "gated", "promoting", "promoted", "decided", "recorded")
+STEPS = ("started", "monitored", "building", "built", "gated", "refitted", "promoting", "promoted", "decided",
+         "recorded")
 
 log = logging.getLogger("kaizen.service.journal")
 

@@ -11,7 +11,8 @@ an earlier recovery could not settle). For each journal file:
   points to its challenger → the alias moved before the process died: finish
   the promotion's bookkeeping and write the ``promoted`` record.
 - anything else → one ``failed`` record, ``aborted: process died during …``;
-  a challenger it registered is tagged ``kaizen.status = aborted``.
+  a challenger it registered (and the gated version a refit replaced) is tagged
+  ``kaizen.status = aborted``.
 
 The record keeps the cycle's id, and nothing is written for an id the log
 already holds, so recovering twice never duplicates a record.
@@ -32,7 +33,8 @@ log = logging.getLogger("kaizen.service.recovery")
 
 #: what a cycle was doing after journalling each step
 PHASE = {"started": "monitoring", "monitored": "the trigger decision", "building": "the challenger build",
-         "built": "gating", "gated": "the promotion decision", "promoting": "the promotion",
+         "built": "gating", "gated": "the promotion decision", "refitted": "the promotion decision",
+         "promoting": "the promotion",
          "promoted": "recording", "decided": "recording"}
 
 
@@ -79,14 +81,15 @@ def _settle(entry: dict[str, Any], ledger: Ledger, registry: Any) -> Record:
                        f"the process died during {PHASE[step]}, after the champion alias moved"]
             return _record(entry, "promoted", reasons)
     why = f"aborted: process died during {PHASE.get(step, step)} (last step journalled: {step})"
-    if version and registry is not None:
+    for v_id in dict.fromkeys(str(v) for v in (version, entry.get("gated_version")) if v):
+        if registry is None:
+            break
         try:
-            v = registry.version(entry["policy"], str(version))
+            v = registry.version(entry["policy"], v_id)
             if v.tags.get("kaizen.status") not in ("champion", "retired"):
-                registry.tag(entry["policy"], str(version), {"kaizen.status": "aborted",
-                                                             "kaizen.aborted_by": entry["id"]})
+                registry.tag(entry["policy"], v_id, {"kaizen.status": "aborted", "kaizen.aborted_by": entry["id"]})
         except Exception as exc:  # tagging is a courtesy; the record is what matters
-            log.warning("could not tag aborted challenger v%s: %s", version, exc)
+            log.warning("could not tag aborted challenger v%s: %s", v_id, exc)
     return _record(entry, "failed", [why, *entry.get("reasons", [])], error=why)
 
 
