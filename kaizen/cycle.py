@@ -53,6 +53,7 @@ class _Draft:
     reasons: list[str] = field(default_factory=list)
     sections: dict[str, Any] = field(default_factory=dict)
     run_id: str | None = None
+    setup_error: str = ""  # why the cycle could not even start (the registry did not open)
     report: str | None = None
     cpu0: float = field(default_factory=time.process_time)
     wall0: float = field(default_factory=time.perf_counter)
@@ -531,6 +532,33 @@ def _mirror(registry: Any, record: Record) -> None:
         log.warning("could not tag MLflow run %s: %s", record.mlflow_run_id, exc)
 
 
+def _registry_or_none(config: Config, draft: _Draft) -> Any:
+    """The registry, or None with the reason kept on the draft (an unreachable MLflow is a failed cycle)."""
+    from kaizen.registry import Registry
+
+    try:
+        return Registry.from_config(config)
+    except Exception as exc:  # MLflow raises many types for a store it cannot open
+        draft.setup_error = f"MLflow registry unreachable: {type(exc).__name__}: {exc}"
+        return None
+
+
+def _guarded(config: Config, draft: _Draft, what: str, body: Any) -> Record:
+    """Run ``body``; any error becomes a ``failed`` record with the message. The work folder always goes."""
+    try:
+        return body()
+    except KaizenError as exc:
+        draft.reasons.append(str(exc))
+        return draft.finish("failed", error=str(exc))
+    except Exception as exc:
+        log.error("%s %s failed:\n%s", what, draft.id, traceback.format_exc())
+        msg = f"{type(exc).__name__}: {exc}"
+        draft.reasons.append(f"{what} failed: {msg}")
+        return draft.finish("failed", error=msg)
+    finally:
+        shutil.rmtree(config.work_dir / draft.id, ignore_errors=True)
+
+
 def run_cycle(config: Config, policy: Policy, *, seed: int | None = None,
               stop: threading.Event | None = None, registry: Any = None, day: str | None = None,
               on_step: Any = None) -> Record:
@@ -540,25 +568,19 @@ def run_cycle(config: Config, policy: Policy, *, seed: int | None = None,
     the policy's daily budget; a backtest passes the replayed batch's day. ``on_step`` receives the
     cycle's progress (``kaizen run`` journals it to recover from a crash; see kaizen/service/journal.py).
     """
-    from kaizen.registry import Registry
 
     ledger = Ledger(config.ledger_path)
     draft = _Draft(id=new_cycle_id(policy.name), policy=policy.name, seed=_seed(policy, seed),
                    day=day or today(), cost_model=CostModel.from_config(config), on_step=on_step)
-    try:
-        draft.step("started")
-        registry = registry or Registry.from_config(config)
-        record = _cycle(config, policy, draft, draft.seed, stop, registry, ledger)
-    except KaizenError as exc:
-        draft.reasons.append(str(exc))
-        record = draft.finish("failed", error=str(exc))
-    except Exception as exc:
-        log.error("cycle %s failed:\n%s", draft.id, traceback.format_exc())
-        msg = f"{type(exc).__name__}: {exc}"
-        draft.reasons.append(f"cycle failed: {msg}")
-        record = draft.finish("failed", error=msg)
-    finally:
-        shutil.rmtree(config.work_dir / draft.id, ignore_errors=True)
+    draft.step("started")
+    registry = registry or _registry_or_none(config, draft)
+
+    def body() -> Record:
+        if registry is None:
+            raise RegistryError(draft.setup_error)
+        return _cycle(config, policy, draft, draft.seed, stop, registry, ledger)
+
+    record = _guarded(config, draft, "cycle", body)
     draft.step("decided", record=record)
     ledger.append(record)
     draft.step("recorded", record=record)
@@ -578,13 +600,15 @@ def retrain(config: Config, policy: Policy, *, seed: int | None = None, registry
     """
     import mlflow
 
-    from kaizen.registry import Registry
 
     ledger = Ledger(config.ledger_path)
     draft = _Draft(id=new_cycle_id(policy.name), policy=policy.name, seed=_seed(policy, seed),
                    day=day or today(), cost_model=CostModel.from_config(config))
-    try:
-        registry = registry or Registry.from_config(config)
+    registry = registry or _registry_or_none(config, draft)
+
+    def body() -> Record:
+        if registry is None:
+            raise RegistryError(draft.setup_error)
         champion = registry.champion(policy.name)
         if champion is None:
             raise RegistryError(f"model {policy.name!r} has no champion: bootstrap it first")
@@ -605,18 +629,9 @@ def retrain(config: Config, policy: Policy, *, seed: int | None = None, registry
                     f"replaced by version {version} in retrain {draft.id}", None)
         draft.reasons.append(f"retrained on {len(train)} labelled rows and promoted version {version} "
                              "with no trigger and no gates (retrain_every_batch baseline)")
-        record = draft.finish("promoted")
-    except KaizenError as exc:
-        draft.reasons.append(str(exc))
-        record = draft.finish("failed", error=str(exc))
-    except Exception as exc:
-        log.error("retrain %s failed:\n%s", draft.id, traceback.format_exc())
-        msg = f"{type(exc).__name__}: {exc}"
-        draft.reasons.append(f"retrain failed: {msg}")
-        record = draft.finish("failed", error=msg)
-    finally:
-        shutil.rmtree(config.work_dir / draft.id, ignore_errors=True)
-    return ledger.append(record)
+        return draft.finish("promoted")
+
+    return ledger.append(_guarded(config, draft, "retrain", body))
 
 
 def bootstrap(config: Config, policy: Policy, *, seed: int | None = None, force: bool = False,
