@@ -11,30 +11,21 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from kaizen._env import prepare
 from kaizen.errors import KaizenError, PolicyError
 
 __all__ = ["main"]
-
-
-def _env(threads: int) -> None:
-    """Pin BLAS/OpenMP threads before numpy or scikit-learn load (see docs/operations.md)."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, str(threads))
-    os.environ.setdefault("DO_NOT_TRACK", "true")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 
 def _config(args: argparse.Namespace) -> Any:
     from kaizen.config import load_config
 
     cfg = load_config(args.config)
-    _env(cfg.threads)
+    prepare(cfg.threads)
     return cfg
 
 

@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from kaizen._env import prepare
 from kaizen.errors import RegistryError
 from kaizen.ledger import utcnow
 
@@ -38,18 +39,11 @@ class Version:
         return f"models:/{self.name}/{self.version}"
 
 
-def _env() -> None:
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("DO_NOT_TRACK", "true")
-    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-    os.environ.setdefault("MLFLOW_ENABLE_PROACTIVE_TRACE_PROCESSING", "false")
-
-
 class Registry:
     """MLflow tracking + registry for Kaizen's cycles, at the URIs from config."""
 
     def __init__(self, tracking_uri: str, registry_uri: str, artifact_location: str) -> None:
-        _env()
+        prepare()
         import mlflow
         from mlflow import MlflowClient
 

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import os
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-os.environ.setdefault("DO_NOT_TRACK", "true")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+from kaizen._env import prepare  # noqa: E402  (imports nothing heavy)
+
+prepare()
 os.environ.pop("KAIZEN_CONFIG", None)
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
