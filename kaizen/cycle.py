@@ -26,7 +26,7 @@ from kaizen.cost import CostModel, budget_problem, spent_on, today
 from kaizen.data.schema import Schema
 from kaizen.data.window import Window, load_reference, load_window
 from kaizen.errors import KaizenError, RegistryError
-from kaizen.ledger import Ledger, Record, clean_floats, new_cycle_id
+from kaizen.ledger import Ledger, Record, clean_floats, last_of, new_cycle_id
 from kaizen.policy import Policy
 
 __all__ = ["bootstrap", "retrain", "run_cycle"]
@@ -308,14 +308,18 @@ def _split(window: Window, reference: pd.DataFrame, policy: Policy) -> tuple[pd.
 def _commit(registry: Any, name: str, metric: str, version: str, draft: _Draft, reason: str,
             holdout_metric: float | None) -> None:
     """Move the champion alias (the commit point) and raise the baseline if the new level is higher."""
-    from kaizen.metrics import improvement
-
     old = registry.promote(name, version, reason=reason, cycle_id=draft.id)
-    base = registry.baseline(name)
-    if holdout_metric is not None and not np.isnan(holdout_metric) and (
-            base is None or improvement(metric, holdout_metric, base) > 0):
-        registry.set_baseline(name, holdout_metric)
+    registry.raise_baseline(name, metric, holdout_metric)
     draft.sections.setdefault("champion", {})["replaced"] = old.version if old else None
+
+
+def _serving_champion(registry: Any, policy: Policy, draft: _Draft) -> Any:
+    """The version behind the ``champion`` alias, noted on the draft; RegistryError when there is none."""
+    champion = registry.champion(policy.name)
+    if champion is None:
+        raise RegistryError(f"model {policy.name!r} has no champion: run `kaizen bootstrap {policy.path}` first")
+    draft.sections["champion"] = {"version": champion.version}
+    return champion
 
 
 def _cycle(config: Config, policy: Policy, draft: _Draft, seed: int, stop: threading.Event | None,
@@ -324,14 +328,12 @@ def _cycle(config: Config, policy: Policy, draft: _Draft, seed: int, stop: threa
 
     from kaizen.models import load_model
 
-    champion = registry.champion(policy.name)
-    if champion is None:
-        raise RegistryError(f"model {policy.name!r} has no champion: run `kaizen bootstrap {policy.path}` first")
-    draft.sections["champion"] = {"version": champion.version}
+    champion = _serving_champion(registry, policy, draft)
 
     window = load_window(policy)
     draft.sections["window"] = window.summary()
-    last = ledger.last(policy.name, kinds=("cycle",))
+    history = ledger.records()  # read once: the last cycle's window and the day's spend
+    last = last_of(history, policy.name, kinds=("cycle",))
     known = {b["batch"] for b in (last.window.get("rejected_batches", []) if last else [])}
     for name, problems in window.rejected:
         if name not in known:
@@ -386,7 +388,7 @@ def _cycle(config: Config, policy: Policy, draft: _Draft, seed: int, stop: threa
         if not decision.improve:
             return draft.finish("skipped")
         if policy.budget.daily_cpu_seconds is not None:
-            spent = spent_on(ledger.records(), policy.name, draft.day)
+            spent = spent_on(history, policy.name, draft.day)
             draft.sections["trigger"]["budget"] = {"day": draft.day, "spent_cpu_seconds": round(spent, 3),
                                                    "daily_cpu_seconds": policy.budget.daily_cpu_seconds}
             over = budget_problem(policy.budget.daily_cpu_seconds, spent, draft.day)
@@ -609,10 +611,7 @@ def retrain(config: Config, policy: Policy, *, seed: int | None = None, registry
     def body() -> Record:
         if registry is None:
             raise RegistryError(draft.setup_error)
-        champion = registry.champion(policy.name)
-        if champion is None:
-            raise RegistryError(f"model {policy.name!r} has no champion: bootstrap it first")
-        draft.sections["champion"] = {"version": champion.version}
+        _serving_champion(registry, policy, draft)
         window = load_window(policy)
         draft.sections["window"] = window.summary()
         schema = window.schema

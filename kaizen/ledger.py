@@ -35,6 +35,13 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def iso_utc(t: float | None) -> str | None:
+    """A Unix time as ``2026-11-26T14:03:12Z`` (None stays None)."""
+    if t is None:
+        return None
+    return datetime.fromtimestamp(float(t), UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def new_cycle_id(policy: str, when: datetime | None = None) -> str:
     """``20261126T140312Z-churn-1f3a``: sortable, readable, unique enough to type."""
     when = when or datetime.now(UTC)
@@ -189,8 +196,9 @@ class Ledger:
         return None
 
     def last(self, policy: str, *, kinds: tuple[str, ...] = ("cycle", "bootstrap")) -> Record | None:
-        found = None
-        for r in self.records():
-            if r.policy == policy and r.kind in kinds:
-                found = r
-        return found
+        return last_of(self.records(), policy, kinds=kinds)
+
+
+def last_of(records: list[Record], policy: str, *, kinds: tuple[str, ...] = ("cycle", "bootstrap")) -> Record | None:
+    """The newest of ``records`` that belongs to ``policy`` and is of one of ``kinds``."""
+    return next((r for r in reversed(records) if r.policy == policy and r.kind in kinds), None)

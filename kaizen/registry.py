@@ -110,13 +110,22 @@ class Registry:
         self.tag(name, version, {"kaizen.promoted_at": now, "kaizen.promoted_by": cycle_id,
                                  "kaizen.status": "champion"})
         self.client.set_registered_model_alias(name, CHAMPION, str(version))  # the commit point
-        if old is not None and old.version != str(version):
-            self.tag(name, old.version, {"kaizen.retired_at": now, "kaizen.retired_reason": reason,
-                                         "kaizen.retired_by": cycle_id, "kaizen.status": "retired"})
+        self.settle_promotion(name, version, old.version if old else None, reason=reason, cycle_id=cycle_id,
+                              when=now)
+        return old
+
+    def settle_promotion(self, name: str, version: str, old: str | None, *, reason: str, cycle_id: str,
+                         when: str | None = None) -> None:
+        """The bookkeeping after ``champion`` moved to ``version``: retire ``old``, drop a stale challenger alias.
+
+        Safe to repeat: crash recovery calls it for a process that died right after the alias move.
+        """
+        if old is not None and str(old) != str(version):
+            self.tag(name, str(old), {"kaizen.retired_at": when or utcnow(), "kaizen.retired_reason": reason,
+                                      "kaizen.retired_by": cycle_id, "kaizen.status": "retired"})
         cur = self.challenger(name)
         if cur is not None and cur.version == str(version):
             self.client.delete_registered_model_alias(name, CHALLENGER)
-        return old
 
     # -- registered-model tags (the performance baseline) -------------------
     def baseline(self, name: str) -> float | None:
@@ -129,6 +138,18 @@ class Registry:
 
     def set_baseline(self, name: str, value: float) -> None:
         self.client.set_registered_model_tag(name, BASELINE_TAG, repr(float(value)))
+
+    def raise_baseline(self, name: str, metric: str, value: float | None) -> None:
+        """Move the baseline to ``value`` if that is a better level of ``metric``; it is never lowered."""
+        import math
+
+        from kaizen.metrics import improvement
+
+        if value is None or math.isnan(value):
+            return
+        base = self.baseline(name)
+        if base is None or improvement(metric, value, base) > 0:
+            self.set_baseline(name, value)
 
     def ensure_model(self, name: str) -> None:
         from mlflow.exceptions import MlflowException

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from kaizen.config import Config
-from kaizen.ledger import Ledger
+from kaizen.ledger import Ledger, iso_utc
 
 __all__ = ["collect", "render"]
 
@@ -47,13 +46,9 @@ def _job_runs(url: str) -> dict[str, str | None]:
                 engine.dispose()
     except Exception:
         return {}
-    return {jid[len(JOB_PREFIX):]: _iso(t) for jid, t in rows if jid.startswith(JOB_PREFIX)}
+    return {jid[len(JOB_PREFIX):]: iso_utc(t) for jid, t in rows if jid.startswith(JOB_PREFIX)}
 
 
-def _iso(t: float | None) -> str | None:
-    if t is None:
-        return None
-    return datetime.fromtimestamp(float(t), UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def collect(config: Config) -> dict[str, Any]:

@@ -221,7 +221,7 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
                 entry.update(drift_share=_drift_share(rec), decision=rec.decision, cpu_seconds=cpu,
                              build_cpu_seconds=build_cpu, challenger_version=rec.challenger.get("version"),
                              promoted_version=rec.challenger.get("version") if rec.decision == "promoted" else None,
-                             reason=_main_reason(rec), **_energy(cost_model, cpu), day=day)
+                             reason=_main_reason(rec), **cost_model.estimate(cpu), day=day)
                 if problem:
                     entry["problem"] = problem
                 rrec = retrain(cfg, every, seed=seed, registry=registry, day=day)
@@ -231,7 +231,7 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
                     "retrain_every_batch": {"champion_version": versions["retrain_every_batch"],
                                             "metric": scored["retrain_every_batch"][0],
                                             "decision": rrec.decision, "cpu_seconds": rcpu,
-                                            "build_cpu_seconds": rbuild, **_energy(cost_model, rcpu)},
+                                            "build_cpu_seconds": rbuild, **cost_model.estimate(rcpu)},
                 }
                 rows_out.append(entry)
                 if on_batch is not None:
@@ -281,10 +281,6 @@ def _main_reason(rec: Any) -> str:
     if rec.decision in ("promoted", "rejected") or not reasons:
         return reasons[-1] if reasons else ""
     return reasons[-1] if any("budget" in r for r in reasons[-1:]) else reasons[0]
-
-
-def _energy(model: CostModel, cpu: float) -> dict[str, float]:
-    return model.estimate(cpu)
 
 
 def _mean(values: list[float | None]) -> float | None:

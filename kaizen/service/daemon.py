@@ -27,7 +27,7 @@ from typing import Any
 
 from kaizen.config import Config
 from kaizen.errors import KaizenError
-from kaizen.ledger import Ledger, Record, new_cycle_id, utcnow
+from kaizen.ledger import Ledger, Record, iso_utc, new_cycle_id, utcnow
 from kaizen.service import jobs, logs, signals
 from kaizen.service.http import CachedCheck, HealthServer, registry_reachable
 from kaizen.service.journal import Journal, _write_atomic
@@ -181,7 +181,7 @@ class Service:
             return
         if h.retry_at is not None and time.time() < h.retry_at:
             log.info("%s: backing off after %d failed cycle(s); next try after %s", name, h.consecutive_failures,
-                     _iso(h.retry_at))
+                     iso_utc(h.retry_at))
             return
         logs.bind(policy=name)
         with self._idle:
@@ -250,7 +250,7 @@ class Service:
             "policies": {name: {"file": str(pol.path), "schedule": pol.schedule.describe(),
                                 "next_run": runs.get(name),
                                 **asdict(self.health.get(name, PolicyHealth())),
-                                "retry_at": _iso(self.health[name].retry_at) if name in self.health else None}
+                                "retry_at": iso_utc(self.health[name].retry_at) if name in self.health else None}
                          for name, pol in active.items()},
             "broken": {str(p): e for p, e in self.policies.broken().items()},
         }
@@ -261,9 +261,3 @@ class Service:
                 log.warning("cannot write %s: %s", STATUS_FILE, exc)
 
 
-def _iso(t: float | None) -> str | None:
-    if t is None:
-        return None
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -48,21 +48,13 @@ def _record(entry: dict[str, Any], decision: str, reasons: list[str], error: str
 
 def _finish_promotion(registry: Any, entry: dict[str, Any]) -> None:
     """What ``cycle._commit`` does after the alias move, for a process that died right after it."""
-    from kaizen.metrics import improvement
-
     name, version, old = entry["policy"], str(entry["version"]), entry.get("replaced")
-    if old and str(old) != version and registry.version(name, str(old)).tags.get("kaizen.status") != "retired":
-        registry.tag(name, str(old), {"kaizen.retired_at": entry["steps"][-1]["time"],
-                                      "kaizen.retired_reason": f"replaced by version {version} in cycle {entry['id']}",
-                                      "kaizen.retired_by": entry["id"], "kaizen.status": "retired"})
-    cur = registry.challenger(name)
-    if cur is not None and cur.version == version:
-        registry.client.delete_registered_model_alias(name, "challenger")
+    registry.settle_promotion(name, version, str(old) if old else None, cycle_id=entry["id"],
+                              reason=f"replaced by version {version} in cycle {entry['id']}",
+                              when=entry["steps"][-1]["time"])
     chall = (entry.get("sections") or {}).get("challenger") or {}
-    metric, value = chall.get("metric"), chall.get("holdout_metric")
-    base = registry.baseline(name)
-    if metric and value is not None and (base is None or improvement(metric, value, base) > 0):
-        registry.set_baseline(name, value)
+    if chall.get("metric"):
+        registry.raise_baseline(name, chall["metric"], chall.get("holdout_metric"))
 
 
 def _settle(entry: dict[str, Any], ledger: Ledger, registry: Any) -> Record:
