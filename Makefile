@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kaizen-installed
 
 # One BLAS/OpenMP thread per process: with two threads and a busy core a
-# scikit-learn fit can take 100x longer (docs/operations.md).
+# scikit-learn fit can take 100x longer (docs/configuration.md, `runtime.threads`).
 export OMP_NUM_THREADS      := 1
 export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS      := 1
@@ -14,7 +14,7 @@ export DO_NOT_TRACK         := true
 export MLFLOW_DISABLE_TELEMETRY := true
 export GIT_PYTHON_REFRESH   := quiet
 
-.PHONY: setup demo test lint clean-demo bench-service bench-backtest
+.PHONY: setup demo test lint clean-demo bench-service bench-backtest bench-quiet bench-state
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ bench-service: setup
 
 bench-backtest: setup
 	$(BIN)/python experiments/bench_backtest.py
+
+bench-quiet: setup
+	$(BIN)/python experiments/bench_quiet.py
+
+bench-state: setup
+	$(BIN)/python experiments/bench_state.py
 
 clean-demo:
 	rm -rf .kaizen experiments/data

@@ -20,17 +20,49 @@ from typing import Any
 _MISSING = object()
 
 
+#: A config or policy file larger than this is not one (a mistake, or garbage): refuse, do not parse.
+MAX_TOML_BYTES = 1 << 20
+
+
 def load_toml(path: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """Parse ``path``; return ``(document, None)`` or ``(None, problem)``."""
+    """Parse ``path``; return ``(document, None)`` or ``(None, problem)``, never raise.
+
+    The problem is one line a person can act on: ``file not found``, ``is a
+    folder, not a file``, ``cannot read (Permission denied)``, ``not a text
+    file: byte 0x9f at offset 12 is not UTF-8``, ``not valid TOML: ...``.
+    """
+    path = Path(path)
     try:
+        if path.is_dir():
+            return None, "is a folder, not a file"
+        if path.exists() and not path.is_file():  # a FIFO or a device would block or never end
+            return None, "is not a regular file"
         with open(path, "rb") as fh:
-            return tomllib.load(fh), None
+            raw = fh.read(MAX_TOML_BYTES + 1)
     except FileNotFoundError:
         return None, "file not found"
-    except tomllib.TOMLDecodeError as exc:
-        return None, f"not valid TOML: {exc}"
+    except IsADirectoryError:
+        return None, "is a folder, not a file"
     except OSError as exc:
-        return None, f"cannot read: {exc.strerror}"
+        return None, f"cannot read ({exc.strerror or type(exc).__name__})"
+    if len(raw) > MAX_TOML_BYTES:
+        return None, f"too large for a settings file (over {MAX_TOML_BYTES} bytes)"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"not a text file: byte 0x{raw[exc.start]:02x} at offset {exc.start} is not UTF-8"
+    if "\x00" in text:
+        return None, f"not a text file: NUL byte at offset {raw.index(0)}"
+    try:
+        return tomllib.loads(text), None
+    except tomllib.TOMLDecodeError as exc:
+        return None, f"not valid TOML: {_one_line(str(exc))}"
+    except RecursionError:
+        return None, "not valid TOML: nested too deeply"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]
 
 
 def _show(value: Any) -> str:

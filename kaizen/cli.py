@@ -1,9 +1,12 @@
 """The ``kaizen`` command. Thin: each subcommand parses, delegates, prints.
 
 Only :class:`~kaizen.errors.KaizenError` is caught here, to print one clear
-line and exit 1. Heavy libraries (MLflow, Evidently, featuretools, Optuna)
-are imported only by the subcommands that need them, so ``kaizen --help``,
-``kaizen log`` and ``kaizen policy validate`` stay quick.
+line (credentials redacted) and exit with the error's code (78 for a bad
+config or policy file, 75 for a held lock, 1 otherwise; see kaizen/errors.py).
+Anything else is a bug: its traceback is printed, redacted, and the exit code
+is 1. Heavy libraries (MLflow, Evidently, featuretools, Optuna) are imported
+only by the subcommands that need them, so ``kaizen --help``, ``kaizen log``
+and ``kaizen policy validate`` stay quick.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from kaizen._env import prepare
-from kaizen.errors import KaizenError, PolicyError
+from kaizen.errors import EXIT_FAILURE, BusyError, KaizenError, PolicyError
+from kaizen.redact import redact, redact_obj
 
 __all__ = ["main"]
 
@@ -58,12 +62,25 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"no policy files in {cfg.policies_dir}", file=sys.stderr)
         return 1
     good, bad = load_policies(files)
+    from kaizen.policy_check import check_data
+
+    failed = bool(bad)
     for p in good:
-        print(f"ok    {p.path}  ({p.name}: {p.model.task}, metric {p.model.metric}, promotion {p.promotion.mode})")
+        found = check_data(p)  # the data it names: reference, golden, production, drift methods per column
+        if found.ok:
+            print(f"ok    {p.path}  ({p.name}: {p.model.task}, metric {p.model.metric}, "
+                  f"promotion {p.promotion.mode})")
+        failed = failed or not found.ok
+        for line in found.problems:
+            print(f"error {redact(line)}", file=sys.stderr)
+        for line in found.warnings:
+            print(f"warn  {redact(line)}", file=sys.stderr)
+        for line in found.notes:
+            print(f"note  {redact(line)}")
     for e in bad:
         for line in str(e).splitlines():
-            print(f"error {line}", file=sys.stderr)
-    return 1 if bad else 0
+            print(f"error {redact(line)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _load_policy_or_record(cfg: Any, ref: str, seed: int | None) -> Any:
@@ -87,9 +104,9 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     from kaizen.policy import load_policy
 
     policy = load_policy(_policy_path(cfg, args.policy))
-    from kaizen.cycle import bootstrap
+    from kaizen.bootstrap import bootstrap
 
-    rec = bootstrap(cfg, policy, seed=args.seed, force=args.force)
+    rec = bootstrap(cfg, policy, seed=args.seed, force=args.force, wait_seconds=args.wait)
     _print_record(rec)
     return 0 if rec.decision == "promoted" else 1
 
@@ -110,10 +127,15 @@ def cmd_once(args: argparse.Namespace) -> int:
         try:
             policy = _load_policy_or_record(cfg, ref, args.seed)
         except PolicyError as exc:
-            print(f"skipped: {exc}", file=sys.stderr)
-            status = 1
+            print(f"skipped: {redact(str(exc))}", file=sys.stderr)
+            status = exc.exit_code
             continue
-        rec = run_cycle(cfg, policy, seed=args.seed)
+        try:
+            rec = run_cycle(cfg, policy, seed=args.seed, wait_seconds=args.wait)
+        except BusyError as exc:
+            print(f"kaizen: {exc}", file=sys.stderr)
+            status = status or BusyError.exit_code
+            continue
         _print_record(rec)
         status = status or (1 if rec.decision == "failed" else 0)
     return status
@@ -154,7 +176,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from kaizen.config import load_config
     from kaizen.status import collect, render
 
-    st = collect(load_config(args.config))
+    st = redact_obj(collect(load_config(args.config)))  # last errors may quote a URI with its password
     print(json.dumps(st, indent=2) if args.json else render(st))
     return 0
 
@@ -203,7 +225,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
     cfg = _config(args)
     from kaizen.review import approve
 
-    _print_record(approve(cfg, args.id, actor=args.by))
+    _print_record(approve(cfg, args.id, actor=args.by, wait_seconds=args.wait))
     return 0
 
 
@@ -211,8 +233,30 @@ def cmd_reject(args: argparse.Namespace) -> int:
     cfg = _config(args)
     from kaizen.review import reject
 
-    _print_record(reject(cfg, args.id, actor=args.by, reason=args.reason or ""))
+    _print_record(reject(cfg, args.id, actor=args.by, reason=args.reason or "", wait_seconds=args.wait))
     return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    from kaizen.errors import RegistryError
+    from kaizen.registry import Registry
+    from kaizen.retention import describe, run
+
+    try:
+        registry = Registry.from_config(cfg)
+    except KaizenError:
+        raise
+    except Exception as exc:  # MLflow raises many types for a store it cannot open
+        raise RegistryError(f"MLflow registry unreachable: {type(exc).__name__}: {exc}") from exc
+    plan, result = run(cfg, registry, dry_run=args.dry_run)
+    if args.json:
+        doc = {"dry_run": args.dry_run, "plan": plan.to_dict(), "result": result.to_dict() if result else None}
+        print(redact(json.dumps(doc, indent=2)))
+    else:
+        for line in describe(plan, result):
+            print(redact(line))
+    return 1 if result is not None and result.failed else 0
 
 
 # -- printing -------------------------------------------------------------------------------------
@@ -230,10 +274,10 @@ def _print_record(rec: Any, full: bool = False) -> None:
         head += f"  (champion v{ch.get('version')})"
     print(head)
     for reason in rec.reasons:
-        print(f"  - {reason}")
+        print(f"  - {redact(reason)}")
     if full:
         for g in rec.gates:
-            print(f"  gate {g['name']}: {'PASS' if g['passed'] else 'FAIL'}  {g['message']}")
+            print(f"  gate {g['name']}: {'PASS' if g['passed'] else 'FAIL'}  {redact(str(g['message']))}")
         cost = rec.cost or {}
         print(f"  cost: {_fmt(cost.get('cpu_seconds'))} CPU s, {_fmt(cost.get('wall_seconds'))} wall s; "
               f"MLflow run {rec.mlflow_run_id or '-'}; report {rec.report or '-'}")
@@ -282,6 +326,12 @@ def _why(r: Any) -> str:
 
 # -- entry point ----------------------------------------------------------------------------------
 
+def _wait_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="if another kaizen process is working on the policy, wait up to this long for it "
+                   "(default: refuse at once, exit 75)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kaizen", description="Keeps production ML models improving: monitor, "
                                 "decide, build a challenger, gate it, promote it, and log why.")
@@ -290,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pol = sub.add_parser("policy", help="work with policy files")
     polsub = pol.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
-    v = polsub.add_parser("validate", help="check policy files; exit 1 listing every error")
+    v = polsub.add_parser("validate", help="check policy files and the data they name (no training); "
+                          "exit 1 listing every error")
     v.add_argument("files", nargs="*", help="policy files (default: every *.toml in the policies folder)")
     v.set_defaults(func=cmd_validate)
 
@@ -298,11 +349,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("policy", help="policy file or model name")
     b.add_argument("--force", action="store_true", help="replace an existing champion")
     b.add_argument("--seed", type=int, help="override build.seed")
+    _wait_flag(b)
     b.set_defaults(func=cmd_bootstrap)
 
     o = sub.add_parser("once", help="run one improvement cycle now and print the decision")
     o.add_argument("policies", nargs="*", metavar="POLICY", help="policy files or model names (default: all)")
     o.add_argument("--seed", type=int, help="override build.seed")
+    _wait_flag(o)
     o.set_defaults(func=cmd_once)
 
     bt = sub.add_parser("backtest", help="replay past batches through a policy and two baselines, in isolation",
@@ -343,17 +396,29 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("approve", help="promote a challenger that awaits approval")
     a.add_argument("id", help="the cycle id of the awaiting_approval record")
     a.add_argument("--by", help="who approves (default: the current user)")
+    _wait_flag(a)
     a.set_defaults(func=cmd_approve)
 
     r = sub.add_parser("reject", help="turn down a challenger that awaits approval")
     r.add_argument("id", help="the cycle id of the awaiting_approval record")
     r.add_argument("--reason", help="why, for the log")
     r.add_argument("--by", help="who rejects (default: the current user)")
+    _wait_flag(r)
     r.set_defaults(func=cmd_reject)
+
+    gc = sub.add_parser("gc", help="delete old reports, model files of retired versions, leftover work files",
+                        description="Apply [retention] of config.toml now: delete old Evidently reports, the model "
+                        "files of retired, rejected, aborted and superseded versions, leftover work folders and old "
+                        "cache files. Never the champion, the challenger, a version awaiting approval, the "
+                        "baseline's version or the newest retired versions a rollback needs.")
+    gc.add_argument("--dry-run", action="store_true", help="only print what would be deleted")
+    gc.add_argument("--json", action="store_true", help="print the plan (and result) as JSON")
+    gc.set_defaults(func=cmd_gc)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; return its exit code (``kaizen.errors.EXIT_*``; argparse exits 2 on bad usage)."""
     args = build_parser().parse_args(argv)
     from kaizen.logs import configure
 
@@ -361,12 +426,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KaizenError as exc:
-        for line in str(exc).splitlines() or [type(exc).__name__]:
+        for line in redact(str(exc)).splitlines() or [type(exc).__name__]:
             print(f"kaizen: error: {line}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     except KeyboardInterrupt:
         print("kaizen: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not bad input: show where, never the credentials, and exit 1
+        import traceback
+
+        print(redact(traceback.format_exc()).rstrip(), file=sys.stderr)
+        print(f"kaizen: internal error: {redact(f'{type(exc).__name__}: {exc}').splitlines()[0]}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":  # pragma: no cover

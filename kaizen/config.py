@@ -17,7 +17,7 @@ from typing import Any
 from kaizen._fields import Reader, load_toml
 from kaizen.errors import ConfigError
 
-__all__ = ["Config", "load_config", "DEFAULT_CONFIG_NAME"]
+__all__ = ["Config", "RetentionSettings", "load_config", "DEFAULT_CONFIG_NAME"]
 
 DEFAULT_CONFIG_NAME = "config.toml"
 
@@ -45,6 +45,26 @@ class ServiceSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """``[retention]``: what ``kaizen gc`` and the service's housekeeping delete (see kaizen/retention.py).
+
+    Reports and model artifacts go when older than their ``*_days`` or beyond their newest
+    ``*_keep`` (per policy); the champion, the challenger, a version awaiting approval, the
+    baseline's version and the newest ``keep_champions`` retired versions are always kept.
+    """
+
+    enabled: bool = True
+    every_seconds: float = 3600.0
+    reports_days: float = 14.0
+    reports_keep: int = 50
+    versions_days: float = 30.0
+    versions_keep: int = 20
+    keep_champions: int = 3
+    work_days: float = 1.0
+    cache_days: float = 7.0
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None
     state_dir: Path
@@ -58,6 +78,7 @@ class Config:
     #: energy estimate of a cycle (see kaizen/cost.py): watts drawn per busy core, grid carbon intensity
     watts_per_core: float = 15.0
     grid_gco2_per_kwh: float = 400.0
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     @property
     def reports_dir(self) -> Path:
@@ -83,12 +104,37 @@ def _service(r: Reader, state: Path, sqlite_abs: Any) -> ServiceSettings:
         shutdown_grace_seconds=r.number("service.shutdown_grace_seconds", d.shutdown_grace_seconds, lo=0),
         rescan_seconds=r.number("service.rescan_seconds", d.rescan_seconds, lo=0, lo_open=True),
         standby=r.boolean("service.standby", d.standby),
-        workers=r.integer("service.workers", d.workers, lo=1),
+        # One cycle at a time per process: MLflow's model logging reads process-wide URIs and Evidently,
+        # featuretools and Optuna set process-wide warning filters and log levels (docs/service.md).
+        workers=r.get("service.workers", int, d.workers, check=lambda v: v == 1,
+                      allowed="1 (cycles of different policies run one after another in one daemon; run more "
+                      "daemons on separate state folders to go wider)"),
         backoff_seconds=r.number("service.backoff_seconds", d.backoff_seconds, lo=0),
         backoff_max_seconds=r.number("service.backoff_max_seconds", d.backoff_max_seconds, lo=0),
         log_format=r.string("service.log_format", d.log_format, choices=LOG_FORMATS),
         log_level=r.string("service.log_level", d.log_level, choices=LOG_LEVELS),
         jobstore_url=sqlite_abs(url),
+    )
+
+
+def _retention(r: Reader) -> RetentionSettings:
+    from kaizen.policy import parse_duration
+
+    d = RetentionSettings()
+    every = r.string("retention.every", "1h", allowed='a positive duration such as "15m", "1h" or "1d"')
+    seconds = parse_duration(every) if every else None
+    if seconds is None:
+        r.problem("retention.every", 'a positive duration such as "15m", "1h" or "1d"', every)
+    return RetentionSettings(
+        enabled=r.boolean("retention.enabled", d.enabled),
+        every_seconds=seconds or d.every_seconds,
+        reports_days=r.number("retention.reports_days", d.reports_days, lo=0, lo_open=True),
+        reports_keep=r.integer("retention.reports_keep", d.reports_keep, lo=0),
+        versions_days=r.number("retention.versions_days", d.versions_days, lo=0, lo_open=True),
+        versions_keep=r.integer("retention.versions_keep", d.versions_keep, lo=0),
+        keep_champions=r.integer("retention.keep_champions", d.keep_champions, lo=0),
+        work_days=r.number("retention.work_days", d.work_days, lo=0, lo_open=True),
+        cache_days=r.number("retention.cache_days", d.cache_days, lo=0, lo_open=True),
     )
 
 
@@ -138,6 +184,7 @@ def load_config(path: str | Path | None = None) -> Config:
         service=_service(r, state, sqlite_abs),
         watts_per_core=r.number("cost.watts_per_core", 15.0, lo=0, lo_open=True),
         grid_gco2_per_kwh=r.number("cost.grid_gco2_per_kwh", 400.0, lo=0),
+        retention=_retention(r),
     )
     r.unknown_keys()
     if r.problems:

@@ -2,9 +2,9 @@
 
 Energy is estimated from CPU time, not measured: ``kWh = cpu_seconds x
 watts_per_core / 3.6e6`` and ``gCO2 = kWh x grid_gco2_per_kwh``, with both
-factors from ``[cost]`` in config.toml. CPU seconds are the process's own
-(``time.process_time``), so a cycle's number does not depend on what else the
-machine runs.
+factors from ``[cost]`` in config.toml. CPU seconds are those of the thread
+that ran the cycle (``time.thread_time``), so a cycle's number depends neither on
+what else the machine runs nor on other cycles running in the same process.
 
 A policy may cap its spend per day (``[budget] daily_cpu_seconds``). The day
 is a UTC date; a cycle's spend counts towards the day recorded in its

@@ -24,11 +24,16 @@ from typing import Any
 
 from kaizen.errors import LedgerError
 
-__all__ = ["DECISIONS", "Ledger", "Record", "SCHEMA_VERSION", "new_cycle_id", "utcnow"]
+__all__ = ["DECISIONS", "KINDS", "Ledger", "Record", "SCHEMA_VERSION", "clean_floats", "json_default", "new_cycle_id",
+           "utcnow"]
 
 SCHEMA_VERSION = 1
 DECISIONS = ("skipped", "promoted", "rejected", "awaiting_approval", "failed")
-KINDS = ("cycle", "bootstrap", "approval", "rejection")
+KINDS = ("cycle", "bootstrap", "retrain", "approval", "rejection")
+#: :meth:`Ledger.tail` and :meth:`Ledger.since` read the file backwards this many bytes at a time
+READ_BLOCK = 64 * 1024
+#: :meth:`Ledger.since` stops after this many records older than its day in a row (see there)
+SINCE_PATIENCE = 64
 
 
 def utcnow() -> str:
@@ -93,7 +98,7 @@ class Record:
         return d
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=False, default=_default, allow_nan=False)
+        return json.dumps(self.to_dict(), sort_keys=False, default=json_default, allow_nan=False)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Record:
@@ -104,7 +109,7 @@ class Record:
         return cls(**kw)
 
 
-def _default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     if hasattr(o, "item"):  # numpy scalar
@@ -145,6 +150,13 @@ class Ledger:
             os.close(fd)
 
     def append(self, record: Record) -> Record:
+        """Write ``record`` as one line and return it as written: credentials in its texts become ``***``."""
+        from dataclasses import fields, replace
+
+        from kaizen.redact import redact_obj
+
+        record = replace(record, **{f.name: redact_obj(getattr(record, f.name)) for f in fields(record)
+                                    if f.init and f.name != "schema_version"})
         line = record.to_json()
         if "\n" in line:
             raise LedgerError(f"{self.path}: record {record.id} serialised to more than one line")
@@ -174,13 +186,93 @@ class Ledger:
         except OSError as exc:
             raise LedgerError(f"{self.path}: cannot read ({exc.strerror})") from exc
         for line in raw.split(b"\n"):
-            if not line.strip():
-                continue
-            try:
-                out.append(Record.from_dict(json.loads(line)))
-            except (ValueError, TypeError):
-                self.skipped_lines += 1
+            self._read_line(line, out)
         return out
+
+    # -- bounded reads: newest first, in blocks, stopping early ------------------------------------
+    def _read_line(self, line: bytes, out: list[Record]) -> None:
+        """Append the record on ``line`` to ``out``; count it in ``skipped_lines`` if it is unreadable."""
+        if not line.strip():
+            return
+        try:
+            out.append(Record.from_dict(json.loads(line)))
+        except (ValueError, TypeError):
+            self.skipped_lines += 1
+
+    def _backwards(self) -> Iterator[Record]:
+        """Records newest first, reading ``READ_BLOCK`` bytes at a time from the end of the file.
+
+        The file's size is taken once, so a record appended meanwhile is not seen (as with
+        :meth:`records`). Unreadable lines (a torn last line) are skipped and counted.
+        """
+        self.skipped_lines = 0
+        try:
+            fh = open(self.path, "rb")
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise LedgerError(f"{self.path}: cannot read ({exc.strerror})") from exc
+        with fh:
+            pos = os.fstat(fh.fileno()).st_size
+            carry = b""  # the start of a line whose beginning lies in an earlier block
+            while pos > 0:
+                size = min(READ_BLOCK, pos)
+                pos -= size
+                fh.seek(pos)
+                lines = (fh.read(size) + carry).split(b"\n")
+                carry = lines[0]
+                for line in reversed(lines[1:]):
+                    found: list[Record] = []
+                    self._read_line(line, found)
+                    yield from found
+            found = []
+            self._read_line(carry, found)
+            yield from found
+
+    def tail(self, policy: str | None, n: int, *, kinds: tuple[str, ...] | None = None) -> list[Record]:
+        """The newest ``n`` records of ``policy`` (any policy if None) and of ``kinds`` (any if None), in file order.
+
+        Equal to the last ``n`` of ``records()`` filtered the same way, but it reads the file
+        backwards and stops once it has ``n``: its cost follows ``n``, not the length of the log.
+        """
+        if n <= 0:
+            return []
+        out: list[Record] = []
+        for r in self._backwards():
+            if (policy is None or r.policy == policy) and (kinds is None or r.kind in kinds):
+                out.append(r)
+                if len(out) == n:
+                    break
+        return out[::-1]
+
+    def since(self, policy: str | None, day: str, *, kinds: tuple[str, ...] | None = None,
+              patience: int = SINCE_PATIENCE) -> list[Record]:
+        """Records of ``policy`` (any if None) whose ``time`` falls on UTC ``day`` (``YYYY-MM-DD``) or later.
+
+        In file order, read backwards. The log is in append order, and a record's ``time`` is when
+        it was decided, which is *nearly* append order: crash recovery appends the finished record of
+        a dead run with the time it was decided (possibly days earlier, after newer records), and two
+        runs of different policies may append a few seconds apart in the other order. So the read does
+        not stop at the first older record; it stops after ``patience`` older records in a row (a
+        recovery appends at most one record per run the dead process had going). Older records met
+        before that are left out, as the filter of :meth:`records` would.
+        """
+        try:
+            datetime.strptime(day, "%Y-%m-%d")
+        except (TypeError, ValueError):
+            raise ValueError(f"Ledger.since: day must be a UTC date YYYY-MM-DD; got {day!r}") from None
+        out: list[Record] = []
+        older = 0
+        for r in self._backwards():
+            if str(r.time)[:10] < day:
+                older += 1
+                if older >= patience:
+                    break
+                continue
+            older = 0
+            if (policy is None or r.policy == policy) and (kinds is None or r.kind in kinds):
+                out.append(r)
+        return out[::-1]
 
     def find(self, record_id: str) -> Record | None:
         for r in self.records():

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 from kaizen._fields import Reader, load_toml
 from kaizen.errors import PolicyError
@@ -21,9 +20,11 @@ __all__ = [
     "BudgetSpec",
     "BuildSpec",
     "ColumnDrift",
+    "ChecksSpec",
     "DataSpec",
     "GateSpec",
     "ModelSpec",
+    "MonitorSpec",
     "Policy",
     "PromotionSpec",
     "ScheduleSpec",
@@ -75,6 +76,42 @@ class ModelSpec:
         return HIGHER_IS_BETTER[self.metric]
 
 
+#: What a data check does when a batch fails it (``[data.checks]``); see kaizen/data/checks.py.
+CHECK_ACTIONS = ("block", "warn", "off")
+CHECK_NAMES = ("infinite", "all_null", "magnitude", "out_of_range", "null_rate", "unknown_category",
+               "unknown_label", "label_range")
+
+
+@dataclass(frozen=True)
+class ChecksSpec:
+    """``[data.checks]``: the action of each value check on production batches, and its thresholds.
+
+    Defaults block what cannot be real (infinities, unknown classes, a column entirely null,
+    values orders of magnitude outside the reference, a regression target far outside it)
+    and warn for the rest. See docs/policies.md and kaizen/data/checks.py.
+    """
+
+    infinite: str = "block"
+    all_null: str = "block"
+    magnitude: str = "block"
+    out_of_range: str = "warn"
+    null_rate: str = "warn"
+    unknown_category: str = "warn"
+    unknown_label: str = "block"
+    label_range: str = "block"
+    #: ``out_of_range`` / ``label_range``: allowed = reference [min, max] widened by this many ranges each side
+    range_tolerance: float = 3.0
+    #: ``magnitude``: a value is impossible beyond this many times the reference's largest absolute value
+    magnitude_factor: float = 1000.0
+    #: ``null_rate``: a column's null share may exceed the reference's by at most this
+    max_null_rate_increase: float = 0.3
+
+    @property
+    def actions(self) -> dict[str, str]:
+        """Check name -> action, for every check."""
+        return {k: getattr(self, k) for k in CHECK_NAMES}
+
+
 @dataclass(frozen=True)
 class DataSpec:
     reference: Path
@@ -84,6 +121,9 @@ class DataSpec:
     prediction_column: str = "prediction"
     ignore_columns: tuple[str, ...] = ()
     window_batches: int = 1
+    #: history is the newest N valid batches before the window; older files are not read
+    max_history_batches: int = 50
+    checks: ChecksSpec = field(default_factory=ChecksSpec)
 
 
 @dataclass(frozen=True)
@@ -96,9 +136,12 @@ class ColumnDrift:
 class TriggerSpec:
     """When a cycle improves instead of skipping.
 
-    A cycle improves when any armed rule fires (``drift_share``, ``prediction_drift``,
-    ``performance_drop``) and the window has enough rows (``min_rows``) and
-    labelled rows (``min_labelled_rows``) to build and judge a challenger.
+    Signals (``drift_share``, ``prediction_drift``, ``performance_drop`` sized to the metric's
+    standard error by ``performance_drop_se``) must fire on ``consecutive`` windows and combine
+    by ``combine``; drift alone counts only with ``data_drift_alone`` or without labelled
+    performance. Guards: enough rows (``min_rows``), labelled rows (``min_labelled_rows``) and
+    ``cooldown_batches`` after a promotion or rejection. ``rebaseline_after`` failed challengers
+    in a row reset the baseline. Exact semantics: :mod:`kaizen.monitor.rules`.
     """
 
     drift_share: float | None = 0.3
@@ -111,6 +154,15 @@ class TriggerSpec:
     performance_drop: float | None = 0.02
     min_rows: int = 100
     min_labelled_rows: int = 100
+    performance_drop_se: float | None = 2.5
+    consecutive: int = 2
+    #: a performance drop of at least this many times its threshold counts at once, without waiting for
+    #: ``consecutive`` windows (an abrupt change must not serve a broken model one batch longer); None: never
+    immediate_factor: float | None = 2.0
+    cooldown_batches: int = 1
+    rebaseline_after: int | None = 3
+    combine: str = "any"
+    data_drift_alone: bool = False
 
     def drift_for(self, column: str) -> ColumnDrift:
         return self.columns.get(column, ColumnDrift(self.drift_method, self.drift_threshold))
@@ -212,6 +264,33 @@ def _schedule(r: Reader) -> ScheduleSpec:
     return ScheduleSpec(every_seconds=seconds)
 
 
+#: ``[monitor] report``: when a cycle writes Evidently's HTML report (docs/policies.md).
+REPORT_MODES = ("on_trigger", "always", "never")
+
+
+@dataclass(frozen=True)
+class MonitorSpec:
+    """How the monitor runs: the rows it compares at most, and when Evidently's HTML report is written.
+
+    ``report``: ``"on_trigger"`` (cycles whose trigger fired, and every ``report_every``-th
+    quiet cycle when that is > 0), ``"always"`` or ``"never"``; see
+    ``kaizen.monitor.report.should_write_report``.
+    """
+
+    report: str = "on_trigger"
+    report_every: int = 0
+    max_rows: int = 50_000
+
+
+def _monitor(r: Reader) -> MonitorSpec:
+    report = r.string("monitor.report", "on_trigger", choices=REPORT_MODES)
+    every = r.integer("monitor.report_every", 0, lo=0)
+    max_rows = r.integer("monitor.max_rows", 50_000, lo=100)
+    if report == "never" and every:
+        r.problems.append(f"monitor.report_every must be 0 when monitor.report is 'never'; got {every}")
+    return MonitorSpec(report=report, report_every=every, max_rows=max_rows)
+
+
 @dataclass(frozen=True)
 class Policy:
     path: Path
@@ -223,10 +302,26 @@ class Policy:
     promotion: PromotionSpec
     budget: BudgetSpec = field(default_factory=BudgetSpec)
     schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
+    monitor: MonitorSpec = field(default_factory=MonitorSpec)
 
     @property
     def name(self) -> str:
         return self.model.name
+
+
+def _checks(r: Reader) -> ChecksSpec:
+    """``[data.checks]``: one action per check, the thresholds; defaults from :class:`ChecksSpec`."""
+    r.table("data.checks")
+    d = ChecksSpec()
+    actions = {name: r.string(f"data.checks.{name}", getattr(d, name), choices=CHECK_ACTIONS)
+               for name in CHECK_NAMES}
+    return ChecksSpec(
+        **actions,
+        range_tolerance=r.number("data.checks.range_tolerance", d.range_tolerance, lo=0),
+        magnitude_factor=r.number("data.checks.magnitude_factor", d.magnitude_factor, lo=1, lo_open=True),
+        max_null_rate_increase=r.number("data.checks.max_null_rate_increase", d.max_null_rate_increase,
+                                        lo=0, hi=1),
+    )
 
 
 def _resolve(base: Path, value: str | None) -> Path | None:
@@ -268,6 +363,8 @@ def load_policy(path: str | Path) -> Policy:
         prediction_column=r.string("data.prediction_column", "prediction"),
         ignore_columns=r.strings("data.ignore_columns", ()),
         window_batches=r.integer("data.window_batches", 1, lo=1),
+        max_history_batches=r.integer("data.max_history_batches", DataSpec.max_history_batches, lo=0),
+        checks=_checks(r),
     )
 
     columns: dict[str, ColumnDrift] = {}
@@ -293,8 +390,17 @@ def load_policy(path: str | Path) -> Policy:
         performance_drop=optional("trigger.performance_drop", 0.02, lo=0, hi=1),
         min_rows=r.integer("trigger.min_rows", 100, lo=1),
         min_labelled_rows=r.integer("trigger.min_labelled_rows", 100, lo=1),
+        performance_drop_se=optional("trigger.performance_drop_se", 2.5, lo=0, lo_open=True),
+        consecutive=r.integer("trigger.consecutive", 2, lo=1),
+        immediate_factor=optional("trigger.immediate_factor", 2.0, lo=1),
+        cooldown_batches=r.integer("trigger.cooldown_batches", 1, lo=0),
+        rebaseline_after=None if r._lookup("trigger.rebaseline_after") is False else r.integer(
+            "trigger.rebaseline_after", 3, lo=1),
+        combine=r.string("trigger.combine", "any", choices=("any", "all")),
+        data_drift_alone=r.boolean("trigger.data_drift_alone", False),
     )
-    for k in ("trigger.drift_share", "trigger.performance_drop"):
+    for k in ("trigger.drift_share", "trigger.performance_drop", "trigger.performance_drop_se",
+              "trigger.rebaseline_after", "trigger.immediate_factor"):
         if r._lookup(k) is False:
             r._mark(k)
 
@@ -334,6 +440,7 @@ def load_policy(path: str | Path) -> Policy:
     promotion = PromotionSpec(mode=r.string("promotion.mode", "auto", choices=PROMOTION_MODES))
     budget = BudgetSpec(daily_cpu_seconds=r.number("budget.daily_cpu_seconds", None, lo=0, lo_open=True))
     schedule = _schedule(r)
+    monitor = _monitor(r)
 
     r.unknown_keys(open_tables=("trigger.columns",))
     for col in columns:
@@ -343,7 +450,7 @@ def load_policy(path: str | Path) -> Policy:
     if r.problems:
         raise PolicyError(str(path), r.problems)
     return Policy(path=path.resolve(), model=model, data=data, trigger=trigger, build=build,
-                  gates=gates, promotion=promotion, budget=budget, schedule=schedule)
+                  gates=gates, promotion=promotion, budget=budget, schedule=schedule, monitor=monitor)
 
 
 def load_policies(paths: Iterable[str | Path]) -> tuple[list[Policy], list[PolicyError]]:
@@ -368,22 +475,3 @@ def load_policies(paths: Iterable[str | Path]) -> tuple[list[Policy], list[Polic
 def policy_files(folder: Path) -> list[Path]:
     """The ``*.toml`` files of a policies folder, in name order."""
     return sorted(p for p in folder.glob("*.toml") if p.is_file())
-
-
-def describe(policy: Policy) -> dict[str, Any]:
-    """A JSON-friendly view of the policy (recorded with each cycle)."""
-    from dataclasses import asdict
-
-    out = asdict(policy)
-    out["trigger"]["columns"] = {k: asdict(v) for k, v in policy.trigger.columns.items()}
-    return _jsonable(out)
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, Path):
-        return str(v)
-    return v

@@ -13,7 +13,9 @@ ids, nothing else. MLflow is imported only when a Registry is created.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kaizen._env import prepare
@@ -25,6 +27,17 @@ __all__ = ["CHAMPION", "CHALLENGER", "Registry", "Version"]
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 BASELINE_TAG = "kaizen.baseline"
+#: ``<state>/registry.marker``: this state folder has a registry; a vanished SQLite file is an error, not a fresh start
+MARKER = "registry.marker"
+#: MLflow's HTTP retry settings when the user set none: fail within seconds, not ~2 minutes
+FAIL_FAST_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+def _fail_fast(tracking_uri: str) -> None:
+    if tracking_uri.startswith(("http://", "https://")):
+        for k, v in FAIL_FAST_ENV.items():
+            os.environ.setdefault(k, v)
 
 
 @dataclass(frozen=True)
@@ -44,12 +57,14 @@ class Registry:
 
     def __init__(self, tracking_uri: str, registry_uri: str, artifact_location: str) -> None:
         prepare()
+        _fail_fast(tracking_uri)
         import mlflow
         from mlflow import MlflowClient
 
         if tracking_uri.startswith("sqlite:///"):
             os.makedirs(os.path.dirname(tracking_uri[len("sqlite:///"):]) or ".", exist_ok=True)
-        # MLflow's fluent API (start_run, log_model) reads process-wide URIs; Kaizen sets them here only.
+        # MLflow's fluent model logging (log_model) reads the process-wide URIs: one registry per process
+        # (the service refuses more than one worker thread, see kaizen/config.py).
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_registry_uri(registry_uri)
         self.tracking_uri = tracking_uri
@@ -58,7 +73,24 @@ class Registry:
 
     @classmethod
     def from_config(cls, config: Any) -> Registry:
-        return cls(config.tracking_uri, config.registry_uri, config.artifact_location)
+        """The registry of ``config``; refuses to create an empty one where the state folder had one."""
+        marker = Path(config.state_dir) / MARKER
+        had = marker.exists()
+        for uri in dict.fromkeys((config.tracking_uri, config.registry_uri)):
+            if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists() and had:
+                raise RegistryError(f"the MLflow database {uri[len('sqlite:///'):]} is gone, but state folder "
+                                    f"{config.state_dir} used one ({marker} exists): restore the database, or delete "
+                                    f"{marker.name} to start a new, empty registry on purpose")
+        registry = cls(config.tracking_uri, config.registry_uri, config.artifact_location)
+        if not marker.exists():
+            try:
+                from kaizen._io import write_atomic
+
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(marker, f"registry created by kaizen at {utcnow()}\n".encode())
+            except OSError:
+                pass
+        return registry
 
     # -- experiments ------------------------------------------------------
     def experiment_id(self, model_name: str) -> str:
@@ -75,8 +107,7 @@ class Registry:
         try:
             mv = self.client.get_model_version_by_alias(name, alias)
         except MlflowException as exc:
-            if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "INVALID_PARAMETER_VALUE" in str(
-                    exc.error_code) or "not found" in str(exc).lower():
+            if _not_found(exc) or "INVALID_PARAMETER_VALUE" in str(exc.error_code):
                 return None
             raise
         return Version(name, str(mv.version), mv.run_id, dict(mv.tags or {}))
@@ -102,6 +133,9 @@ class Registry:
 
     def set_challenger(self, name: str, version: str) -> None:
         self.client.set_registered_model_alias(name, CHALLENGER, str(version))
+
+    def drop_challenger(self, name: str) -> None:
+        self.client.delete_registered_model_alias(name, CHALLENGER)
 
     def promote(self, name: str, version: str, *, reason: str, cycle_id: str) -> Version | None:
         """Make ``version`` the champion; return the version it replaced (tagged as retired)."""
@@ -129,12 +163,29 @@ class Registry:
 
     # -- registered-model tags (the performance baseline) -------------------
     def baseline(self, name: str) -> float | None:
+        """The stored performance baseline; None only when the model or its tag does not exist.
+
+        Any other failure (the registry is unreachable, a timeout) raises :class:`RegistryError`:
+        taking it for "never set" would measure and store a new baseline over the real one.
+        """
+        from mlflow.exceptions import MlflowException
+
         try:
             rm = self.client.get_registered_model(name)
-        except Exception:
-            return None
+        except MlflowException as exc:
+            if _not_found(exc):
+                return None
+            raise RegistryError(f"cannot read the performance baseline of {name!r}: {exc}") from exc
+        except Exception as exc:
+            raise RegistryError(f"cannot read the performance baseline of {name!r}: "
+                                f"{type(exc).__name__}: {exc}") from exc
         v = (rm.tags or {}).get(BASELINE_TAG)
-        return float(v) if v not in (None, "") else None
+        if v in (None, ""):
+            return None
+        try:
+            return float(v)
+        except ValueError as exc:
+            raise RegistryError(f"model {name!r}: tag {BASELINE_TAG} must be a number; got {v!r}") from exc
 
     def set_baseline(self, name: str, value: float) -> None:
         self.client.set_registered_model_tag(name, BASELINE_TAG, repr(float(value)))
@@ -151,10 +202,118 @@ class Registry:
         if base is None or improvement(metric, value, base) > 0:
             self.set_baseline(name, value)
 
-    def ensure_model(self, name: str) -> None:
+    # -- runs ---------------------------------------------------------------
+    def start_run(self, model_name: str, *, run_name: str, tags: dict[str, str]) -> Any:
+        """Create a run in the model's experiment (through this registry's client, not process-wide state)."""
+        return self.client.create_run(self.experiment_id(model_name), run_name=run_name, tags=tags)
+
+    def finish_run(self, run_id: str, *, name: str | None = None, tags: dict[str, str] | None = None,
+                   status: str = "FINISHED") -> None:
+        """Name and tag a run and end it (a run that is still RUNNING gets ``status``)."""
+        for k, v in (tags or {}).items():
+            self.client.set_tag(run_id, k, v)
+        run = self.client.get_run(run_id)
+        if name:
+            self.client.update_run(run_id, name=name)
+        if run.info.status == "RUNNING":
+            self.client.set_terminated(run_id, status=status)
+
+    # -- retention (kaizen/retention.py): what exists, where its files are, run tags --------------
+    def models(self) -> list[str]:
+        """The models Kaizen keeps runs for (experiments named ``kaizen/<model>``), sorted."""
+        out: list[str] = []
+        token = None
+        while True:
+            page = self.client.search_experiments(filter_string="name LIKE 'kaizen/%'", max_results=1000,
+                                                  page_token=token)
+            out += [e.name[len("kaizen/"):] for e in page]
+            token = page.token
+            if not token:
+                return sorted(out)
+
+    def versions(self, name: str) -> list[StoredVersion]:
+        """Every version of model ``name``, newest first; ``[]`` when the model does not exist."""
+        out: list[StoredVersion] = []
+        token = None
+        quoted = name.replace("'", "\\'")
+        while True:
+            page = self.client.search_model_versions(f"name='{quoted}'", max_results=1000, page_token=token)
+            out += [StoredVersion(name, str(mv.version), mv.run_id, dict(mv.tags or {}), source=mv.source,
+                                  created=(mv.creation_timestamp or 0) / 1000.0) for mv in page]
+            token = page.token
+            if not token:
+                return sorted(out, key=lambda v: int(v.version), reverse=True)
+
+    def aliases(self, name: str) -> dict[str, str]:
+        """Alias → version of model ``name``; ``{}`` when the model does not exist."""
         from mlflow.exceptions import MlflowException
 
         try:
-            self.client.get_registered_model(name)
-        except MlflowException:
-            self.client.create_registered_model(name)
+            rm = self.client.get_registered_model(name)
+        except MlflowException as exc:
+            if _not_found(exc):
+                return {}
+            raise
+        return {str(k): str(v) for k, v in (rm.aliases or {}).items()}
+
+    def model_files(self, version: StoredVersion) -> str | None:
+        """The artifact URI of ``version``'s model files, or None when MLflow does not own them.
+
+        MLflow 3 logs a model as a logged model (source ``models:/m-…``) with its own folder;
+        an older version's source is a folder of its run (``runs:/<run id>/<path>``). Any other
+        source is a location someone chose, which Kaizen never deletes.
+        """
+        src = version.source or ""
+        if src.startswith("models:/m-"):
+            return self.client.get_logged_model(src[len("models:/"):].split("/")[0]).artifact_location
+        run_id, _, path = src[len("runs:/"):].partition("/") if src.startswith("runs:/") else ("", "", "")
+        if run_id and path.strip("/"):
+            return f"{self.run_files(run_id).rstrip('/')}/{path.strip('/')}"
+        return None
+
+    def run_files(self, run_id: str) -> str:
+        """The artifact root URI of run ``run_id``."""
+        return self.client.get_run(run_id).info.artifact_uri
+
+    def runs_without(self, name: str, tag: str) -> Iterator[StoredRun]:
+        """The runs of model ``name``'s experiment that lack tag ``tag``, newest first, a page at a time."""
+        exp = self.client.get_experiment_by_name(f"kaizen/{name}")
+        if exp is None:
+            return
+        token = None
+        while True:
+            page = self.client.search_runs([exp.experiment_id], filter_string=f"tags.`{tag}` IS NULL",
+                                           order_by=["attributes.start_time DESC"], max_results=200,
+                                           page_token=token)
+            for run in page:
+                yield StoredRun(run.info.run_id, run.info.run_name, run.info.status,
+                                (run.info.start_time or 0) / 1000.0, run.info.artifact_uri)
+            token = page.token
+            if not token:
+                return
+
+    def tag_run(self, run_id: str, tags: dict[str, Any]) -> None:
+        for k, v in tags.items():
+            self.client.set_tag(run_id, k, str(v))
+
+
+def _not_found(exc: Any) -> bool:
+    return "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")) or "not found" in str(exc).lower()
+
+
+# -- what kaizen/retention.py reads: a version with its files, a run with its report -----------------
+@dataclass(frozen=True)
+class StoredVersion(Version):
+    """A version as listed for retention: where its model came from and when it was registered."""
+
+    source: str | None = None
+    created: float = 0.0  # Unix time
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    run_id: str
+    name: str | None
+    status: str
+    started: float  # Unix time
+    artifact_uri: str

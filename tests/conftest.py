@@ -28,8 +28,10 @@ BASE_POLICY: dict[str, dict[str, Any]] = {
     "model": {"name": "churn", "task": "binary_classification", "target": "churned", "metric": "roc_auc"},
     "data": {"reference": "../data/reference.parquet", "production": "../data/production",
              "golden": "../data/golden.parquet", "timestamp_column": "ts"},
+    # act on the first window that fires (the hysteresis, cooldown and drift-alone defaults have their own tests)
     "trigger": {"drift_share": 0.3, "drift_threshold": 0.1, "performance_drop": 0.03,
-                "min_rows": 100, "min_labelled_rows": 100},
+                "min_rows": 100, "min_labelled_rows": 100, "consecutive": 1, "cooldown_batches": 0,
+                "data_drift_alone": True},
     "build": {"trials": 4, "timeout_seconds": 120, "families": ["hist_gradient_boosting", "logistic_regression"],
               "trans_primitives": ["divide_numeric"], "max_features": 20, "seed": 3},
     "gates": {"min_improvement": 0.01, "golden_tolerance": 0.05, "holdout_fraction": 0.5,
@@ -129,3 +131,21 @@ def make_home(root: Path, data: Path, overrides: dict[str, dict[str, Any]] | Non
 @pytest.fixture
 def home(tmp_path: Path, churn_data: Path) -> Home:
     return make_home(tmp_path / "home", churn_data)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Fail a whole-suite run when a ``tests/**/test_*.py`` file was not collected.
+
+    pytest silently skips folders it treats as output (``norecursedirs``: ``build``, ``dist``, ...);
+    a test file there would never run. Only a run over the whole ``tests`` folder is checked.
+    """
+    root = Path(__file__).resolve().parent
+    args = [Path(a.split("::")[0]).resolve() for a in session.config.args] or [root]
+    if not any(a == root or a == root.parent for a in args) or session.config.option.keyword:
+        return
+    on_disk = {p.resolve() for p in root.rglob("test_*.py") if "__pycache__" not in p.parts}
+    collected = {Path(str(item.fspath)).resolve() for item in session.items}
+    missing = sorted(str(p.relative_to(root.parent)) for p in on_disk - collected)
+    if missing:
+        raise pytest.UsageError("test files that pytest did not collect (rename their folders or fix "
+                                "norecursedirs): " + ", ".join(missing))

@@ -74,7 +74,7 @@ def _tree(root: Path) -> dict[str, tuple[str, int]]:
 @pytest.fixture(scope="module")
 def cli_run(stream: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Bootstrap a live champion, then backtest through the CLI and record the live state around it."""
-    from kaizen.cycle import bootstrap
+    from kaizen.bootstrap import bootstrap
     from kaizen.registry import Registry
 
     cfg = _config(stream)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kaizen.cycle import bootstrap, run_cycle
+from kaizen.bootstrap import bootstrap
+from kaizen.cycle import run_cycle
 from kaizen.ledger import Ledger
 from kaizen.registry import Registry
 from tests.conftest import Home, make_home
@@ -84,7 +85,7 @@ def test_broken_policy_is_a_clear_message_and_a_recorded_skip(booted: Home) -> N
                            capture_output=True, text=True, timeout=300)
     finally:
         path.write_text(good)
-    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.returncode == 78 and "Traceback" not in r.stderr
     assert "model.metric must be one of 'roc_auc', 'accuracy', 'f1'" in r.stderr and "got 'auc'" in r.stderr
     last = Ledger(booted.config().ledger_path).records()[-1]
     assert last.decision == "skipped" and last.policy == "churn"
@@ -100,7 +101,7 @@ def test_unparsable_policy_is_reported_too(booted: Home) -> None:
                            capture_output=True, text=True, timeout=300)
     finally:
         path.unlink()
-    assert r.returncode == 1 and "Traceback" not in r.stderr and "not valid TOML" in r.stderr
+    assert r.returncode == 78 and "Traceback" not in r.stderr and "not valid TOML" in r.stderr
     last = Ledger(booted.config().ledger_path).records()[-1]
     assert last.policy == "broken" and last.decision == "skipped"
 

@@ -27,6 +27,7 @@ def test_help_does_not_import_heavy_libraries() -> None:
 
 
 def test_validate_lists_every_error_and_exits_1(home) -> None:
+    home.production.mkdir(parents=True)
     bad = home.root / "policies" / "bad.toml"
     bad.write_text('[model]\nname = "x"\ntask = "binary_classification"\nmetric = "auc"\n')
     r = kaizen("policy", "validate", cwd=home.root)
@@ -41,7 +42,7 @@ def test_validate_lists_every_error_and_exits_1(home) -> None:
 def test_bad_config_is_one_clear_line(home) -> None:
     (home.root / "config.toml").write_text("[state]\ndirr = 'x'\n")
     r = kaizen("log", cwd=home.root)
-    assert r.returncode == 1
+    assert r.returncode == 78  # EX_CONFIG: systemd does not restart a service whose configuration is wrong
     assert r.stderr.strip() == "kaizen: error: config.toml: state.dirr is not a known setting"
     assert "Traceback" not in r.stderr
 

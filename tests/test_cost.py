@@ -63,7 +63,8 @@ def test_spend_is_summed_per_policy_and_day(tmp_path) -> None:
 
 
 def test_cycles_record_energy_and_stop_improving_when_the_budget_is_spent(home) -> None:
-    from kaizen.cycle import bootstrap, run_cycle
+    from kaizen.bootstrap import bootstrap
+    from kaizen.cycle import run_cycle
 
     home.write_policy({"trigger": {"drift_share": 0.05}, "budget": {"daily_cpu_seconds": 0.01}})
     boot = bootstrap(home.config(), home.policy())
@@ -72,7 +73,7 @@ def test_cycles_record_energy_and_stop_improving_when_the_budget_is_spent(home) 
     rec = run_cycle(home.config(), home.policy())
     assert rec.decision == "skipped", rec.reasons
     assert rec.trigger["action"] == "improve"  # the trigger fired, the budget said no
-    assert rec.reasons[-1].startswith("daily compute budget used up")
+    assert rec.reasons[0].startswith("daily compute budget used up")  # the decisive reason first
     assert rec.trigger["budget"]["daily_cpu_seconds"] == 0.01 and rec.trigger["budget"]["spent_cpu_seconds"] > 0.01
     assert rec.challenger == {} and rec.cost["day"] == boot.cost["day"]
     assert rec.cost["energy_kwh"] == pytest.approx(rec.cost["cpu_seconds"] * 15.0 / 3.6e6, rel=0.01)

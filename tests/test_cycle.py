@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kaizen.cycle import bootstrap, run_cycle
+from kaizen.bootstrap import bootstrap
+from kaizen.cycle import run_cycle
 from kaizen.ledger import Ledger
 from kaizen.registry import Registry
 
@@ -35,8 +36,12 @@ def test_bootstrap_registers_a_champion_with_a_baseline(booted) -> None:
     assert champ is not None and champ.version == "1"
     assert champ.tags["kaizen.gate"] == "passed" and champ.tags["kaizen.reference_artifact"]
     assert 0.6 < reg.baseline("churn") < 1.0
-    with pytest.raises(Exception, match="already has a champion"):
-        bootstrap(booted.config(), booted.policy())
+    # a second bootstrap is refused, and the refusal is recorded (one record per run, even a failed one)
+    before = len(Ledger(booted.config().ledger_path).records())
+    rec = bootstrap(booted.config(), booted.policy())
+    assert rec.decision == "failed" and rec.kind == "bootstrap" and "already has a champion" in rec.reasons[0]
+    assert len(Ledger(booted.config().ledger_path).records()) == before + 1
+    assert reg.champion("churn").version == "1"
 
 
 def test_no_drift_is_skipped_with_reasons(booted) -> None:
@@ -47,15 +52,25 @@ def test_no_drift_is_skipped_with_reasons(booted) -> None:
     assert rec.trigger["action"] == "skip" and rec.trigger["monitor"]["drift_share"] < 0.3
     assert {s["rule"] for s in rec.trigger["signals"]} == {"drift_share", "prediction_drift", "performance_drop"}
     assert rec.challenger == {} and rec.mlflow_run_id
-    assert Path(rec.report).exists() and Path(rec.report).stat().st_size > 100_000
+    assert rec.report is None  # a quiet cycle writes no Evidently report (monitor.report = "on_trigger")
     reg = registry_of(booted)
     assert reg.champion("churn").version == "1" and reg.challenger("churn") is None
+    assert reg.client.list_artifacts(rec.mlflow_run_id, "monitor") == []
     again = run_cycle(booted.config(), booted.policy())
     assert again.decision == "skipped" and "no new valid batches since cycle" in again.reasons[0]
-    # the report travels with the cycle's MLflow run
-    arts = [a.path for a in reg.client.list_artifacts(rec.mlflow_run_id, "monitor")]
+    run = reg.client.get_run(rec.mlflow_run_id)
+    assert run.data.tags["kaizen.decision"] == "skipped" and run.info.status == "FINISHED"
+    assert run.info.run_name == "churn · cycle · skipped · champion v1"
+
+
+def test_the_report_is_written_when_asked_and_kept_once_in_the_run(booted) -> None:
+    booted.write_policy({"monitor": {"report": "always"}})
+    booted.arrive(0)
+    rec = run_cycle(booted.config(), booted.policy())
+    assert Path(rec.report).exists() and Path(rec.report).stat().st_size > 100_000
+    arts = [a.path for a in registry_of(booted).client.list_artifacts(rec.mlflow_run_id, "monitor")]
     assert arts == [f"monitor/{Path(rec.report).name}"]
-    assert reg.client.get_run(rec.mlflow_run_id).data.tags["kaizen.decision"] == "skipped"
+    assert not list(booted.config().state_dir.rglob("reports/*.html"))  # not stored a second time
 
 
 def test_concept_drift_builds_a_challenger_that_is_promoted(booted) -> None:

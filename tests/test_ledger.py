@@ -49,3 +49,90 @@ def test_last_and_resolution(tmp_path: Path) -> None:
     led.append(Record(id="a1", policy="churn", decision="promoted", kind="approval", resolves="c1"))
     assert led.last("churn").id == "c1"
     assert led.resolution("c1").id == "a1"
+
+
+# -- bounded reads: tail and since ------------------------------------------------------------------
+
+def _history(path: Path, n: int) -> Ledger:
+    """``n`` records over three policies, four kinds and ten days, in time order (several read blocks)."""
+    led = Ledger(path)
+    kinds = ("cycle", "cycle", "bootstrap", "approval")
+    with open(path, "ab") as fh:  # written in one go: thousands of fsyncs would only slow the test down
+        for i in range(n):
+            r = Record(id=f"c{i}", policy=("churn", "fraud", "churn-eu")[i % 3], decision="skipped",
+                       kind=kinds[i % 4], time=f"2026-11-{10 + i * 10 // n:02d}T12:00:{i % 60:02d}Z",
+                       reasons=(f"reason {i} " + "x" * 200,), cost={"cpu_seconds": 1.0 + i % 7})
+            fh.write((r.to_json() + "\n").encode())
+    return led
+
+
+@pytest.mark.parametrize("n", [0, 5, 1000])
+def test_tail_equals_the_end_of_the_filtered_records(tmp_path: Path, n: int) -> None:
+    led = _history(tmp_path / "p.jsonl", n)
+    every = led.records()
+    assert n < 1000 or (tmp_path / "p.jsonl").stat().st_size > 3 * 64 * 1024  # spans several blocks
+    for policy in (None, "churn", "churn-eu", "nobody"):
+        for kinds in (None, ("cycle",), ("bootstrap", "approval")):
+            want = [r for r in every if (policy is None or r.policy == policy) and (kinds is None or r.kind in kinds)]
+            for k in (1, 3, 50, 2000):
+                assert led.tail(policy, k, kinds=kinds) == want[-k:], (policy, kinds, k)
+    assert led.tail("churn", 0) == []
+
+
+@pytest.mark.parametrize("n", [0, 7, 1000])
+def test_since_equals_the_filter_of_records_and_the_days_spend(tmp_path: Path, n: int) -> None:
+    from kaizen.cost import spent_on
+
+    led = _history(tmp_path / "p.jsonl", n)
+    every = led.records()
+    for day in ("2026-11-01", "2026-11-10", "2026-11-15", "2026-11-19", "2026-12-01"):
+        for policy in (None, "churn", "fraud"):
+            want = [r for r in every if (policy is None or r.policy == policy) and r.time[:10] >= day]
+            assert led.since(policy, day) == want, (day, policy)
+        assert led.since("churn", day, kinds=("cycle",)) == [r for r in every if r.policy == "churn"
+                                                            and r.kind == "cycle" and r.time[:10] >= day]
+        assert spent_on(led.since("churn", day), "churn", day) == spent_on(every, "churn", day)
+
+
+def test_tail_and_since_skip_a_torn_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    led = _history(path, 300)
+    with open(path, "ab") as fh:
+        fh.write(b'{"id": "c300", "policy": "churn", "decis')  # a crash mid-write
+    every = led.records()
+    assert led.skipped_lines == 1 and len(every) == 300
+    assert led.tail("churn", 4) == [r for r in every if r.policy == "churn"][-4:] and led.skipped_lines == 1
+    assert led.since(None, "2026-11-19") == [r for r in every if r.time >= "2026-11-19"] and led.skipped_lines == 1
+    led.append(rec(301))  # the next append starts a new line: the torn one stays skipped
+    assert [r.id for r in led.tail(None, 2)] == ["c299", "c301"] and led.skipped_lines == 1
+
+
+def test_tail_stops_reading_once_it_has_enough(tmp_path: Path) -> None:
+    """A bad line at the start of a long log is never reached by a short tail (the read is bounded)."""
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b"not json at all\n")
+    led = _history(path, 2000)
+    led.records()
+    assert led.skipped_lines == 1
+    assert len(led.tail("churn", 5)) == 5 and led.skipped_lines == 0
+    assert len(led.since("churn", "2026-11-19")) > 0 and led.skipped_lines == 0
+    assert len(led.tail("nobody", 5)) == 0 and led.skipped_lines == 1  # none found: it reads to the start
+
+
+def test_since_survives_records_appended_out_of_time_order(tmp_path: Path) -> None:
+    """Recovery appends a dead run's record with the time it was decided, after newer records."""
+    led = Ledger(tmp_path / "p.jsonl")
+    for i in range(100):
+        led.append(rec(i, time=f"2026-11-{1 + i // 10:02d}T00:00:00Z"))
+    led.append(rec(100, time="2026-11-20T08:00:00Z"))  # today's cycle
+    for i in range(101, 104):  # then the daemon restarts and recovery appends three older records
+        led.append(rec(i, time="2026-11-12T23:59:00Z"))
+    assert [r.id for r in led.since("churn", "2026-11-20")] == ["c100"]
+    assert [r.id for r in led.since("churn", "2026-11-20", patience=3)] == []  # patience too short to see it
+    assert [r.id for r in led.since("churn", "2026-11-10")] == ["c90", "c91", "c92", "c93", "c94", "c95", "c96",
+                                                                "c97", "c98", "c99", "c100", "c101", "c102", "c103"]
+
+
+def test_since_refuses_a_day_that_is_not_a_date(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"day must be a UTC date YYYY-MM-DD; got '20261120'"):
+        Ledger(tmp_path / "p.jsonl").since("churn", "20261120")

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 import kaizen.models
-from kaizen.cycle import CACHE_DIR, bootstrap, run_cycle
+from kaizen.bootstrap import bootstrap
+from kaizen.champion import CACHE_DIR
+from kaizen.cycle import run_cycle
 from kaizen.models import LoadedModel
 from kaizen.registry import Registry
 

@@ -157,7 +157,8 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
     """
     import mlflow
 
-    from kaizen.cycle import bootstrap, retrain, run_cycle
+    from kaizen.bootstrap import bootstrap, retrain
+    from kaizen.cycle import run_cycle
     from kaizen.data.window import load_reference
     from kaizen.registry import Registry
 

@@ -67,6 +67,8 @@ def check_frame(df: pd.DataFrame, schema: Schema, *, require_target: bool = Fals
     if extra:
         problems.append(f"has unexpected column(s) {', '.join(map(repr, extra))}")
     for c in schema.numerical:
+        if c in df.columns and len(df) and df[c].isna().all():
+            continue  # no value of a wrong kind: the all_null value check (kaizen/data/checks.py) judges it
         if c in df.columns and not pd.api.types.is_numeric_dtype(df[c]):
             bad = df[c][pd.to_numeric(df[c], errors="coerce").isna() & df[c].notna()]
             sample = ", ".join(repr(v) for v in bad.head(3).tolist())

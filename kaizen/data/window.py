@@ -1,16 +1,49 @@
-"""The cycle's view of the data: reference, current window, labelled history, rejected batches."""
+"""The cycle's view of the data: reference, current window, bounded labelled history, rejected batches.
+
+Every production batch a cycle reads passes two filters before anything learns from it or
+is scored on it: the schema (:func:`~kaizen.data.schema.check_frame`: columns and kinds)
+and the value checks of ``[data.checks]`` (:mod:`kaizen.data.checks`: infinities, nulls,
+ranges, unknown categories and labels), each against the reference set.
+
+**Current vs history.** Walking the batches newest first, the first ``data.window_batches``
+batches that pass the schema and every *blocking* check are the current window; a newer
+batch that fails is rejected whole (``Window.rejected``, with the column, the check and
+the numbers) and never becomes part of a window. Batches older than the window are history,
+judged so that a check added later never breaks cycles on history accepted before it
+existed: a blocking *batch-level* check (a column entirely null) still rejects the batch,
+but rows failing a blocking *row-level* check (an unknown label, an infinite value, a
+target out of range, ...) are dropped and counted (``Window.filtered``) while the rest of
+the batch stays. See :mod:`kaizen.data.checks` for which check is which level.
+
+A consequence worth knowing: a batch rejected while it was the newest (say for 37 unknown
+labels) becomes history once newer batches arrive, and then its other rows may train a
+challenger; its bad rows never do, and the drop is recorded in every cycle that uses it.
+
+**Bounded reading.** History is the newest ``data.max_history_batches`` usable batches
+before the window; files older than those are never opened, so a cycle's reading cost does
+not grow with the folder. Files are read newest first in file-name order until the window
+and the history are filled; the batches read are then ordered by their first timestamp when
+the policy names a timestamp column (file name otherwise) and split into window and history
+as above. With a timestamp column whose order disagrees with the file names, the bound is
+therefore taken in file-name order.
+
+Warnings (checks set to "warn") never exclude anything; they are kept per batch on
+``Window.warnings`` for every batch the cycle uses (window and history) and in
+:meth:`Window.summary`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
+from kaizen.data.checks import CheckResult, ReferenceProfile, drop_failing_rows, run_checks
 from kaizen.data.files import FileSource
 from kaizen.data.schema import Schema, check_frame, infer_schema
 from kaizen.data.source import Batch, Source
 from kaizen.errors import DataError
-from kaizen.policy import Policy
+from kaizen.policy import ChecksSpec, DataSpec, Policy
 
 __all__ = ["Window", "load_reference", "load_window", "source_for"]
 
@@ -19,11 +52,14 @@ __all__ = ["Window", "load_reference", "load_window", "source_for"]
 class Window:
     """What one cycle looks at.
 
-    ``current`` is the rows of the newest ``data.window_batches`` valid
-    batches; ``history`` the rows of every earlier valid batch; both in time
-    order (the timestamp column if the policy names one, else file names).
-    ``rejected`` lists every batch that failed its checks and why: a bad
-    batch is left out, it never blocks the batches after it.
+    ``current`` is the rows of the newest ``data.window_batches`` valid batches; ``history``
+    the rows of the ``data.max_history_batches`` valid batches before them, minus rows that
+    fail a blocking row-level check; both in time order (the timestamp column if the policy
+    names one, else file names). ``rejected`` lists every batch read that failed its checks
+    and why (batch name, problems): a bad batch is left out, it never blocks the batches after
+    it. ``warnings`` holds (batch name, messages) of the window and history batches that
+    passed with warnings; ``filtered`` (batch, check, column, rows dropped) the history rows
+    left out.
     """
 
     schema: Schema
@@ -34,6 +70,11 @@ class Window:
     batches: tuple[str, ...]
     rejected: tuple[tuple[str, tuple[str, ...]], ...]
     newest_batch: str | None
+    warnings: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    filtered: tuple[tuple[str, str, str, int], ...] = ()
+    history_batches: tuple[str, ...] = ()
+    checks: ChecksSpec = field(default_factory=ChecksSpec)
+    max_history_batches: int = DataSpec.max_history_batches
 
     @property
     def labelled(self) -> pd.DataFrame:
@@ -46,9 +87,14 @@ class Window:
             "rows": int(len(self.current)),
             "labelled_rows": int(len(self.labelled)),
             "history_rows": int(len(self.history)),
+            "history_batches": len(self.history_batches),
+            "max_history_batches": self.max_history_batches,
             "reference_rows": int(len(self.reference)),
             "golden_rows": int(len(self.golden)) if self.golden is not None else None,
             "rejected_batches": [{"batch": n, "problems": list(p)} for n, p in self.rejected],
+            "warnings": [{"batch": n, "messages": list(m)} for n, m in self.warnings],
+            "filtered_rows": [{"batch": b, "check": c, "column": col, "rows": n} for b, c, col, n in self.filtered],
+            "checks": asdict(self.checks),
         }
 
 
@@ -71,6 +117,7 @@ def _with_target(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
 
 def _concat(frames: list[pd.DataFrame], schema: Schema, like: pd.DataFrame) -> pd.DataFrame:
     cols = [c for c in like.columns]
+    frames = [f for f in frames if len(f)]
     if not frames:
         return like.iloc[0:0][cols]
     out = pd.concat([f.reindex(columns=cols) for f in frames], ignore_index=True)
@@ -105,30 +152,116 @@ def load_reference(policy: Policy, source: Source | None = None
     return schema, reference, golden
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """One batch read: its schema problems (``batch.ok``) and its value-check results."""
+
+    batch: Batch
+    results: tuple[CheckResult, ...] = ()
+
+    def blocking(self, *, newest: bool) -> list[CheckResult]:
+        """What excludes the whole batch: any blocking result if it is a window candidate; in history the
+        batch-level ones, or every blocking one when the rows they mark are all the batch has."""
+        block = [r for r in self.results if r.blocks]
+        if newest or not block:
+            return block
+        batch_level = [r for r in block if not r.row_level]
+        if batch_level or len(drop_failing_rows(self.batch.frame, block)) == 0:
+            return batch_level or block
+        return []
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(r.message for r in self.results if not r.blocks)
+
+
+def _numeric(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """An entirely null numerical column (read back as object, e.g. from Parquet) becomes float NaN."""
+    cast = {c: "float64" for c in schema.numerical
+            if c in frame.columns and not pd.api.types.is_numeric_dtype(frame[c])}
+    return frame.astype(cast) if cast else frame
+
+
+def _read(source: Source, name: str, schema: Schema, profile: ReferenceProfile, checks: ChecksSpec) -> _Checked:
+    b = source.read_batch(name)
+    if b.frame is not None and not b.problems:
+        problems = check_frame(b.frame, schema)
+        b = Batch(name, _numeric(b.frame, schema) if not problems else None, tuple(problems))
+    return _Checked(b, run_checks(b.frame, profile, checks) if b.ok else ())
+
+
+def _read_newest(source: Source, names: list[str], schema: Schema, profile: ReferenceProfile,
+                 d: DataSpec) -> list[_Checked]:
+    """Batches newest first (file-name order) until the window and the history are filled."""
+    need_window, need_history = d.window_batches, d.max_history_batches
+    out: list[_Checked] = []
+    for name in reversed(names):
+        if need_window == 0 and need_history == 0:
+            break
+        c = _read(source, name, schema, profile, d.checks)
+        out.append(c)
+        if not c.batch.ok:
+            continue
+        if need_window:
+            if not c.blocking(newest=True):
+                need_window -= 1
+        elif not c.blocking(newest=False):
+            need_history -= 1
+    return out
+
+
 def load_window(policy: Policy, source: Source | None = None) -> Window:
     """Read and check everything one cycle needs; DataError when the reference or golden set is unusable."""
     source = source or source_for(policy)
     d = policy.data
-    target = policy.model.target
     schema, reference, golden = load_reference(policy, source)
-    batches: list[Batch] = []
-    for name in source.batch_names():
-        b = source.read_batch(name)
-        if b.frame is not None and not b.problems:
-            problems = check_frame(b.frame, schema)
-            b = Batch(name, b.frame if not problems else None, tuple(problems))
-        batches.append(b)
-    good = [b for b in batches if b.ok]
+    profile = ReferenceProfile.build(reference, schema, policy.model.task)
+    names = source.batch_names()
+    read = _read_newest(source, names, schema, profile, d)
+
+    usable = [c for c in read if c.batch.ok]
     if schema.timestamp:
-        good.sort(key=lambda b: (pd.to_datetime(b.frame[schema.timestamp], utc=True).min(), b.name))
-    newest = batches[-1].name if batches else None
-    window_part = good[-d.window_batches:]
-    earlier = good[: len(good) - len(window_part)]
-    rejected = tuple((b.name, b.problems) for b in batches if not b.ok)
+        usable.sort(key=lambda c: (pd.to_datetime(c.batch.frame[schema.timestamp], utc=True).min(), c.batch.name))
+    else:
+        usable.sort(key=lambda c: c.batch.name)
+    window: list[_Checked] = []
+    history: list[_Checked] = []
+    problems = {c.batch.name: c.batch.problems for c in read if not c.batch.ok}
+    for c in reversed(usable):
+        newest = len(window) < d.window_batches
+        if not newest and len(history) >= d.max_history_batches:
+            break
+        block = c.blocking(newest=newest)
+        if block:
+            problems[c.batch.name] = tuple(r.message for r in block)
+        else:
+            (window if newest else history).append(c)
+    window.reverse()
+    history.reverse()
+
+    filtered: list[tuple[str, str, str, int]] = []
+    history_frames = []
+    for c in history:
+        drops = [r for r in c.results if r.blocks and r.row_level]
+        filtered += [(c.batch.name, r.check, r.column, r.rows) for r in drops]
+        history_frames.append(_with_target(drop_failing_rows(c.batch.frame, drops), schema))
+
+    target = policy.model.target
     columns = list(dict.fromkeys([*schema.features, target, *(c for c in (schema.timestamp,) if c),
                                   *(c for c in (schema.prediction,))]))
     like = pd.DataFrame(columns=columns)
-    current = _concat([_with_target(b.frame, schema) for b in window_part], schema, like)
-    history = _concat([_with_target(b.frame, schema) for b in earlier], schema, like)
-    return Window(schema=schema, reference=reference, golden=golden, current=current, history=history,
-                  batches=tuple(b.name for b in window_part), rejected=rejected, newest_batch=newest)
+    current = _concat([_with_target(c.batch.frame, schema) for c in window], schema, like)
+    order = {n: i for i, n in enumerate(names)}
+    used = sorted(history + window, key=lambda c: order.get(c.batch.name, -1))
+    return Window(
+        schema=schema, reference=reference, golden=golden, current=current,
+        history=_concat(history_frames, schema, like),
+        batches=tuple(c.batch.name for c in window),
+        rejected=tuple((n, p) for n, p in sorted(problems.items(), key=lambda kv: order.get(kv[0], -1))),
+        newest_batch=names[-1] if names else None,
+        warnings=tuple((c.batch.name, c.warnings) for c in used if c.warnings),
+        filtered=tuple(filtered),
+        history_batches=tuple(c.batch.name for c in history),
+        checks=d.checks,
+        max_history_batches=d.max_history_batches,
+    )

@@ -1,4 +1,8 @@
-"""The Kaizen service (``kaizen run``): scheduler, crash journal and recovery, lock, signals, health and metrics.
+"""The Kaizen service (``kaizen run``): scheduler, daemon lock, signals, health and metrics.
+
+The crash journal, its recovery and the per-policy lock are not the service's own:
+every command that changes the registry uses them through :mod:`kaizen.runner`
+(:mod:`kaizen.journal`, :mod:`kaizen.recovery`, :mod:`kaizen.locks`).
 
 ::
 
@@ -6,8 +10,6 @@
     scheduler.py  APScheduler 3.x, one job per policy, SQLAlchemy job store
     jobs.py       the job function the store names ("kaizen.service.jobs:run_policy")
     policies.py   the policies folder, rescanned; a broken edit keeps the last valid version
-    journal.py    per-cycle progress on disk (atomic writes) and the test crash hooks
-    recovery.py   settle cycles a dead process left behind
     lock.py       one daemon per state folder (fcntl)
     signals.py    SIGTERM/SIGINT graceful stop, SIGHUP reload
     http.py       /healthz, /readyz, /metrics

@@ -25,16 +25,17 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from kaizen._io import write_atomic
 from kaizen.config import Config
-from kaizen.errors import KaizenError
+from kaizen.errors import BusyError
+from kaizen.journal import Journal
 from kaizen.ledger import Ledger, Record, iso_utc, new_cycle_id, utcnow
+from kaizen.recovery import recover_all
 from kaizen.service import jobs, logs, signals
 from kaizen.service.http import CachedCheck, HealthServer, registry_reachable
-from kaizen.service.journal import Journal, _write_atomic
 from kaizen.service.lock import StateLock, holder
 from kaizen.service.metrics import ServiceMetrics
 from kaizen.service.policies import PolicySet
-from kaizen.service.recovery import recover
 from kaizen.service.scheduler import make_scheduler, next_runs, sync_jobs
 
 __all__ = ["Service", "STATUS_FILE"]
@@ -81,7 +82,7 @@ class Service:
             return 0
         try:
             jobs.attach(self)
-            recovered = recover(self.config, self.journal)
+            recovered = recover_all(self.config, self.journal)
             if recovered:
                 log.warning("recovered %d interrupted cycle(s)", len(recovered))
             self.metrics.seed(Ledger(self.config.ledger_path).records())
@@ -114,7 +115,7 @@ class Service:
         while not self.lock.try_acquire():
             pid = holder(self.config.state_dir)
             if not self.settings.standby:
-                raise KaizenError(f"another kaizen daemon (pid {pid}) is running on state folder "
+                raise BusyError(f"another kaizen daemon (pid {pid}) is running on state folder "
                                   f"{self.config.state_dir} (lock {self.lock.path}); stop it first, or set "
                                   "[service] standby = true to wait as a standby")
             if not waited:
@@ -190,7 +191,8 @@ class Service:
         t0 = time.monotonic()
         try:
             record = self._cycle(policy)
-            self._after(name, h, record, time.monotonic() - t0)
+            if record is not None:
+                self._after(name, h, record, time.monotonic() - t0)
         finally:
             h.running = False
             with self._idle:
@@ -199,19 +201,22 @@ class Service:
             logs.bind()
             self.write_status()
 
-    def _cycle(self, policy: Any) -> Record:
+    def _cycle(self, policy: Any) -> Record | None:
+        """Run one cycle (the runner recovers the policy's unfinished runs first); None if another process has it."""
         from kaizen.cycle import run_cycle
 
         try:
-            recover(self.config, self.journal, policy=policy.name)
-            return run_cycle(self.config, policy, stop=self.stop, on_step=self.journal.mark)
+            return run_cycle(self.config, policy, stop=self.stop, on_step=_log_step)
+        except BusyError as exc:
+            log.info("%s: skipped this tick: %s", policy.name, exc)
+            return None
         except Exception as exc:  # the ledger or the journal failed: keep the daemon alive, record if we can
             log.exception("cycle of %s failed outside the cycle", policy.name)
             msg = f"{type(exc).__name__}: {exc}"
             rec = Record(id=new_cycle_id(policy.name), policy=policy.name, decision="failed",
                          reasons=(f"cycle failed: {msg}",), error=msg)
             try:
-                Ledger(self.config.ledger_path).append(rec)
+                rec = Ledger(self.config.ledger_path).append(rec)
             except Exception:
                 log.exception("cannot write to the promotion log %s", self.config.ledger_path)
             return rec
@@ -256,8 +261,13 @@ class Service:
         }
         with self._status_lock:
             try:
-                _write_atomic(self.config.state_dir / STATUS_FILE, json.dumps(doc, indent=1).encode())
+                write_atomic(self.config.state_dir / STATUS_FILE, json.dumps(doc, indent=1).encode())
             except OSError as exc:
                 log.warning("cannot write %s: %s", STATUS_FILE, exc)
 
 
+
+
+def _log_step(step: str, draft: Any, data: dict[str, Any]) -> None:
+    """Bind the running cycle's id and step to the service's log lines."""
+    logs.update(cycle_id=draft.id, step=step)

@@ -2,7 +2,8 @@
 
 Bound to 127.0.0.1 by default (``[service] host``/``port``); port 0 picks a
 free port, written to the service's status file. Standard library server, one
-thread per request; nothing here imports MLflow.
+thread per request; nothing here imports MLflow. Answers never carry
+credentials: ``/readyz`` details pass through :func:`kaizen.redact.redact_obj`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from kaizen.redact import redact, redact_obj
 
 __all__ = ["HealthServer", "registry_reachable"]
 
@@ -40,7 +43,7 @@ def registry_reachable(uri: str, timeout: float = 2.0) -> tuple[bool, str]:
                 con.close()
             return True, "sqlite ok"
         if uri.startswith(("http://", "https://")):
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:  # noqa: S310
+            with urllib.request.urlopen(_health_request(uri), timeout=timeout) as resp:  # noqa: S310
                 return resp.status == 200, f"HTTP {resp.status}"
         if "://" in uri:
             from sqlalchemy import create_engine, text
@@ -54,7 +57,35 @@ def registry_reachable(uri: str, timeout: float = 2.0) -> tuple[bool, str]:
             return True, "database ok"
         return Path(uri).exists(), uri
     except Exception as exc:
-        return False, f"{type(exc).__name__}: {exc}"
+        return False, redact(f"{type(exc).__name__}: {exc}")
+
+
+def _health_request(uri: str) -> urllib.request.Request:
+    """GET ``<uri>/health``; ``user:password@`` in ``uri`` becomes a Basic auth header, not part of the URL."""
+    import base64
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(uri.rstrip("/"))
+    host = parts.hostname or ""
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+    req = urllib.request.Request(urlunsplit((parts.scheme, netloc, parts.path + "/health", "", "")))
+    if parts.username is not None:
+        token = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        req.add_header("Authorization", "Basic " + base64.b64encode(token).decode())
+    return req
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints the traceback to stderr itself; log it instead (redacted, one JSON line)
+        import sys
+
+        exc = sys.exc_info()[1]
+        peer = client_address[0] if client_address else "?"
+        if isinstance(exc, OSError):  # the client went away mid-answer: not our bug
+            log.warning("error while answering %s: %s: %s", peer, type(exc).__name__, exc)
+        else:
+            log.exception("error while answering %s", peer)
 
 
 class HealthServer:
@@ -73,7 +104,8 @@ class HealthServer:
                     self._send(200, b'{"status": "ok"}\n', "application/json")
                 elif path == "/readyz":
                     ok, detail = server._ready()
-                    body = json.dumps({"status": "ready" if ok else "not ready", **detail}).encode() + b"\n"
+                    body = json.dumps(redact_obj({"status": "ready" if ok else "not ready", **detail}),
+                                      default=str).encode() + b"\n"
                     self._send(200 if ok else 503, body, "application/json")
                 elif path == "/metrics":
                     self._send(200, server._metrics(), CONTENT_TYPE_LATEST)
@@ -90,7 +122,7 @@ class HealthServer:
             def log_message(self, fmt: str, *args: Any) -> None:
                 log.debug("http: " + fmt, *args)
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd = _Server((host, port), Handler)
         self.httpd.daemon_threads = True
         self.host, self.port = self.httpd.server_address[:2]
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="kaizen-http", daemon=True)

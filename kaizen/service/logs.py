@@ -2,7 +2,9 @@
 
 Every line carries the policy, cycle id and step of the cycle running on the
 logging thread (set by :func:`bind` / :func:`update`), so ``jq 'select(.cycle_id == "...")'``
-follows one cycle through the daemon's log.
+follows one cycle through the daemon's log. Credentials in messages and
+tracebacks are redacted (``***``) by :class:`kaizen.logs.RedactFilter` on the
+handler, before either formatter runs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import sys
 import threading
 from datetime import UTC, datetime
 from typing import Any
+
+from kaizen.redact import redact
 
 __all__ = ["bind", "configure_service_logging", "context", "update"]
 
@@ -50,37 +54,41 @@ class JsonFormatter(logging.Formatter):
                 "+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "event": record.getMessage(),
+            "event": redact(record.getMessage()),
         }
         for k in (*_FIELDS, "pid"):
             v = getattr(record, k, None)
             if v is not None:
                 out[k] = v
         if record.exc_info:
-            out["error"] = self.formatException(record.exc_info)
+            out["error"] = redact(record.exc_text or self.formatException(record.exc_info))
         return json.dumps(out, default=str)
 
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         tags = " ".join(f"{k}={getattr(record, k)}" for k in _FIELDS if getattr(record, k, None) is not None)
-        line = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.getMessage()}"
+        line = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {redact(record.getMessage())}"
         if tags:
             line += f"  [{tags}]"
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + redact(record.exc_text or self.formatException(record.exc_info))
         return line
 
 
 def configure_service_logging(fmt: str = "auto", level: str = "info") -> None:
     """Route the ``kaizen`` and ``apscheduler`` loggers to stderr in ``fmt`` ("auto": text on a TTY)."""
-    from kaizen.logs import configure
+    from kaizen.logs import RedactFilter, configure
 
     configure(getattr(logging, level.upper()))
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
     handler.addFilter(_ContextFilter())
+    handler.addFilter(RedactFilter())
+    for h in logging.getLogger().handlers:  # other libraries' warnings (kaizen.logs' fallback): same format
+        if getattr(h, "_kaizen", False):
+            h.setFormatter(handler.formatter)
     for name in ("kaizen", "apscheduler"):
         lg = logging.getLogger(name)
         for h in list(lg.handlers):

@@ -36,32 +36,33 @@ class PolicySet:
         self.clashes: dict[Path, str] = {}
 
     def scan(self) -> bool:
-        """Pick up changes in the folder; return whether anything changed."""
+        """Pick up changes in the folder; return whether anything changed. Never raises.
+
+        A file that cannot be read or does not validate (garbage bytes, a folder
+        named ``x.toml``, a permission problem, bad settings) is reported once per
+        change of its content or problem; its last valid version stays in service.
+        """
         changed = False
         seen = set()
-        for path in policy_files(self.folder) if self.folder.is_dir() else []:
+        try:
+            paths = policy_files(self.folder) if self.folder.is_dir() else []
+        except OSError as exc:
+            log.error("cannot list the policies folder %s (%s); keeping the policies in service",
+                      self.folder, exc.strerror or type(exc).__name__)
+            return False
+        for path in paths:
             seen.add(path)
+            cur = self.files.get(path)
             try:
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            except OSError:
-                continue
-            cur = self.files.get(path)
+            except OSError as exc:
+                digest = f"unreadable: {exc.strerror or type(exc).__name__}"
             if cur is not None and cur.digest == digest:
                 continue
             changed = True
             entry = cur or PolicyFile(path, digest)
             entry.digest = digest
-            try:
-                entry.policy, entry.error = load_policy(path), None
-                log.info("policy %s loaded from %s (%s)", entry.policy.name, path.name,
-                         entry.policy.schedule.describe())
-            except PolicyError as exc:
-                entry.error = "; ".join(exc.problems)
-                if entry.policy is not None:
-                    log.error("policy file %s is not valid, keeping its previous version in service: %s",
-                              path, entry.error)
-                else:
-                    log.error("policy file %s is not valid and is not scheduled: %s", path, entry.error)
+            self._load(entry)
             self.files[path] = entry
         for path in set(self.files) - seen:
             changed = True
@@ -69,6 +70,23 @@ class PolicySet:
             log.info("policy file %s removed%s", path, f" ({gone.policy.name} unscheduled)" if gone.policy else "")
         self._check_names()
         return changed
+
+    def _load(self, entry: PolicyFile) -> None:
+        path = entry.path
+        try:
+            entry.policy, entry.error = load_policy(path), None
+            log.info("policy %s loaded from %s (%s)", entry.policy.name, path.name,
+                     entry.policy.schedule.describe())
+            return
+        except PolicyError as exc:
+            entry.error = "; ".join(exc.problems)
+        except Exception as exc:  # a bug in validation must not stop the daemon either
+            log.exception("loading policy file %s failed", path)
+            entry.error = f"cannot load ({type(exc).__name__}: {exc})"
+        if entry.policy is not None:
+            log.error("policy file %s is not valid, keeping its previous version in service: %s", path, entry.error)
+        else:
+            log.error("policy file %s is not valid and is not scheduled: %s", path, entry.error)
 
     def _check_names(self) -> None:
         owner: dict[str, Path] = {}

@@ -1,4 +1,8 @@
-"""kaizen.monitor.drift against real Evidently on small seeded frames."""
+"""kaizen.monitor (run_monitor, the reference cache, write_report) on small seeded frames.
+
+Everything is real Evidently. The equality of the fast verdicts with Evidently's Report for every
+drift method is in test_fast_drift.py.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,17 @@ import pandas as pd
 import pytest
 
 from kaizen.data.schema import Schema, infer_schema
-from kaizen.errors import PolicyError
+from kaizen.errors import DataError, PolicyError
 from kaizen.metrics import score
 from kaizen.models import Predictions
-from kaizen.monitor import ColumnDriftResult, MonitorResult, run_monitor
+from kaizen.monitor import (
+    ColumnDriftResult,
+    MonitorResult,
+    ReferenceCache,
+    run_monitor,
+    should_write_report,
+    write_report,
+)
 from kaizen.policy import Policy, load_policy
 
 NUM = ["a", "b", "c", "d", "e"]
@@ -22,7 +33,7 @@ N = 2000  # rows for drift cases: at 1000, same-distribution wasserstein scores 
 
 
 def make_policy(tmp_path: Path, *, task: str = "binary_classification", metric: str = "roc_auc",
-                model_extra: str = "", trigger: str = "") -> Policy:
+                model_extra: str = "", trigger: str = "", monitor: str = "") -> Policy:
     path = tmp_path / "policy.toml"
     path.write_text(f"""
 [model]
@@ -38,6 +49,9 @@ production = "batches"
 
 [trigger]
 {trigger}
+
+[monitor]
+{monitor}
 """)
     return load_policy(path)
 
@@ -184,17 +198,41 @@ def _classification_case(n: int, seed: int) -> tuple[pd.DataFrame, Predictions]:
     return cur, Predictions(labels, scores)
 
 
+def evidently_metric(metric: str, y: np.ndarray, labels: np.ndarray, scores: np.ndarray | None = None) -> float:
+    """The metric as an Evidently Report computes it (libraries.md §1): the value run_monitor used to take."""
+    from evidently import BinaryClassification, DataDefinition, Dataset, Regression, Report
+    from evidently.metrics import MAE, RMSE, Accuracy, F1Score, R2Score, RocAuc
+
+    if metric in ("rmse", "mae", "r2"):
+        df = pd.DataFrame({"target": y.astype(float), "prediction": labels.astype(float)})
+        dd = DataDefinition(regression=[Regression(target="target", prediction="prediction")])
+    elif metric == "roc_auc":  # probas only: Evidently ignores labels once probas are set
+        df = pd.DataFrame({"target": y.astype(int), "proba": scores})
+        dd = DataDefinition(classification=[BinaryClassification(target="target", prediction_probas="proba",
+                                                                 pos_label=1)])
+    else:
+        df = pd.DataFrame({"target": y.astype(int), "prediction": labels.astype(int)})
+        dd = DataDefinition(classification=[BinaryClassification(target="target", prediction_labels="prediction",
+                                                                 pos_label=1)])
+    ev = {"rmse": RMSE, "mae": MAE, "r2": R2Score, "roc_auc": RocAuc, "accuracy": Accuracy, "f1": F1Score}[metric]
+    out = json.loads(Report([ev()]).run(Dataset.from_pandas(df, data_definition=dd), None).json())
+    value = out["metrics"][0]["value"]
+    return float(value["mean"] if isinstance(value, dict) else value)
+
+
 @pytest.mark.parametrize("metric", ["roc_auc", "accuracy", "f1"])
-def test_classification_metric_equals_sklearn(tmp_path: Path, metric: str) -> None:
+def test_classification_metric_equals_evidently_and_sklearn(tmp_path: Path, metric: str) -> None:
     ref = frame(600, 1)
     cur, preds = _classification_case(600, 7)
     res = run_monitor(ref, cur, schema=schema_of(ref), policy=make_policy(tmp_path, metric=metric),
                       current_predictions=preds)
     lab = cur["y"].notna().to_numpy()
-    expected = score(metric, cur["y"][lab].astype(int).to_numpy(), preds.labels[lab], preds.scores[lab])
+    y = cur["y"][lab].astype(int).to_numpy()
     assert res.labelled_rows == int(lab.sum()) < res.rows == 600
     assert res.metric == metric
-    assert res.champion_metric == pytest.approx(expected, abs=1e-6)
+    assert res.champion_metric == pytest.approx(score(metric, y, preds.labels[lab], preds.scores[lab]), abs=1e-12)
+    assert res.champion_metric == pytest.approx(evidently_metric(metric, y, preds.labels[lab], preds.scores[lab]),
+                                                abs=1e-9)
 
 
 @pytest.mark.parametrize("metric", ["roc_auc", "accuracy", "f1"])
@@ -208,12 +246,12 @@ def test_string_positive_label(tmp_path: Path, metric: str) -> None:
     res = run_monitor(ref.assign(y=np.where(ref["y"] == 1, "churned", "stayed")), cur, schema=schema_of(ref),
                       policy=policy, current_predictions=Predictions(str_labels, preds.scores))
     y01 = (cur["y"][lab] == "churned").astype(int).to_numpy()
-    expected = score(metric, y01, preds.labels[lab], preds.scores[lab])
-    assert res.champion_metric == pytest.approx(expected, abs=1e-6)
+    expected = evidently_metric(metric, y01, preds.labels[lab], preds.scores[lab])
+    assert res.champion_metric == pytest.approx(expected, abs=1e-9)
 
 
 @pytest.mark.parametrize("metric", ["rmse", "mae", "r2"])
-def test_regression_metric_equals_sklearn(tmp_path: Path, metric: str) -> None:
+def test_regression_metric_equals_evidently_and_sklearn(tmp_path: Path, metric: str) -> None:
     rng = np.random.default_rng(9)
     ref, cur = frame(600, 1, target=False), frame(600, 2, target=False)
     ref["y"] = 3 * ref["a"] + rng.normal(size=600)
@@ -226,8 +264,9 @@ def test_regression_metric_equals_sklearn(tmp_path: Path, metric: str) -> None:
                       reference_predictions=Predictions(ref["y"].to_numpy()),
                       current_predictions=Predictions(values))
     lab = cur["y"].notna().to_numpy()
-    expected = score(metric, cur["y"][lab].to_numpy(), values[lab])
-    assert res.champion_metric == pytest.approx(expected, abs=1e-6)
+    assert res.champion_metric == pytest.approx(score(metric, cur["y"][lab].to_numpy(), values[lab]), abs=1e-12)
+    assert res.champion_metric == pytest.approx(evidently_metric(metric, cur["y"][lab].to_numpy(), values[lab]),
+                                                rel=1e-9)
     assert res.prediction_drift is not None and res.prediction_drift.method == "wasserstein"
 
 
@@ -250,36 +289,125 @@ def test_roc_auc_with_one_class_is_none(tmp_path: Path) -> None:
     assert res.labelled_rows > 0 and res.champion_metric is None
 
 
+# --- reference cache ---------------------------------------------------------------------------
+
+
+def test_reference_profile_is_cached_per_key_and_gives_the_same_result(tmp_path: Path) -> None:
+    # hellinger drops missing values in place: a cached profile must survive it
+    policy = make_policy(tmp_path, trigger='drift_method = "hellinger"')
+    ref, cur = frame(N, 1), frame(N, 2, shift={"b": 0.8})
+    ref.loc[:50, "a"] = np.nan
+    schema, cache = schema_of(ref), ReferenceCache(maxsize=2)
+    cold = run_monitor(ref, cur, schema=schema, policy=policy, reference_key="champ-v1", cache=cache)
+    warm = run_monitor(ref, cur, schema=schema, policy=policy, reference_key="champ-v1", cache=cache)
+    uncached = run_monitor(ref, cur, schema=schema, policy=policy)
+    assert (cold.reference_cached, warm.reference_cached, uncached.reference_cached) == (False, True, False)
+    assert cold.to_dict() == warm.to_dict() == uncached.to_dict()
+    assert warm.drifted_columns == ("b",)
+    # the key is the caller's promise; a frame of another length is still rebuilt, not reused
+    shorter = run_monitor(ref.iloc[:-100], cur, schema=schema, policy=policy, reference_key="champ-v1", cache=cache)
+    assert not shorter.reference_cached
+    assert len(cache) == 2
+
+
+def test_reference_cache_evicts_the_least_recently_used(tmp_path: Path) -> None:
+    policy, ref, cur = make_policy(tmp_path), frame(300, 1), frame(300, 2)
+    schema, cache = schema_of(ref), ReferenceCache(maxsize=2)
+
+    def cached(key: str) -> bool:
+        return run_monitor(ref, cur, schema=schema, policy=policy, reference_key=key, cache=cache).reference_cached
+
+    assert [cached("v1"), cached("v2"), cached("v1"), cached("v3"), cached("v1"), cached("v2")] == \
+        [False, False, True, False, True, False]
+    with pytest.raises(ValueError, match="'maxsize' parameter of ReferenceCache must be a positive integer"):
+        ReferenceCache(maxsize=0)
+
+
 # --- report, sampling, serialisation -----------------------------------------------------------
 
 
-def test_html_report_is_written(tmp_path: Path) -> None:
+def test_run_monitor_writes_the_html_report_only_when_given_a_path(tmp_path: Path) -> None:
     ref = frame(1000, 1)
     cur, preds = _classification_case(1000, 6)
     target = tmp_path / "reports" / "2024-09-01" / "monitor.html"
-    res = run_monitor(ref, cur, schema=schema_of(ref), policy=make_policy(tmp_path),
-                      reference_predictions=Predictions(ref["y"].to_numpy(), ref["a"].to_numpy()),
-                      current_predictions=preds, report_path=target)
+    kwargs = dict(schema=schema_of(ref), policy=make_policy(tmp_path),
+                  reference_predictions=Predictions(ref["y"].to_numpy(), ref["a"].to_numpy()),
+                  current_predictions=preds)
+    quiet = run_monitor(ref, cur, **kwargs)
+    assert quiet.report_path is None and not (tmp_path / "reports").exists()
+    res = run_monitor(ref, cur, report_path=target, **kwargs)
     assert res.report_path == target and target.is_file()
     assert target.stat().st_size > 100_000
     html = target.read_text(encoding="utf-8")
     assert "<html" in html.lower() and "ROC" in html
+    assert res.to_dict() == {**quiet.to_dict(), "report_path": str(target)}
+
+
+def test_write_report(tmp_path: Path) -> None:
+    ref = frame(800, 1)
+    cur, preds = _classification_case(800, 6)
+    cur["c"] = np.nan  # not comparable: left out of the report, not an error
+    path = write_report(ref, cur, schema=schema_of(ref), policy=make_policy(tmp_path, metric="accuracy"),
+                        reference_predictions=Predictions(ref["y"].to_numpy(), ref["a"].to_numpy() % 1),
+                        current_predictions=preds, path=tmp_path / "deep" / "r.html")
+    assert path == tmp_path / "deep" / "r.html" and path.is_file()
+    html = path.read_text(encoding="utf-8")
+    assert "Value Drift for column plan" in html and "Value Drift for column prediction" in html
+    assert "Value Drift for column c" not in html and "Accuracy" in html
+
+    empty = ref.assign(**{c: np.nan for c in NUM}, plan=None)
+    with pytest.raises(DataError, match="cannot write the monitoring report .*no column has values on both sides"):
+        write_report(ref, empty.drop(columns="y"), schema=schema_of(ref), policy=make_policy(tmp_path),
+                     reference_predictions=None, current_predictions=None, path=tmp_path / "x.html")
+
+
+@pytest.mark.parametrize(("monitor", "triggered", "quiet", "expected"), [
+    ("", True, 0, True),
+    ("", False, 0, False),
+    ("", False, 1000, False),
+    ('report = "on_trigger"\nreport_every = 3', False, 0, False),
+    ('report = "on_trigger"\nreport_every = 3', False, 1, False),
+    ('report = "on_trigger"\nreport_every = 3', False, 2, True),
+    ('report = "on_trigger"\nreport_every = 3', False, 7, True),
+    ('report = "on_trigger"\nreport_every = 1', False, 0, True),
+    ('report = "always"', False, 0, True),
+    ('report = "never"', True, 5, False),
+])
+def test_should_write_report(tmp_path: Path, monitor: str, triggered: bool, quiet: int, expected: bool) -> None:
+    assert should_write_report(make_policy(tmp_path, monitor=monitor), triggered, quiet) is expected
+
+
+def test_monitor_settings_are_validated(tmp_path: Path) -> None:
+    spec = make_policy(tmp_path).monitor
+    assert (spec.report, spec.report_every, spec.max_rows) == ("on_trigger", 0, 50_000)
+    for text, message in [
+        ('report = "sometimes"', "monitor.report must be one of 'on_trigger', 'always', 'never'; got 'sometimes'"),
+        ("report_every = -1", "monitor.report_every must be an integer >= 0; got -1"),
+        ("max_rows = 10", "monitor.max_rows must be an integer >= 100; got 10"),
+        ('report = "never"\nreport_every = 2', "monitor.report_every must be 0 when monitor.report is 'never'; got 2"),
+        ("sample = 3", "monitor.sample is not a known setting"),
+    ]:
+        with pytest.raises(PolicyError, match=message.replace(".", r"\.").replace("(", r"\(")):
+            make_policy(tmp_path, monitor=text)
+    with pytest.raises(ValueError, match="'quiet_cycles_since_last_report' parameter of should_write_report"):
+        should_write_report(make_policy(tmp_path), False, -1)
 
 
 def test_sampling_is_seeded_and_keeps_predictions_aligned(tmp_path: Path) -> None:
     ref, cur = frame(3000, 1), frame(2500, 2)
     rng = np.random.default_rng(5)
     ref["e"], cur["e"] = rng.beta(2, 5, 3000), rng.beta(2.5, 5, 2500)
-    schema, policy = schema_of(ref), make_policy(tmp_path)
+    schema = schema_of(ref)
 
     # The prediction scores are column e itself: if the sampled predictions stay on their
     # sampled rows, prediction drift and the drift of e are the same number.
-    def run(seed: int, max_rows: int | None = 1000) -> MonitorResult:
-        return run_monitor(ref, cur, schema=schema, policy=policy, max_rows=max_rows, seed=seed,
+    def run(seed: int, max_rows: int = 1000) -> MonitorResult:
+        return run_monitor(ref, cur, schema=schema, policy=make_policy(tmp_path, monitor=f"max_rows = {max_rows}"),
+                           seed=seed, reference_key="ref", cache=ReferenceCache(),
                            reference_predictions=Predictions(ref["y"].to_numpy(), ref["e"].to_numpy()),
                            current_predictions=Predictions(cur["y"].to_numpy(), cur["e"].to_numpy()))
 
-    first, again, other, full = run(0), run(0), run(1), run(0, None)
+    first, again, other, full = run(0), run(0), run(1), run(0, 10_000)
     assert first.sampled and not full.sampled and not run(0, 3000).sampled
     assert first.rows == 2500 and first.labelled_rows == 2500
     assert first.to_dict() == again.to_dict()
@@ -299,17 +427,20 @@ def test_to_dict_is_json(tmp_path: Path) -> None:
                       reference_predictions=Predictions(ref["y"].to_numpy(), ref["a"].to_numpy() % 1),
                       current_predictions=preds, report_path=tmp_path / "r.html")
     out = json.loads(json.dumps(res.to_dict(), allow_nan=False))
-    assert set(out) >= {"rows", "labelled_rows", "columns", "drift_share", "prediction_drift", "metric",
+    assert set(out) == {"rows", "labelled_rows", "columns", "drift_share", "prediction_drift", "metric",
                         "champion_metric", "report_path", "sampled", "drifted_columns"}
     assert out["report_path"] == str(tmp_path / "r.html")
     assert [c["column"] for c in out["columns"]] == [*NUM, "plan"]
+    assert set(out["columns"][0]) == {"column", "method", "threshold", "score", "drifted"}
     assert isinstance(out["champion_metric"], float)
 
 
 def test_bad_arguments(tmp_path: Path) -> None:
     ref = frame(200, 1)
     policy, schema = make_policy(tmp_path), schema_of(ref)
-    with pytest.raises(ValueError, match="max_rows"):
-        run_monitor(ref, ref, schema=schema, policy=policy, max_rows=0)
-    with pytest.raises(ValueError, match="current_predictions"):
+    with pytest.raises(ValueError, match="'current_predictions' parameter of run_monitor must have one entry"):
         run_monitor(ref, ref, schema=schema, policy=policy, current_predictions=Predictions(np.zeros(5)))
+    with pytest.raises(ValueError, match="'reference_predictions' parameter of run_monitor must have one entry"):
+        run_monitor(ref, ref, schema=schema, policy=policy, reference_predictions=Predictions(np.zeros(5)))
+    with pytest.raises(DataError, match="current frame is missing feature column\\(s\\) 'b'"):
+        run_monitor(ref, ref.drop(columns="b"), schema=schema, policy=policy)

@@ -19,7 +19,7 @@ from collections import Counter
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from kaizen.cycle import bootstrap
+from kaizen.bootstrap import bootstrap
 from kaizen.registry import Registry
 from tests.service.conftest import http_get, journals, records, running, wait_for, write_config
 

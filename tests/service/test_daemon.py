@@ -48,7 +48,12 @@ def test_failing_cycles_are_recorded_retried_with_backoff_and_sigterm_exits_0(ho
     assert any(r.policy == "ghost" for r in recs)  # the other policy keeps its own schedule
     st = service_status(home)["policies"]["churn"]
     assert st["consecutive_failures"] >= 3 and "has no champion" in st["last_error"]
-    # backoff: 1 s ticks, but after the 2nd failure retries wait 2 s, then 4 s
+    # backoff: 1 s ticks, but after the 2nd failure the retries wait 2 s, then 4 s (record times are whole seconds,
+    # truncated, so a true gap of >= d seconds shows as >= d)
+    from datetime import datetime
+
+    t = [datetime.fromisoformat(r.time.replace("Z", "+00:00")).timestamp() for r in churn[:4]]
+    assert t[2] - t[1] >= 2 and t[3] - t[2] >= 4, [r.time for r in churn]
     assert "backing off after" in d.log()
     # endpoints
     assert http_get(home, "/healthz") == (200, '{"status": "ok"}\n')
@@ -83,12 +88,11 @@ def test_sigterm_lets_the_running_cycle_finish_and_a_second_signal_aborts(home, 
 
     d2 = daemons(home, {"KAIZEN_TEST_PAUSE_AT": "started=60"})
     wait_for(lambda: journals(home), 60, "a cycle to start", d2)
-    t0 = time.monotonic()
     d2.signal(signal.SIGTERM)
     time.sleep(0.5)
     assert d2.proc.poll() is None  # still waiting for the cycle
     d2.signal(signal.SIGINT)
-    assert d2.wait(10) == 1 and time.monotonic() - t0 < 8
+    assert d2.wait(50) == 1  # the paused cycle would run 60 s more: exit code 1 means it was aborted
     assert "again: aborting now" in d2.log()
     [left] = journals(home)
     assert left["step"] == "started"
@@ -121,7 +125,7 @@ def test_one_daemon_per_state_folder_and_standby_takes_over(home, daemons) -> No
     a = daemons(home, tag="a")
     wait_for(lambda: running(home, a.pid), 60, "daemon a", a)
     b = daemons(home, tag="b")
-    assert b.wait(60) == 1
+    assert b.wait(60) == 75
     assert f"kaizen: error: another kaizen daemon (pid {a.pid}) is running on state folder" in b.log()
 
     write_config(home, standby=True)
@@ -169,15 +173,14 @@ def test_policy_edits_are_picked_up_and_a_broken_edit_keeps_the_last_valid_versi
     assert d.wait(60) == 0
 
 
-def test_status_is_quick_and_imports_nothing_heavy(home) -> None:
+def test_status_imports_nothing_heavy(home) -> None:
+    """``kaizen status`` stays quick by importing no heavy library (its time is in experiments/bench_service.py)."""
     write_config(home)
     home.write_policy({"schedule": {"every": "15m"}})
-    code = ("import sys, time\nt = time.perf_counter()\nimport kaizen.cli as c\nc.main(['status'])\n"
-            "print('WALL', time.perf_counter() - t)\n"
+    code = ("import sys\nimport kaizen.cli as c\nc.main(['status'])\n"
             "heavy = [m for m in ('mlflow', 'evidently', 'featuretools', 'optuna', 'sklearn', 'pandas') "
             "if m in sys.modules]\nprint('HEAVY', heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=home.root, timeout=60,
                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
     assert "daemon: not running" in out.stdout and "every 15m" in out.stdout
-    assert float(out.stdout.split("WALL ")[1].split()[0]) < 1.0

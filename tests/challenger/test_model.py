@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kaizen.build import predict_frame
+from kaizen.challenger import predict_frame
 
 
 def _odd_rows(rows: pd.DataFrame) -> pd.DataFrame:
@@ -46,7 +46,7 @@ def test_predict_tolerates_unseen_and_missing(classifier_build, classification_r
 def test_log_pipeline_needs_active_run(classifier_build, tmp_path):
     import mlflow
 
-    from kaizen.build import log_pipeline
+    from kaizen.challenger import log_pipeline
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     try:
@@ -57,21 +57,25 @@ def test_log_pipeline_needs_active_run(classifier_build, tmp_path):
 
 
 LOADER = textwrap.dedent("""
-    import importlib.util, sys
+    import importlib.util, os, sys
+    # A serving host has no kaizen installed: drop a development install's import hook and path entries.
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__.lower()
+                        and "editable" not in getattr(f, "__name__", "").lower()]
+    sys.path[:] = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "kaizen"))]
     import mlflow, pandas as pd
     assert importlib.util.find_spec("kaizen") is None, "kaizen must come from the model's code_paths"
     mlflow.set_tracking_uri(sys.argv[1]); mlflow.set_registry_uri(sys.argv[1])
     model = mlflow.pyfunc.load_model("models:/churn-test/1")
     for name in ("rows", "odd"):
         model.predict(pd.read_pickle(name + ".pkl")).to_pickle(name + ".out.pkl")
-    print(sys.modules["kaizen.build.model"].__file__)
+    print(sys.modules["kaizen.challenger.model"].__file__)
 """)
 
 
 def test_logged_model_scores_in_a_fresh_process(classifier_build, classification_rows, tmp_path):
     import mlflow
 
-    from kaizen.build import log_pipeline
+    from kaizen.challenger import log_pipeline
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     mlflow.set_tracking_uri(uri)
@@ -99,6 +103,6 @@ def test_logged_model_scores_in_a_fresh_process(classifier_build, classification
                           text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     loaded_from = Path(done.stdout.strip().splitlines()[-1])  # kaizen came from the logged code
-    assert loaded_from.parts[-4:] == ("code", "kaizen", "build", "model.py"), loaded_from
+    assert loaded_from.parts[-4:] == ("code", "kaizen", "challenger", "model.py"), loaded_from
     for name, want in expected.items():
         pd.testing.assert_frame_equal(pd.read_pickle(tmp_path / f"{name}.out.pkl"), want)

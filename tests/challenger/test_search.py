@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kaizen.build import build_challenger, predict_frame
+from kaizen.challenger import build_challenger, predict_frame
 from kaizen.errors import BuildError
 
 
@@ -164,7 +164,7 @@ def test_importing_the_package_is_cheap():
     import subprocess
     import sys
 
-    code = ("import sys, kaizen.build; "
+    code = ("import sys, kaizen.challenger; "
             "print(sorted(m for m in ('featuretools', 'woodwork', 'optuna', 'mlflow', 'sklearn') "
             "if m in sys.modules))")
     root = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ hyperparameters, the training window and whether the DFS features are used
 offered).
 The winner is then refit on all of ``train`` (its window applied) and
 written to ``workdir/artifacts`` as ``features.json``, ``model.joblib`` and
-``build.json``, which :mod:`kaizen.build.model` packages as one MLflow
+``build.json``, which :mod:`kaizen.challenger.model` packages as one MLflow
 model. :func:`refit` fits a finished build's recipe again on more rows (the cycle
 uses it to learn from the gates' holdout once the gates have passed).
 
@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kaizen.build import features as feats
+from kaizen.challenger import features as feats
 from kaizen.data.schema import Schema
 from kaizen.errors import BuildError
 from kaizen.policy import FAMILIES, Policy
@@ -275,7 +275,7 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
     """
     import optuna
 
-    wall0, cpu0 = time.perf_counter(), time.process_time()
+    wall0, cpu0 = time.perf_counter(), time.thread_time()
     spec, bspec = policy.model, policy.build
     seed = bspec.seed if seed is None else int(seed)
     families = tuple(bspec.families) or FAMILIES[spec.task]
@@ -364,7 +364,7 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
     result = BuildResult(
         artifacts_dir=out, family=family, params=params, validation_metric=float(best.value),
         trials=len(ours), feature_names=cols.names, train_rows=rows,
-        cpu_seconds=time.process_time() - cpu0, wall_seconds=time.perf_counter() - wall0,
+        cpu_seconds=time.thread_time() - cpu0, wall_seconds=time.perf_counter() - wall0,
         metric=spec.metric, trial_counts=counts)
     log.info("build %s: %s %s=%.4f after %d trials in %.1fs", spec.name, family, spec.metric,
              result.validation_metric, result.trials, result.wall_seconds)
@@ -400,7 +400,7 @@ def refit(result: BuildResult, rows: pd.DataFrame, *, schema: Schema, policy: Po
     ``workdir`` than the build's). ``validation_metric`` is the search's (the refit has no
     validation slice); ``trials`` is 0.
     """
-    wall0, cpu0 = time.perf_counter(), time.process_time()
+    wall0, cpu0 = time.perf_counter(), time.thread_time()
     seed = policy.build.seed if seed is None else int(seed)
     y_all = _check(rows, schema, policy)
     meta = json.loads(result.meta_path.read_text())
@@ -412,7 +412,7 @@ def refit(result: BuildResult, rows: pd.DataFrame, *, schema: Schema, policy: Po
                              seed=seed, workdir=workdir, value=result.validation_metric)
     log.info("refit %s: %s on %d rows", policy.model.name, result.family, n_rows)
     return dataclasses.replace(result, artifacts_dir=out, train_rows=n_rows, trials=0, trial_counts={},
-                               cpu_seconds=time.process_time() - cpu0, wall_seconds=time.perf_counter() - wall0)
+                               cpu_seconds=time.thread_time() - cpu0, wall_seconds=time.perf_counter() - wall0)
 
 
 def _params(trial: Any) -> tuple[str, dict[str, Any]]:

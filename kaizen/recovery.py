@@ -1,7 +1,7 @@
-"""Finish or abort the cycles a dead process left in the journal.
+"""Finish or abort the runs a dead process left in the journal.
 
-Run when the service starts (and before a policy's next cycle, for journals
-an earlier recovery could not settle). For each journal file:
+Run by every run of a policy before it starts (:mod:`kaizen.runner`, under the
+policy's lock), and by the service when it starts. For each journal file:
 
 - its record is already in the promotion log → the process died after writing
   it; only the journal file goes.
@@ -11,8 +11,12 @@ an earlier recovery could not settle). For each journal file:
   points to its challenger → the alias moved before the process died: finish
   the promotion's bookkeeping and write the ``promoted`` record.
 - anything else → one ``failed`` record, ``aborted: process died during …``;
-  a challenger it registered (and the gated version a refit replaced) is tagged
-  ``kaizen.status = aborted``.
+  every version it registered (``registered``, plus ``version`` and
+  ``gated_version``) that does not serve is tagged ``kaizen.status = aborted``,
+  and the ``challenger`` alias is dropped if it points at one of them.
+
+In every case the run's MLflow run is ended (``KILLED`` if it was still
+running) and its work folder removed.
 
 The record keeps the cycle's id, and nothing is written for an id the log
 already holds, so recovering twice never duplicates a record.
@@ -21,33 +25,34 @@ already holds, so recovering twice never duplicates a record.
 from __future__ import annotations
 
 import logging
+import shutil
 from typing import Any
 
 from kaizen.config import Config
+from kaizen.journal import Journal, Step
 from kaizen.ledger import Ledger, Record
-from kaizen.service.journal import Journal
 
-__all__ = ["recover"]
+__all__ = ["recover", "recover_all"]
 
 log = logging.getLogger("kaizen.service.recovery")
 
 #: what a cycle was doing after journalling each step
-PHASE = {"started": "monitoring", "monitored": "the trigger decision", "building": "the challenger build",
-         "built": "gating", "gated": "the promotion decision", "refitted": "the promotion decision",
-         "promoting": "the promotion",
-         "promoted": "recording", "decided": "recording"}
+PHASE = {Step.STARTED: "monitoring", Step.MONITORED: "the trigger decision", Step.BUILDING: "the challenger build",
+         Step.BUILT: "gating", Step.GATED: "the promotion decision", Step.REFITTED: "the promotion decision",
+         Step.PROMOTING: "the promotion", Step.PROMOTED: "recording", Step.DECIDED: "recording"}
 
 
 def _record(entry: dict[str, Any], decision: str, reasons: list[str], error: str | None = None) -> Record:
     s = entry.get("sections") or {}
     return Record(id=entry["id"], policy=entry["policy"], decision=decision, reasons=tuple(reasons),
+                  kind=entry.get("kind") or "cycle",
                   window=s.get("window", {}), trigger=s.get("trigger", {}), champion=s.get("champion", {}),
                   challenger=s.get("challenger", {}), gates=tuple(s.get("gates", ())),
                   mlflow_run_id=entry.get("run_id"), error=error)
 
 
 def _finish_promotion(registry: Any, entry: dict[str, Any]) -> None:
-    """What ``cycle._commit`` does after the alias move, for a process that died right after it."""
+    """What :func:`kaizen.promotion.commit` does after the alias move, for a process that died right after it."""
     name, version, old = entry["policy"], str(entry["version"]), entry.get("replaced")
     registry.settle_promotion(name, version, str(old) if old else None, cycle_id=entry["id"],
                               reason=f"replaced by version {version} in cycle {entry['id']}",
@@ -58,11 +63,11 @@ def _finish_promotion(registry: Any, entry: dict[str, Any]) -> None:
 
 
 def _settle(entry: dict[str, Any], ledger: Ledger, registry: Any) -> Record:
-    step = entry.get("step", "started")
-    if step == "decided" and entry.get("record"):
+    step = entry.get("step", Step.STARTED)
+    if step == Step.DECIDED and entry.get("record"):
         return Record.from_dict(entry["record"])
     version = entry.get("version")
-    if step in ("promoting", "promoted") and version:
+    if step in (Step.PROMOTING, Step.PROMOTED) and version:
         if registry is None:
             raise RuntimeError("the registry is needed to tell whether the champion alias moved")
         champ = registry.champion(entry["policy"])
@@ -73,26 +78,51 @@ def _settle(entry: dict[str, Any], ledger: Ledger, registry: Any) -> Record:
                        f"the process died during {PHASE[step]}, after the champion alias moved"]
             return _record(entry, "promoted", reasons)
     why = f"aborted: process died during {PHASE.get(step, step)} (last step journalled: {step})"
-    for v_id in dict.fromkeys(str(v) for v in (version, entry.get("gated_version")) if v):
+    left = [*entry.get("registered", []), version, entry.get("gated_version")]
+    for v_id in dict.fromkeys(str(v) for v in left if v):
         if registry is None:
             break
         try:
             v = registry.version(entry["policy"], v_id)
             if v.tags.get("kaizen.status") not in ("champion", "retired"):
                 registry.tag(entry["policy"], v_id, {"kaizen.status": "aborted", "kaizen.aborted_by": entry["id"]})
+            chall = registry.challenger(entry["policy"])
+            if chall is not None and chall.version == v_id:
+                registry.drop_challenger(entry["policy"])
         except Exception as exc:  # tagging is a courtesy; the record is what matters
             log.warning("could not tag aborted challenger v%s: %s", v_id, exc)
     return _record(entry, "failed", [why, *entry.get("reasons", [])], error=why)
 
 
-def recover(config: Config, journal: Journal, *, policy: str | None = None, registry: Any = None) -> list[Record]:
-    """Settle every unfinished cycle in ``journal`` (of ``policy``, or all); return the records written."""
+def recover_all(config: Config, journal: Journal, *, registry: Any = None) -> list[Record]:
+    """Settle the unfinished runs of every policy whose lock is free (a busy policy's run is alive)."""
+    from kaizen.locks import PolicyLock
+
+    written: list[Record] = []
+    for name in dict.fromkeys(e["policy"] for e in journal.pending()):
+        lock = PolicyLock(config.state_dir, name)
+        if not lock.try_acquire():
+            log.info("%s: a run is in progress in another process; its journal is left to it", name)
+            continue
+        try:
+            written += recover(config, journal, policy=name, registry=registry)
+        finally:
+            lock.release()
+    return written
+
+
+def recover(config: Config, journal: Journal, *, policy: str, registry: Any = None) -> list[Record]:
+    """Settle every unfinished run of ``policy`` in ``journal``; return the records written.
+
+    The caller holds the policy's lock (:class:`kaizen.locks.PolicyLock`).
+    """
     entries = journal.pending(policy)
     if not entries:
         return []
     ledger = Ledger(config.ledger_path)
     known = {r.id for r in ledger.records()}
-    if registry is None and any(e["id"] not in known and (e.get("run_id") or e.get("version")) for e in entries):
+    if registry is None and any(e["id"] not in known and (e.get("run_id") or e.get("version") or e.get("registered"))
+                                for e in entries):
         try:
             from kaizen.registry import Registry
 
@@ -115,15 +145,10 @@ def recover(config: Config, journal: Journal, *, policy: str | None = None, regi
         known.add(cid)
         written.append(record)
         if registry is not None and record.mlflow_run_id:
-            from kaizen.cycle import _mirror
+            from kaizen.runner import mirror
 
-            _mirror(registry, record)
-            try:
-                run = registry.client.get_run(record.mlflow_run_id)
-                if run.info.status == "RUNNING":
-                    registry.client.set_terminated(record.mlflow_run_id, status="KILLED")
-            except Exception as exc:
-                log.warning("could not close MLflow run %s: %s", record.mlflow_run_id, exc)
+            mirror(registry, record, status="KILLED")
+        shutil.rmtree(config.work_dir / cid, ignore_errors=True)
         journal.remove(cid)
         log.warning("recovered interrupted cycle %s of %s: %s (%s)", cid, entry["policy"], record.decision,
                     record.reasons[0] if record.reasons else "")

@@ -4,7 +4,7 @@
 ``model.joblib``, ``build.json``) and the ``kaizen`` package as code, so a
 process that has neither the training data nor Kaizen installed can load a
 version and score raw rows. Feature engineering runs inside the model with
-the same :func:`kaizen.build.features.calculate` the search used.
+the same :func:`kaizen.challenger.features.calculate` the search used.
 
 Output: a DataFrame with ``prediction`` (the class label in the training
 label's type, or the regression value as float) and, for binary
@@ -23,8 +23,8 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from kaizen.build import features as feats
-from kaizen.build.search import FEATURES_FILE, META_FILE, MODEL_FILE, BuildResult
+from kaizen.challenger import features as feats
+from kaizen.challenger.search import FEATURES_FILE, META_FILE, MODEL_FILE, BuildResult
 from kaizen.data.schema import Schema
 
 __all__ = ["KaizenModel", "Predictor", "log_pipeline", "predict_frame", "requirements"]

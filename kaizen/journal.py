@@ -1,16 +1,20 @@
 """The crash journal: where each running cycle has got to, on disk.
 
-A cycle reports its steps (``started → monitored → building → built → gated →
-refitted → promoting → promoted → decided → recorded``, see :func:`kaizen.cycle.run_cycle`;
-``refitted`` only with ``gates.refit_on_holdout``: from there on ``version`` is the version the
-cycle will promote, the refit when it passed its checks, and ``gated_version`` the one gated).
-Each step rewrites ``<state>/journal/<cycle id>.json`` atomically (write a
-temporary file, fsync, rename, fsync the folder), with the sections of the
-record assembled so far. ``decided`` holds the finished record; once the
-record is in the promotion log (``recorded``) the file is removed.
+Every run that can change the registry (a cycle, a bootstrap, a retrain, an
+approval), whoever started it (``kaizen run``, ``kaizen once``, ...), reports
+its steps (:class:`Step`: ``started → monitored → building → built → gated →
+refitted → promoting → promoted → decided → recorded``; ``refitted`` only with
+``gates.refit_on_holdout``: from there on ``version`` is the version the cycle
+will promote, the refit when it passed its checks, and ``gated_version`` the one
+gated). Each step rewrites ``<state>/journal/<cycle id>.json`` atomically
+(:func:`kaizen._io.write_atomic`) with the sections of the record assembled so
+far and every model version the run registered (``registered``). ``decided``
+holds the finished record; once the record is in the promotion log
+(``recorded``) the file is removed.
 
-A file still there when the service starts belongs to a cycle whose process
-died; :mod:`kaizen.service.recovery` finishes or aborts it.
+A file still there when the next run of the policy starts (or the service
+starts) belongs to a run whose process died; :mod:`kaizen.recovery` finishes or
+aborts it.
 
 Test hooks (never set them in production):
 
@@ -31,38 +35,35 @@ import os
 import signal
 import threading
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from kaizen.ledger import _default, clean_floats, utcnow
-from kaizen.service import logs
+from kaizen._io import fsync_dir, write_atomic
+from kaizen.ledger import clean_floats, json_default, utcnow
+from kaizen.redact import redact_obj
 
-__all__ = ["Journal", "STEPS"]
-
-STEPS = ("started", "monitored", "building", "built", "gated", "refitted", "promoting", "promoted", "decided",
-         "recorded")
-
-log = logging.getLogger("kaizen.service.journal")
+__all__ = ["Journal", "STEPS", "Step"]
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+class Step(StrEnum):
+    """The steps a run journals, in order; the one definition the runner, the journal and recovery use."""
+
+    STARTED = "started"
+    MONITORED = "monitored"
+    BUILDING = "building"
+    BUILT = "built"
+    GATED = "gated"
+    REFITTED = "refitted"
+    PROMOTING = "promoting"
+    PROMOTED = "promoted"
+    DECIDED = "decided"
+    RECORDED = "recorded"
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+STEPS = tuple(Step)
+
+log = logging.getLogger("kaizen.journal")
 
 
 class Journal:
@@ -79,10 +80,9 @@ class Journal:
 
     # -- writing (the cycle's on_step callback) -------------------------------------------------
     def mark(self, step: str, draft: Any, data: dict[str, Any]) -> None:
-        logs.update(cycle_id=draft.id, step=step)
-        if step == "recorded":
+        if step == Step.RECORDED:
             self.remove(draft.id)
-            log.info("cycle %s recorded: %s", draft.id, data["record"].decision)
+            log.debug("cycle %s recorded: %s", draft.id, data["record"].decision)
             _test_hooks(step, None, self.ledger_path)
             return
         with self._lock:
@@ -91,17 +91,19 @@ class Journal:
             entry["step"] = step
             entry["steps"].append({"step": step, "time": utcnow()})
             entry["run_id"] = draft.run_id
+            entry["kind"] = draft.kind
+            entry["registered"] = list(draft.registered)
             for k, v in data.items():
                 entry[k] = v.to_dict() if k == "record" else v
             entry["reasons"] = list(draft.reasons)
             entry["sections"] = clean_floats({k: v for k, v in draft.sections.items() if k != "cost"})
         try:
-            payload = json.dumps(entry, default=_default, allow_nan=False).encode()
+            payload = json.dumps(redact_obj(entry), default=json_default, allow_nan=False).encode()
             self.dir.mkdir(parents=True, exist_ok=True)
-            _write_atomic(self.path(draft.id), payload)
+            write_atomic(self.path(draft.id), payload)
         except (OSError, TypeError, ValueError) as exc:  # the cycle goes on; only its crash recovery is weaker
             log.error("cannot write the journal of cycle %s at step %s: %s", draft.id, step, exc)
-        log.info("cycle %s reached %s", draft.id, step)
+        log.debug("cycle %s reached %s", draft.id, step)
         _test_hooks(step, entry.get("record"), self.ledger_path)
 
     def remove(self, cycle_id: str) -> None:
@@ -109,7 +111,7 @@ class Journal:
             self._entries.pop(cycle_id, None)
         with contextlib.suppress(FileNotFoundError):
             self.path(cycle_id).unlink()
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
 
     # -- reading (recovery, status) -------------------------------------------------------------
     def pending(self, policy: str | None = None) -> list[dict[str, Any]]:
@@ -140,8 +142,8 @@ def _test_hooks(step: str, record: dict[str, Any] | None, ledger_path: Path) -> 
     crash = os.environ.get("KAIZEN_TEST_CRASH_AT", "")
     if not crash:
         return
-    if crash == "torn" and step == "decided" and record is not None:
-        line = json.dumps(record, default=_default).encode()
+    if crash == "torn" and step == Step.DECIDED and record is not None:
+        line = json.dumps(record, default=json_default).encode()
         fd = os.open(ledger_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         os.write(fd, line[: len(line) // 2])
         os.fsync(fd)

@@ -116,7 +116,7 @@ def regression_rows() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def classifier_build(tmp_path_factory, classification_rows, schema):
     """One classification build shared by the search and model tests (read-only)."""
-    from kaizen.build import build_challenger
+    from kaizen.challenger import build_challenger
 
     return build_challenger(classification_rows, schema=schema, policy=make_policy(),
                             workdir=tmp_path_factory.mktemp("classifier"))

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kaizen.build import features as F
+from kaizen.challenger import features as F
 from kaizen.data.schema import Schema
 
 PRIMS = ("divide_numeric", "multiply_numeric", "is_null")

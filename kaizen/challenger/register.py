@@ -1,0 +1,134 @@
+"""Build (or refit) a challenger and register it: the build step's side of the registry.
+
+Both functions log into the MLflow run that is active (the runner's run), register the
+packaged model as a new version of the policy's model, store the rows it was fit on
+as the version's drift reference (:data:`kaizen.champion.REFERENCE_TAG`), and report each
+registered version through ``on_registered`` at once, so crash recovery knows about it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kaizen.champion import REFERENCE_TAG
+from kaizen.data.schema import Schema
+from kaizen.policy import Policy
+
+__all__ = ["Built", "Refitted", "build_and_register", "refit_and_register"]
+
+log = logging.getLogger("kaizen.challenger")
+
+REFERENCE_DIR = "reference"
+REFERENCE_FILE = "reference.parquet"
+REFIT_MODEL = "refit_model"
+REFIT_REFERENCE_DIR = "reference_refit"
+
+
+@dataclass(frozen=True)
+class Built:
+    result: Any  # BuildResult
+    version: str
+    section: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Refitted:
+    """The refit's outcome: ``version`` is the version to promote (the refit, or the gated one)."""
+
+    version: str
+    passed: bool
+    info: dict[str, Any]
+    reason: str
+    cpu_seconds: float = 0.0
+    gates: tuple[Any, ...] = field(default_factory=tuple)
+
+
+def _log_and_register(res: Any, rows: pd.DataFrame, registry: Any, policy: Policy, workdir: Path, *,
+                      model_name: str, reference_dir: str, tags: dict[str, str],
+                      on_registered: Callable[[str], None]) -> str:
+    import mlflow
+
+    from kaizen.challenger.model import log_pipeline
+
+    version = str(log_pipeline(res, registered_model_name=policy.name, name=model_name).registered_model_version)
+    on_registered(version)
+    fitted = workdir / REFERENCE_FILE
+    rows.iloc[len(rows) - res.train_rows:].to_parquet(fitted, index=False)
+    mlflow.log_artifact(str(fitted), artifact_path=reference_dir)
+    registry.tag(policy.name, version, {"kaizen.family": res.family,
+                                        "kaizen.validation_metric": f"{res.validation_metric:.6f}",
+                                        REFERENCE_TAG: f"{reference_dir}/{REFERENCE_FILE}", **tags})
+    return version
+
+
+def build_and_register(registry: Any, policy: Policy, schema: Schema, train: pd.DataFrame, *, workdir: Path,
+                       seed: int, cycle_id: str, on_registered: Callable[[str], None],
+                       stop: threading.Event | None = None) -> Built:
+    """Search a challenger on ``train`` (oldest first), log it in the active run, register it."""
+    from kaizen.challenger import build_challenger
+
+    result = build_challenger(train, schema=schema, policy=policy, workdir=workdir, seed=seed, stop=stop)
+    version = _log_and_register(result, train, registry, policy, workdir, model_name="pipeline",
+                                reference_dir=REFERENCE_DIR, tags={"kaizen.cycle_id": cycle_id},
+                                on_registered=on_registered)
+    return Built(result, version, {"version": version, **result.to_dict()})
+
+
+def refit_and_register(registry: Any, policy: Policy, schema: Schema, result: Any, gated: str, rows: pd.DataFrame, *,
+                       workdir: Path, seed: int, cycle_id: str, on_registered: Callable[[str], None],
+                       check: Callable[[Any], Any]) -> Refitted:
+    """Fit the gated recipe again on ``rows`` (train + holdout), register it and ``check`` it.
+
+    ``check(model)`` returns the :class:`~kaizen.gates.judge.Judgement` of the loaded refit (the
+    cycle passes the sanity and golden gates against the champion). The refit replaces the gated
+    version as the candidate (its ``challenger`` alias; the gated version is tagged ``superseded``)
+    only if every check passes; otherwise, or if it cannot be built, the gated version goes on.
+    """
+    from kaizen.challenger import refit
+    from kaizen.models import load_model
+
+    info: dict[str, Any] = {"of": gated, "version": None, "rows": len(rows)}
+    version = None
+    cpu = 0.0
+    try:
+        res = refit(result, rows, schema=schema, policy=policy, workdir=workdir / "refit", seed=seed)
+        cpu = res.cpu_seconds
+        info.update(train_rows=res.train_rows, cpu_seconds=round(res.cpu_seconds, 3))
+        version = _log_and_register(res, rows, registry, policy, workdir / "refit", model_name=REFIT_MODEL,
+                                    reference_dir=REFIT_REFERENCE_DIR,
+                                    tags={"kaizen.cycle_id": cycle_id, "kaizen.refit_of": gated},
+                                    on_registered=on_registered)
+        info["version"] = version
+        model = load_model(f"models:/{policy.name}/{version}", task=policy.model.task,
+                           positive_label=policy.model.positive_label)
+        judged = check(model)
+    except Exception as exc:
+        msg = f"{type(exc).__name__}: {exc}"
+        log.warning("cycle %s: refit of version %s failed: %s", cycle_id, gated, msg)
+        info.update(passed=False, error=msg)
+        if version is not None:
+            registry.tag(policy.name, version, {"kaizen.gate": "failed: refit", "kaizen.status": "rejected"})
+        return Refitted(gated, False, info, f"refit of version {gated} on training + holdout rows failed ({msg}); "
+                        f"version {gated} goes on as judged by the gates", cpu)
+    info["gates"] = [g.to_dict() for g in judged.gates]
+    if judged.failed:
+        info["passed"] = False
+        registry.tag(policy.name, version, {"kaizen.gate": "failed: " + ", ".join(g.name for g in judged.failed),
+                                            "kaizen.status": "rejected"})
+        return Refitted(gated, False, info, f"refit version {version} failed "
+                        + "; ".join(f"gate {g.name}: {g.message}" for g in judged.failed)
+                        + f"; version {gated} goes on as judged by the gates", cpu, judged.gates)
+    info["passed"] = True
+    registry.tag(policy.name, version, {"kaizen.gate": "passed"})
+    registry.tag(policy.name, gated, {"kaizen.status": "superseded", "kaizen.refit_version": version})
+    registry.set_challenger(policy.name, version)
+    return Refitted(version, True, info, f"refit version {version}: the recipe of version {gated} fit on "
+                    f"{res.train_rows} rows (version {gated}: {result.train_rows}; the holdout's rows added) "
+                    f"passed {judged.messages()}", cpu, judged.gates)

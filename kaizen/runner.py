@@ -1,0 +1,240 @@
+"""One runner for everything that can change the registry.
+
+A scheduled cycle, ``kaizen once``, ``bootstrap``, a retrain and a person's
+``approve``/``reject`` all go through :func:`run`, with one set of guarantees::
+
+    policy lock ─► recover the policy's unfinished journal entries ─► draft + journal "started"
+        ─► registry ─► guarded body (its own MLflow run, its steps journalled) ─► journal "decided"
+        ─► append exactly one record ─► journal "recorded" ─► mirror the decision on the MLflow run
+
+- The policy's lock (:class:`kaizen.locks.PolicyLock`) is held throughout: two
+  runs of one policy never interleave; the second waits ``wait_seconds`` and
+  then raises :class:`~kaizen.errors.BusyError` naming the holder.
+- Whatever the body does — returns a record, raises a :class:`KaizenError`, or
+  crashes — exactly one record is appended. A process that dies mid-run leaves
+  its journal entry, which the next run of the policy (or the service's start)
+  settles (:mod:`kaizen.recovery`).
+- The work folder ``<work_dir>/<cycle id>`` is always removed.
+- Cost is the CPU time of the calling thread (``time.thread_time``), so runs on
+  different threads never bill each other.
+
+A body is a function ``(ctx: RunContext) -> Record`` that ends with
+``ctx.draft.finish(decision)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from kaizen.config import Config
+from kaizen.cost import CostModel, today
+from kaizen.errors import KaizenError, LedgerError, RegistryError
+from kaizen.journal import Journal, Step
+from kaizen.ledger import Ledger, Record, clean_floats, new_cycle_id
+from kaizen.locks import PolicyLock
+
+__all__ = ["Draft", "RunContext", "mirror", "run"]
+
+log = logging.getLogger("kaizen.runner")
+
+OnStep = Callable[[str, "Draft", dict[str, Any]], None]
+
+
+@dataclass
+class Draft:
+    """The record being assembled: the orchestrator fills its sections from the steps' results."""
+
+    id: str
+    policy: str
+    kind: str = "cycle"
+    seed: int | None = None
+    reasons: list[str] = field(default_factory=list)
+    sections: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+    report: str | None = None
+    #: model versions this run registered (journalled: recovery tags the ones left behind)
+    registered: list[str] = field(default_factory=list)
+    cpu0: float = field(default_factory=time.thread_time)
+    wall0: float = field(default_factory=time.perf_counter)
+    day: str = field(default_factory=today)  # the UTC day the run's spend counts towards (kaizen.cost)
+    cost_model: CostModel | None = None
+    on_step: OnStep | None = field(default=None, repr=False)
+    last_step: str = ""
+
+    def step(self, name: Step | str, **data: Any) -> None:
+        """Report that the run reached ``name`` (journalled, so a crash can be recovered)."""
+        self.last_step = str(name)
+        if self.on_step is not None:
+            self.on_step(str(name), self, data)
+
+    def note_registered(self, version: str) -> None:
+        """Remember (and journal at once) a model version this run registered."""
+        self.registered.append(str(version))
+        if self.on_step is not None and self.last_step:
+            self.on_step(self.last_step, self, {})
+
+    def add_cost(self, **seconds: float) -> None:
+        cost = self.sections.setdefault("cost", {})
+        for k, v in seconds.items():
+            cost[k] = round(cost.get(k, 0.0) + float(v), 3)
+
+    def finish(self, decision: str, *, error: str | None = None, **extra: Any) -> Record:
+        cost = dict(self.sections.pop("cost", {}))
+        cpu = time.thread_time() - self.cpu0
+        cost.update(cpu_seconds=round(cpu, 3), wall_seconds=round(time.perf_counter() - self.wall0, 3),
+                    day=self.day)
+        if self.cost_model is not None:
+            cost.update(self.cost_model.estimate(cpu))
+        sections = clean_floats(self.sections)
+        return Record(id=self.id, policy=self.policy, decision=decision, reasons=tuple(self.reasons),
+                      kind=self.kind, window=sections.get("window", {}), trigger=sections.get("trigger", {}),
+                      champion=sections.get("champion", {}), challenger=sections.get("challenger", {}),
+                      gates=tuple(sections.get("gates", ())), cost=cost, mlflow_run_id=self.run_id,
+                      report=self.report, seed=self.seed, error=error, **extra)
+
+
+@dataclass
+class RunContext:
+    """What a body gets: the config, the draft, the registry, the log, the stop flag."""
+
+    config: Config
+    draft: Draft
+    registry: Any
+    ledger: Ledger
+    stop: threading.Event | None = None
+
+    @property
+    def workdir(self) -> Any:
+        return self.config.work_dir / self.draft.id
+
+    @contextlib.contextmanager
+    def mlflow_run(self) -> Iterator[Any]:
+        """The run's MLflow run, created through the registry's client and made active for model logging."""
+        import mlflow
+
+        d = self.draft
+        run = self.registry.start_run(d.policy, run_name=d.id, tags={"kaizen.cycle_id": d.id,
+                                                                     "kaizen.policy": d.policy,
+                                                                     "kaizen.kind": d.kind})
+        d.run_id = run.info.run_id
+        if d.last_step:
+            d.step(d.last_step)  # journal the run id before anything is logged to it
+        with mlflow.start_run(run_id=d.run_id) as active:
+            yield active
+
+
+def run(config: Config, policy: str, body: Callable[[RunContext], Record], *, kind: str = "cycle",
+        seed: int | None = None, registry: Any = None, day: str | None = None, on_step: OnStep | None = None,
+        stop: threading.Event | None = None, wait_seconds: float = 0.0, record_id: str | None = None) -> Record:
+    """Run ``body`` for ``policy`` under the runner's guarantees (module docstring); return its record.
+
+    Raises :class:`~kaizen.errors.BusyError` (before anything is written) when the policy's lock
+    stays held for ``wait_seconds``; never raises for a failed body.
+    """
+    with PolicyLock(config.state_dir, policy, wait_seconds=wait_seconds):
+        journal = Journal(config.state_dir, config.ledger_path)
+        ledger = Ledger(config.ledger_path)
+        _recover(config, journal, policy, registry)
+        draft = Draft(id=record_id or new_cycle_id(policy), policy=policy, kind=kind, seed=seed,
+                      day=day or today(), cost_model=CostModel.from_config(config),
+                      on_step=_chain(journal.mark, on_step))
+        draft.step(Step.STARTED)
+        setup_error = ""
+        if registry is None:
+            registry, setup_error = _open_registry(config)
+
+        def guarded() -> Record:
+            if registry is None:
+                raise RegistryError(setup_error)
+            return body(RunContext(config=config, draft=draft, registry=registry, ledger=ledger, stop=stop))
+
+        record = _guarded(config, draft, kind, guarded)
+        draft.step(Step.DECIDED, record=record)
+        try:
+            record = ledger.append(record)
+        except (OSError, LedgerError) as exc:
+            # The decision stays in the journal ("decided"); recovery appends it once the log is writable.
+            log.error("cycle %s: cannot append to the promotion log %s (%s); the decision is kept in the journal "
+                      "and will be appended by the next run", draft.id, config.ledger_path, exc)
+            return record
+        draft.step(Step.RECORDED, record=record)
+        if registry is not None:
+            mirror(registry, record)
+        return record
+
+
+def _chain(*callbacks: OnStep | None) -> OnStep:
+    live = [c for c in callbacks if c is not None]
+
+    def on_step(step: str, draft: Draft, data: dict[str, Any]) -> None:
+        for c in live:
+            c(step, draft, data)
+
+    return on_step
+
+
+def _recover(config: Config, journal: Journal, policy: str, registry: Any) -> None:
+    from kaizen.recovery import recover
+
+    try:
+        recover(config, journal, policy=policy, registry=registry)
+    except Exception as exc:  # recovery is retried by the next run; it must not block this one
+        log.error("recovery of %s's unfinished runs failed (%s); will retry", policy, exc)
+
+
+def _open_registry(config: Config) -> tuple[Any, str]:
+    """The registry, or None and why (an unreachable MLflow is a failed run, recorded)."""
+    from kaizen.registry import Registry
+
+    try:
+        return Registry.from_config(config), ""
+    except KaizenError as exc:
+        return None, str(exc)
+    except Exception as exc:  # MLflow raises many types for a store it cannot open
+        return None, f"MLflow registry unreachable: {type(exc).__name__}: {exc}"
+
+
+def _guarded(config: Config, draft: Draft, what: str, body: Callable[[], Record]) -> Record:
+    """Run ``body``; any error becomes a ``failed`` record with the message. The work folder always goes."""
+    try:
+        return body()
+    except KaizenError as exc:
+        draft.reasons.insert(0, str(exc))
+        return draft.finish("failed", error=str(exc))
+    except Exception as exc:
+        log.error("%s %s failed:\n%s", what, draft.id, traceback.format_exc())
+        msg = f"{type(exc).__name__}: {exc}"
+        draft.reasons.insert(0, f"{what} failed: {msg}")
+        return draft.finish("failed", error=msg)
+    finally:
+        shutil.rmtree(config.work_dir / draft.id, ignore_errors=True)
+
+
+def mirror(registry: Any, record: Record, *, status: str | None = None) -> None:
+    """Copy the decision onto the run's MLflow run (name, tags) and end it (best effort: the log is the record).
+
+    A run still RUNNING ends as ``status`` (default: FAILED for a failed decision, else FINISHED).
+    """
+    if not record.mlflow_run_id:
+        return
+    ch, cl = record.champion or {}, record.challenger or {}
+    name = f"{record.policy} · {record.kind} · {record.decision}"
+    if cl.get("version"):
+        name += f" · v{ch.get('version')} vs v{cl.get('version')}"
+    elif ch.get("version"):
+        name += f" · champion v{ch.get('version')}"
+    tags = {"kaizen.decision": record.decision, "kaizen.reasons": "\n".join(record.reasons)[:4900]}
+    tags.update({f"kaizen.gate.{g['name']}": "passed" if g["passed"] else "failed" for g in record.gates})
+    try:
+        registry.finish_run(record.mlflow_run_id, name=name, tags=tags,
+                            status=status or ("FAILED" if record.decision == "failed" else "FINISHED"))
+    except Exception as exc:  # registry went away after the record was written
+        log.warning("could not tag MLflow run %s: %s", record.mlflow_run_id, exc)

@@ -1,0 +1,122 @@
+"""``kaizen policy validate`` checks the data a policy names, without training (kaizen/policy_check.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kaizen.policy_check import check_data, check_policy_data
+from tests.conftest import Home, make_home
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def ready(tmp_path: Path, churn_data: Path) -> Home:
+    """A home whose policy can run: reference, golden and one production batch."""
+    h = make_home(tmp_path / "home", churn_data)
+    h.arrive(0)
+    return h
+
+
+def test_a_policy_that_can_run_has_no_problem_and_notes_the_drift_method_swap(ready: Home) -> None:
+    found = check_data(ready.policy())
+    assert found.ok and found.problems == () and found.warnings == ()
+    assert check_policy_data(ready.policy()) == []
+    assert found.notes == (f"{ready.policy().path}: trigger.drift_method 'wasserstein' does not apply to "
+                           "categorical column(s) 'contract', 'payment_method', 'region'; 'jensenshannon' is used "
+                           "there with the same threshold",)
+
+
+def test_the_production_folder_missing_is_a_problem_empty_only_a_warning(ready: Home) -> None:
+    prod = ready.production.resolve()
+    for f in prod.iterdir():
+        f.unlink()
+    found = check_data(ready.policy())
+    assert found.ok
+    assert found.warnings == (f"{prod}: data.production has no batch files (.parquet, .pq, .csv) yet; "
+                              "cycles skip until one arrives",)
+    prod.rmdir()
+    assert check_policy_data(ready.policy()) == [
+        f"{prod}: data.production must be a folder of batch files; got no such folder"]
+
+
+def test_a_missing_or_garbage_reference_is_a_problem_naming_the_file(ready: Home) -> None:
+    ref = (ready.root / "data" / "reference.parquet").resolve()
+    ref.unlink()
+    assert check_policy_data(ready.policy()) == [
+        f"{ref}: data.reference must be a readable Parquet or CSV file; got file not found"]
+    ref.write_bytes(os.urandom(3000))
+    [problem] = check_policy_data(ready.policy())
+    assert problem.startswith(f"{ref}: data.reference must be a readable Parquet or CSV file; got cannot read (")
+
+
+def test_a_reference_without_the_target_or_timestamp_column(ready: Home) -> None:
+    ref = (ready.root / "data" / "reference.parquet").resolve()
+    pd.read_parquet(ref).drop(columns=["churned", "ts"]).to_parquet(ref)
+    problems = check_policy_data(ready.policy())
+    assert problems[0] == (f"{ref}: data.reference must have the model.target column 'churned'; got columns "
+                           "'tenure_months', 'monthly_charges', 'total_charges', 'support_calls', 'late_payments', "
+                           "'usage_gb', 'age', 'contract', 'payment_method', 'region'")
+    assert problems[1].startswith(f"{ref}: data.reference must have the data.timestamp_column 'ts'; got columns")
+
+
+def test_a_reference_with_one_class_or_without_the_positive_label(ready: Home) -> None:
+    ref = (ready.root / "data" / "reference.parquet").resolve()
+    df = pd.read_parquet(ref)
+    df.assign(churned=0).to_parquet(ref)
+    assert check_policy_data(ready.policy()) == [
+        f"{ref}: model.target 'churned' must hold 2 classes for binary_classification; got 1: 0"]
+    df.assign(churned=df["churned"].map({0: "no", 1: "yes"})).to_parquet(ref)
+    problems = check_policy_data(ready.policy())
+    assert f"{ref}: model.positive_label must be one of the reference's classes of 'churned' ('no', 'yes'); got 1" \
+        in problems
+
+
+def test_a_golden_set_that_does_not_match_the_reference(ready: Home) -> None:
+    gold = (ready.root / "data" / "golden.parquet").resolve()
+    pd.read_parquet(gold).drop(columns=["region"]).to_parquet(gold)
+    assert check_policy_data(ready.policy()) == [
+        f"{gold}: data.golden must match the reference's columns and types; it is missing column(s) 'region'"]
+    gold.unlink()
+    assert check_policy_data(ready.policy()) == [
+        f"{gold}: data.golden must be a readable Parquet or CSV file; got file not found"]
+
+
+def test_per_column_drift_settings_must_name_a_feature_and_fit_its_kind(ready: Home) -> None:
+    ready.write_policy({"trigger": {"drift_method": "psi"}})
+    path = ready.root / "policies" / "churn.toml"
+    path.write_text(path.read_text() + "\n[trigger.columns.contract]\nmethod = \"ks\"\nthreshold = 0.05\n"
+                    "[trigger.columns.age]\nmethod = \"wasserstein\"\nthreshold = 0.2\n"
+                    "[trigger.columns.agee]\nmethod = \"psi\"\nthreshold = 0.2\n"
+                    "[trigger.columns.churned]\nmethod = \"psi\"\nthreshold = 0.2\n")
+    pol = ready.policy()
+    found = check_data(pol)
+    feats = ("'tenure_months', 'monthly_charges', 'total_charges', 'support_calls', 'late_payments', 'usage_gb', "
+             "'age', 'contract', 'payment_method', 'region'")
+    assert found.problems == (
+        f"{pol.path}: trigger.columns.agee must name a feature column of the reference ({feats}); got 'agee'",
+        f"{pol.path}: trigger.columns.churned must name a feature column of the reference ({feats}); got "
+        "'churned', which is the target",
+        f"{pol.path}: trigger.columns.contract.method 'ks' does not apply to categorical column 'contract'; use one "
+        "of 'psi', 'jensenshannon', 'hellinger', 'kl_div', 'chisquare', 'z', 'TVD'",
+    )
+    assert found.notes == ()  # psi fits every kind: nothing swapped; wasserstein on numeric 'age' fits
+
+
+def test_validate_reports_data_problems_and_imports_no_heavy_library(ready: Home) -> None:
+    ready.write_policy({"model": {"target": "left"}})
+    code = ("import sys, kaizen.cli as c\nrc = c.main(['policy', 'validate'])\n"
+            "heavy = [m for m in ('mlflow', 'evidently', 'featuretools', 'optuna', 'sklearn') if m in sys.modules]\n"
+            "print('RC', rc, 'HEAVY', heavy)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ready.root, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert "RC 1 HEAVY []" in r.stdout, r.stdout + r.stderr
+    ref = (ready.root / "data" / "reference.parquet").resolve()
+    assert f"error {ref}: data.reference must have the model.target column 'left'; got columns 'ts'," in r.stderr
+    assert "ok    " not in r.stdout
