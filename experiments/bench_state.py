@@ -6,7 +6,8 @@
 
 - ``demo``: the demo's run (``experiments/scenarios.py`` churn, seed 7, 12 weekly batches with a
   covariate shift and a concept change): bootstrap, then one cycle per batch. Bytes of the state
-  folder, then one retention sweep with the default ``[retention]`` and the bytes again.
+  folder, then one retention sweep with the default ``[retention]`` and the bytes again, and
+  what a sweep 40 days later would free (the age limits; a dry run).
 - ``quiet``: bootstrap, then ``--quiet-cycles`` cycles, each on a new batch from the unchanged
   world (nothing triggers), with a retention sweep every ``--sweep-every`` cycles (4: hourly on a
   15-minute schedule). ``--report`` sets ``[monitor] report`` (``always`` writes the Evidently
@@ -53,8 +54,8 @@ def _breakdown(state: Path) -> dict[str, int]:
     for p in state.rglob("*"):
         if p.is_file():
             rel = p.relative_to(state).parts
-            key = "artifacts: run reports (monitor/)" if "monitor" in rel else \
-                  "artifacts: model folders" if "models" in rel else \
+            key = "artifacts: model folders" if "models" in rel else \
+                  "artifacts: run reports (monitor/)" if "monitor" in rel else \
                   "artifacts: training rows" if rel[0] == "artifacts" else rel[0]
             out[key] = out.get(key, 0) + p.stat().st_size
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
@@ -99,12 +100,17 @@ def demo(tmp: Path, seed: int) -> dict[str, object]:
         shutil.copy(src, data / "production" / src.name)
         decisions.append(run_cycle(cfg, pol).decision)
         print(f"demo {src.name}: {decisions[-1]}", file=sys.stderr)
+    from kaizen.registry import Registry
+    from kaizen.retention import plan
+
     before = _bytes(cfg.state_dir)  # type: ignore[attr-defined]
     parts = _breakdown(cfg.state_dir)  # type: ignore[attr-defined]
+    later = plan(cfg, Registry.from_config(cfg), now=time.time() + 40 * 86400).bytes  # type: ignore[arg-type]
     freed = _sweep(cfg)
     return {"cycles": len(decisions), "decisions": decisions, "seconds": round(time.perf_counter() - t0, 1),
             "state_bytes": before, "state_breakdown_bytes": parts,
-            "after_default_retention_bytes": _bytes(cfg.state_dir), "freed_bytes": freed}  # type: ignore[attr-defined]
+            "after_default_retention_bytes": _bytes(cfg.state_dir), "freed_bytes": freed,  # type: ignore[attr-defined]
+            "would_free_40_days_later_bytes": later}
 
 
 def quiet(tmp: Path, n: int, sweep_every: int, report: str, seed: int) -> dict[str, object]:

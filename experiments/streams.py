@@ -12,14 +12,20 @@ A row's world is drawn per row (``rng.random() < mix``); its features and label 
 world's generator. Each batch has its own child random stream, so the same seed gives identical
 frames. ``drift_points`` lists the batches where the mix changes direction or starts moving.
 
+:func:`with_late_labels` turns any stream into one whose labels arrive ``lag`` batches late, as
+separate label files joined by an id column (``data.labels = "separate"``; the backtest reveals
+them on time, see docs/backtest.md).
+
 CLI::
 
-    python experiments/streams.py churn-abrupt --out DIR [--seed N]
+    python experiments/streams.py churn-abrupt --out DIR [--seed N] [--late-labels LAG]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -43,7 +49,8 @@ from experiments.scenarios import (  # noqa: E402
     _timestamps,
 )
 
-__all__ = ["STREAMS", "StreamSpec", "abrupt", "gradual", "make_stream", "recurring"]
+__all__ = ["STREAMS", "LateLabels", "StreamSpec", "abrupt", "gradual", "make_stream", "recurring",
+           "with_late_labels"]
 
 World = Callable[[np.random.Generator, pd.Series, bool, bool], pd.DataFrame]
 
@@ -138,15 +145,80 @@ def make_stream(spec: StreamSpec, seed: int = 0) -> Scenario:
                     target=target, timestamp="ts", task=task, name=spec.name, seed=seed, params=params)
 
 
+@dataclass(frozen=True)
+class LateLabels:
+    """A stream whose labels arrive ``lag`` batches after their rows, as separate label files.
+
+    Batch ``i`` is written with an id column (``id_column``, unique across the stream) and without
+    the target; ``labels/arrives_{i+lag:03d}_batch_{i:03d}.<fmt>`` holds its ids and labels and
+    arrives with batch ``i + lag`` (the backtest's convention: docs/backtest.md). The last ``lag``
+    batches' labels arrive after the stream ends: their files are written (the prequential score
+    uses them) but no cycle sees them. The rows themselves are the scenario's, unchanged.
+    """
+
+    scenario: Scenario
+    lag: int = 2
+    id_column: str = "row_id"
+
+    def _with_ids(self, i: int, batch: pd.DataFrame) -> pd.DataFrame:
+        return batch.assign(**{self.id_column: [f"{i:03d}-{k:05d}" for k in range(len(batch))]})
+
+    def batch_frames(self) -> list[pd.DataFrame]:
+        """The batches as production receives them: ids, no target."""
+        return [self._with_ids(i, b).drop(columns=[self.scenario.target])
+                for i, b in enumerate(self.scenario.batches)]
+
+    def label_frames(self) -> dict[str, pd.DataFrame]:
+        """Label file stem -> its rows (id, target), for every batch."""
+        cols = [self.id_column, self.scenario.target]
+        return {f"arrives_{i + self.lag:03d}_batch_{i:03d}": self._with_ids(i, b)[cols]
+                for i, b in enumerate(self.scenario.batches)}
+
+    def write(self, out_dir: Path, *, fmt: str = "parquet") -> dict[str, Path]:
+        """Write the scenario (batches without labels) and ``incoming/labels/``; returns the scenario's
+        paths plus ``"labels"`` (the label files' folder). ``scenario.json`` gains a ``"labels"`` entry."""
+        paths = dataclasses.replace(self.scenario, batches=self.batch_frames()).write(out_dir, fmt=fmt)
+        folder = paths["incoming"] / "labels"
+        folder.mkdir(exist_ok=True)
+        for stale in folder.glob("arrives_*"):
+            stale.unlink()
+        names = []
+        for stem, frame in self.label_frames().items():
+            path = folder / f"{stem}.{fmt}"
+            if fmt == "parquet":
+                frame.to_parquet(path, index=False)
+            else:
+                frame.to_csv(path, index=False)
+            names.append(path.name)
+        meta_path = Path(out_dir) / "scenario.json"
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta["labels"] = {"mode": "separate", "lag": self.lag, "id_column": self.id_column,
+                          "folder": "incoming/labels", "files": names}
+        meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        return {**paths, "labels": folder}
+
+
+def with_late_labels(stream: Scenario, lag: int = 2, id_column: str = "row_id") -> LateLabels:
+    """``stream`` with its labels arriving ``lag`` (>= 1) batches late, joined by ``id_column``."""
+    if lag < 1:
+        raise ValueError(f"lag must be an integer >= 1; got {lag!r}")
+    if id_column in stream.reference.columns:
+        raise ValueError(f"id_column must not be a column of the stream; got {id_column!r}")
+    return LateLabels(stream, lag, id_column)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Write a seeded drift stream for `kaizen backtest`.")
     ap.add_argument("stream", choices=sorted(STREAMS))
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--late-labels", type=int, default=None, metavar="LAG",
+                    help="write the labels as separate files that arrive LAG batches late")
     args = ap.parse_args(argv)
     sc = make_stream(STREAMS[args.stream], seed=args.seed)
-    paths = sc.write(args.out)
-    print(f"{args.stream}: {len(sc.batches)} batches in {paths['incoming']}; drift at {sc.drift_points}")
+    paths = (sc if args.late_labels is None else with_late_labels(sc, args.late_labels)).write(args.out)
+    print(f"{args.stream}: {len(sc.batches)} batches in {paths['incoming']}; drift at {sc.drift_points}"
+          + ("" if args.late_labels is None else f"; labels {args.late_labels} batches late in {paths['labels']}"))
     return 0
 
 

@@ -1,6 +1,7 @@
-"""Runs that make a champion without a trigger: the first one (``bootstrap``) and the yardstick ``retrain``.
+"""Runs that make a champion without a trigger: the first one (``bootstrap``) and the yardsticks
+``retrain`` (a full search after every batch) and ``refit_every_batch`` (a cron job's refit).
 
-Both go through the one runner (:mod:`kaizen.runner`): the policy's lock, the
+All go through the one runner (:mod:`kaizen.runner`): the policy's lock, the
 journal, exactly one record, even when the build fails.
 """
 
@@ -18,7 +19,7 @@ from kaizen.ledger import Record
 from kaizen.policy import Policy
 from kaizen.runner import RunContext, run
 
-__all__ = ["bootstrap", "retrain"]
+__all__ = ["bootstrap", "refit_every_batch", "retrain"]
 
 
 def _seed(policy: Policy, seed: int | None) -> int:
@@ -131,4 +132,62 @@ def _retrain(ctx: RunContext, policy: Policy) -> Record:
         draft.step(Step.PROMOTED, version=built.version, replaced=champion.version)
     draft.reasons.append(f"retrained on {len(train)} labelled rows and promoted version {built.version} "
                          "with no trigger and no gates (retrain_every_batch baseline)")
+    return draft.finish("promoted")
+
+
+def refit_every_batch(config: Config, policy: Policy, *, recipe_version: str, seed: int | None = None,
+                      registry: Any = None, day: str | None = None) -> Record:
+    """Refit the recipe of version ``recipe_version`` on the newest labelled rows and promote it.
+
+    The ``refit_every_batch`` baseline of ``kaizen backtest``: what a cron job refitting the same
+    pipeline does. The recipe (features, family, hyperparameters, training-window fraction) of
+    ``recipe_version`` (the bootstrap champion) is fit again, with no search, on every labelled row
+    so far (reference + labelled history + the labelled current window, oldest first; the recipe
+    keeps the newest ``window_fraction`` of them), and the new version always becomes champion: no
+    trigger, no gates. Appends one record (kind ``retrain``); never raises for a failed refit.
+    """
+    return run(config, policy.name, lambda ctx: _refit_every_batch(ctx, policy, str(recipe_version)), kind="retrain",
+               seed=_seed(policy, seed), registry=registry, day=day)
+
+
+def _refit_every_batch(ctx: RunContext, policy: Policy, recipe_version: str) -> Record:
+    from kaizen.challenger.recipe import load_recipe
+    from kaizen.challenger.register import refit_recipe_and_register
+    from kaizen.champion import CACHE_DIR
+    from kaizen.data.window import load_window
+    from kaizen.promotion import commit
+
+    draft, registry = ctx.draft, ctx.registry
+    champion = registry.champion(policy.name)
+    if champion is None:
+        raise RegistryError(f"model {policy.name!r} has no champion: run `kaizen bootstrap {policy.path}` first")
+    draft.sections["champion"] = {"version": champion.version}
+    recipe = load_recipe(registry.version(policy.name, recipe_version), ctx.config.state_dir / CACHE_DIR / policy.name)
+    if recipe is None:
+        raise RegistryError(f"version {recipe_version} of model {policy.name!r} has no Kaizen recipe to refit "
+                            "(registered by hand, or its model artifacts are gone)")
+    window = load_window(policy)
+    draft.sections["window"] = window.summary()
+    schema = window.schema
+    cols = pool_columns(schema)
+    parts = [window.reference[cols], labelled(window.history, schema)[cols], labelled(window.current, schema)[cols]]
+    rows = cast_target(pd.concat([p for p in parts if len(p)], ignore_index=True),
+                       window.reference[schema.target], policy.model.task)
+    with ctx.mlflow_run():
+        draft.step(Step.BUILDING)
+        built = refit_recipe_and_register(registry, policy, schema, recipe, rows, workdir=ctx.workdir,
+                                          seed=draft.seed, cycle_id=draft.id, on_registered=draft.note_registered,
+                                          name="refit", tags={"kaizen.recipe_of": recipe_version})
+        draft.sections["challenger"] = {**built.section, "recipe_of": recipe_version}
+        draft.add_cost(build_cpu_seconds=built.result.cpu_seconds)
+        draft.step(Step.PROMOTING, version=built.version, replaced=champion.version)
+        commit(registry, policy.name, built.version, metric=policy.model.metric,
+               reason=f"replaced by version {built.version} in refit {draft.id}", cycle_id=draft.id,
+               judged_against=champion.version)
+        draft.sections["champion"]["replaced"] = champion.version
+        draft.step(Step.PROMOTED, version=built.version, replaced=champion.version)
+    draft.reasons.append(f"refit the recipe of version {recipe_version} ({recipe.family}, window fraction "
+                         f"{recipe.params.get('window_fraction', 1.0)}) on the newest {built.result.train_rows} of "
+                         f"{len(rows)} labelled rows and promoted version {built.version} with no trigger, no search "
+                         "and no gates (refit_every_batch baseline)")
     return draft.finish("promoted")

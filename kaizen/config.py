@@ -42,6 +42,8 @@ class ServiceSettings:
     log_format: str = "auto"
     log_level: str = "info"
     jobstore_url: str = ""
+    #: below this many free bytes on the state folder's file system /readyz answers 503 (0: never)
+    min_free_bytes: int = 500 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ def _service(r: Reader, state: Path, sqlite_abs: Any) -> ServiceSettings:
         log_format=r.string("service.log_format", d.log_format, choices=LOG_FORMATS),
         log_level=r.string("service.log_level", d.log_level, choices=LOG_LEVELS),
         jobstore_url=sqlite_abs(url),
+        min_free_bytes=r.integer("service.min_free_bytes", d.min_free_bytes, lo=0),
     )
 
 

@@ -22,7 +22,7 @@ from kaizen.config import Config
 from kaizen.cost import budget_problem, spent_on
 from kaizen.data.frames import cast_target, labelled, model_frame, pool_columns
 from kaizen.data.window import Window
-from kaizen.errors import RegistryError
+from kaizen.errors import BuildError, RegistryError
 from kaizen.journal import Step
 from kaizen.ledger import Record, last_of
 from kaizen.policy import Policy
@@ -52,7 +52,6 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
     import mlflow
 
     from kaizen.data.window import load_window
-    from kaizen.models import load_model
 
     draft, registry = ctx.draft, ctx.registry
     champion = registry.champion(policy.name)
@@ -71,7 +70,6 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
         draft.reasons.insert(0, quiet)
         return draft.finish("skipped")
 
-    schema = window.schema
     with ctx.mlflow_run() as mlrun:
         from kaizen.champion import load_champion
 
@@ -103,47 +101,41 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
             draft.reasons.insert(0, over)
             return draft.finish("skipped")
 
-        # build
-        train, holdout = _split(window, policy)
+        # build: climb the ladder (kaizen/ladder.py) until a challenger passes the gates
+        train, holdout, grown = _split(window, policy)
         if len(holdout) < policy.gates.min_holdout_rows:
-            draft.reasons.insert(0, f"triggered but cannot act: {len(holdout)} holdout rows are too few to judge a "
-                                    f"challenger (gates.min_holdout_rows = {policy.gates.min_holdout_rows})")
+            draft.reasons.insert(0, f"triggered but cannot act: {len(holdout)} labelled holdout rows in the newest "
+                                    f"batches are too few to judge a challenger (gates.min_holdout_rows = "
+                                    f"{policy.gates.min_holdout_rows}, gates.max_holdout_batches = "
+                                    f"{policy.gates.max_holdout_batches})")
+            draft.sections["trigger"]["cannot_act"] = True
             return draft.finish("skipped")
-        from kaizen.challenger.register import build_and_register
-
+        if grown:
+            draft.reasons.append(grown)
         draft.step(Step.BUILDING)
-        built = build_and_register(registry, policy, schema, train, workdir=ctx.workdir, seed=draft.seed,
-                                   cycle_id=draft.id, on_registered=draft.note_registered, stop=ctx.stop)
-        draft.sections["challenger"] = dict(built.section)
-        draft.add_cost(build_cpu_seconds=built.result.cpu_seconds)
-        registry.set_challenger(policy.name, built.version)
-        draft.step(Step.BUILT, version=built.version)
-
-        # gate
-        from kaizen.gates.judge import judge
-
-        chall_model = load_model(f"models:/{policy.name}/{built.version}", task=policy.model.task,
-                                 positive_label=policy.model.positive_label)
-        judged = judge(policy, schema, champ_model, chall_model, holdout, window.golden, train)
+        climbed = _climb(ctx, policy, window, champion, champ_model, train, holdout, decision, history)
+        draft.add_cost(build_cpu_seconds=climbed.cpu_seconds)
+        if climbed.last is None:
+            raise BuildError("no rung of the ladder built a challenger: " + "; ".join(
+                f"{a['rung']}: {a.get('error') or a.get('skipped')}" for a in climbed.attempts))
+        built, judged = climbed.winner or climbed.last, climbed.judged
+        draft.sections["challenger"] = {**built.section, **judged.challenger, "rung": climbed.rung,
+                                        "ladder": climbed.attempts}
         draft.sections["gates"] = [g.to_dict() for g in judged.gates]
         draft.sections["champion"].update(judged.champion)
-        draft.sections["challenger"].update(judged.challenger)
         _log_metrics(mlrun, judged)
         verdict = "passed" if not judged.failed else "failed: " + ", ".join(g.name for g in judged.failed)
-        holdout_metric = judged.challenger["holdout_metric"]
-        registry.tag(policy.name, built.version,
-                     {"kaizen.gate": verdict, "kaizen.holdout_metric": f"{holdout_metric:.6f}"})
         draft.step(Step.GATED, version=built.version, verdict=verdict)
-        if judged.failed:
-            draft.reasons[:0] = [f"gate {g.name} failed: {g.message}" for g in judged.failed]
-            registry.tag(policy.name, built.version, {"kaizen.status": "rejected"})
+        if climbed.winner is None:
+            draft.reasons[:0] = [f"gate {g.name} failed: {g.message}" for g in judged.failed] + [
+                "no rung of the ladder passed the gates: " + "; ".join(_attempt_line(a) for a in climbed.attempts)]
             return draft.finish("rejected")
-        draft.reasons.append("all gates passed: " + judged.messages())
+        draft.reasons.append(f"rung {climbed.rung} passed all gates: " + judged.messages())
 
         # refit on train + holdout, then promote (or wait for a person)
         version = built.version
         if policy.gates.refit_on_holdout:
-            version = _refit(ctx, policy, window, built, train, holdout, champ_model)
+            version = _refit(ctx, policy, window, built, climbed.train, holdout, champ_model)
         return _promote(ctx, policy, champion.version, version, built.version, judged)
 
 
@@ -276,17 +268,84 @@ def _over_budget(draft: Any, policy: Policy, history: list[Record]) -> str | Non
     return budget_problem(policy.budget.daily_cpu_seconds, spent, draft.day)
 
 
-def _split(window: Window, policy: Policy) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Training rows strictly before the holdout; holdout = newest labelled rows of the window."""
+def _split(window: Window, policy: Policy) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """(train, holdout, note): the holdout is the newest labelled rows, training rows strictly before them.
+
+    The holdout is ``gates.holdout_fraction`` of the window's labelled rows; when that is fewer than
+    ``gates.min_holdout_rows`` it grows back into the newest history batches (at most
+    ``gates.max_holdout_batches`` batches in all) until it has them; ``note`` says so.
+    """
     schema, task = window.schema, policy.model.task
     cols = pool_columns(schema)
-    cur = labelled(window.current, schema)
+    cur = labelled(window.current, schema)[cols]
+    hist = labelled(window.history, schema)[cols]
     n_hold = int(round(len(cur) * policy.gates.holdout_fraction))
-    holdout = cur.iloc[len(cur) - n_hold:]
-    parts = [window.reference[cols], labelled(window.history, schema)[cols], cur.iloc[: len(cur) - n_hold][cols]]
+    note = ""
+    if n_hold < policy.gates.min_holdout_rows:
+        from kaizen.ladder import labelled_per_history_batch
+
+        counts = labelled_per_history_batch(window)
+        extra_batches = max(0, policy.gates.max_holdout_batches - len(window.batches))
+        available = len(cur) + sum(counts[len(counts) - extra_batches:]) if extra_batches else len(cur)
+        grown = min(policy.gates.min_holdout_rows, available)
+        if grown > n_hold:
+            note = (f"the holdout grew from {n_hold} to {grown} rows (the newest labelled rows, back into earlier "
+                    f"batches: gates.min_holdout_rows = {policy.gates.min_holdout_rows})")
+            n_hold = grown
+    pool = pd.concat([p for p in (window.reference[cols], hist, cur) if len(p)], ignore_index=True)
     like = window.reference[schema.target]
-    train = cast_target(pd.concat([p for p in parts if len(p)], ignore_index=True), like, task)
-    return train, cast_target(holdout[cols].reset_index(drop=True), like, task)
+    train = cast_target(pool.iloc[: len(pool) - n_hold], like, task)
+    holdout = cast_target(pool.iloc[len(pool) - n_hold:].reset_index(drop=True), like, task)
+    return train.reset_index(drop=True), holdout, note
+
+
+def _climb(ctx: RunContext, policy: Policy, window: Window, champion: Any, champ_model: Any, train: pd.DataFrame,
+           holdout: pd.DataFrame, decision: Any, history: list[Record]) -> Any:
+    from kaizen.challenger.recipe import load_recipe
+    from kaizen.challenger.register import build_and_register, refit_recipe_and_register
+    from kaizen.champion import CACHE_DIR
+    from kaizen.gates.judge import judge
+    from kaizen.ladder import PERFORMANCE, change_rows, climb
+    from kaizen.models import load_model
+
+    draft, registry, schema = ctx.draft, ctx.registry, window.schema
+    recipe = load_recipe(champion, ctx.config.state_dir / CACHE_DIR / policy.name)
+    fired = any(s.rule == PERFORMANCE and s.fired for s in decision.signals)
+    cur_train = max(0, len(train) - len(window.reference) - len(labelled(window.history, schema)))
+    recent, why = change_rows(policy, window, history, fired, train, cur_train)
+    common = dict(workdir=ctx.workdir, seed=draft.seed, cycle_id=draft.id, on_registered=draft.note_registered)
+
+    def build(rows: pd.DataFrame, *, policy: Policy, name: str, enqueue: tuple) -> Any:
+        return build_and_register(registry, policy, schema, rows, stop=ctx.stop, name=name, enqueue=enqueue,
+                                  tags={"kaizen.rung": name.removeprefix("rung_")}, **{**common,
+                                  "workdir": ctx.workdir / name})
+
+    def refit(recipe: Any, rows: pd.DataFrame, *, name: str) -> Any:
+        return refit_recipe_and_register(registry, policy, schema, recipe, rows, name=name,
+                                         tags={"kaizen.rung": "refit", "kaizen.recipe_of": champion.version},
+                                         **{**common, "workdir": ctx.workdir / name})
+
+    def judged(built: Any) -> Any:
+        model = load_model(f"models:/{policy.name}/{built.version}", task=policy.model.task,
+                           positive_label=policy.model.positive_label)
+        j = judge(policy, schema, champ_model, model, holdout, window.golden, train)
+        verdict = "passed" if not j.failed else "failed: " + ", ".join(g.name for g in j.failed)
+        tags = {"kaizen.gate": verdict, "kaizen.holdout_metric": f"{j.challenger['holdout_metric']:.6f}"}
+        registry.tag(policy.name, built.version, tags if not j.failed else {**tags, "kaizen.status": "rejected"})
+        return j
+
+    def on_attempt(rung: str, built: Any) -> None:
+        registry.set_challenger(policy.name, built.version)
+        draft.step(Step.BUILT, version=built.version, rung=rung)
+
+    return climb(policy, train, recipe=recipe, champion_version=champion.version, recent=recent, recent_why=why,
+                 build=build, refit=refit, judge=judged, on_attempt=on_attempt)
+
+
+def _attempt_line(a: dict[str, Any]) -> str:
+    if a.get("skipped") or a.get("error"):
+        return f"{a['rung']}: {a.get('skipped') or a.get('error')}"
+    return f"{a['rung']} v{a.get('version')} failed {', '.join(a.get('failed_gates') or [])}"
 
 
 def _log_metrics(mlrun: Any, judged: Any) -> None:

@@ -16,6 +16,28 @@ A file still there when the next run of the policy starts (or the service
 starts) belongs to a run whose process died; :mod:`kaizen.recovery` finishes or
 aborts it.
 
+A full disk. The atomic rewrite needs new blocks for the temporary file, so on
+a full disk every step's write fails. The step that matters most is
+``decided``: it holds the finished record, which the runner then appends to
+the promotion log — and on a full disk that append fails too, so the journal
+is the only place the decision survives. So at ``started`` the journal sets
+aside :data:`RESERVE_BYTES` in ``<state>/journal/.<cycle id>.reserve``
+(``posix_fallocate``: real blocks on ext4, XFS and tmpfs, no data written).
+When the ``decided`` write fails with ``ENOSPC``/``EDQUOT``, the record is
+written *into* the reserve (its blocks are already allocated, so overwriting
+them needs no new ones; on ext4 the conversion of its unwritten extents draws
+on the space ext4 keeps back for exactly that), the file is cut to the record's
+length (freeing blocks needs no space), fsync'd, and renamed over
+``<cycle id>.json`` (a rename within one folder replaces a directory entry; it
+allocates nothing). The rename is atomic, so the journal holds the previous
+step or the decision, never half of it. On a copy-on-write file system (btrfs,
+ZFS) an overwrite needs new blocks too; there the reserve is deleted instead,
+which gives its space back, and the atomic write is tried once more. The
+reserve goes with the journal file. Earlier steps never use the reserve: if
+they cannot be written, the cycle goes on with weaker crash recovery (one
+ERROR line). If even the reserve cannot hold the decision, :meth:`Journal.holds`
+tells the runner, which keeps the decision in memory (:mod:`kaizen.runner`).
+
 Test hooks (never set them in production):
 
 ``KAIZEN_TEST_CRASH_AT=<step>``
@@ -29,6 +51,7 @@ Test hooks (never set them in production):
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -40,10 +63,10 @@ from pathlib import Path
 from typing import Any
 
 from kaizen._io import fsync_dir, write_atomic
-from kaizen.ledger import clean_floats, json_default, utcnow
+from kaizen.ledger import clean_floats, describe_os_error, json_default, utcnow
 from kaizen.redact import redact_obj
 
-__all__ = ["Journal", "STEPS", "Step"]
+__all__ = ["Journal", "RESERVE_BYTES", "STEPS", "Step"]
 
 
 class Step(StrEnum):
@@ -63,6 +86,11 @@ class Step(StrEnum):
 
 STEPS = tuple(Step)
 
+#: space set aside per running cycle (at ``started``) so its ``decided`` entry can be written on a full disk;
+#: a decided entry (the record twice: whole, and its sections) is a few kB to a few tens of kB
+RESERVE_BYTES = 256 * 1024
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
 log = logging.getLogger("kaizen.journal")
 
 
@@ -74,9 +102,19 @@ class Journal:
         self.ledger_path = Path(ledger_path)
         self._lock = threading.Lock()
         self._entries: dict[str, dict[str, Any]] = {}
+        self._written: dict[str, str] = {}  # cycle id -> the last step that reached the disk
+        self._failed: set[str] = set()  # cycles whose journal write failed once (logged at ERROR once)
 
     def path(self, cycle_id: str) -> Path:
         return self.dir / f"{cycle_id}.json"
+
+    def reserve_path(self, cycle_id: str) -> Path:
+        return self.dir / f".{cycle_id}.reserve"
+
+    def holds(self, cycle_id: str) -> str | None:
+        """The last step of ``cycle_id`` this journal wrote to disk (None if none was)."""
+        with self._lock:
+            return self._written.get(cycle_id)
 
     # -- writing (the cycle's on_step callback) -------------------------------------------------
     def mark(self, step: str, draft: Any, data: dict[str, Any]) -> None:
@@ -100,15 +138,78 @@ class Journal:
         try:
             payload = json.dumps(redact_obj(entry), default=json_default, allow_nan=False).encode()
             self.dir.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.path(draft.id), payload)
+            self._write(draft.id, payload, step)
+            with self._lock:
+                self._written[draft.id] = step
         except (OSError, TypeError, ValueError) as exc:  # the cycle goes on; only its crash recovery is weaker
-            log.error("cannot write the journal of cycle %s at step %s: %s", draft.id, step, exc)
+            self._write_failed(draft.id, step, exc)
+        if step == Step.STARTED:
+            self._reserve(draft.id)
         log.debug("cycle %s reached %s", draft.id, step)
         _test_hooks(step, entry.get("record"), self.ledger_path)
+
+    def _write(self, cycle_id: str, payload: bytes, step: str) -> None:
+        """Write the entry atomically; on a full disk, ``decided`` goes through the reserve (module docstring)."""
+        path = self.path(cycle_id)
+        try:
+            write_atomic(path, payload)
+            return
+        except OSError as exc:
+            reserve = self.reserve_path(cycle_id)
+            if exc.errno not in _FULL or step != Step.DECIDED or not reserve.exists():
+                raise
+        try:
+            if reserve.stat().st_size < len(payload):
+                raise OSError(errno.ENOSPC, f"the entry ({len(payload)} bytes) is larger than the reserve")
+            fd = os.open(reserve, os.O_WRONLY)
+            try:
+                done = 0
+                while done < len(payload):
+                    done += os.pwrite(fd, payload[done:], done)
+                os.ftruncate(fd, len(payload))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(reserve, path)
+            fsync_dir(self.dir)
+        except OSError as exc:  # copy-on-write, or too small: give the reserved space back, try once more
+            log.debug("cycle %s: the journal reserve could not be overwritten (%s)", cycle_id, exc)
+            reserve.unlink(missing_ok=True)
+            write_atomic(path, payload)
+        log.warning("cycle %s: the disk is full; its decision went into the journal space reserved at its start "
+                    "(%s)", cycle_id, path)
+
+    def _reserve(self, cycle_id: str) -> None:
+        reserve = self.reserve_path(cycle_id)
+        try:
+            fd = os.open(reserve, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.posix_fallocate(fd, 0, RESERVE_BYTES)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                reserve.unlink()
+            log.warning("cycle %s: cannot reserve %d bytes for its journal under %s (%s); on a full disk its "
+                        "decision may only be kept in memory", cycle_id, RESERVE_BYTES, self.dir,
+                        describe_os_error(exc))
+
+    def _write_failed(self, cycle_id: str, step: str, exc: Exception) -> None:
+        why = describe_os_error(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            first = cycle_id not in self._failed
+            self._failed.add(cycle_id)
+        # one ERROR line per cycle: on a full disk every later step fails the same way
+        log.log(logging.ERROR if first else logging.DEBUG, "cannot write the journal %s of cycle %s at step %s: %s; "
+                "its crash recovery is weaker until this succeeds", self.path(cycle_id), cycle_id, step, why)
 
     def remove(self, cycle_id: str) -> None:
         with self._lock:
             self._entries.pop(cycle_id, None)
+            self._written.pop(cycle_id, None)
+            self._failed.discard(cycle_id)
+        with contextlib.suppress(FileNotFoundError):
+            self.reserve_path(cycle_id).unlink()
         with contextlib.suppress(FileNotFoundError):
             self.path(cycle_id).unlink()
             fsync_dir(self.dir)

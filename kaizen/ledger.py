@@ -3,7 +3,8 @@
 Every cycle writes exactly one :class:`Record`; a person's approval or
 rejection of a waiting challenger writes one more that ``resolves`` it.
 Nothing is ever rewritten. A reader skips (and counts) a torn last line, so
-a crash in the middle of a write never breaks ``kaizen log``.
+a crash in the middle of a write never breaks ``kaizen log``; a write that
+fails (a full disk) removes its own partial line before it raises.
 
 This module is imported by quick commands (``kaizen log``): it must not
 import pandas, MLflow or anything heavy.
@@ -12,6 +13,7 @@ import pandas, MLflow or anything heavy.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -24,8 +26,8 @@ from typing import Any
 
 from kaizen.errors import LedgerError
 
-__all__ = ["DECISIONS", "KINDS", "Ledger", "Record", "SCHEMA_VERSION", "clean_floats", "json_default", "new_cycle_id",
-           "utcnow"]
+__all__ = ["DECISIONS", "KINDS", "Ledger", "Record", "SCHEMA_VERSION", "clean_floats", "describe_os_error",
+           "json_default", "new_cycle_id", "utcnow"]
 
 SCHEMA_VERSION = 1
 DECISIONS = ("skipped", "promoted", "rejected", "awaiting_approval", "failed")
@@ -109,6 +111,27 @@ class Record:
         return cls(**kw)
 
 
+def describe_os_error(exc: OSError) -> str:
+    """``disk full (ENOSPC)``, ``disk quota exceeded (EDQUOT)``, else the system's text and errno name."""
+    if exc.errno == errno.ENOSPC:
+        return "disk full (ENOSPC)"
+    if exc.errno == errno.EDQUOT:
+        return "disk quota exceeded (EDQUOT)"
+    name = errno.errorcode.get(exc.errno or 0)
+    return f"{exc.strerror or exc}" + (f" ({name})" if name else "")
+
+
+def _truncate(fd: int, size: int) -> bool:
+    """Cut the file open on ``fd`` back to ``size`` bytes (freeing blocks never needs space); False if it failed."""
+    try:
+        os.ftruncate(fd, size)
+    except OSError:
+        return False
+    with contextlib.suppress(OSError):
+        os.fsync(fd)
+    return True
+
+
 def json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
@@ -140,9 +163,13 @@ class Ledger:
         self.skipped_lines = 0
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[int]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    def _locked(self, record_id: str) -> Iterator[int]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise LedgerError(f"promotion log {self.path}: cannot open for appending: {describe_os_error(exc)}; "
+                              f"record {record_id} not written") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield fd
@@ -150,7 +177,13 @@ class Ledger:
             os.close(fd)
 
     def append(self, record: Record) -> Record:
-        """Write ``record`` as one line and return it as written: credentials in its texts become ``***``."""
+        """Write ``record`` as one line and return it as written: credentials in its texts become ``***``.
+
+        All or nothing: when the line cannot be written whole (a full disk, a short write, a failed
+        fsync) the file is cut back to its size before the write (under the lock, so no other writer
+        is harmed) and :class:`~kaizen.errors.LedgerError` says so in one line, e.g. ``promotion log
+        <path>: disk full (ENOSPC) after 2130 of 2200 bytes of record <id>; the partial line was removed``.
+        """
         from dataclasses import fields, replace
 
         from kaizen.redact import redact_obj
@@ -161,7 +194,7 @@ class Ledger:
         if "\n" in line:
             raise LedgerError(f"{self.path}: record {record.id} serialised to more than one line")
         data = (line + "\n").encode()
-        with self._locked() as fd:
+        with self._locked(record.id) as fd:
             # A torn line from a crashed writer must not glue onto ours.
             size = os.fstat(fd).st_size
             if size:
@@ -169,10 +202,18 @@ class Ledger:
                     fh.seek(size - 1)
                     if fh.read(1) != b"\n":
                         data = b"\n" + data
-            written = os.write(fd, data)
-            if written != len(data):
-                raise LedgerError(f"{self.path}: short write ({written} of {len(data)} bytes)")
-            os.fsync(fd)
+            written = 0
+            try:
+                while written < len(data):  # a short write is followed by the error that explains it
+                    written += os.write(fd, data[written:])
+                os.fsync(fd)
+            except OSError as exc:
+                # We hold the lock: cut the file back so no torn line stays behind for anyone.
+                kept = _truncate(fd, size)
+                raise LedgerError(f"promotion log {self.path}: {describe_os_error(exc)} after {written} of "
+                                  f"{len(data)} bytes of record {record.id}; "
+                                  + ("the partial line was removed" if kept else
+                                     "a partial line could not be removed (readers skip it)")) from exc
         return record
 
     def records(self) -> list[Record]:

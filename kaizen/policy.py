@@ -58,6 +58,8 @@ TRANS_PRIMITIVES = ("add_numeric", "subtract_numeric", "multiply_numeric", "divi
                     "absolute", "natural_logarithm", "square_root",
                     "is_null", "month", "weekday", "day", "hour", "is_weekend")
 PROMOTION_MODES = ("auto", "manual")
+#: ``[data] labels``: in the batch files' target column, or in separate label files joined by an id
+LABEL_MODES = ("in_batch", "separate")
 #: ``[schedule] every`` when a policy names no schedule.
 DEFAULT_EVERY = "1h"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -124,6 +126,17 @@ class DataSpec:
     #: history is the newest N valid batches before the window; older files are not read
     max_history_batches: int = 50
     checks: ChecksSpec = field(default_factory=ChecksSpec)
+    #: how labels arrive: "in_batch" (the batch files' target column, null until a file is rewritten) or
+    #: "separate" (files of ``id_column`` + target in ``labels_path``, joined onto every batch read)
+    labels: str = "in_batch"
+    labels_path: Path | None = None
+    #: identifies a production row; never a feature, never an "unexpected column"
+    id_column: str | None = None
+
+    @property
+    def excluded_columns(self) -> tuple[str, ...]:
+        """Columns that are neither features nor the target: ``ignore_columns`` and ``id_column``."""
+        return tuple(dict.fromkeys([*self.ignore_columns, *((self.id_column,) if self.id_column else ())]))
 
 
 @dataclass(frozen=True)
@@ -179,6 +192,18 @@ class BuildSpec:
     validation_fraction: float = 0.25
     window_fractions: tuple[float, ...] = (1.0, 0.5, 0.25)
     seed: int = 0
+    #: the escalation ladder (kaizen/ladder.py): "ladder" climbs refit → small search → full search,
+    #: each rung only when the one below failed the gates; "refit", "small" or "full" pins one rung
+    strategy: str = "ladder"
+    #: trials of rung 2, the small search warm-started from the champion's recipe on raw features
+    ladder_trials: int = 6
+    #: fewest labelled rows rung 1 refits on: the rows since a located change, extended back batch by
+    #: batch until there are this many
+    min_refit_rows: int = 200
+
+
+#: ``build.strategy`` values
+STRATEGIES = ("ladder", "refit", "small", "full")
 
 
 @dataclass(frozen=True)
@@ -187,6 +212,9 @@ class GateSpec:
     golden_tolerance: float = 0.01
     holdout_fraction: float = 0.5
     min_holdout_rows: int = 50
+    #: when the window's holdout is below ``min_holdout_rows``, it grows into the newest earlier batches,
+    #: up to this many batches in all (window included)
+    max_holdout_batches: int = 3
     #: after the gates pass, fit the winning recipe again on train + holdout and promote that
     #: version if it passes the sanity and golden gates (else the gated version)
     refit_on_holdout: bool = True
@@ -324,6 +352,25 @@ def _checks(r: Reader) -> ChecksSpec:
     )
 
 
+def _label_problems(d: DataSpec, m: ModelSpec) -> list[str]:
+    """``[data]`` label settings that contradict each other (each setting alone is checked by the Reader)."""
+    out = []
+    if d.labels == "separate":
+        for key, value, allowed in (("labels_path", d.labels_path, "a folder of label files"),
+                                    ("id_column", d.id_column, "the column label files are joined on")):
+            if value is None:
+                out.append(f"data.{key} is required when data.labels is 'separate' ({allowed}); got none")
+    elif d.labels_path is not None:
+        out.append(f"data.labels_path is only read when data.labels is 'separate'; got {str(d.labels_path)!r} "
+                   f"with data.labels = {d.labels!r}")
+    if d.id_column is not None:
+        for key, value in (("model.target", m.target), ("data.timestamp_column", d.timestamp_column),
+                           ("data.prediction_column", d.prediction_column)):
+            if d.id_column == value:
+                out.append(f"data.id_column must differ from {key}; got {value!r} for both")
+    return out
+
+
 def _resolve(base: Path, value: str | None) -> Path | None:
     if value is None:
         return None
@@ -365,7 +412,11 @@ def load_policy(path: str | Path) -> Policy:
         window_batches=r.integer("data.window_batches", 1, lo=1),
         max_history_batches=r.integer("data.max_history_batches", DataSpec.max_history_batches, lo=0),
         checks=_checks(r),
+        labels=r.string("data.labels", "in_batch", choices=LABEL_MODES),
+        labels_path=_resolve(base, r.string("data.labels_path", None, allowed="a path to a folder of label files")),
+        id_column=r.string("data.id_column", None),
     )
+    r.problems.extend(_label_problems(data, model))
 
     columns: dict[str, ColumnDrift] = {}
     for col, spec in r.table("trigger.columns").items():
@@ -428,6 +479,9 @@ def load_policy(path: str | Path) -> Policy:
         validation_fraction=r.number("build.validation_fraction", 0.25, lo=0.05, hi=0.5),
         window_fractions=tuple(float(x) for x in fractions),
         seed=r.integer("build.seed", 0, lo=0),
+        strategy=r.string("build.strategy", "ladder", choices=STRATEGIES),
+        ladder_trials=r.integer("build.ladder_trials", 6, lo=1),
+        min_refit_rows=r.integer("build.min_refit_rows", 200, lo=20),
     )
 
     gates = GateSpec(
@@ -435,6 +489,7 @@ def load_policy(path: str | Path) -> Policy:
         golden_tolerance=r.number("gates.golden_tolerance", 0.01, lo=0, hi=1),
         holdout_fraction=r.number("gates.holdout_fraction", 0.5, lo=0.1, hi=0.9),
         min_holdout_rows=r.integer("gates.min_holdout_rows", 50, lo=1),
+        max_holdout_batches=r.integer("gates.max_holdout_batches", 3, lo=1),
         refit_on_holdout=r.boolean("gates.refit_on_holdout", True),
     )
     promotion = PromotionSpec(mode=r.string("promotion.mode", "auto", choices=PROMOTION_MODES))

@@ -114,9 +114,13 @@ def recover_all(config: Config, journal: Journal, *, registry: Any = None) -> li
 def recover(config: Config, journal: Journal, *, policy: str, registry: Any = None) -> list[Record]:
     """Settle every unfinished run of ``policy`` in ``journal``; return the records written.
 
-    The caller holds the policy's lock (:class:`kaizen.locks.PolicyLock`).
+    The caller holds the policy's lock (:class:`kaizen.locks.PolicyLock`). A cycle whose decision this
+    process keeps in memory (a full disk, :func:`kaizen.runner.unwritten`) is not dead: its journal is left alone.
     """
-    entries = journal.pending(policy)
+    from kaizen.runner import unwritten
+
+    kept = {r.id for r in unwritten(config)}
+    entries = [e for e in journal.pending(policy) if e.get("id") not in kept]
     if not entries:
         return []
     ledger = Ledger(config.ledger_path)

@@ -20,16 +20,30 @@ A scheduled cycle, ``kaizen once``, ``bootstrap``, a retrain and a person's
 
 A body is a function ``(ctx: RunContext) -> Record`` that ends with
 ``ctx.draft.finish(decision)``.
+
+A full disk loses no decision. The promotion log's append is all or nothing
+(:meth:`kaizen.ledger.Ledger.append`). When it fails, the decision is in the
+journal (``decided``, written through the space the journal reserved at
+``started``, :mod:`kaizen.journal`) and the next run's recovery appends it.
+When the journal could not hold it either, this process keeps the record in
+memory (:func:`unwritten`), :func:`run` raises :class:`UnwrittenDecision` (one
+line: ``kaizen once`` exits 1 with it) and the next run of the policy in this
+process — or the service's next tick (:func:`retry_unwritten`) — appends it;
+recovery leaves the cycle's stale journal entry alone meanwhile. Either way the
+record keeps its id, and nothing is appended for an id the log already holds:
+exactly once. A failed body is one ERROR line naming the cause (the traceback is
+logged at DEBUG), and a full disk anywhere in it is the record's first reason:
+``disk full: <path>: ...``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import shutil
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,12 +52,31 @@ from kaizen.config import Config
 from kaizen.cost import CostModel, today
 from kaizen.errors import KaizenError, LedgerError, RegistryError
 from kaizen.journal import Journal, Step
-from kaizen.ledger import Ledger, Record, clean_floats, new_cycle_id
+from kaizen.ledger import Ledger, Record, clean_floats, describe_os_error, new_cycle_id
 from kaizen.locks import PolicyLock
 
-__all__ = ["Draft", "RunContext", "mirror", "run"]
+__all__ = ["Draft", "RunContext", "UnwrittenDecision", "disk_full", "mirror", "retry_unwritten", "run",
+           "unwritten"]
 
 log = logging.getLogger("kaizen.runner")
+
+#: decisions neither the promotion log nor the journal could hold, by (promotion log path, record id)
+_KEPT: dict[tuple[str, str], Record] = {}
+_KEPT_LOCK = threading.Lock()
+#: the longest a non-Kaizen error's text may take in a record's first reason (MLflow's carry SQL and parameters)
+MAX_ERROR_CHARS = 400
+
+
+class UnwrittenDecision(LedgerError):
+    """A run decided, but neither the promotion log nor the journal could hold the decision (a full disk).
+
+    ``record`` is the decision; this process keeps it (:func:`unwritten`) and appends it once the log is
+    writable (:func:`retry_unwritten`, or the policy's next run in this process).
+    """
+
+    def __init__(self, record: Record, message: str) -> None:
+        super().__init__(message)
+        self.record = record
 
 OnStep = Callable[[str, "Draft", dict[str, Any]], None]
 
@@ -137,11 +170,13 @@ def run(config: Config, policy: str, body: Callable[[RunContext], Record], *, ki
     """Run ``body`` for ``policy`` under the runner's guarantees (module docstring); return its record.
 
     Raises :class:`~kaizen.errors.BusyError` (before anything is written) when the policy's lock
-    stays held for ``wait_seconds``; never raises for a failed body.
+    stays held for ``wait_seconds``; never raises for a failed body. Raises :class:`UnwrittenDecision`
+    when neither the promotion log nor the journal could hold the decision (module docstring).
     """
     with PolicyLock(config.state_dir, policy, wait_seconds=wait_seconds):
         journal = Journal(config.state_dir, config.ledger_path)
         ledger = Ledger(config.ledger_path)
+        _append_kept(config, policy, registry=registry)
         _recover(config, journal, policy, registry)
         draft = Draft(id=record_id or new_cycle_id(policy), policy=policy, kind=kind, seed=seed,
                       day=day or today(), cost_model=CostModel.from_config(config),
@@ -161,14 +196,78 @@ def run(config: Config, policy: str, body: Callable[[RunContext], Record], *, ki
         try:
             record = ledger.append(record)
         except (OSError, LedgerError) as exc:
-            # The decision stays in the journal ("decided"); recovery appends it once the log is writable.
-            log.error("cycle %s: cannot append to the promotion log %s (%s); the decision is kept in the journal "
-                      "and will be appended by the next run", draft.id, config.ledger_path, exc)
+            _not_appended(config, journal, record, exc)  # returns only when the journal holds the decision
             return record
         draft.step(Step.RECORDED, record=record)
         if registry is not None:
             mirror(registry, record)
         return record
+
+
+def _not_appended(config: Config, journal: Journal, record: Record, exc: Exception) -> None:
+    """The log refused ``record``: say so in one line; keep it in memory if the journal could not hold it either."""
+    why = str(exc) if isinstance(exc, LedgerError) else f"promotion log {config.ledger_path}: {describe_os_error(exc)}"
+    what = f"{record.kind} {record.id} ({record.decision})"
+    if journal.holds(record.id) == Step.DECIDED:
+        # recovery (the policy's next run, or the service's next tick) appends it once the log is writable
+        log.error("%s: %s; the decision is kept in the journal %s and is appended when space returns", what, why,
+                  journal.path(record.id))
+        return
+    with _KEPT_LOCK:
+        _KEPT[(str(config.ledger_path), record.id)] = record
+    raise UnwrittenDecision(record, f"{what} of {record.policy}: the decision could not be written: {why}; nor "
+                                    f"could the journal under {journal.dir} hold it; this process keeps it in memory "
+                                    "and appends it when space returns (lost if the process ends first)")
+
+
+def unwritten(config: Config | None = None) -> list[Record]:
+    """The decisions this process keeps in memory, not yet written (to ``config``'s promotion log, if given)."""
+    with _KEPT_LOCK:
+        return [r for (path, _), r in _KEPT.items() if config is None or path == str(config.ledger_path)]
+
+
+def retry_unwritten(config: Config, *, registry: Any = None) -> list[Record]:
+    """Append the decisions kept in memory for ``config``'s log whose policy is free; return those written.
+
+    The service calls it on every tick. A policy whose lock is held is left to its running run,
+    which appends them itself first.
+    """
+    written: list[Record] = []
+    for name in dict.fromkeys(r.policy for r in unwritten(config)):
+        lock = PolicyLock(config.state_dir, name)
+        if not lock.try_acquire():
+            continue
+        try:
+            written += _append_kept(config, name, registry=registry)
+        finally:
+            lock.release()
+    return written
+
+
+def _append_kept(config: Config, policy: str, *, registry: Any = None) -> list[Record]:
+    """Append ``policy``'s decisions kept in memory, oldest first, each once (the caller holds its lock)."""
+    todo = [r for r in unwritten(config) if r.policy == policy]
+    if not todo:
+        return []
+    ledger, journal = Ledger(config.ledger_path), Journal(config.state_dir, config.ledger_path)
+    out = []
+    try:
+        known = {r.id for r in ledger.records()}
+        for rec in todo:
+            if rec.id not in known:
+                rec = ledger.append(rec)
+                if registry is not None:
+                    mirror(registry, rec)
+            with _KEPT_LOCK:
+                _KEPT.pop((str(config.ledger_path), rec.id), None)
+            journal.remove(rec.id)  # an earlier step of it may have reached the disk
+            out.append(rec)
+            log.warning("%s %s (%s) of %s: appended to the promotion log after the disk had been full", rec.kind,
+                        rec.id, rec.decision, rec.policy)
+    except (OSError, LedgerError) as exc:
+        why = str(exc) if isinstance(exc, LedgerError) else describe_os_error(exc)
+        log.error("%d decision(s) of %s still kept in memory, not written: %s", len(todo) - len(out), policy, why)
+    return out
 
 
 def _chain(*callbacks: OnStep | None) -> OnStep:
@@ -203,19 +302,57 @@ def _open_registry(config: Config) -> tuple[Any, str]:
 
 
 def _guarded(config: Config, draft: Draft, what: str, body: Callable[[], Record]) -> Record:
-    """Run ``body``; any error becomes a ``failed`` record with the message. The work folder always goes."""
+    """Run ``body``; any error becomes a ``failed`` record with the message. The work folder always goes.
+
+    A Kaizen error is already one line for a person; anything else is logged as one ERROR line (its
+    traceback at DEBUG). A full disk anywhere in the error's chain comes first: ``disk full: <path>: ...``.
+    """
     try:
         return body()
     except KaizenError as exc:
+        full = disk_full(config, exc)
         draft.reasons.insert(0, str(exc))
-        return draft.finish("failed", error=str(exc))
+        if full:
+            draft.reasons.insert(0, full)
+        return draft.finish("failed", error=full or str(exc))
     except Exception as exc:
-        log.error("%s %s failed:\n%s", what, draft.id, traceback.format_exc())
-        msg = f"{type(exc).__name__}: {exc}"
+        log.debug("%s %s failed", what, draft.id, exc_info=True)
+        msg = _one_line(f"{type(exc).__name__}: {exc}")
+        full = disk_full(config, exc)
+        log.error("%s %s failed: %s", what, draft.id, full or msg)
         draft.reasons.insert(0, f"{what} failed: {msg}")
-        return draft.finish("failed", error=msg)
+        if full:
+            draft.reasons.insert(0, full)
+        return draft.finish("failed", error=full or msg)
     finally:
         shutil.rmtree(config.work_dir / draft.id, ignore_errors=True)
+
+
+def disk_full(config: Config, exc: BaseException) -> str | None:
+    """``disk full: <path>: ...`` if ``exc`` or an error behind it is a full disk (or SQLite's "disk is full")."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = e.filename or e.filename2
+            if where is None:  # os.write names no file: say where the state lives and how much room is left
+                try:
+                    where = f"{config.state_dir} ({shutil.disk_usage(config.state_dir).free} bytes free)"
+                except OSError:
+                    where = str(config.state_dir)
+            return f"disk full: {where}: {e.strerror or describe_os_error(e)}"
+        if "database or disk is full" in str(e):
+            uri = config.tracking_uri
+            where = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else "the MLflow database"
+            return f"disk full: {where}: database or disk is full"
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
 
 
 def mirror(registry: Any, record: Record, *, status: str | None = None) -> None:

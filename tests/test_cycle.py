@@ -109,11 +109,20 @@ def test_worse_challenger_is_rejected_by_the_gate_that_failed(booted) -> None:
     failed = [g for g in rec.gates if not g["passed"]]
     assert [g["name"] for g in failed] == ["improvement"]
     assert any(r.startswith("gate improvement failed: challenger roc_auc") for r in rec.reasons)
+    # the ladder climbed every rung: the champion's recipe refit, a small search, the full search
+    ladder = rec.challenger["ladder"]
+    assert [a["rung"] for a in ladder] == ["refit", "small", "full"] and rec.challenger["rung"] is None
+    assert [a["version"] for a in ladder] == ["2", "3", "4"] and not any(a["passed"] for a in ladder)
+    assert all(a["cpu_seconds"] > 0 and a["failed_gates"] == ["improvement"] for a in ladder)
+    assert rec.cost["build_cpu_seconds"] == pytest.approx(sum(a["cpu_seconds"] for a in ladder), abs=0.01)
     reg = registry_of(booted)
     assert reg.champion("churn").version == "1"
     chall = reg.challenger("churn")
-    assert chall.version == rec.challenger["version"] == "2"
-    assert chall.tags["kaizen.status"] == "rejected" and chall.tags["kaizen.gate"] == "failed: improvement"
+    assert chall.version == rec.challenger["version"] == "4"
+    for v in ("2", "3", "4"):
+        tags = reg.version("churn", v).tags
+        assert tags["kaizen.status"] == "rejected" and tags["kaizen.gate"] == "failed: improvement"
+    assert reg.version("churn", "2").tags["kaizen.rung"] == "refit"
 
 
 def test_manual_mode_waits_for_approval_then_promotes(booted) -> None:

@@ -71,12 +71,22 @@ def _age(path: Path, days: float) -> None:
 
 @pytest.fixture
 def state(tmp_path: Path) -> State:
+    """A home of its own, for a test that deletes."""
+    return _build(tmp_path / "home")
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> State:
+    """One home for the tests that only plan (and leave it as they found it)."""
+    return _build(tmp_path_factory.mktemp("retention") / "home")
+
+
+def _build(root: Path) -> State:
     """Nine versions of ``churn`` with statuses, aliases, a baseline, an open approval, reports, work, cache."""
     import mlflow
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    root = tmp_path / "home"
     (root / "policies").mkdir(parents=True)
     (root / "config.toml").write_text('[state]\ndir = "state"\n' + SETTINGS)
     cfg = load_config(root / "config.toml")
@@ -153,7 +163,8 @@ def _expected(st: State) -> set[tuple[str, str]]:
             | {("work", str(f["w_old"])), ("cache", str(f["c_old"])), ("cache", str(f["c_tmp"]))})
 
 
-def test_dry_run_lists_exactly_what_goes_and_deletes_nothing(state: State) -> None:
+def test_dry_run_lists_exactly_what_goes_and_deletes_nothing(shared: State) -> None:
+    state = shared
     before = {p: p.stat().st_size for p in state.root.rglob("*") if p.is_file() and "mlflow.db" not in p.name}
     p, result = run(state.config, state.registry, dry_run=True)
     assert result is None
@@ -196,8 +207,9 @@ def test_apply_deletes_exactly_the_plan_and_tags_the_versions(state: State) -> N
     assert again.items == () and again.marks == ()
 
 
-def test_age_limits_apply_beyond_the_newest_n(state: State) -> None:
+def test_age_limits_apply_beyond_the_newest_n(shared: State) -> None:
     """40 days later everything old goes, count or not; the protected versions still stay."""
+    state = shared
     p = plan(state.config, state.registry, now=time.time() + 40 * DAY)
     versions = {i.version for i in p.items if i.kind == "version"}
     assert versions == {"1", "5", "9"}
@@ -208,23 +220,29 @@ def test_age_limits_apply_beyond_the_newest_n(state: State) -> None:
     assert run_reports == {state.runs[v] for v in (1, 2, 4, 5, 7, 8, 9)}  # 6 awaits approval, 3 has none
 
 
-def test_without_a_baseline_source_every_retired_version_stays(state: State) -> None:
+def test_without_a_baseline_source_every_retired_version_stays(shared: State) -> None:
+    state = shared
     state.registry.set_baseline("churn", 0.5)  # matches no version's tag and no record
-    p = plan(state.config, state.registry)
+    try:
+        p = plan(state.config, state.registry)
+    finally:
+        state.registry.set_baseline("churn", BASELINE)
     assert {i.version for i in p.items if i.kind == "version"} == {"4", "5"}  # 4 is no longer its source
     assert any("no version matches its baseline 0.5000" in n for n in p.notes)
     assert {k.version: k.reason for k in p.kept}["1"] == "the baseline's version is unknown"
 
 
-def test_keep_champions_zero_lets_every_unprotected_retired_version_go(state: State) -> None:
+def test_keep_champions_zero_lets_every_unprotected_retired_version_go(shared: State) -> None:
     from dataclasses import replace
 
+    state = shared
     cfg = replace(state.config, retention=replace(state.config.retention, keep_champions=0))
     p = plan(cfg, state.registry)
     assert {i.version for i in p.items if i.kind == "version"} == {"1", "2", "5"}
 
 
-def test_kaizen_gc_dry_run_prints_the_plan(state: State) -> None:
+def test_kaizen_gc_dry_run_prints_the_plan(shared: State) -> None:
+    state = shared
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "DO_NOT_TRACK": "true",
            "MLFLOW_DISABLE_TELEMETRY": "true", "GIT_PYTHON_REFRESH": "quiet"}
     r = subprocess.run([sys.executable, "-m", "kaizen", "gc", "--dry-run"], cwd=state.root, capture_output=True,

@@ -7,8 +7,15 @@ For each batch, in time order:
 2. only then is the batch copied into the temporary production folder;
 3. the arms act: ``kaizen`` runs one real cycle of the policy (which may promote a new
    champion for the next batch); ``retrain_every_batch`` rebuilds on every labelled row with
-   the same build step and budget and always promotes (:func:`kaizen.cycle.retrain`);
+   the same build step and budget and always promotes (:func:`kaizen.bootstrap.retrain`);
+   ``refit_every_batch`` refits the bootstrap champion's recipe on the newest rows, no search,
+   and always promotes, as a cron job would (:func:`kaizen.bootstrap.refit_every_batch`);
    ``static`` keeps the bootstrapped champion.
+
+Labels that arrive late (``data.labels = "separate"``): the label files of the batches folder's
+``labels/`` subfolder are named ``arrives_<NNN>...`` and copied into the temporary labels folder
+right after the batch at replay index NNN is revealed (step 2), so cycles see only the labels
+that have arrived; the prequential score of step 1 uses every label a batch ever gets.
 
 The temporary state has its own SQLite MLflow, artifact folder, promotion log and production
 folder. The live config is only read (threads, cost factors); its MLflow URIs, registry and log
@@ -20,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 import shutil
 import sys
 import tempfile
@@ -37,12 +45,15 @@ from kaizen.data.files import SUFFIXES, read_table
 from kaizen.errors import DataError, KaizenError
 from kaizen.policy import Policy
 
-__all__ = ["ARMS", "EVERY_BATCH_SUFFIX", "run_backtest"]
+__all__ = ["ARMS", "EVERY_BATCH_SUFFIX", "REFIT_SUFFIX", "run_backtest"]
 
 log = logging.getLogger("kaizen.backtest")
 
-ARMS = ("kaizen", "static", "retrain_every_batch")
+ARMS = ("kaizen", "static", "retrain_every_batch", "refit_every_batch")
 EVERY_BATCH_SUFFIX = ".retrain_every_batch"
+REFIT_SUFFIX = ".refit_every_batch"
+#: the arms that act after every batch: (arm, model name suffix)
+_EVERY_BATCH_ARMS = (("retrain_every_batch", EVERY_BATCH_SUFFIX), ("refit_every_batch", REFIT_SUFFIX))
 FORMAT = 1
 
 
@@ -67,8 +78,9 @@ def _replayable(policy: Policy, production: Path, *, name: str | None = None) ->
     if build.trials is not None and build.timeout_seconds is not None:
         build = dataclasses.replace(build, timeout_seconds=None)
     model = policy.model if name is None else dataclasses.replace(policy.model, name=name)
+    labels = {"labels_path": production.parent / LABELS_FOLDER} if policy.data.labels == "separate" else {}
     return dataclasses.replace(policy, model=model, build=build,
-                               data=dataclasses.replace(policy.data, production=production))
+                               data=dataclasses.replace(policy.data, production=production, **labels))
 
 
 def _batch_files(folder: Path, timestamp: str | None) -> list[tuple[Path, pd.DataFrame | None, str | None]]:
@@ -94,6 +106,60 @@ def _batch_files(folder: Path, timestamp: str | None) -> list[tuple[Path, pd.Dat
 
         out.sort(key=key)
     return out
+
+
+#: the subfolder of a batches folder holding label files that arrive late (``data.labels = "separate"``)
+LABELS_FOLDER = "labels"
+_ARRIVES = re.compile(r"(?:^|_)arrives_(\d+)(?:_|$)")
+_Files = list[tuple[Path, pd.DataFrame | None, str | None]]
+
+
+def _late_labels(files: _Files, batches: Path, policy: Policy) -> tuple[_Files, dict[int, list[Path]]]:
+    """The label files of ``batches/labels`` by the replay index of the batch they arrive with, and
+    ``files`` with every label those files will ever hold joined on (the prequential score's truth).
+
+    Only for ``data.labels = "separate"``; creates the temporary labels folder the policy reads.
+    """
+    folder = batches / LABELS_FOLDER
+    if policy.data.labels != "separate":
+        if folder.is_dir():
+            log.warning("%s: label files not replayed: the policy's data.labels is %r", folder, policy.data.labels)
+        return files, {}
+    if not folder.is_dir():
+        raise DataError(f"{folder}: label files folder not found (the policy's data.labels is 'separate'; "
+                        "see docs/backtest.md)")
+    policy.data.labels_path.mkdir(parents=True, exist_ok=True)
+    arrivals: dict[int, list[Path]] = {}
+    frames = []
+    idc, target = policy.data.id_column, policy.model.target
+    for p in sorted(folder.iterdir()):
+        if not p.is_file() or p.suffix.lower() not in SUFFIXES or p.name.startswith("."):
+            continue
+        m = _ARRIVES.search(p.stem)
+        if m is None:
+            raise DataError(f"{p}: a label file's name must hold arrives_<batch index>, e.g. "
+                            "arrives_005_batch_003.parquet")
+        arrivals.setdefault(int(m.group(1)), []).append(p)
+        df = read_table(p)
+        if idc not in df.columns or target not in df.columns:
+            raise DataError(f"{p}: a label file needs columns {idc!r} and {target!r}; got {list(df.columns)}")
+        frames.append(df[[idc, target]])
+    from kaizen.data.labels import Labels, id_keys
+
+    every = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[idc, target])
+    every = every[every[target].notna()]
+    keys = id_keys(every[idc])
+    every = every.assign(_key=keys.to_numpy())[keys.notna().to_numpy()].drop_duplicates("_key", keep="last")
+    truth = Labels(idc, target, pd.Series(every[target].to_numpy(), index=pd.Index(every["_key"], dtype="string")))
+    joined = [(path, truth.join(df) if df is not None and idc in df.columns else df, problem)
+              for path, df, problem in files]
+    return joined, arrivals
+
+
+def _reveal_labels(arrivals: dict[int, list[Path]], index: int, policy: Policy) -> None:
+    """Copy the label files that arrive with the batch at replay ``index`` into the temporary labels folder."""
+    for p in arrivals.get(index, []):
+        shutil.copy(p, policy.data.labels_path / p.name)
 
 
 def _day(frame: pd.DataFrame | None, timestamp: str | None, index: int) -> str:
@@ -179,7 +245,7 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
     every = _replayable(policy, production, name=policy.name + EVERY_BATCH_SUFFIX)
     seed = kz.build.seed if seed is None else int(seed)
     schema, _ref, _golden = load_reference(kz)
-    files = _batch_files(batches, schema.timestamp)
+    files, arrivals = _late_labels(_batch_files(batches, schema.timestamp), batches, kz)
 
     _warm_up()
     previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
@@ -215,6 +281,7 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
                              labelled_rows=scored["kaizen"][1])
                 # 2. the labels are revealed: the batch joins the production window
                 shutil.copy(path, production / path.name)
+                _reveal_labels(arrivals, i, kz)
                 day = _day(frame, schema.timestamp, i)
                 # 3. the arms act; what they promote serves from the next batch on
                 rec = run_cycle(cfg, kz, seed=seed, registry=registry, day=day)

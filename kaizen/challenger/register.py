@@ -21,7 +21,7 @@ from kaizen.champion import REFERENCE_TAG
 from kaizen.data.schema import Schema
 from kaizen.policy import Policy
 
-__all__ = ["Built", "Refitted", "build_and_register", "refit_and_register"]
+__all__ = ["Built", "Refitted", "build_and_register", "refit_and_register", "refit_recipe_and_register"]
 
 log = logging.getLogger("kaizen.challenger")
 
@@ -70,14 +70,29 @@ def _log_and_register(res: Any, rows: pd.DataFrame, registry: Any, policy: Polic
 
 def build_and_register(registry: Any, policy: Policy, schema: Schema, train: pd.DataFrame, *, workdir: Path,
                        seed: int, cycle_id: str, on_registered: Callable[[str], None],
-                       stop: threading.Event | None = None) -> Built:
-    """Search a challenger on ``train`` (oldest first), log it in the active run, register it."""
+                       stop: threading.Event | None = None, name: str = "pipeline",
+                       enqueue: tuple[dict[str, Any], ...] = (), tags: dict[str, str] | None = None) -> Built:
+    """Search a challenger on ``train`` (oldest first), log it in the active run as ``name``, register it."""
     from kaizen.challenger import build_challenger
 
-    result = build_challenger(train, schema=schema, policy=policy, workdir=workdir, seed=seed, stop=stop)
-    version = _log_and_register(result, train, registry, policy, workdir, model_name="pipeline",
-                                reference_dir=REFERENCE_DIR, tags={"kaizen.cycle_id": cycle_id},
-                                on_registered=on_registered)
+    result = build_challenger(train, schema=schema, policy=policy, workdir=workdir, seed=seed, stop=stop,
+                              enqueue=enqueue)
+    version = _log_and_register(result, train, registry, policy, workdir, model_name=name,
+                                reference_dir=REFERENCE_DIR if name == "pipeline" else f"reference_{name}",
+                                tags={"kaizen.cycle_id": cycle_id, **(tags or {})}, on_registered=on_registered)
+    return Built(result, version, {"version": version, **result.to_dict()})
+
+
+def refit_recipe_and_register(registry: Any, policy: Policy, schema: Schema, recipe: Any, rows: pd.DataFrame, *,
+                              workdir: Path, seed: int, cycle_id: str, on_registered: Callable[[str], None],
+                              name: str, tags: dict[str, str] | None = None) -> Built:
+    """Fit ``recipe`` (a :class:`BuildResult`, e.g. the champion's) on ``rows`` without a search; register it."""
+    from kaizen.challenger import refit
+
+    result = refit(recipe, rows, schema=schema, policy=policy, workdir=workdir, seed=seed)
+    version = _log_and_register(result, rows, registry, policy, workdir, model_name=name,
+                                reference_dir=f"reference_{name}",
+                                tags={"kaizen.cycle_id": cycle_id, **(tags or {})}, on_registered=on_registered)
     return Built(result, version, {"version": version, **result.to_dict()})
 
 

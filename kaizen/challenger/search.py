@@ -33,6 +33,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ from kaizen.data.schema import Schema
 from kaizen.errors import BuildError
 from kaizen.policy import FAMILIES, Policy
 
-__all__ = ["BuildResult", "build_challenger", "make_pipeline", "refit", "BUILD_FORMAT"]
+__all__ = ["BuildResult", "build_challenger", "make_pipeline", "refit", "trial_params", "BUILD_FORMAT"]
 
 log = logging.getLogger(__name__)
 
@@ -261,14 +262,17 @@ def _check(train: pd.DataFrame, schema: Schema, policy: Policy) -> np.ndarray:
 
 def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, workdir: Path,
                      seed: int | None = None, stop: threading.Event | None = None,
-                     storage: Any = None, study_name: str | None = None) -> BuildResult:
+                     storage: Any = None, study_name: str | None = None,
+                     enqueue: Sequence[Mapping[str, Any]] = ()) -> BuildResult:
     """Search, refit and write a challenger for ``policy`` from labelled rows in time order.
 
     ``train`` holds ``schema.features`` and a non-null ``schema.target``,
     oldest row first; other columns (timestamp, prediction, ...) are ignored.
     ``seed`` defaults to ``policy.build.seed``. ``stop``, when set, ends the
     search after the running trial. ``storage``/``study_name`` are passed to
-    ``optuna.create_study`` (default: an in-memory study).
+    ``optuna.create_study`` (default: an in-memory study). ``enqueue`` holds configurations to try
+    first (a warm start, e.g. the champion's recipe: :func:`trial_params`); values outside the
+    policy's search space are dropped from them.
 
     Raises :class:`BuildError` when the rows cannot train a model or no trial
     completes.
@@ -344,6 +348,13 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
             direction="maximize" if spec.higher_is_better else "minimize",
             sampler=optuna.samplers.TPESampler(seed=seed))
         first = len(study.trials)
+        for fixed in enqueue:
+            fixed = dict(fixed)
+            if fixed.get("family") not in families:
+                continue
+            if fixed.get("window_fraction") not in windows:
+                fixed.pop("window_fraction", None)
+            study.enqueue_trial(fixed, skip_if_exists=True)
         study.optimize(objective, n_trials=bspec.trials, timeout=bspec.timeout_seconds, n_jobs=1,
                        catch=(Exception,), callbacks=[check_stop], gc_after_trial=False)
     finally:
@@ -413,6 +424,17 @@ def refit(result: BuildResult, rows: pd.DataFrame, *, schema: Schema, policy: Po
     log.info("refit %s: %s on %d rows", policy.model.name, result.family, n_rows)
     return dataclasses.replace(result, artifacts_dir=out, train_rows=n_rows, trials=0, trial_counts={},
                                cpu_seconds=time.thread_time() - cpu0, wall_seconds=time.perf_counter() - wall0)
+
+
+_PREFIX = {"hist_gradient_boosting": "hgb_", "random_forest": "rf_", "logistic_regression": "lr_", "ridge": "ridge_"}
+
+
+def trial_params(family: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A finished recipe's configuration in the search's parameter names (for ``enqueue``)."""
+    out: dict[str, Any] = {"family": family}
+    for k, v in params.items():
+        out[k if k in ("window_fraction", "engineered") else _PREFIX.get(family, "") + k] = v
+    return out
 
 
 def _params(trial: Any) -> tuple[str, dict[str, Any]]:

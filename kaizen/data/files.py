@@ -1,4 +1,5 @@
-"""Files on disk: a reference file, a golden file and a folder of batch files (Parquet or CSV)."""
+"""Files on disk: a reference file, a golden file, a folder of batch files (Parquet or CSV) and, when
+labels arrive separately, a folder of label files (same formats)."""
 
 from __future__ import annotations
 
@@ -31,13 +32,20 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from exc
 
 
-class FileSource(Source):
-    """Batches are the data files of ``production``, in file-name order."""
+def _data_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
 
-    def __init__(self, reference: Path, production: Path, golden: Path | None = None) -> None:
+
+class FileSource(Source):
+    """Batches are the data files of ``production``, label files those of ``labels``, in file-name order."""
+
+    def __init__(self, reference: Path, production: Path, golden: Path | None = None,
+                 labels: Path | None = None) -> None:
         self.reference_path = Path(reference)
         self.production = Path(production)
         self.golden_path = Path(golden) if golden else None
+        self.labels_path = Path(labels) if labels else None
 
     def reference(self) -> pd.DataFrame:
         df = read_table(self.reference_path)
@@ -53,11 +61,26 @@ class FileSource(Source):
     def batch_names(self) -> list[str]:
         if not self.production.is_dir():
             raise DataError(f"{self.production}: production folder not found")
-        return sorted(p.name for p in self.production.iterdir()
-                      if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
+        return _data_files(self.production)
 
     def read_batch(self, name: str) -> Batch:
         try:
             return Batch(name, read_table(self.production / name))
+        except DataError as exc:
+            return Batch(name, None, (str(exc),))
+
+    def label_names(self) -> list[str]:
+        """The label files of ``labels`` in file-name order (name them so they sort by arrival)."""
+        if self.labels_path is None:
+            return []
+        if not self.labels_path.is_dir():
+            raise DataError(f"{self.labels_path}: labels folder (data.labels_path) not found")
+        return _data_files(self.labels_path)
+
+    def read_labels(self, name: str) -> Batch:
+        if self.labels_path is None:
+            return super().read_labels(name)
+        try:
+            return Batch(name, read_table(self.labels_path / name))
         except DataError as exc:
             return Batch(name, None, (str(exc),))

@@ -45,3 +45,12 @@ class Source(ABC):
     @abstractmethod
     def read_batch(self, name: str) -> Batch:
         """One batch; read failures are returned as problems, never raised."""
+
+    def label_names(self) -> list[str]:
+        """Label files that have arrived (``data.labels = "separate"``), in the order they apply (a later
+        file's label for an id wins); a source without label files has none."""
+        return []
+
+    def read_labels(self, name: str) -> Batch:
+        """One label file as a :class:`Batch`; read failures are returned as problems, never raised."""
+        return Batch(name, None, (f"{type(self).__name__} has no label files",))

@@ -30,16 +30,26 @@ therefore taken in file-name order.
 Warnings (checks set to "warn") never exclude anything; they are kept per batch on
 ``Window.warnings`` for every batch the cycle uses (window and history) and in
 :meth:`Window.summary`.
+
+**Labels that arrive late.** Every cycle re-reads the batch files it uses, so a batch file
+rewritten with its labels (``data.labels = "in_batch"``) is picked up as it is. With
+``data.labels = "separate"`` the newest label of each id in the label files is joined onto every
+batch read, before the checks (:mod:`kaizen.data.labels`). ``Window.batch_labels`` counts the
+labelled rows of each batch used and ``Window.digest`` hashes everything the cycle learns from and
+judges on (:func:`content_digest`): it changes when a label arrives or a file is rewritten, and
+stays equal while nothing the cycle would use has changed.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
 from kaizen.data.checks import CheckResult, ReferenceProfile, drop_failing_rows, run_checks
 from kaizen.data.files import FileSource
+from kaizen.data.labels import Labels, read_labels
 from kaizen.data.schema import Schema, check_frame, infer_schema
 from kaizen.data.source import Batch, Source
 from kaizen.errors import DataError
@@ -73,8 +83,17 @@ class Window:
     warnings: tuple[tuple[str, tuple[str, ...]], ...] = ()
     filtered: tuple[tuple[str, str, str, int], ...] = ()
     history_batches: tuple[str, ...] = ()
+    #: rows each history batch contributes to ``history``, aligned with ``history_batches``
+    history_sizes: tuple[int, ...] = ()
     checks: ChecksSpec = field(default_factory=ChecksSpec)
     max_history_batches: int = DataSpec.max_history_batches
+    #: (batch, labelled rows) of every batch used, history then window, in time order
+    batch_labels: tuple[tuple[str, int], ...] = ()
+    #: a hash of what the cycle learns from and judges on (see :func:`content_digest`)
+    digest: str = ""
+    #: how labels arrive (``data.labels``), and with "separate" what the label files gave
+    labels_mode: str = "in_batch"
+    label_files: Labels | None = None
 
     @property
     def labelled(self) -> pd.DataFrame:
@@ -95,11 +114,28 @@ class Window:
             "warnings": [{"batch": n, "messages": list(m)} for n, m in self.warnings],
             "filtered_rows": [{"batch": b, "check": c, "column": col, "rows": n} for b, c, col, n in self.filtered],
             "checks": asdict(self.checks),
+            "digest": self.digest,
+            "batch_labels": dict(self.batch_labels),
+            "labels": {"mode": self.labels_mode,
+                       **(self.label_files.summary() if self.label_files is not None else {})},
         }
 
 
 def source_for(policy: Policy) -> Source:
-    return FileSource(policy.data.reference, policy.data.production, policy.data.golden)
+    d = policy.data
+    return FileSource(d.reference, d.production, d.golden, d.labels_path if d.labels == "separate" else None)
+
+
+def content_digest(parts: list[tuple[str, str, pd.DataFrame]], columns: list[str], target: str) -> str:
+    """SHA-256 over ``(role, batch name, frame)`` in order: names, row and labelled-row counts, and every
+    value of ``columns`` (features, labels, timestamp, prediction). Equal inputs give equal digests across
+    processes; a label that arrives, a rewritten file or a batch moving from window to history changes it."""
+    h = hashlib.sha256()
+    for role, name, frame in parts:
+        f = frame.reindex(columns=columns)
+        h.update(f"{role}\0{name}\0{len(f)}\0{int(f[target].notna().sum())}\0".encode())
+        h.update(pd.util.hash_pandas_object(f, index=False).to_numpy().tobytes())
+    return h.hexdigest()
 
 
 def _time_sorted(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
@@ -136,7 +172,7 @@ def load_reference(policy: Policy, source: Source | None = None
     if reference[target].isna().all():
         raise DataError(f"{policy.data.reference}: the target column {target!r} has no labels")
     schema = infer_schema(reference, target=target, timestamp=d.timestamp_column,
-                          prediction=d.prediction_column, ignored=d.ignore_columns)
+                          prediction=d.prediction_column, ignored=d.excluded_columns)
     ref_problems = check_frame(reference, schema, require_target=True)
     if ref_problems:
         raise DataError(f"{policy.data.reference}: the reference set " + "; ".join(ref_problems))
@@ -182,8 +218,15 @@ def _numeric(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     return frame.astype(cast) if cast else frame
 
 
-def _read(source: Source, name: str, schema: Schema, profile: ReferenceProfile, checks: ChecksSpec) -> _Checked:
+def _read(source: Source, name: str, schema: Schema, profile: ReferenceProfile, checks: ChecksSpec,
+          labels: Labels | None = None) -> _Checked:
     b = source.read_batch(name)
+    if b.frame is not None and not b.problems and labels is not None:  # join the labels, then check as usual
+        if labels.id_column in b.frame.columns:
+            b = Batch(name, labels.join(b.frame))
+        else:
+            b = Batch(name, None, (f"is missing the id column {labels.id_column!r} (data.id_column) that label "
+                                   "files are joined on",))
     if b.frame is not None and not b.problems:
         problems = check_frame(b.frame, schema)
         b = Batch(name, _numeric(b.frame, schema) if not problems else None, tuple(problems))
@@ -191,14 +234,14 @@ def _read(source: Source, name: str, schema: Schema, profile: ReferenceProfile, 
 
 
 def _read_newest(source: Source, names: list[str], schema: Schema, profile: ReferenceProfile,
-                 d: DataSpec) -> list[_Checked]:
+                 d: DataSpec, labels: Labels | None = None) -> list[_Checked]:
     """Batches newest first (file-name order) until the window and the history are filled."""
     need_window, need_history = d.window_batches, d.max_history_batches
     out: list[_Checked] = []
     for name in reversed(names):
         if need_window == 0 and need_history == 0:
             break
-        c = _read(source, name, schema, profile, d.checks)
+        c = _read(source, name, schema, profile, d.checks, labels)
         out.append(c)
         if not c.batch.ok:
             continue
@@ -217,7 +260,8 @@ def load_window(policy: Policy, source: Source | None = None) -> Window:
     schema, reference, golden = load_reference(policy, source)
     profile = ReferenceProfile.build(reference, schema, policy.model.task)
     names = source.batch_names()
-    read = _read_newest(source, names, schema, profile, d)
+    labels = read_labels(source, d.id_column, profile, d.checks) if d.labels == "separate" else None
+    read = _read_newest(source, names, schema, profile, d, labels)
 
     usable = [c for c in read if c.batch.ok]
     if schema.timestamp:
@@ -253,6 +297,8 @@ def load_window(policy: Policy, source: Source | None = None) -> Window:
     current = _concat([_with_target(c.batch.frame, schema) for c in window], schema, like)
     order = {n: i for i, n in enumerate(names)}
     used = sorted(history + window, key=lambda c: order.get(c.batch.name, -1))
+    parts = [("history", c.batch.name, f) for c, f in zip(history, history_frames, strict=True)]
+    parts += [("window", c.batch.name, _with_target(c.batch.frame, schema)) for c in window]
     return Window(
         schema=schema, reference=reference, golden=golden, current=current,
         history=_concat(history_frames, schema, like),
@@ -262,6 +308,11 @@ def load_window(policy: Policy, source: Source | None = None) -> Window:
         warnings=tuple((c.batch.name, c.warnings) for c in used if c.warnings),
         filtered=tuple(filtered),
         history_batches=tuple(c.batch.name for c in history),
+        history_sizes=tuple(len(f) for f in history_frames),
         checks=d.checks,
         max_history_batches=d.max_history_batches,
+        batch_labels=tuple((name, int(f[target].notna().sum())) for _, name, f in parts),
+        digest=content_digest(parts, columns, target),
+        labels_mode=d.labels,
+        label_files=labels,
     )

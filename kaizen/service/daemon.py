@@ -12,6 +12,11 @@ on the scheduler's worker threads::
 Cycle failures never leave :meth:`Service.run_policy`: the cycle records them
 (``run_cycle`` never raises for a failed cycle), the policy backs off, the
 other policies go on.
+
+A full disk: every tick first appends the decisions that could not be written
+(kept in memory, :func:`kaizen.runner.retry_unwritten`, or in the journal, by
+recovery), and ``/readyz`` answers 503 once the state folder's file system has
+less than ``[service] min_free_bytes`` free (``kaizen_state_free_bytes``).
 """
 
 from __future__ import annotations
@@ -27,12 +32,13 @@ from typing import Any
 
 from kaizen._io import write_atomic
 from kaizen.config import Config
-from kaizen.errors import BusyError
+from kaizen.errors import BusyError, KaizenError
 from kaizen.journal import Journal
 from kaizen.ledger import Ledger, Record, iso_utc, new_cycle_id, utcnow
 from kaizen.recovery import recover_all
+from kaizen.runner import UnwrittenDecision, retry_unwritten, unwritten
 from kaizen.service import jobs, logs, signals
-from kaizen.service.http import CachedCheck, HealthServer, registry_reachable
+from kaizen.service.http import CachedCheck, DiskSpace, HealthServer, registry_reachable
 from kaizen.service.lock import StateLock, holder
 from kaizen.service.metrics import ServiceMetrics
 from kaizen.service.policies import PolicySet
@@ -68,8 +74,10 @@ class Service:
         self.state = "starting"
         self.started = utcnow()
         self.health: dict[str, PolicyHealth] = {}
+        self.disk = DiskSpace(config.state_dir, self.settings.min_free_bytes)
         self.metrics = ServiceMetrics(lambda: self.state == "running" and bool(self.scheduler and
-                                                                                  self.scheduler.running))
+                                                                                  self.scheduler.running),
+                                      free_bytes=self.disk.free, unwritten=lambda: len(unwritten(config)))
         self._registry_ok = CachedCheck(lambda: registry_reachable(config.registry_uri))
         self._idle = threading.Condition()
         self._active = 0
@@ -103,6 +111,7 @@ class Service:
                     cmd = "rescan"
                 if cmd == "stop":
                     break
+                self.disk()  # logs a WARNING when the disk runs low, even with nobody asking /readyz
                 self.reload("SIGHUP" if cmd == "reload" else "rescan")
                 self.write_status()
             return self._shutdown()
@@ -180,6 +189,8 @@ class Service:
         h = self.health.get(name)
         if policy is None or h is None:
             return
+        self.disk()
+        self._write_kept()
         if h.retry_at is not None and time.time() < h.retry_at:
             log.info("%s: backing off after %d failed cycle(s); next try after %s", name, h.consecutive_failures,
                      iso_utc(h.retry_at))
@@ -210,6 +221,9 @@ class Service:
         except BusyError as exc:
             log.info("%s: skipped this tick: %s", policy.name, exc)
             return None
+        except UnwrittenDecision as exc:  # kept in memory; the next ticks append it (_write_kept)
+            log.error("%s", exc)
+            return exc.record
         except Exception as exc:  # the ledger or the journal failed: keep the daemon alive, record if we can
             log.exception("cycle of %s failed outside the cycle", policy.name)
             msg = f"{type(exc).__name__}: {exc}"
@@ -220,6 +234,15 @@ class Service:
             except Exception:
                 log.exception("cannot write to the promotion log %s", self.config.ledger_path)
             return rec
+
+    def _write_kept(self) -> None:
+        """Append the decisions a full disk kept out of the promotion log: in memory, or in the journal."""
+        try:
+            retry_unwritten(self.config)
+            if self.journal.pending():  # a decided entry the log refused (recovery appends it), or a dead run
+                recover_all(self.config, self.journal)
+        except (KaizenError, OSError) as exc:  # still full: the next tick tries again
+            log.warning("decisions not yet written to the promotion log: %s", exc)
 
     def _after(self, name: str, h: PolicyHealth, record: Record, seconds: float) -> None:
         s = self.settings
@@ -240,7 +263,9 @@ class Service:
     def ready(self) -> tuple[bool, dict[str, Any]]:
         sched = self.state == "running" and bool(self.scheduler and self.scheduler.running)
         reg_ok, reg_detail = self._registry_ok()
-        return sched and reg_ok, {"scheduler": "running" if sched else self.state, "registry": reg_detail}
+        disk_ok, disk_detail = self.disk()
+        return sched and reg_ok and disk_ok, {"scheduler": "running" if sched else self.state,
+                                              "registry": reg_detail, "disk": disk_detail}
 
     def write_status(self) -> None:
         """``<state>/service.json``: what ``kaizen status`` shows about the live daemon."""

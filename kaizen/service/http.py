@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sqlite3
 import threading
 import time
@@ -23,7 +24,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from kaizen.redact import redact, redact_obj
 
-__all__ = ["HealthServer", "registry_reachable"]
+__all__ = ["DiskSpace", "HealthServer", "registry_reachable"]
 
 log = logging.getLogger("kaizen.service.http")
 
@@ -151,3 +152,49 @@ class CachedCheck:
                 self._value = self.check()
                 self._at = time.monotonic()
             return self._value
+
+
+class DiskSpace:
+    """Free bytes on the file system that holds ``path``, read at most every ``ttl`` seconds.
+
+    Calling it answers ``(ok, detail)`` for ``/readyz``: not ok below ``min_free`` bytes (0: never).
+    A change between enough and too little is logged once (WARNING when it runs low).
+    """
+
+    def __init__(self, path: Path, min_free: int, ttl: float = 5.0) -> None:
+        self.path, self.min_free, self.ttl = Path(path), int(min_free), ttl
+        self._at = -float("inf")
+        self._free: int | None = None
+        self._low = False
+        self._lock = threading.Lock()
+
+    def free(self) -> int | None:
+        """Free bytes (for unprivileged users) under ``path``; None if the file system cannot be read."""
+        with self._lock:
+            if time.monotonic() - self._at > self.ttl:
+                try:
+                    self._free = shutil.disk_usage(self.path).free
+                except OSError as exc:
+                    log.warning("cannot read the free space under %s: %s", self.path, exc)
+                    self._free = None
+                self._at = time.monotonic()
+                low = self._free is not None and self._free < self.min_free
+                if low != self._low:
+                    self._low = low
+                    if low:
+                        log.warning("disk space low: %s", self._describe(self._free))
+                    else:
+                        log.info("disk space back above min_free_bytes: %d bytes free under %s", self._free,
+                                 self.path)
+            return self._free
+
+    def __call__(self) -> tuple[bool, str]:
+        free = self.free()
+        if free is None:
+            return False, f"cannot read the free space under {self.path}"
+        if free < self.min_free:
+            return False, self._describe(free)
+        return True, f"ok: {free} bytes free under {self.path}"
+
+    def _describe(self, free: int | None) -> str:
+        return f"low: {free} bytes free under {self.path} (min_free_bytes {self.min_free})"

@@ -14,6 +14,8 @@ kaizen_last_cycle_timestamp_seconds     gauge    policy
 kaizen_consecutive_failures             gauge    policy
 kaizen_policies                         gauge    state (valid, broken)
 kaizen_scheduler_running                gauge    -
+kaizen_state_free_bytes                 gauge    - (free bytes on the state folder's file system)
+kaizen_unwritten_decisions              gauge    - (decisions kept in memory: the disk was full)
 ======================================  =======  ==========================================
 """
 
@@ -52,12 +54,22 @@ class _Live:
         running = GaugeMetricFamily("kaizen_scheduler_running", "1 while the scheduler runs")
         running.add_metric([], 1.0 if self.m.scheduler_running() else 0.0)
         yield running
+        free = self.m.free_bytes()
+        if free is not None:
+            yield GaugeMetricFamily("kaizen_state_free_bytes", "Free bytes on the state folder's file system",
+                                    value=float(free))
+        yield GaugeMetricFamily("kaizen_unwritten_decisions", "Decisions kept in memory because neither the "
+                                "promotion log nor the journal could hold them (a full disk)",
+                                value=float(self.m.unwritten()))
 
 
 class ServiceMetrics:
-    def __init__(self, scheduler_running: Callable[[], bool] = lambda: False) -> None:
+    def __init__(self, scheduler_running: Callable[[], bool] = lambda: False, *,
+                 free_bytes: Callable[[], int | None] = lambda: None, unwritten: Callable[[], int] = lambda: 0) -> None:
         self.registry = CollectorRegistry()
         self.scheduler_running = scheduler_running
+        self.free_bytes = free_bytes
+        self.unwritten = unwritten
         self._lock = threading.Lock()
         self.last_success: dict[str, float] = {}
         r = self.registry
