@@ -11,6 +11,7 @@ the registry as it was or fully promoted.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from typing import Any
@@ -32,6 +33,10 @@ __all__ = ["run_cycle"]
 
 log = logging.getLogger("kaizen.cycle")
 
+#: how many of the policy's newest records a cycle reads (trigger hysteresis, cooldown, re-baselining, the
+#: ladder's change location, the report cadence): a cycle's reading cost stays flat as the log grows
+HISTORY_RECORDS = 200
+
 
 def run_cycle(config: Config, policy: Policy, *, seed: int | None = None, stop: threading.Event | None = None,
               registry: Any = None, day: str | None = None, on_step: Any = None,
@@ -49,7 +54,6 @@ def run_cycle(config: Config, policy: Policy, *, seed: int | None = None, stop: 
 
 
 def _cycle(ctx: RunContext, policy: Policy) -> Record:
-    import mlflow
 
     from kaizen.data.window import load_window
 
@@ -59,10 +63,11 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
         raise RegistryError(f"model {policy.name!r} has no champion: run `kaizen bootstrap {policy.path}` first")
     draft.sections["champion"] = {"version": champion.version}
 
-    # load
-    window = load_window(policy)
+    # load: the window only; the history is read when a challenger is built
+    window = load_window(_window_only(policy))
     draft.sections["window"] = window.summary()
-    history = ctx.ledger.records()  # read once: the last cycle's window and the day's spend
+    # a bounded read of the log, newest last: what the trigger, the ladder and the "nothing new" check look back on
+    history = ctx.ledger.tail(policy.name, HISTORY_RECORDS)
     last = last_of(history, policy.name, kinds=("cycle",))
     quiet = _nothing_to_do(window, last, policy)
     draft.reasons.extend(_new_problems(window, last))
@@ -70,36 +75,50 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
         draft.reasons.insert(0, quiet)
         return draft.finish("skipped")
 
-    with ctx.mlflow_run() as mlrun:
-        from kaizen.champion import load_champion
+    # monitor
+    from kaizen.champion import load_champion
 
-        champ_model, _ = load_champion(champion, policy, ctx.config.registry_uri)
+    champ_model, _ = load_champion(champion, policy, ctx.config.registry_uri)
+    mon, sides = _monitor(ctx, policy, champion, champ_model, window)
+    draft.sections["champion"]["window_metric"] = mon.champion_metric
+    draft.step(Step.MONITORED)
 
-        # monitor
-        mon, sides = _monitor(ctx, policy, champion, champ_model, window)
-        mlrun_metrics = {"drift_share": mon.drift_share, "champion_window_metric": mon.champion_metric}
-        mlflow.log_metrics({k: v for k, v in mlrun_metrics.items() if v is not None and not np.isnan(v)})
-        draft.step(Step.MONITORED)
-
-        # decide
-        baseline = _baseline(ctx, policy, champ_model, window)
-        decision = _decide(policy, mon, baseline, window, sides[2], history, draft.seed)
-        draft.sections["trigger"] = {"monitor": mon.to_dict(), "baseline": baseline, **decision.to_dict()}
-        if decision.rebaseline is not None:
-            registry.set_baseline(policy.name, decision.rebaseline)
-        _report(ctx, policy, window, sides, decision.improve, history)
-        draft.sections["champion"]["window_metric"] = mon.champion_metric
-        if mon.labelled_rows == 0:
-            draft.reasons.append(f"no labels have arrived for the window (0 of {mon.rows} rows labelled): "
-                                 "the champion's performance is unknown and no challenger can be judged")
-        if not decision.improve:
-            draft.reasons[:0] = decision.reasons
-            return draft.finish("skipped")
+    # decide
+    baseline = _baseline(ctx, policy, champ_model, window)
+    decision = _decide(policy, mon, baseline, window, sides[2], history, draft.seed)
+    draft.sections["trigger"] = {"monitor": mon.to_dict(), "baseline": baseline, **decision.to_dict()}
+    if decision.rebaseline is not None:
+        registry.set_baseline(policy.name, decision.rebaseline)
+    if mon.labelled_rows == 0:
+        draft.reasons.append(f"no labels have arrived for the window (0 of {mon.rows} rows labelled): "
+                             "the champion's performance is unknown and no challenger can be judged")
+    if not decision.improve:
+        draft.reasons[:0] = decision.reasons
+        _idle_trigger(draft, decision.triggered, history, policy)
+    else:
         draft.reasons.extend(decision.reasons)
-        over = _over_budget(draft, policy, history)
+        over = _over_budget(draft, policy, ctx.ledger)
         if over:
             draft.reasons.insert(0, over)
+            _idle_trigger(draft, True, history, policy)
+            decision = dataclasses.replace(decision, action="skip")
+    report = _wants_report(policy, decision.improve, history)
+    if not decision.improve and not report:
+        # a quiet cycle opens no MLflow run: its numbers go to the champion's monitoring run
+        _log_quiet(ctx, policy, champion, mon)
+        return draft.finish("skipped")
+
+    with ctx.mlflow_run() as mlrun:
+        _log_monitor(mon)
+        if report:
+            _report(ctx, policy, window, sides)
+        if not decision.improve:
             return draft.finish("skipped")
+
+        window = load_window(policy)  # with its history, to train on
+        draft.sections["window"].update({k: v for k, v in window.summary().items()
+                                         if k not in draft.sections["window"] or k.startswith("history")})
+        draft.reasons.extend(r for r in _new_problems(window, last) if r not in draft.reasons)
 
         # build: climb the ladder (kaizen/ladder.py) until a challenger passes the gates
         train, holdout, grown = _split(window, policy)
@@ -108,7 +127,7 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
                                     f"batches are too few to judge a challenger (gates.min_holdout_rows = "
                                     f"{policy.gates.min_holdout_rows}, gates.max_holdout_batches = "
                                     f"{policy.gates.max_holdout_batches})")
-            draft.sections["trigger"]["cannot_act"] = True
+            _idle_trigger(draft, True, history, policy)
             return draft.finish("skipped")
         if grown:
             draft.reasons.append(grown)
@@ -141,6 +160,28 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
 
 # -- steps ----------------------------------------------------------------------------------------
 
+def _idle_trigger(draft: Any, triggered: bool, history: list[Record], policy: Policy) -> None:
+    """Count the cycles in a row whose trigger fired but that could not act (``trigger.without_acting``).
+
+    A trigger that fires and never acts is a failure to report, not a quiet skip: the count is
+    in the record (and so in ``kaizen status``, ``/metrics`` and the log) with a reason saying so.
+    """
+    if not triggered:
+        draft.sections["trigger"]["without_acting"] = 0
+        return
+    n = 1
+    for r in reversed(history):
+        if r.policy != policy.name or r.kind != "cycle" or not (r.trigger or {}).get("signals"):
+            continue
+        if not (r.trigger or {}).get("without_acting"):
+            break
+        n += 1
+    draft.sections["trigger"]["without_acting"] = n
+    if n > 1:
+        draft.reasons.insert(1, f"the trigger has fired {n} cycles in a row without acting: check the reason "
+                                "above (budget, cooldown, too few labelled rows for the gates)")
+
+
 def _nothing_to_do(window: Window, last: Record | None, policy: Policy) -> str | None:
     """Why this cycle has nothing to look at (no valid batch, no new batch), or None."""
     if window.current.empty:
@@ -148,8 +189,15 @@ def _nothing_to_do(window: Window, last: Record | None, policy: Policy) -> str |
             return f"no production batches in {policy.data.production}"
         return (f"no valid production batches in {policy.data.production} "
                 f"({len(window.rejected)} rejected)")
-    if last is not None and last.decision != "failed" and list(last.window.get("batches", [])) == list(
-            window.batches):
+    if last is None or last.decision == "failed":
+        return None
+    digest = getattr(window, "digest", None)
+    if digest and last.window.get("digest"):
+        if last.window["digest"] == digest:
+            return (f"nothing new since cycle {last.id}: the same batches and labels "
+                    f"(window {', '.join(window.batches)}; content digest {digest[:12]})")
+        return None
+    if list(last.window.get("batches", [])) == list(window.batches):
         return f"no new valid batches since cycle {last.id} (window {', '.join(window.batches)})"
     return None
 
@@ -207,12 +255,9 @@ def _decide(policy: Policy, mon: Any, baseline: float | None, window: Window, cu
     return decide(policy, inputs)
 
 
-def _report(ctx: RunContext, policy: Policy, window: Window, sides: tuple, triggered: bool,
-            history: list[Record]) -> None:
-    """The Evidently HTML report, for a cycle that triggers (or on the policy's cadence), kept in the MLflow run."""
-    import mlflow
-
-    from kaizen.monitor.report import should_write_report, write_report
+def _wants_report(policy: Policy, triggered: bool, history: list[Record]) -> bool:
+    """Whether this cycle writes the Evidently report: it triggers, or the policy's cadence says so."""
+    from kaizen.monitor.report import should_write_report
 
     quiet = 0
     for r in reversed(history):
@@ -221,8 +266,15 @@ def _report(ctx: RunContext, policy: Policy, window: Window, sides: tuple, trigg
         if r.report:
             break
         quiet += 1
-    if not should_write_report(policy, triggered, quiet):
-        return
+    return should_write_report(policy, triggered, quiet)
+
+
+def _report(ctx: RunContext, policy: Policy, window: Window, sides: tuple) -> None:
+    """The Evidently HTML report, kept once: in the cycle's MLflow run (``record.report`` points at it)."""
+    import mlflow
+
+    from kaizen.monitor.report import write_report
+
     reference, ref_p, cur_p = sides
     path = ctx.workdir / "report" / f"{ctx.draft.id}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -234,6 +286,34 @@ def _report(ctx: RunContext, policy: Policy, window: Window, sides: tuple, trigg
         return
     mlflow.log_artifact(str(path), artifact_path="monitor")
     ctx.draft.report = _local(f"{mlflow.get_artifact_uri('monitor')}/{path.name}")
+
+
+def _monitor_metrics(mon: Any) -> dict[str, float]:
+    values = {"drift_share": mon.drift_share, "champion_window_metric": mon.champion_metric,
+              "prediction_drift": mon.prediction_drift.score if mon.prediction_drift is not None else None}
+    return {k: float(v) for k, v in values.items() if v is not None and np.isfinite(v)}
+
+
+def _log_monitor(mon: Any) -> None:
+    import mlflow
+
+    mlflow.log_metrics(_monitor_metrics(mon))
+
+
+def _log_quiet(ctx: RunContext, policy: Policy, champion: Any, mon: Any) -> None:
+    """A quiet cycle's numbers as one more step of the champion version's monitoring run (MLflow charts)."""
+    try:
+        run_id = ctx.registry.monitoring_run(policy.name, champion.version)
+        ctx.registry.log_metrics(run_id, _monitor_metrics(mon))
+    except Exception as exc:  # the promotion log is the record; the chart is a courtesy
+        log.warning("cycle %s: could not log to the monitoring run: %s", ctx.draft.id, exc)
+        return
+    ctx.draft.sections["trigger"]["monitoring_run_id"] = run_id
+
+
+def _window_only(policy: Policy) -> Policy:
+    """The policy as a quiet cycle reads data: the window's batches, no history."""
+    return dataclasses.replace(policy, data=dataclasses.replace(policy.data, max_history_batches=0))
 
 
 def _local(uri: str) -> str:
@@ -259,10 +339,10 @@ def _baseline(ctx: RunContext, policy: Policy, champ_model: Any, window: Window)
     return value
 
 
-def _over_budget(draft: Any, policy: Policy, history: list[Record]) -> str | None:
+def _over_budget(draft: Any, policy: Policy, ledger: Any) -> str | None:
     if policy.budget.daily_cpu_seconds is None:
         return None
-    spent = spent_on(history, policy.name, draft.day)
+    spent = spent_on(ledger.since(policy.name, draft.day), policy.name, draft.day)
     draft.sections["trigger"]["budget"] = {"day": draft.day, "spent_cpu_seconds": round(spent, 3),
                                            "daily_cpu_seconds": policy.budget.daily_cpu_seconds}
     return budget_problem(policy.budget.daily_cpu_seconds, spent, draft.day)

@@ -30,10 +30,11 @@ on the space ext4 keeps back for exactly that), the file is cut to the record's
 length (freeing blocks needs no space), fsync'd, and renamed over
 ``<cycle id>.json`` (a rename within one folder replaces a directory entry; it
 allocates nothing). The rename is atomic, so the journal holds the previous
-step or the decision, never half of it. On a copy-on-write file system (btrfs,
-ZFS) an overwrite needs new blocks too; there the reserve is deleted instead,
-which gives its space back, and the atomic write is tried once more. The
-reserve goes with the journal file. Earlier steps never use the reserve: if
+step or the decision, never half of it; the rest of the reserve is given
+back, usually room enough for the promotion log's append that follows. On a
+copy-on-write file system (btrfs, ZFS) an overwrite needs new blocks too;
+there the reserve is deleted instead, which gives its space back, and the
+atomic write is tried once more. The reserve goes with the journal file. Earlier steps never use the reserve: if
 they cannot be written, the cycle goes on with weaker crash recovery (one
 ERROR line). If even the reserve cannot hold the decision, :meth:`Journal.holds`
 tells the runner, which keeps the decision in memory (:mod:`kaizen.runner`).
@@ -144,7 +145,7 @@ class Journal:
         except (OSError, TypeError, ValueError) as exc:  # the cycle goes on; only its crash recovery is weaker
             self._write_failed(draft.id, step, exc)
         if step == Step.STARTED:
-            self._reserve(draft.id)
+            self._reserve(draft.id, quiet=draft.id in self._failed)
         log.debug("cycle %s reached %s", draft.id, step)
         _test_hooks(step, entry.get("record"), self.ledger_path)
 
@@ -179,7 +180,8 @@ class Journal:
         log.warning("cycle %s: the disk is full; its decision went into the journal space reserved at its start "
                     "(%s)", cycle_id, path)
 
-    def _reserve(self, cycle_id: str) -> None:
+    def _reserve(self, cycle_id: str, *, quiet: bool) -> None:
+        """Set :data:`RESERVE_BYTES` aside for the cycle's decision (``quiet``: its failure was already logged)."""
         reserve = self.reserve_path(cycle_id)
         try:
             fd = os.open(reserve, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -190,9 +192,9 @@ class Journal:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 reserve.unlink()
-            log.warning("cycle %s: cannot reserve %d bytes for its journal under %s (%s); on a full disk its "
-                        "decision may only be kept in memory", cycle_id, RESERVE_BYTES, self.dir,
-                        describe_os_error(exc))
+            log.log(logging.DEBUG if quiet else logging.WARNING, "cycle %s: cannot reserve %d bytes for its "
+                    "journal under %s (%s); on a full disk its decision may only be kept in memory", cycle_id,
+                    RESERVE_BYTES, self.dir, describe_os_error(exc))
 
     def _write_failed(self, cycle_id: str, step: str, exc: Exception) -> None:
         why = describe_os_error(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"

@@ -59,7 +59,7 @@ def check_data(policy: Policy) -> DataCheck:
 
         d = policy.data
         schema = infer_schema(reference, target=policy.model.target, timestamp=d.timestamp_column,
-                              prediction=d.prediction_column, ignored=d.ignore_columns)
+                              prediction=d.prediction_column, ignored=d.excluded_columns)
         _golden(policy, schema, problems)
         _drift_methods(policy, schema, problems, notes)
     _production(policy, problems, warnings)
@@ -115,7 +115,7 @@ def _reference(policy: Policy, problems: list[str], warnings: list[str]) -> Any:
     if missing:
         warnings.append(f"{path}: data.ignore_columns names column(s) the reference does not have; "
                         f"got {_columns(missing)}")
-    features = [c for c in df.columns if c not in {m.target, d.prediction_column, *d.ignore_columns}
+    features = [c for c in df.columns if c not in {m.target, d.prediction_column, *d.excluded_columns}
                 and c != d.timestamp_column]
     if not features:
         problems.append(f"{path}: data.reference must have at least one feature column besides the target; "

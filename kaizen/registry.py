@@ -203,6 +203,33 @@ class Registry:
             self.set_baseline(name, value)
 
     # -- runs ---------------------------------------------------------------
+    def monitoring_run(self, model_name: str, version: str) -> str:
+        """The run that collects the quiet cycles' monitoring numbers of one champion version (created once)."""
+        key = (self.tracking_uri, model_name, str(version))
+        if key in _MONITORING_RUNS:
+            return _MONITORING_RUNS[key]
+        exp = self.experiment_id(model_name)
+        found = self.client.search_runs([exp], filter_string=f"tags.`kaizen.monitor_of` = '{version}'",
+                                        max_results=1)
+        if found:
+            run_id = found[0].info.run_id
+        else:
+            run_id = self.client.create_run(exp, run_name=f"{model_name} · monitoring · champion v{version}",
+                                            tags={"kaizen.monitor_of": str(version), "kaizen.policy": model_name,
+                                                  "kaizen.kind": "monitoring"}).info.run_id
+        _MONITORING_RUNS[key] = run_id
+        return run_id
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], *, step: int | None = None) -> None:
+        """Log ``metrics`` to ``run_id`` at ``step`` (default: the current Unix time in seconds)."""
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        step = now // 1000 if step is None else step
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
     def start_run(self, model_name: str, *, run_name: str, tags: dict[str, str]) -> Any:
         """Create a run in the model's experiment (through this registry's client, not process-wide state)."""
         return self.client.create_run(self.experiment_id(model_name), run_name=run_name, tags=tags)
@@ -295,6 +322,10 @@ class Registry:
     def tag_run(self, run_id: str, tags: dict[str, Any]) -> None:
         for k, v in tags.items():
             self.client.set_tag(run_id, k, str(v))
+
+
+#: (tracking URI, model, version) → the version's monitoring run id, per process
+_MONITORING_RUNS: dict[tuple[str, str, str], str] = {}
 
 
 def _not_found(exc: Any) -> bool:

@@ -176,8 +176,8 @@ def run(config: Config, policy: str, body: Callable[[RunContext], Record], *, ki
     with PolicyLock(config.state_dir, policy, wait_seconds=wait_seconds):
         journal = Journal(config.state_dir, config.ledger_path)
         ledger = Ledger(config.ledger_path)
+        _recover(config, journal, policy, registry)  # leaves alone the cycles whose decision is kept in memory
         _append_kept(config, policy, registry=registry)
-        _recover(config, journal, policy, registry)
         draft = Draft(id=record_id or new_cycle_id(policy), policy=policy, kind=kind, seed=seed,
                       day=day or today(), cost_model=CostModel.from_config(config),
                       on_step=_chain(journal.mark, on_step))
@@ -216,8 +216,9 @@ def _not_appended(config: Config, journal: Journal, record: Record, exc: Excepti
     with _KEPT_LOCK:
         _KEPT[(str(config.ledger_path), record.id)] = record
     raise UnwrittenDecision(record, f"{what} of {record.policy}: the decision could not be written: {why}; nor "
-                                    f"could the journal under {journal.dir} hold it; this process keeps it in memory "
-                                    "and appends it when space returns (lost if the process ends first)")
+                                    f"could the journal under {journal.dir} hold it; it is kept only in this "
+                                    "process's memory (a running service appends it when space returns; a command "
+                                    "loses it when it ends)")
 
 
 def unwritten(config: Config | None = None) -> list[Record]:
@@ -264,9 +265,9 @@ def _append_kept(config: Config, policy: str, *, registry: Any = None) -> list[R
             out.append(rec)
             log.warning("%s %s (%s) of %s: appended to the promotion log after the disk had been full", rec.kind,
                         rec.id, rec.decision, rec.policy)
-    except (OSError, LedgerError) as exc:
+    except (OSError, LedgerError) as exc:  # logged at ERROR when first kept; retried on every tick
         why = str(exc) if isinstance(exc, LedgerError) else describe_os_error(exc)
-        log.error("%d decision(s) of %s still kept in memory, not written: %s", len(todo) - len(out), policy, why)
+        log.debug("%d decision(s) of %s still kept in memory, not written: %s", len(todo) - len(out), policy, why)
     return out
 
 
@@ -336,11 +337,12 @@ def disk_full(config: Config, exc: BaseException) -> str | None:
         seen.add(id(e))
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             where = e.filename or e.filename2
-            if where is None:  # os.write names no file: say where the state lives and how much room is left
+            if where is None:  # os.write names no file: say how much room the state folder has left
                 try:
-                    where = f"{config.state_dir} ({shutil.disk_usage(config.state_dir).free} bytes free)"
+                    where = f"(file not named; {shutil.disk_usage(config.state_dir).free} bytes free under " \
+                            f"{config.state_dir})"
                 except OSError:
-                    where = str(config.state_dir)
+                    where = "(file not named)"
             return f"disk full: {where}: {e.strerror or describe_os_error(e)}"
         if "database or disk is full" in str(e):
             uri = config.tracking_uri

@@ -100,6 +100,7 @@ def collect(config: Config) -> dict[str, Any]:
             "champion": champ, "champion_since": since,
             "last_decision": last.decision if last else None, "last_cycle": last.time if last else None,
             "last_cycle_id": last.id if last else None,
+            "triggered_without_acting": int((last.trigger or {}).get("without_acting") or 0) if last else 0,
             "last_error": err,
             "consecutive_failures": lp.get("consecutive_failures", 0),
             "retry_at": lp.get("retry_at"),
@@ -121,6 +122,8 @@ def render(st: dict[str, Any]) -> str:
         last = p["last_decision"] or "-"
         if p["consecutive_failures"]:
             last += f" ({p['consecutive_failures']} failed in a row, retry after {p['retry_at'] or 'next tick'})"
+        if p.get("triggered_without_acting", 0) > 1:
+            last += f" (triggered {p['triggered_without_acting']} times in a row without acting)"
         err = p["last_error"]
         rows.append((p["policy"], p["schedule"] or "-", nxt, f"v{p['champion']}" if p["champion"] else "-",
                      p["champion_since"] or "-", last,

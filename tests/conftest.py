@@ -141,9 +141,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """
     root = Path(__file__).resolve().parent
     args = [Path(a.split("::")[0]).resolve() for a in session.config.args] or [root]
-    if not any(a == root or a == root.parent for a in args) or session.config.option.keyword:
+    opt = session.config.option
+    if not any(a == root or a == root.parent for a in args) or opt.keyword or opt.markexpr:
         return
-    on_disk = {p.resolve() for p in root.rglob("test_*.py") if "__pycache__" not in p.parts}
+    ignored = [Path(p).resolve() for p in (opt.ignore or []) + (opt.ignore_glob or [])]
+    on_disk = {p.resolve() for p in root.rglob("test_*.py") if "__pycache__" not in p.parts
+               and not any(p.resolve() == i or i in p.resolve().parents for i in ignored)}
     collected = {Path(str(item.fspath)).resolve() for item in session.items}
     missing = sorted(str(p.relative_to(root.parent)) for p in on_disk - collected)
     if missing:

@@ -1,14 +1,16 @@
 """`kaizen backtest` on a small seeded churn stream: real MLflow, Evidently, featuretools, Optuna.
 
-Three backtests run in this module (about 25 s each): one in-process that keeps its state for
+Three backtests run in this module (about 30 s each): one in-process that keeps its state for
 inspection, one through the CLI inside a live home, and one on the same stream with one batch's
 labels inverted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -20,6 +22,7 @@ import pandas as pd
 import pytest
 
 from kaizen.backtest import ARMS, EVERY_BATCH_SUFFIX, run_backtest, summary_table, without_timings
+from kaizen.backtest.replay import REFIT_SUFFIX
 from tests.conftest import BASE_POLICY, to_toml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +31,8 @@ FLIPPED = 3  # the batch whose labels the third run inverts (the concept-drift b
 BATCH_KEYS = {"name", "rows", "champion_version", "metric", "drift_share", "decision", "cpu_seconds"}
 SUMMARY_KEYS = {"mean_metric", "retrains", "promotions", "build_cpu_seconds", "total_cpu_seconds", "energy_kwh",
                 "co2_grams"}
+#: the arms that build and promote after every batch, by their model name suffix
+EVERY_BATCH = {"retrain_every_batch": EVERY_BATCH_SUFFIX, "refit_every_batch": REFIT_SUFFIX}
 
 
 @pytest.fixture(scope="module")
@@ -107,15 +112,23 @@ def test_json_fields(first: tuple[dict, Path]) -> None:
         assert b["rows"] == 400 and b["labelled_rows"] == 400
         assert 0.0 <= b["metric"] <= 1.0 and 0.0 <= b["drift_share"] <= 1.0
         assert b["decision"] in ("skipped", "promoted", "rejected") and b["cpu_seconds"] > 0
-        assert set(b["baselines"]) == {"static", "retrain_every_batch"}
-        assert b["baselines"]["retrain_every_batch"]["decision"] == "promoted"
-    assert set(result["summary"]) == set(ARMS)
+        assert set(b["baselines"]) == {"static", *EVERY_BATCH}
+        for arm in EVERY_BATCH:
+            assert b["baselines"][arm]["decision"] == "promoted", (arm, b["baselines"][arm])
+            assert {"champion_version", "metric", "cpu_seconds", "build_cpu_seconds", "energy_kwh",
+                    "co2_grams"} <= set(b["baselines"][arm]), arm
+    assert set(result["summary"]) == set(ARMS) == {"kaizen", "static", *EVERY_BATCH}
     for arm, s in result["summary"].items():
         assert SUMMARY_KEYS <= set(s), (arm, s.keys())
         assert s["energy_kwh"] == pytest.approx(s["total_cpu_seconds"] * 20.0 / 3.6e6, rel=1e-3, abs=1e-9)
-    k, st, ev = (result["summary"][a] for a in ARMS)
+    k, st = result["summary"]["kaizen"], result["summary"]["static"]
     assert st["retrains"] == st["promotions"] == 0 and st["total_cpu_seconds"] == 0.0
-    assert ev["retrains"] == ev["promotions"] == 6 and ev["build_cpu_seconds"] > 0
+    for arm in EVERY_BATCH:
+        ev = result["summary"][arm]
+        assert ev["retrains"] == ev["promotions"] == 6 and ev["build_cpu_seconds"] > 0, arm
+        assert ev["total_cpu_seconds"] == pytest.approx(sum(b["baselines"][arm]["cpu_seconds"] for b in batches),
+                                                        abs=0.01)
+        assert ev["mean_metric"] == pytest.approx(sum(b["baselines"][arm]["metric"] for b in batches) / 6, abs=1e-5)
     assert k["promotions"] == sum(b["decision"] == "promoted" for b in batches) >= 1
     assert k["retrains"] >= k["promotions"]
     assert k["total_cpu_seconds"] == pytest.approx(sum(b["cpu_seconds"] for b in batches), abs=0.01)
@@ -124,6 +137,52 @@ def test_json_fields(first: tuple[dict, Path]) -> None:
     assert k["mean_metric"] > st["mean_metric"]
     table = summary_table(result)
     assert all(arm in table for arm in ARMS) and "MEAN ROC_AUC" in table
+    assert "of refit_every_batch's CPU seconds" in table
+
+
+def test_refit_every_batch_refits_the_bootstrap_recipe_without_a_search(first: tuple[dict, Path]) -> None:
+    """Its bootstrap is kaizen's champion; after every batch it fits that recipe on the newest rows, no trials."""
+    from kaizen.ledger import Ledger
+
+    result, state = first
+    boot = result["bootstrap"]
+    refit = boot["refit_every_batch"]
+    assert refit["same_champion_as_kaizen"] is True and refit["recipe_version"] == refit["version"]
+    assert refit["holdout_metric"] == boot["kaizen"]["holdout_metric"]
+    records = [r for r in Ledger(state / "state" / "promotion-log.jsonl").records()
+               if r.policy == "churn" + REFIT_SUFFIX]
+    assert [r.kind for r in records] == ["bootstrap"] + ["retrain"] * 6
+    recipe = records[0].challenger
+    fraction = recipe["params"]["window_fraction"]
+    for i, r in enumerate(records[1:]):
+        assert r.decision == "promoted", r.reasons
+        assert "refit_every_batch baseline" in r.reasons[-1] and f"version {refit['version']}" in r.reasons[-1]
+        c = r.challenger
+        assert c["trials"] == 0 and c["recipe_of"] == refit["version"]
+        assert (c["family"], c["params"], c["feature_names"]) == (recipe["family"], recipe["params"],
+                                                                   recipe["feature_names"])
+        # every labelled row so far (1200 reference + 400 per batch), of which the recipe keeps its window fraction
+        n = 1200 + 400 * (i + 1)
+        assert c["train_rows"] == min(n, max(1, math.ceil(n * fraction - 1e-9))), (i, fraction)
+        assert r.champion["replaced"] == str(int(refit["version"]) + i)
+
+
+def test_refit_every_batch_fails_on_a_version_it_cannot_refit(first: tuple[dict, Path], stream: Path,
+                                                              tmp_path: Path) -> None:
+    from kaizen.bootstrap import refit_every_batch
+    from kaizen.config import Config
+
+    _, kept = first
+    state = tmp_path / "state"
+    shutil.copytree(kept / "state", state)  # the kept registry, with a champion for the refit arm's model
+    uri = f"sqlite:///{state / 'mlflow.db'}"
+    cfg = Config(path=None, state_dir=state, policies_dir=tmp_path / "policies", tracking_uri=uri, registry_uri=uri,
+                 artifact_location=(tmp_path / "artifacts").as_uri(), ledger_path=state / "promotion-log.jsonl")
+    policy = _policy(stream)
+    policy = dataclasses.replace(policy, model=dataclasses.replace(policy.model, name="churn" + REFIT_SUFFIX))
+    rec = refit_every_batch(cfg, policy, recipe_version="99", seed=SEED)
+    assert rec.decision == "failed" and rec.kind == "retrain"
+    assert rec.reasons[0] == "model 'churn.refit_every_batch' has no version 99", rec.reasons
 
 
 # -- prequential order ----------------------------------------------------------------------------
@@ -137,18 +196,19 @@ def test_each_batch_is_scored_by_a_champion_from_before_it(first: tuple[dict, Pa
     for i, b in enumerate(result["batches"]):
         assert b["champion_version"] == serving, i
         assert b["baselines"]["static"]["champion_version"] == boot["kaizen"]["version"]
-        # retrain_every_batch promotes once per batch: batch i is scored by the version built after batch i - 1
-        assert b["baselines"]["retrain_every_batch"]["champion_version"] == str(int(boot["retrain_every_batch"]
-                                                                                   ["version"]) + i)
+        # the every-batch arms promote once per batch: batch i is scored by the version built after batch i - 1
+        for arm in EVERY_BATCH:
+            assert b["baselines"][arm]["champion_version"] == str(int(boot[arm]["version"]) + i), (arm, i)
         serving = b["promoted_version"] or serving
     # and in the kept registry: that version existed before the batch reached the production folder
     uri = f"sqlite:///{state / 'state' / 'mlflow.db'}"
     client = Registry(uri, uri, (state / "artifacts").as_uri()).client
     for b in result["batches"]:
         copied_ms = (state / "production" / b["name"]).stat().st_mtime_ns // 1_000_000
-        for name, version in (("churn", b["champion_version"]), ("churn" + EVERY_BATCH_SUFFIX,
-                                                                  b["baselines"]["retrain_every_batch"]
-                                                                  ["champion_version"])):
+        serving_versions = [("churn", b["champion_version"])]
+        serving_versions += [("churn" + suffix, b["baselines"][arm]["champion_version"])
+                             for arm, suffix in EVERY_BATCH.items()]
+        for name, version in serving_versions:
             assert client.get_model_version(name, version).creation_timestamp <= copied_ms, (b["name"], name)
 
 
@@ -171,9 +231,13 @@ def test_a_batchs_labels_never_influence_its_own_score(first: tuple[dict, Path],
     a, b = result["batches"][FLIPPED], flipped["batches"][FLIPPED]
     assert b["champion_version"] == a["champion_version"]
     assert b["metric"] == pytest.approx(1 - a["metric"], abs=2e-6)
-    for arm in ("static", "retrain_every_batch"):
+    for arm in ("static", *EVERY_BATCH):
         assert b["baselines"][arm]["champion_version"] == a["baselines"][arm]["champion_version"]
         assert b["baselines"][arm]["metric"] == pytest.approx(1 - a["baselines"][arm]["metric"], abs=2e-6)
+    # once revealed, the inverted labels do reach the every-batch arms' next models (the attack had an effect)
+    nxt, nxt_flipped = result["batches"][FLIPPED + 1], flipped["batches"][FLIPPED + 1]
+    for arm in EVERY_BATCH:
+        assert nxt_flipped["baselines"][arm]["metric"] != nxt["baselines"][arm]["metric"], arm
 
 
 # -- the CLI, isolation, determinism ----------------------------------------------------------------
@@ -181,7 +245,7 @@ def test_a_batchs_labels_never_influence_its_own_score(first: tuple[dict, Path],
 def test_cli_writes_json_plot_and_table(cli_run: dict[str, Any]) -> None:
     r = cli_run["proc"]
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "MEAN ROC_AUC" in r.stdout and "retrain_every_batch" in r.stdout and "static" in r.stdout
+    assert "MEAN ROC_AUC" in r.stdout and "static" in r.stdout and all(arm in r.stdout for arm in EVERY_BATCH)
     assert "backtest churn" in r.stderr  # the progress bar
     doc = json.loads((cli_run["out"] / "bt.json").read_text())
     assert set(doc["summary"]) == set(ARMS) and len(doc["batches"]) == 6

@@ -51,23 +51,32 @@ def test_no_drift_is_skipped_with_reasons(booted) -> None:
     assert rec.reasons[0].startswith("no trigger fired: data drift in")
     assert rec.trigger["action"] == "skip" and rec.trigger["monitor"]["drift_share"] < 0.3
     assert {s["rule"] for s in rec.trigger["signals"]} == {"drift_share", "prediction_drift", "performance_drop"}
-    assert rec.challenger == {} and rec.mlflow_run_id
-    assert rec.report is None  # a quiet cycle writes no Evidently report (monitor.report = "on_trigger")
+    assert rec.challenger == {}
+    # a quiet cycle writes no Evidently report (monitor.report = "on_trigger") and opens no MLflow run of its
+    # own: its numbers are one more step of the champion's monitoring run
+    assert rec.report is None and rec.mlflow_run_id is None
     reg = registry_of(booted)
     assert reg.champion("churn").version == "1" and reg.challenger("churn") is None
-    assert reg.client.list_artifacts(rec.mlflow_run_id, "monitor") == []
+    mon_run = reg.client.get_run(rec.trigger["monitoring_run_id"])
+    assert mon_run.data.tags["kaizen.monitor_of"] == "1"
+    assert mon_run.data.metrics["drift_share"] == pytest.approx(rec.trigger["monitor"]["drift_share"])
     again = run_cycle(booted.config(), booted.policy())
-    assert again.decision == "skipped" and "no new valid batches since cycle" in again.reasons[0]
-    run = reg.client.get_run(rec.mlflow_run_id)
-    assert run.data.tags["kaizen.decision"] == "skipped" and run.info.status == "FINISHED"
-    assert run.info.run_name == "churn · cycle · skipped · champion v1"
+    assert again.decision == "skipped" and again.reasons[0].startswith("nothing new since cycle")
+    booted.write_policy({"trigger": {"drift_share": 0.95, "prediction_drift": False, "performance_drop": 0.5}})
+    booted.arrive(1)
+    third = run_cycle(booted.config(), booted.policy())
+    assert third.decision == "skipped" and third.trigger["monitoring_run_id"] == mon_run.info.run_id
+    assert len(reg.client.get_metric_history(mon_run.info.run_id, "drift_share")) == 2
 
 
 def test_the_report_is_written_when_asked_and_kept_once_in_the_run(booted) -> None:
     booted.write_policy({"monitor": {"report": "always"}})
     booted.arrive(0)
     rec = run_cycle(booted.config(), booted.policy())
-    assert Path(rec.report).exists() and Path(rec.report).stat().st_size > 100_000
+    assert rec.decision == "skipped" and Path(rec.report).exists() and Path(rec.report).stat().st_size > 100_000
+    run = registry_of(booted).client.get_run(rec.mlflow_run_id)
+    assert run.data.tags["kaizen.decision"] == "skipped" and run.info.status == "FINISHED"
+    assert run.info.run_name == "churn · cycle · skipped · champion v1"
     arts = [a.path for a in registry_of(booted).client.list_artifacts(rec.mlflow_run_id, "monitor")]
     assert arts == [f"monitor/{Path(rec.report).name}"]
     assert not list(booted.config().state_dir.rglob("reports/*.html"))  # not stored a second time
@@ -252,3 +261,23 @@ def test_regression_policy_runs_the_whole_cycle(tmp_path) -> None:
     imp = next(g for g in p.gates if g["name"] == "improvement")["numbers"]
     assert imp["metric"] == "rmse" and imp["challenger"] < imp["champion"]   # lower error wins
     assert imp["improvement"] == pytest.approx((imp["champion"] - imp["challenger"]) / imp["champion"])
+
+
+def test_a_trigger_that_cannot_act_is_counted_and_reported_first(booted) -> None:
+    from kaizen.config import load_config
+    from kaizen.status import collect, render
+
+    booted.write_policy({"trigger": {"drift_share": 0.05}, "gates": {"min_holdout_rows": 100_000,
+                                                                     "max_holdout_batches": 2}})
+    booted.arrive(2)
+    first = run_cycle(booted.config(), booted.policy())
+    booted.arrive(3)
+    second = run_cycle(booted.config(), booted.policy())
+    for rec, n in ((first, 1), (second, 2)):
+        assert rec.decision == "skipped" and rec.trigger["action"] == "improve", rec.reasons
+        assert rec.reasons[0].startswith("triggered but cannot act: ") and "min_holdout_rows = 100000" in rec.reasons[0]
+        assert rec.trigger["without_acting"] == n
+    assert second.reasons[1].startswith("the trigger has fired 2 cycles in a row without acting")
+    st = collect(load_config(booted.root / "config.toml"))
+    assert st["policies"][0]["triggered_without_acting"] == 2
+    assert "triggered 2 times in a row without acting" in render(st)

@@ -67,7 +67,7 @@ def test_two_concurrent_once_commands_promote_exactly_once(promoting) -> None:
     recs = [r for r in Ledger(promoting.config().ledger_path).records() if r.kind == "cycle"]
     assert sorted(r.decision for r in recs) == ["promoted", "skipped"], [r.reasons for r in recs]
     skipped = next(r for r in recs if r.decision == "skipped")
-    assert skipped.reasons[0].startswith("no new valid batches since cycle")
+    assert skipped.reasons[0].startswith("nothing new since cycle")
     promoted = next(r for r in recs if r.decision == "promoted")
     assert Registry.from_config(promoting.config()).champion("churn").version == promoted.challenger["version"]
 
@@ -86,7 +86,8 @@ def test_a_busy_policy_makes_once_exit_75_naming_the_holder(promoting) -> None:
 def test_sigkill_of_once_is_recovered_by_the_next_command(promoting, point: str, step: str) -> None:
     cfg = promoting.config()
     if point.startswith("building"):
-        promoting.write_policy({**PROMOTE, "build": {"trials": 400, "timeout_seconds": 120, "window_fractions": [1.0]}})
+        promoting.write_policy({**PROMOTE, "build": {"trials": 400, "timeout_seconds": 120, "window_fractions": [1.0],
+                                                     "strategy": "full"}})
     out = kaizen(promoting, "once", "churn", env={"KAIZEN_TEST_CRASH_AT": point})
     assert out.returncode == -signal.SIGKILL, out.stderr[-2000:]
     [entry] = Journal(cfg.state_dir, cfg.ledger_path).pending()

@@ -52,8 +52,6 @@ log = logging.getLogger("kaizen.backtest")
 ARMS = ("kaizen", "static", "retrain_every_batch", "refit_every_batch")
 EVERY_BATCH_SUFFIX = ".retrain_every_batch"
 REFIT_SUFFIX = ".refit_every_batch"
-#: the arms that act after every batch: (arm, model name suffix)
-_EVERY_BATCH_ARMS = (("retrain_every_batch", EVERY_BATCH_SUFFIX), ("refit_every_batch", REFIT_SUFFIX))
 FORMAT = 1
 
 
@@ -206,6 +204,12 @@ def _cost(rec: Any) -> tuple[float, float]:
     return float(c.get("cpu_seconds") or 0.0), float(c.get("build_cpu_seconds") or 0.0)
 
 
+def _recipe(rec: Any) -> tuple[Any, ...]:
+    """What makes two bootstrapped champions the same: family, hyperparameters, features, rows, holdout metric."""
+    c = rec.challenger or {}
+    return (c.get("family"), c.get("params"), c.get("feature_names"), c.get("train_rows"), c.get("holdout_metric"))
+
+
 def _drift_share(rec: Any) -> float | None:
     mon = (rec.trigger or {}).get("monitor") or {}
     v = mon.get("drift_share")
@@ -215,7 +219,7 @@ def _drift_share(rec: Any) -> float | None:
 def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None, seed: int | None = None,
                  progress: bool = True, state_dir: Path | None = None,
                  on_batch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Replay ``batches`` through ``policy`` and the two baselines; return the JSON-ready result.
+    """Replay ``batches`` through ``policy`` and the three baselines; return the JSON-ready result.
 
     ``config`` is the live config (read for threads and the cost factors only). ``state_dir``
     keeps the temporary state there (it must not exist yet) instead of a deleted temp folder.
@@ -223,7 +227,7 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
     """
     import mlflow
 
-    from kaizen.bootstrap import bootstrap, retrain
+    from kaizen.bootstrap import bootstrap, refit_every_batch, retrain
     from kaizen.cycle import run_cycle
     from kaizen.data.window import load_reference
     from kaizen.registry import Registry
@@ -243,6 +247,7 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
     cost_model = CostModel.from_config(cfg)
     kz = _replayable(policy, production)
     every = _replayable(policy, production, name=policy.name + EVERY_BATCH_SUFFIX)
+    refit = _replayable(policy, production, name=policy.name + REFIT_SUFFIX)
     seed = kz.build.seed if seed is None else int(seed)
     schema, _ref, _golden = load_reference(kz)
     files, arrivals = _late_labels(_batch_files(batches, schema.timestamp), batches, kz)
@@ -252,12 +257,21 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
     try:
         registry = Registry.from_config(cfg)
         boot = {}
-        for arm, pol in (("kaizen", kz), ("retrain_every_batch", every)):
+        recipes = {}
+        for arm, pol in (("kaizen", kz), ("retrain_every_batch", every), ("refit_every_batch", refit)):
             rec = bootstrap(cfg, pol, seed=seed, registry=registry)
             if rec.decision != "promoted":
                 raise KaizenError(f"backtest: bootstrap of {pol.name!r} was {rec.decision}: " + "; ".join(rec.reasons))
             boot[arm] = {"version": rec.champion["version"], "cpu_seconds": _cost(rec)[0],
                          "build_cpu_seconds": _cost(rec)[1], "holdout_metric": rec.challenger.get("holdout_metric")}
+            recipes[arm] = _recipe(rec)
+        # the refit arm refits its own bootstrap's recipe: the same search on the same rows and seed as kaizen's
+        same = recipes["refit_every_batch"] == recipes["kaizen"]
+        boot["refit_every_batch"].update(recipe_version=boot["refit_every_batch"]["version"],
+                                         same_champion_as_kaizen=same)
+        if not same:
+            log.warning("backtest: the refit_every_batch bootstrap differs from kaizen's (%s vs %s); a search with a "
+                        "timeout and no trial budget does not repeat", recipes["refit_every_batch"], recipes["kaizen"])
         static_uri = f"models:/{kz.name}/{boot['kaizen']['version']}"
         scorer = _Scorer(kz, schema)
         rows_out: list[dict[str, Any]] = []
@@ -265,7 +279,8 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
         try:
             for i, (path, frame, problem) in enumerate(files):
                 # 1. score every arm's current champion on the batch before anything learns from it
-                champs = {"kaizen": registry.champion(kz.name), "retrain_every_batch": registry.champion(every.name)}
+                champs = {"kaizen": registry.champion(kz.name), "retrain_every_batch": registry.champion(every.name),
+                          "refit_every_batch": registry.champion(refit.name)}
                 entry: dict[str, Any] = {"index": i, "name": path.name,
                                          "rows": 0 if frame is None else int(len(frame))}
                 scored: dict[str, tuple[float | None, int]] = {}
@@ -273,7 +288,8 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
                         ("kaizen", champs["kaizen"].uri, champs["kaizen"].version),
                         ("static", static_uri, boot["kaizen"]["version"]),
                         ("retrain_every_batch", champs["retrain_every_batch"].uri,
-                         champs["retrain_every_batch"].version)):
+                         champs["retrain_every_batch"].version),
+                        ("refit_every_batch", champs["refit_every_batch"].uri, champs["refit_every_batch"].version)):
                     scored[arm] = (None, 0) if frame is None else scorer(uri, frame)
                     entry.setdefault("_versions", {})[arm] = version
                 versions = entry.pop("_versions")
@@ -294,13 +310,23 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
                     entry["problem"] = problem
                 rrec = retrain(cfg, every, seed=seed, registry=registry, day=day)
                 rcpu, rbuild = _cost(rrec)
+                frec = refit_every_batch(cfg, refit, recipe_version=boot["refit_every_batch"]["recipe_version"],
+                                         seed=seed, registry=registry, day=day)
+                fcpu, fbuild = _cost(frec)
                 entry["baselines"] = {
                     "static": {"champion_version": versions["static"], "metric": scored["static"][0]},
                     "retrain_every_batch": {"champion_version": versions["retrain_every_batch"],
                                             "metric": scored["retrain_every_batch"][0],
                                             "decision": rrec.decision, "cpu_seconds": rcpu,
                                             "build_cpu_seconds": rbuild, **cost_model.estimate(rcpu)},
+                    "refit_every_batch": {"champion_version": versions["refit_every_batch"],
+                                          "metric": scored["refit_every_batch"][0],
+                                          "decision": frec.decision, "cpu_seconds": fcpu,
+                                          "build_cpu_seconds": fbuild, **cost_model.estimate(fcpu)},
                 }
+                for arm, r in (("retrain_every_batch", rrec), ("refit_every_batch", frec)):
+                    if r.decision != "promoted":
+                        entry["baselines"][arm]["reason"] = _main_reason(r)
                 rows_out.append(entry)
                 if on_batch is not None:
                     on_batch(entry)
@@ -368,7 +394,11 @@ def summarize(rows: list[dict[str, Any]], cost_model: CostModel) -> dict[str, di
     decisions: dict[str, int] = {}
     for r in rows:
         decisions[r["decision"]] = decisions.get(r["decision"], 0) + 1
-    ev = [r["baselines"]["retrain_every_batch"] for r in rows]
+    def every_batch(name: str) -> dict[str, Any]:
+        ev = [r["baselines"][name] for r in rows]
+        return arm([e["metric"] for e in ev], [e["cpu_seconds"] for e in ev], [e["build_cpu_seconds"] for e in ev],
+                   sum(1 for e in ev if e["build_cpu_seconds"] > 0), sum(1 for e in ev if e["decision"] == "promoted"))
+
     return {
         "kaizen": arm([r["metric"] for r in rows], [r["cpu_seconds"] for r in rows],
                       [r["build_cpu_seconds"] for r in rows],
@@ -377,10 +407,8 @@ def summarize(rows: list[dict[str, Any]], cost_model: CostModel) -> dict[str, di
                       budget_skips=sum(1 for r in rows if "daily compute budget" in (r.get("reason") or ""))),
         "static": arm([r["baselines"]["static"]["metric"] for r in rows], [0.0] * len(rows), [0.0] * len(rows),
                       0, 0),
-        "retrain_every_batch": arm([e["metric"] for e in ev], [e["cpu_seconds"] for e in ev],
-                                   [e["build_cpu_seconds"] for e in ev],
-                                   sum(1 for e in ev if e["build_cpu_seconds"] > 0),
-                                   sum(1 for e in ev if e["decision"] == "promoted")),
+        "retrain_every_batch": every_batch("retrain_every_batch"),
+        "refit_every_batch": every_batch("refit_every_batch"),
     }
 
 

@@ -19,6 +19,7 @@ kinds). An id names one production row: a label applies to every row that carrie
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,13 @@ class Labels:
         if self.target in frame.columns:
             found = found.where(found.notna(), frame[self.target])
         return frame.assign(**{self.target: found.infer_objects()})
+
+    def digest(self) -> str:
+        """SHA-256 of every (id, label) held, whatever the files and their order that gave them."""
+        by_id = self.values.sort_index(kind="stable")
+        h = hashlib.sha256(f"{len(by_id)}\0".encode())
+        h.update(pd.util.hash_pandas_object(by_id.astype("string"), index=True).to_numpy().tobytes())
+        return h.hexdigest()
 
     def summary(self) -> dict[str, Any]:
         return {

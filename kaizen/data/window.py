@@ -36,8 +36,9 @@ rewritten with its labels (``data.labels = "in_batch"``) is picked up as it is. 
 ``data.labels = "separate"`` the newest label of each id in the label files is joined onto every
 batch read, before the checks (:mod:`kaizen.data.labels`). ``Window.batch_labels`` counts the
 labelled rows of each batch used and ``Window.digest`` hashes everything the cycle learns from and
-judges on (:func:`content_digest`): it changes when a label arrives or a file is rewritten, and
-stays equal while nothing the cycle would use has changed.
+judges on (:func:`content_digest`; with separate label files, every label they hold, so a read
+without history still sees labels that arrive for history): it changes when a label arrives or a
+loaded file is rewritten, and stays equal while nothing the cycle would use has changed.
 """
 
 from __future__ import annotations
@@ -126,11 +127,16 @@ def source_for(policy: Policy) -> Source:
     return FileSource(d.reference, d.production, d.golden, d.labels_path if d.labels == "separate" else None)
 
 
-def content_digest(parts: list[tuple[str, str, pd.DataFrame]], columns: list[str], target: str) -> str:
+def content_digest(parts: list[tuple[str, str, pd.DataFrame]], columns: list[str], target: str,
+                   labels: Labels | None = None) -> str:
     """SHA-256 over ``(role, batch name, frame)`` in order: names, row and labelled-row counts, and every
-    value of ``columns`` (features, labels, timestamp, prediction). Equal inputs give equal digests across
-    processes; a label that arrives, a rewritten file or a batch moving from window to history changes it."""
+    value of ``columns`` (features, labels, timestamp, prediction); with separate label files, also every
+    label they hold (:meth:`Labels.digest`), so a label for a batch the read did not load (a window-only
+    read) counts too. Equal inputs give equal digests across processes; a label that arrives, a rewritten
+    file or a batch moving from window to history changes it."""
     h = hashlib.sha256()
+    if labels is not None:
+        h.update(f"labels\0{labels.digest()}\0".encode())
     for role, name, frame in parts:
         f = frame.reindex(columns=columns)
         h.update(f"{role}\0{name}\0{len(f)}\0{int(f[target].notna().sum())}\0".encode())
@@ -312,7 +318,7 @@ def load_window(policy: Policy, source: Source | None = None) -> Window:
         checks=d.checks,
         max_history_batches=d.max_history_batches,
         batch_labels=tuple((name, int(f[target].notna().sum())) for _, name, f in parts),
-        digest=content_digest(parts, columns, target),
+        digest=content_digest(parts, columns, target, labels),
         labels_mode=d.labels,
         label_files=labels,
     )

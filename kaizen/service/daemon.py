@@ -37,7 +37,7 @@ from kaizen.journal import Journal
 from kaizen.ledger import Ledger, Record, iso_utc, new_cycle_id, utcnow
 from kaizen.recovery import recover_all
 from kaizen.runner import UnwrittenDecision, retry_unwritten, unwritten
-from kaizen.service import jobs, logs, signals
+from kaizen.service import housekeeping, jobs, logs, signals
 from kaizen.service.http import CachedCheck, DiskSpace, HealthServer, registry_reachable
 from kaizen.service.lock import StateLock, holder
 from kaizen.service.metrics import ServiceMetrics
@@ -75,9 +75,8 @@ class Service:
         self.started = utcnow()
         self.health: dict[str, PolicyHealth] = {}
         self.disk = DiskSpace(config.state_dir, self.settings.min_free_bytes)
-        self.metrics = ServiceMetrics(lambda: self.state == "running" and bool(self.scheduler and
-                                                                                  self.scheduler.running),
-                                      free_bytes=self.disk.free, unwritten=lambda: len(unwritten(config)))
+        self.metrics = ServiceMetrics(self._scheduler_alive, free_bytes=self.disk.free,
+                                      unwritten=lambda: len(unwritten(config)))
         self._registry_ok = CachedCheck(lambda: registry_reachable(config.registry_uri))
         self._idle = threading.Condition()
         self._active = 0
@@ -97,6 +96,7 @@ class Service:
             self.scheduler = make_scheduler(self.settings)
             self.scheduler.start(paused=True)
             self.reload("start")
+            housekeeping.schedule(self.scheduler, self.config, stop=self.stop)
             self.scheduler.resume()
             self.http = HealthServer(self.settings.host, self.settings.port, ready=self.ready,
                                      metrics=self.metrics.render).start()
@@ -260,11 +260,18 @@ class Service:
         self.metrics.observe(record, seconds, h.consecutive_failures)
 
     # -- health and status -----------------------------------------------------------------------
+    def _scheduler_alive(self) -> bool:
+        """The scheduler runs, and so does its thread (an error in its job store, a full disk, ends the thread)."""
+        thread = getattr(self.scheduler, "_thread", None)  # APScheduler 3's BackgroundScheduler
+        return (self.state == "running" and bool(self.scheduler and self.scheduler.running)
+                and (thread is None or thread.is_alive()))
+
     def ready(self) -> tuple[bool, dict[str, Any]]:
-        sched = self.state == "running" and bool(self.scheduler and self.scheduler.running)
+        sched = self._scheduler_alive()
         reg_ok, reg_detail = self._registry_ok()
         disk_ok, disk_detail = self.disk()
-        return sched and reg_ok and disk_ok, {"scheduler": "running" if sched else self.state,
+        state = self.state if self.state != "running" else "stopped (its thread ended; see the log)"
+        return sched and reg_ok and disk_ok, {"scheduler": "running" if sched else state,
                                               "registry": reg_detail, "disk": disk_detail}
 
     def write_status(self) -> None:

@@ -182,7 +182,7 @@ class DiskSpace:
                 if low != self._low:
                     self._low = low
                     if low:
-                        log.warning("disk space low: %s", self._describe(self._free))
+                        log.warning("disk space %s", self._describe(self._free))
                     else:
                         log.info("disk space back above min_free_bytes: %d bytes free under %s", self._free,
                                  self.path)

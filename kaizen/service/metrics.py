@@ -85,6 +85,9 @@ class ServiceMetrics:
         self.last_cycle = Gauge("kaizen_last_cycle_timestamp_seconds", "Unix time of the policy's last cycle",
                                 ["policy"], registry=r)
         self.streak = Gauge("kaizen_consecutive_failures", "Failed cycles in a row", ["policy"], registry=r)
+        self.idle_triggers = Gauge("kaizen_triggered_without_acting", "Cycles in a row whose trigger fired but "
+                                   "that could not act (budget, cooldown, too few labelled rows)", ["policy"],
+                                   registry=r)
         self.policies = Gauge("kaizen_policies", "Policy files by state", ["state"], registry=r)
         r.register(_Live(self))
 
@@ -100,7 +103,7 @@ class ServiceMetrics:
         for outcome in DECISIONS:
             _drop(self.cycles, policy, outcome)
         for m in (self.promotions, self.rejections, self.failures, self.drift, self.last_cycle, self.streak,
-                  self.duration):
+                  self.duration, self.idle_triggers):
             _drop(m, policy)
         with self._lock:
             self.last_success.pop(policy, None)
@@ -133,6 +136,9 @@ class ServiceMetrics:
         if record.decision != "failed":
             with self._lock:
                 self.last_success[p] = time.time()
+        idle = (record.trigger or {}).get("without_acting")
+        if idle is not None:
+            self.idle_triggers.labels(p).set(int(idle))
         share = ((record.trigger or {}).get("monitor") or {}).get("drift_share")
         if share is not None:
             self.drift.labels(p).set(float(share))
