@@ -43,7 +43,8 @@ def test_sigkill_at_each_point_then_restart_keeps_the_invariants(home, daemons) 
     reg = Registry.from_config(home.config())
     home.arrive(3)  # concept drift: the trigger fires and a challenger passes the gates
 
-    home.write_policy({**POLICY, "build": {"trials": 400, "timeout_seconds": 60, "strategy": "full"}})  # a long search ...
+    # a long full search (the ladder would start with a quick refit) ...
+    home.write_policy({**POLICY, "build": {"trials": 400, "timeout_seconds": 60, "strategy": "full"}})
     da, a = crash(home, daemons, "building+3", "building")  # ... killed inside it
     assert "build churn: 1" in da.log() and " trials in " not in da.log()  # search started, never ended
     assert reg.champion("churn").version == "1"
