@@ -83,10 +83,22 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
     draft.sections["champion"]["window_metric"] = mon.champion_metric
     draft.step(Step.MONITORED)
 
+    # a challenger in shadow: scored beside the champion on this window; promoted, rejected or still waiting
+    shadowed = _shadow(ctx, policy, window, mon, history)
+    if shadowed is not None and shadowed[0] == "promote":
+        return _promote_shadow(ctx, policy, champion, shadowed, mon)
+
     # decide
     baseline = _baseline(ctx, policy, champ_model, window)
     decision = _decide(policy, mon, baseline, window, sides[2], history, draft.seed)
     draft.sections["trigger"] = {"monitor": mon.to_dict(), "baseline": baseline, **decision.to_dict()}
+    if shadowed is not None:
+        draft.sections["trigger"]["shadow"] = shadowed[2]
+        draft.reasons.append(shadowed[1])
+        if shadowed[0] == "wait" and decision.improve:
+            decision = dataclasses.replace(decision, action="skip", reasons=(
+                f"a shadow challenger (version {shadowed[2]['version']}) is being evaluated; no other challenger "
+                "is built meanwhile", *decision.reasons))
     if decision.rebaseline is not None:
         registry.set_baseline(policy.name, decision.rebaseline)
     if mon.labelled_rows == 0:
@@ -116,6 +128,7 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
             return draft.finish("skipped")
 
         window = load_window(policy)  # with its history, to train on
+        _log_window_input(window, policy)
         draft.sections["window"].update({k: v for k, v in window.summary().items()
                                          if k not in draft.sections["window"] or k.startswith("history")})
         draft.reasons.extend(r for r in _new_problems(window, last) if r not in draft.reasons)
@@ -255,6 +268,50 @@ def _decide(policy: Policy, mon: Any, baseline: float | None, window: Window, cu
     return decide(policy, inputs)
 
 
+def _shadow(ctx: RunContext, policy: Policy, window: Window, mon: Any,
+            history: list[Record]) -> tuple[str, str, dict[str, Any], Any] | None:
+    """(action, why, scores, version) for a version in shadow, or None; a rejected shadow is settled here."""
+    from kaizen.champion import load_champion
+    from kaizen.shadow import score, verdict
+
+    registry = ctx.registry
+    shadow = registry.shadow(policy.name)
+    if shadow is None:
+        return None
+    model, _ = load_champion(shadow, policy, ctx.config.registry_uri)
+    scores = score(policy, shadow, model, window, mon.champion_metric)
+    action, why = verdict(policy, history, scores)
+    if action == "reject":
+        registry.tag(policy.name, shadow.version, {"kaizen.status": "rejected", "kaizen.rejected_by": ctx.draft.id})
+        registry.drop_shadow(policy.name)
+    return action, why, scores, shadow
+
+
+def _promote_shadow(ctx: RunContext, policy: Policy, champion: Any, shadowed: tuple, mon: Any) -> Record:
+    from kaizen.promotion import StaleChampion, commit
+
+    draft, registry = ctx.draft, ctx.registry
+    _action, why, scores, shadow = shadowed
+    draft.sections["trigger"] = {"monitor": mon.to_dict(), "shadow": scores}
+    draft.sections["challenger"] = {"version": shadow.version, "metric": policy.model.metric,
+                                    "window_metric": scores.get("window_metric")}
+    draft.step(Step.PROMOTING, version=shadow.version, replaced=champion.version)
+    try:
+        commit(registry, policy.name, shadow.version, metric=policy.model.metric, cycle_id=draft.id,
+               reason=f"replaced by shadow version {shadow.version} in cycle {draft.id}",
+               judged_against=shadow.tags.get("kaizen.shadow_of"))
+    except StaleChampion as exc:
+        registry.tag(policy.name, shadow.version, {"kaizen.status": "rejected"})
+        registry.drop_shadow(policy.name)
+        draft.reasons[:0] = [str(exc), why]
+        return draft.finish("rejected")
+    registry.drop_shadow(policy.name)
+    draft.sections["champion"].update(promoted=shadow.version, replaced=champion.version)
+    draft.step(Step.PROMOTED, version=shadow.version, replaced=champion.version)
+    draft.reasons[:0] = [f"promoted shadow version {shadow.version} to champion (was {champion.version})", why]
+    return draft.finish("promoted")
+
+
 def _wants_report(policy: Policy, triggered: bool, history: list[Record]) -> bool:
     """Whether this cycle writes the Evidently report: it triggers, or the policy's cadence says so."""
     from kaizen.monitor.report import should_write_report
@@ -309,6 +366,21 @@ def _log_quiet(ctx: RunContext, policy: Policy, champion: Any, mon: Any) -> None
         log.warning("cycle %s: could not log to the monitoring run: %s", ctx.draft.id, exc)
         return
     ctx.draft.sections["trigger"]["monitoring_run_id"] = run_id
+
+
+def _log_window_input(window: Window, policy: Policy) -> None:
+    """The window as an MLflow dataset input of the cycle's run (the runs list's Dataset column)."""
+    import mlflow
+
+    try:
+        name = f"{policy.name} window {window.batches[0]}" + (f"..{window.batches[-1]}" if len(window.batches) > 1
+                                                             else "")
+        ds = mlflow.data.from_pandas(window.current, source=str(policy.data.production), name=name,
+                                     targets=window.schema.target if window.schema.target in window.current else None,
+                                     digest=(getattr(window, "digest", "") or "")[:36] or None)
+        mlflow.log_input(ds, context="production-window")
+    except Exception as exc:  # evidence for people, not the decision
+        log.warning("could not log the window as an MLflow dataset: %s", exc)
 
 
 def _window_only(policy: Policy) -> Policy:
@@ -464,6 +536,14 @@ def _promote(ctx: RunContext, policy: Policy, champion: str, version: str, gated
 
     draft, registry = ctx.draft, ctx.registry
     of = f" (refit of version {gated})" if version != gated else ""
+    if policy.promotion.mode == "shadow":
+        registry.tag(policy.name, version, {"kaizen.status": "shadow", "kaizen.shadow_of": champion,
+                                            "kaizen.shadow_since": draft.id})
+        registry.set_shadow(policy.name, version)
+        draft.reasons.insert(0, f"promotion mode is shadow: version {version}{of} is scored beside champion "
+                                f"{champion} on the next {policy.promotion.shadow_windows} windows and promoted if it "
+                                f"wins at least {policy.promotion.shadow_min_wins} of them")
+        return draft.finish("shadowing")
     if policy.promotion.mode == "manual":
         registry.tag(policy.name, version, {"kaizen.status": "awaiting_approval"})
         draft.reasons.insert(0, f"promotion mode is manual: version {version}{of} awaits "

@@ -30,7 +30,7 @@ __all__ = ["DECISIONS", "KINDS", "Ledger", "Record", "SCHEMA_VERSION", "clean_fl
            "json_default", "new_cycle_id", "utcnow"]
 
 SCHEMA_VERSION = 1
-DECISIONS = ("skipped", "promoted", "rejected", "awaiting_approval", "failed")
+DECISIONS = ("skipped", "promoted", "rejected", "awaiting_approval", "shadowing", "failed")
 KINDS = ("cycle", "bootstrap", "retrain", "approval", "rejection")
 #: :meth:`Ledger.tail` and :meth:`Ledger.since` read the file backwards this many bytes at a time
 READ_BLOCK = 64 * 1024

@@ -8,11 +8,14 @@ threshold in [0, 1] means the same on any target scale.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from kaizen.policy import HIGHER_IS_BETTER
 
-__all__ = ["score", "improvement", "drop", "standard_error"]
+__all__ = ["score", "improvement", "drop", "standard_error", "bootstrap_weights", "resampled_scores",
+           "paired_bootstrap"]
 
 
 def score(metric: str, y_true: np.ndarray, labels: np.ndarray, scores: np.ndarray | None = None,
@@ -126,3 +129,92 @@ def _bootstrap(metric: str, y: np.ndarray, pred: np.ndarray, n: int, seed: int, 
             val = np.where(tot > 0, 1 - s["sq"] / np.where(tot > 0, tot, 1.0), 0.0)
         out[start:start + len(val)] = val
     return out
+
+
+def bootstrap_weights(n: int, resamples: int, seed: int, *, cells: int = 2_000_000) -> Iterator[np.ndarray]:
+    """Bootstrap resamples of ``n`` rows as counts: chunks of shape ``(k, n)``, row ``r`` of a chunk
+    holding how often each row was drawn in resample ``r`` (each row sums to ``n``).
+
+    Drawn with ``numpy.random.default_rng(seed)`` in chunks of about ``cells`` counts, so memory stays
+    bounded at any ``n``; a seeded call repeats exactly. Two models scored with the same weights are
+    compared on the same resamples (a paired bootstrap).
+    """
+    rng = np.random.default_rng(seed)
+    chunk = max(1, cells // max(n, 1))
+    for start in range(0, resamples, chunk):
+        k = min(chunk, resamples - start)
+        idx = rng.integers(0, n, size=(k, n)) + (np.arange(k) * n)[:, None]
+        yield np.bincount(idx.ravel(), minlength=k * n).reshape(k, n)
+
+
+def resampled_scores(metric: str, y_true: np.ndarray, labels: np.ndarray, scores: np.ndarray | None,
+                     weights: np.ndarray, *, pos_label: object = 1) -> np.ndarray:
+    """``score(metric, ...)`` on each resample given by ``weights`` (``(k, n)`` counts), vectorised.
+
+    roc_auc is rank-based (Mann-Whitney with ties counted half): the scores are sorted once and every
+    resample's AUC is read from weighted counts per distinct score. NaN where a resample leaves the
+    metric undefined (one class only for roc_auc).
+    """
+    if metric not in HIGHER_IS_BETTER:
+        raise ValueError(f"The 'metric' parameter of resampled_scores must be one of {sorted(HIGHER_IS_BETTER)}. "
+                         f"Got {metric!r} instead.")
+    y_true, labels = np.asarray(y_true), np.asarray(labels)
+    w = np.asarray(weights, dtype=float)
+    total = w.sum(axis=1)
+    if metric in ("roc_auc", "accuracy", "f1"):
+        y = (y_true == pos_label).astype(float)
+        pred = (labels == pos_label).astype(float)
+        if metric == "accuracy":
+            return w @ (y == pred).astype(float) / total
+        if metric == "f1":
+            tp, fp, fn = w @ (y * pred), w @ ((1 - y) * pred), w @ (y * (1 - pred))
+            denom = 2 * tp + fp + fn
+            return np.divide(2 * tp, denom, out=np.zeros_like(denom), where=denom > 0)
+        return _weighted_auc(y, pred if scores is None else np.asarray(scores, dtype=float), w)
+    e = labels.astype(float) - y_true.astype(float)
+    if metric == "rmse":
+        return np.sqrt(w @ (e * e) / total)
+    if metric == "mae":
+        return w @ np.abs(e) / total
+    yf = y_true.astype(float)  # r2
+    sy, sy2 = w @ yf, w @ (yf * yf)
+    tot = sy2 - sy ** 2 / total
+    ok = tot > 1e-12 * np.maximum(sy2, 1.0)
+    return np.where(ok, 1 - (w @ (e * e)) / np.where(ok, tot, 1.0), 0.0)
+
+
+def _weighted_auc(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Rank-based AUC of scores ``s`` for 0/1 labels ``y`` under each row of row weights ``w``."""
+    order = np.argsort(s, kind="mergesort")
+    s_sorted = s[order]
+    starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])  # first row of each distinct score
+    ws = w[:, order]
+    pos = np.add.reduceat(ws * y[order], starts, axis=1)
+    neg = np.add.reduceat(ws * (1 - y[order]), starts, axis=1)
+    below = np.cumsum(neg, axis=1) - neg  # negative weight strictly below each distinct score
+    n1, n0 = pos.sum(axis=1), neg.sum(axis=1)
+    num = (pos * (below + 0.5 * neg)).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((n1 > 0) & (n0 > 0), num / (n1 * n0), np.nan)
+
+
+def paired_bootstrap(metric: str, y_true: np.ndarray, first: tuple[np.ndarray, np.ndarray | None],
+                     second: tuple[np.ndarray, np.ndarray | None], *, pos_label: object = 1, seed: int = 0,
+                     resamples: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """``metric`` of two models' ``(labels, scores)`` on the same ``resamples`` bootstrap resamples.
+
+    Returns two arrays of length ``resamples`` (NaN where a resample leaves the metric undefined);
+    ``improvement(metric, second, first)`` of them is the bootstrap distribution of the difference.
+    """
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
+        raise ValueError(f"The 'resamples' parameter of paired_bootstrap must be an integer >= 1. "
+                         f"Got {resamples!r} instead.")
+    n = len(y_true)
+    if n == 0:
+        return np.full(resamples, np.nan), np.full(resamples, np.nan)
+    a, b = [], []
+    for w in bootstrap_weights(n, resamples, seed):
+        a.append(resampled_scores(metric, y_true, first[0], first[1], w, pos_label=pos_label))
+        b.append(resampled_scores(metric, y_true, second[0], second[1], w, pos_label=pos_label))
+    return np.concatenate(a), np.concatenate(b)
+

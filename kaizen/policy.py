@@ -57,7 +57,7 @@ FAMILIES = {
 TRANS_PRIMITIVES = ("add_numeric", "subtract_numeric", "multiply_numeric", "divide_numeric",
                     "absolute", "natural_logarithm", "square_root",
                     "is_null", "month", "weekday", "day", "hour", "is_weekend")
-PROMOTION_MODES = ("auto", "manual")
+PROMOTION_MODES = ("auto", "manual", "shadow")
 #: ``[data] labels``: in the batch files' target column, or in separate label files joined by an id
 LABEL_MODES = ("in_batch", "separate")
 #: ``[schedule] every`` when a policy names no schedule.
@@ -223,6 +223,10 @@ class GateSpec:
 @dataclass(frozen=True)
 class PromotionSpec:
     mode: str = "auto"
+    #: mode "shadow": the challenger that passed the gates is scored beside the champion on the next
+    #: ``shadow_windows`` windows and promoted only if it beats it on at least ``shadow_min_wins`` of them
+    shadow_windows: int = 3
+    shadow_min_wins: int = 2
 
 
 @dataclass(frozen=True)
@@ -492,7 +496,12 @@ def load_policy(path: str | Path) -> Policy:
         max_holdout_batches=r.integer("gates.max_holdout_batches", 3, lo=1),
         refit_on_holdout=r.boolean("gates.refit_on_holdout", True),
     )
-    promotion = PromotionSpec(mode=r.string("promotion.mode", "auto", choices=PROMOTION_MODES))
+    promotion = PromotionSpec(mode=r.string("promotion.mode", "auto", choices=PROMOTION_MODES),
+                              shadow_windows=r.integer("promotion.shadow_windows", 3, lo=1),
+                              shadow_min_wins=r.integer("promotion.shadow_min_wins", 2, lo=1))
+    if promotion.shadow_min_wins > promotion.shadow_windows:
+        r.problems.append(f"promotion.shadow_min_wins must be <= promotion.shadow_windows "
+                          f"({promotion.shadow_windows}); got {promotion.shadow_min_wins}")
     budget = BudgetSpec(daily_cpu_seconds=r.number("budget.daily_cpu_seconds", None, lo=0, lo_open=True))
     schedule = _schedule(r)
     monitor = _monitor(r)

@@ -26,6 +26,7 @@ __all__ = ["CHAMPION", "CHALLENGER", "Registry", "Version"]
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+SHADOW = "shadow"
 BASELINE_TAG = "kaizen.baseline"
 #: ``<state>/registry.marker``: this state folder has a registry; a vanished SQLite file is an error, not a fresh start
 MARKER = "registry.marker"
@@ -134,6 +135,23 @@ class Registry:
     def set_challenger(self, name: str, version: str) -> None:
         self.client.set_registered_model_alias(name, CHALLENGER, str(version))
 
+    def describe(self, name: str, version: str, text: str, *, append: bool = False) -> None:
+        """Set (or extend) the version's description: one line on why it exists, then why it serves."""
+        if append:
+            old = self.client.get_model_version(name, str(version)).description or ""
+            text = f"{old}\n{text}".strip() if text not in old else old
+        self.client.update_model_version(name, str(version), description=text[:4000])
+
+    def shadow(self, name: str) -> Version | None:
+        """The version being scored beside the champion (``promotion.mode = "shadow"``), if any."""
+        return self._alias(name, SHADOW)
+
+    def set_shadow(self, name: str, version: str) -> None:
+        self.client.set_registered_model_alias(name, SHADOW, str(version))
+
+    def drop_shadow(self, name: str) -> None:
+        self.client.delete_registered_model_alias(name, SHADOW)
+
     def drop_challenger(self, name: str) -> None:
         self.client.delete_registered_model_alias(name, CHALLENGER)
 
@@ -144,6 +162,11 @@ class Registry:
         self.tag(name, version, {"kaizen.promoted_at": now, "kaizen.promoted_by": cycle_id,
                                  "kaizen.status": "champion"})
         self.client.set_registered_model_alias(name, CHAMPION, str(version))  # the commit point
+        try:
+            self.describe(name, version, f"Serving since {now}: {reason.replace('replaced by', 'promoted as')}.",
+                          append=True)
+        except Exception:  # a description is a courtesy; the alias has moved
+            pass
         self.settle_promotion(name, version, old.version if old else None, reason=reason, cycle_id=cycle_id,
                               when=now)
         return old

@@ -210,3 +210,16 @@ def test_a_window_of_two_batches(home) -> None:
     rec = run_cycle(home.config(), home.policy())
     assert rec.window["batches"] == [a.name, b.name] and rec.window["rows"] == 1000
     assert rec.trigger["monitor"]["rows"] == 1000
+
+
+def test_mlflow_tells_the_story_run_name_dataset_and_version_descriptions(promoting) -> None:
+    rec = run_cycle(promoting.config(), promoting.policy())
+    assert rec.decision == "promoted", rec.reasons
+    reg = Registry.from_config(promoting.config())
+    run = reg.client.get_run(rec.mlflow_run_id)
+    assert run.info.run_name == f"churn · cycle · promoted · v1 vs v{rec.challenger['version']}"
+    [ds] = run.inputs.dataset_inputs
+    assert ds.dataset.name.startswith("churn window ") and [t.value for t in ds.tags] == ["production-window"]
+    champ = reg.client.get_model_version("churn", rec.champion["promoted"])
+    assert champ.description.startswith(f"Candidate of cycle {rec.id} (")
+    assert "Serving since" in champ.description and f"in cycle {rec.id}" in champ.description

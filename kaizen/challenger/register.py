@@ -65,6 +65,15 @@ def _log_and_register(res: Any, rows: pd.DataFrame, registry: Any, policy: Polic
     registry.tag(policy.name, version, {"kaizen.family": res.family,
                                         "kaizen.validation_metric": f"{res.validation_metric:.6f}",
                                         REFERENCE_TAG: f"{reference_dir}/{REFERENCE_FILE}", **tags})
+    how = {"pipeline": "searched", "rung_full": "full search", "rung_small": "small warm-started search",
+           "rung_refit": f"refit of champion v{tags.get('kaizen.recipe_of')}'s recipe, no search",
+           REFIT_MODEL: f"version {tags.get('kaizen.refit_of')}'s recipe refit on its training + holdout rows"}
+    try:
+        registry.describe(policy.name, version, f"Candidate of cycle {tags.get('kaizen.cycle_id')} "
+                          f"({how.get(model_name, model_name)}): {res.family} on {res.train_rows} rows, "
+                          f"validation {policy.model.metric} {res.validation_metric:.4f}.")
+    except Exception as exc:  # a description is a courtesy
+        log.warning("could not describe version %s: %s", version, exc)
     return version
 
 
