@@ -172,7 +172,7 @@ def records(n: int, *, seed: int = 0, start: datetime | None = None, state_dir: 
         if roll < 0.55:  # nothing new
             base.update(decision="skipped", window={"batches": [], "rows": 0, "digest": digest},
                         reasons=["nothing new since the last cycle: the window is unchanged (same digest)"])
-        elif roll < 0.02 + 0.55:
+        elif roll < 0.57:
             base.update(decision="failed", error="RegistryError: MLflow registry unreachable: OperationalError",
                         reasons=["cycle failed: RegistryError: MLflow registry unreachable: OperationalError"])
         else:

@@ -15,7 +15,7 @@ import numpy as np
 from kaizen.policy import HIGHER_IS_BETTER
 
 __all__ = ["score", "improvement", "drop", "standard_error", "bootstrap_weights", "resampled_scores",
-           "paired_bootstrap"]
+           "paired_bootstrap", "improvements"]
 
 
 def score(metric: str, y_true: np.ndarray, labels: np.ndarray, scores: np.ndarray | None = None,
@@ -57,6 +57,16 @@ def improvement(metric: str, new: float, old: float) -> float:
     if HIGHER_IS_BETTER[metric]:
         return new - old
     return (old - new) / abs(old) if old else (0.0 if new == old else -np.inf)
+
+
+def improvements(metric: str, new: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """:func:`improvement` element-wise over arrays (NaN stays NaN)."""
+    new, old = np.asarray(new, dtype=float), np.asarray(old, dtype=float)
+    if HIGHER_IS_BETTER[metric]:
+        return new - old
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = (old - new) / np.abs(old)
+    return np.where(old != 0, rel, np.where(new == old, 0.0, -np.inf))
 
 
 def drop(metric: str, current: float, baseline: float) -> float:

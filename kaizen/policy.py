@@ -8,10 +8,12 @@ nothing in it is evaluated. See ``docs/policies.md`` for every field.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from kaizen._fields import Reader, load_toml
 from kaizen.errors import PolicyError
@@ -23,11 +25,13 @@ __all__ = [
     "ChecksSpec",
     "DataSpec",
     "GateSpec",
+    "InvarianceSpec",
     "ModelSpec",
     "MonitorSpec",
     "Policy",
     "PromotionSpec",
     "ScheduleSpec",
+    "SliceSpec",
     "TriggerSpec",
     "load_policies",
     "load_policy",
@@ -207,6 +211,27 @@ STRATEGIES = ("ladder", "refit", "small", "full")
 
 
 @dataclass(frozen=True)
+class SliceSpec:
+    """One ``[[gates.slices]]`` table: ``column`` cut by its ``values`` (one slice each) or by numeric
+    ``edges`` (slices ``[e0, e1)``, ``[e1, e2)``, ..., the last one closed)."""
+
+    column: str
+    values: tuple[bool | int | float | str, ...] = ()
+    edges: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class InvarianceSpec:
+    """One ``[[gates.invariance]]`` table: changing ``column`` (``change`` is ``add``, ``set`` or
+    ``multiply`` with ``value``) may move no row's prediction by more than ``max_change``."""
+
+    column: str
+    change: str
+    value: bool | int | float | str
+    max_change: float
+
+
+@dataclass(frozen=True)
 class GateSpec:
     min_improvement: float = 0.005
     golden_tolerance: float = 0.01
@@ -218,6 +243,125 @@ class GateSpec:
     #: after the gates pass, fit the winning recipe again on train + holdout and promote that
     #: version if it passes the sanity and golden gates (else the gated version)
     refit_on_holdout: bool = True
+    #: "significance": the holdout gain's confidence interval must clear ``min_effect``;
+    #: "margin": the plain gain must reach ``min_improvement`` (kaizen/gates/, docs/policies.md)
+    promotion_test: str = "significance"
+    min_effect: float = 0.0
+    confidence: float = 0.95
+    bootstrap_resamples: int = 1000
+    slices: tuple[SliceSpec, ...] = ()
+    min_slice_rows: int = 30
+    slice_tolerance: float = 0.02
+    fairness_column: str | None = None
+    fairness_metric: str = "demographic_parity"
+    fairness_tolerance: float = 0.02
+    #: None: no latency gate / no size gate
+    max_latency_ms_per_1000: float | None = None
+    latency_repeats: int = 5
+    max_model_mb: float | None = None
+    #: the challenger must score the holdout with its columns reordered and an unknown column added
+    check_schema: bool = True
+    invariance: tuple[InvarianceSpec, ...] = ()
+
+
+#: ``gates.promotion_test`` values, ``gates.fairness_metric`` values, ``[[gates.invariance]]`` changes
+PROMOTION_TESTS = ("significance", "margin")
+FAIRNESS_METRICS = ("demographic_parity", "equal_opportunity")
+INVARIANCE_CHANGES = ("add", "set", "multiply")
+
+
+def _gates(r: Reader, task: str | None) -> GateSpec:
+    """``[gates]`` with its ``[[gates.slices]]`` and ``[[gates.invariance]]`` tables; defaults from GateSpec."""
+    d = GateSpec()
+    g = GateSpec(
+        min_improvement=r.number("gates.min_improvement", d.min_improvement, lo=0, hi=1),
+        golden_tolerance=r.number("gates.golden_tolerance", d.golden_tolerance, lo=0, hi=1),
+        holdout_fraction=r.number("gates.holdout_fraction", d.holdout_fraction, lo=0.1, hi=0.9),
+        min_holdout_rows=r.integer("gates.min_holdout_rows", d.min_holdout_rows, lo=1),
+        max_holdout_batches=r.integer("gates.max_holdout_batches", d.max_holdout_batches, lo=1),
+        refit_on_holdout=r.boolean("gates.refit_on_holdout", d.refit_on_holdout),
+        promotion_test=r.string("gates.promotion_test", d.promotion_test, choices=PROMOTION_TESTS),
+        min_effect=r.number("gates.min_effect", d.min_effect, lo=0, hi=1),
+        confidence=r.number("gates.confidence", d.confidence, lo=0.5, hi=0.999),
+        bootstrap_resamples=r.integer("gates.bootstrap_resamples", d.bootstrap_resamples, lo=100, hi=100_000),
+        slices=tuple(_gate_tables(r, "gates.slices", _slice)),
+        min_slice_rows=r.integer("gates.min_slice_rows", d.min_slice_rows, lo=1),
+        slice_tolerance=r.number("gates.slice_tolerance", d.slice_tolerance, lo=0, hi=1),
+        fairness_column=r.string("gates.fairness_column", None),
+        fairness_metric=r.string("gates.fairness_metric", d.fairness_metric, choices=FAIRNESS_METRICS),
+        fairness_tolerance=r.number("gates.fairness_tolerance", d.fairness_tolerance, lo=0, hi=1),
+        max_latency_ms_per_1000=r.number("gates.max_latency_ms_per_1000", None, lo=0, lo_open=True),
+        latency_repeats=r.integer("gates.latency_repeats", d.latency_repeats, lo=1, hi=100),
+        max_model_mb=r.number("gates.max_model_mb", None, lo=0, lo_open=True),
+        check_schema=r.boolean("gates.check_schema", d.check_schema),
+        invariance=tuple(_gate_tables(r, "gates.invariance", _invariance)),
+    )
+    if g.fairness_column is not None and task == "regression":
+        r.problems.append(f"gates.fairness_column needs task 'binary_classification'; got task {task!r}")
+    return g
+
+
+def _gate_tables(r: Reader, key: str, read: Any) -> list[Any]:
+    """The tables of array ``key`` (``[[key]]``), each read by ``read(r, "key[i]", table)``."""
+    items = r.get(key, list, [], allowed=f"an array of tables ([[{key}]])",
+                  check=lambda v: all(isinstance(x, dict) for x in v))
+    return [x for i, t in enumerate(items) if (x := read(r, f"{key}[{i}]", t)) is not None]
+
+
+def _scalar(v: Any) -> bool:
+    return isinstance(v, (bool, int, str)) or (isinstance(v, float) and math.isfinite(v))
+
+
+def _table_keys(r: Reader, at: str, t: dict[str, Any], known: tuple[str, ...]) -> str | None:
+    """Report unknown keys of table ``at``; return its ``column`` (None, and a problem, when missing)."""
+    r.problems.extend(f"{at}.{k} is not a known setting" for k in t if k not in known)
+    column = t.get("column")
+    if column is None:
+        r.problems.append(f"{at}.column is required (a column of the holdout rows)")
+    elif not isinstance(column, str) or not column.strip():
+        r.problem(f"{at}.column", "a non-empty string", column)
+        return None
+    return column
+
+
+def _slice(r: Reader, at: str, t: dict[str, Any]) -> SliceSpec | None:
+    column = _table_keys(r, at, t, ("column", "values", "edges"))
+    values, edges = t.get("values"), t.get("edges")
+    if (values is None) == (edges is None):
+        r.problems.append(f"{at} must set exactly one of values (categories) and edges (numeric ranges); got "
+                          + ("both" if values is not None else "neither"))
+        return None
+    if values is not None:
+        if not isinstance(values, list) or not values or not all(_scalar(v) for v in values) \
+                or len({repr(v) for v in values}) != len(values):
+            r.problem(f"{at}.values", "a non-empty list of distinct strings, numbers or booleans", values)
+            return None
+        return SliceSpec(column, values=tuple(values)) if column else None
+    ok = isinstance(edges, list) and len(edges) >= 2 and all(
+        isinstance(e, (int, float)) and not isinstance(e, bool) and not math.isnan(e) for e in edges)
+    if not ok or any(b <= a for a, b in zip(edges, edges[1:])):
+        r.problem(f"{at}.edges", "a strictly increasing list of at least 2 numbers (-inf and inf allowed)", edges)
+        return None
+    return SliceSpec(column, edges=tuple(float(e) for e in edges)) if column else None
+
+
+def _invariance(r: Reader, at: str, t: dict[str, Any]) -> InvarianceSpec | None:
+    column = _table_keys(r, at, t, ("column", "change", "max_change"))
+    change, limit = t.get("change"), t.get("max_change")
+    kind = next(iter(change)) if isinstance(change, dict) and len(change) == 1 else None
+    value = change[kind] if kind else None
+    if kind not in INVARIANCE_CHANGES or not _scalar(value) or (
+            kind != "set" and (isinstance(value, (bool, str)))):
+        r.problem(f"{at}.change", "a table of one key: {add = number}, {multiply = number} or {set = value}",
+                  change)
+        return None
+    if not isinstance(limit, (int, float)) or isinstance(limit, bool) or not math.isfinite(limit) or limit < 0:
+        if limit is None:
+            r.problems.append(f"{at}.max_change is required (a number >= 0: the largest allowed prediction change)")
+        else:
+            r.problem(f"{at}.max_change", "a number in [0, inf)", limit)
+        return None
+    return InvarianceSpec(column, kind, value, float(limit)) if column else None
 
 
 @dataclass(frozen=True)
@@ -488,14 +632,7 @@ def load_policy(path: str | Path) -> Policy:
         min_refit_rows=r.integer("build.min_refit_rows", 200, lo=20),
     )
 
-    gates = GateSpec(
-        min_improvement=r.number("gates.min_improvement", 0.005, lo=0, hi=1),
-        golden_tolerance=r.number("gates.golden_tolerance", 0.01, lo=0, hi=1),
-        holdout_fraction=r.number("gates.holdout_fraction", 0.5, lo=0.1, hi=0.9),
-        min_holdout_rows=r.integer("gates.min_holdout_rows", 50, lo=1),
-        max_holdout_batches=r.integer("gates.max_holdout_batches", 3, lo=1),
-        refit_on_holdout=r.boolean("gates.refit_on_holdout", True),
-    )
+    gates = _gates(r, task)
     promotion = PromotionSpec(mode=r.string("promotion.mode", "auto", choices=PROMOTION_MODES),
                               shadow_windows=r.integer("promotion.shadow_windows", 3, lo=1),
                               shadow_min_wins=r.integer("promotion.shadow_min_wins", 2, lo=1))

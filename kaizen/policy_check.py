@@ -182,6 +182,55 @@ def _production(policy: Policy, problems: list[str], warnings: list[str]) -> Non
     if not batches:
         warnings.append(f"{path}: data.production has no batch files ({', '.join(SUFFIXES)}) yet; "
                         "cycles skip until one arrives")
+        return
+    newest = sorted(batches, key=lambda p: p.name)[-BATCHES_SAMPLED:]
+    warnings.extend(f"{path}: {w}" for w in batch_size_problems(policy, [_rows(p) for p in newest]))
+
+
+#: how many of the newest production batches ``validate`` measures
+BATCHES_SAMPLED = 5
+
+
+def _rows(path: Path) -> int | None:
+    """A batch file's row count without reading it all (Parquet metadata; CSV lines)."""
+    try:
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        with open(path, "rb") as f:
+            return max(0, sum(1 for _ in f) - 1)
+    except Exception:  # an unreadable batch is the window's business (rejected with its reason)
+        return None
+
+
+def batch_size_problems(policy: Policy, rows_per_batch: list[int | None]) -> list[str]:
+    """Why batches of these sizes leave the policy unable to act, even with every row labelled.
+
+    Used by ``kaizen policy validate`` (on the newest production batches) and ``kaizen backtest``
+    (on the batches it replays). Empty when the batches are large enough.
+    """
+    sizes = [r for r in rows_per_batch if r]
+    if not sizes:
+        return []
+    typical = int(sorted(sizes)[len(sizes) // 2])
+    t, g = policy.trigger, policy.gates
+    window = typical * policy.data.window_batches
+    out = []
+    if window < t.min_rows:
+        out.append(f"batches of about {typical} rows make a window of {window} rows, below trigger.min_rows = "
+                   f"{t.min_rows}: the trigger can never act")
+    if window < t.min_labelled_rows:
+        out.append(f"batches of about {typical} rows give a window of at most {window} labelled rows, below "
+                   f"trigger.min_labelled_rows = {t.min_labelled_rows}: the performance signal can never act")
+    holdout = max(int(round(window * g.holdout_fraction)),
+                  min(g.min_holdout_rows, typical * max(g.max_holdout_batches, policy.data.window_batches)))
+    if holdout < g.min_holdout_rows:
+        out.append(f"batches of about {typical} rows give a holdout of at most {holdout} rows (gates.holdout_fraction "
+                   f"= {g.holdout_fraction}, gates.max_holdout_batches = {g.max_holdout_batches}), below "
+                   f"gates.min_holdout_rows = {g.min_holdout_rows}: no challenger can ever be judged; lower "
+                   "min_holdout_rows or raise max_holdout_batches or data.window_batches")
+    return out
 
 
 # -- drift methods --------------------------------------------------------------------------------

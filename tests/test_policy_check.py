@@ -120,3 +120,21 @@ def test_validate_reports_data_problems_and_imports_no_heavy_library(ready: Home
     ref = (ready.root / "data" / "reference.parquet").resolve()
     assert f"error {ref}: data.reference must have the model.target column 'left'; got columns 'ts'," in r.stderr
     assert "ok    " not in r.stdout
+
+
+def test_batches_too_small_to_ever_judge_a_challenger_are_a_warning(tmp_path) -> None:
+    from kaizen.policy_check import batch_size_problems
+
+    path = tmp_path / "p.toml"
+    path.write_text('[model]\nname = "m"\ntask = "binary_classification"\ntarget = "y"\nmetric = "accuracy"\n'
+                    '[data]\nreference = "r.parquet"\nproduction = "b"\n'
+                    '[gates]\nmin_holdout_rows = 200\nmax_holdout_batches = 1\n')
+    from kaizen.policy import load_policy
+
+    pol = load_policy(path)
+    # 365-row batches: half a batch (182) is below 200, but the holdout grows to 200 rows of the batch
+    assert batch_size_problems(pol, [365, 365, 364]) == []
+    [w] = batch_size_problems(pol, [150, 150, 151])
+    assert w.startswith("batches of about 150 rows give a holdout of at most 150 rows") and "= 200" in w
+    path.write_text(path.read_text().replace("max_holdout_batches = 1", "max_holdout_batches = 2"))
+    assert batch_size_problems(load_policy(path), [150]) == []  # the holdout may grow into the previous batch

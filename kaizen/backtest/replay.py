@@ -251,6 +251,11 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
     seed = kz.build.seed if seed is None else int(seed)
     schema, _ref, _golden = load_reference(kz)
     files, arrivals = _late_labels(_batch_files(batches, schema.timestamp), batches, kz)
+    from kaizen.policy_check import batch_size_problems
+
+    size_warnings = batch_size_problems(kz, [len(f) for _p, f, _e in files if f is not None])
+    for w in size_warnings:
+        log.warning("backtest of %s: %s", policy.name, w)
 
     _warm_up()
     previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
@@ -354,6 +359,7 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
                      "daily_cpu_seconds": kz.budget.daily_cpu_seconds,
                      "watts_per_core": cost_model.watts_per_core,
                      "grid_gco2_per_kwh": cost_model.grid_gco2_per_kwh},
+        "warnings": size_warnings,
         "bootstrap": boot,
         "batches": rows_out,
         "summary": summarize(rows_out, cost_model),
