@@ -70,9 +70,10 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
     history = ctx.ledger.tail(policy.name, HISTORY_RECORDS)
     last = last_of(history, policy.name, kinds=("cycle",))
     quiet = _nothing_to_do(window, last, policy)
-    draft.reasons.extend(_new_problems(window, last))
-    if quiet:
-        draft.reasons.insert(0, quiet)
+    problems = _new_problems(window, last)
+    draft.reasons.extend(problems)
+    if quiet:  # a batch rejected just now is the news; otherwise why there is nothing to do
+        draft.reasons.insert(len(problems) if any(" rejected: " in p for p in problems) else 0, quiet)
         return draft.finish("skipped")
 
     # monitor
@@ -375,9 +376,11 @@ def _log_window_input(window: Window, policy: Policy) -> None:
     try:
         name = f"{policy.name} window {window.batches[0]}" + (f"..{window.batches[-1]}" if len(window.batches) > 1
                                                              else "")
-        ds = mlflow.data.from_pandas(window.current, source=str(policy.data.production), name=name,
-                                     targets=window.schema.target if window.schema.target in window.current else None,
-                                     digest=(getattr(window, "digest", "") or "")[:36] or None)
+        frame = window.current
+        # integer columns as floats: MLflow's schema inference warns that integers cannot hold missing values
+        frame = frame.astype({c: float for c in frame.columns if pd.api.types.is_integer_dtype(frame[c])})
+        ds = mlflow.data.from_pandas(frame, name=name, digest=(getattr(window, "digest", "") or "")[:36] or None,
+                                     targets=window.schema.target if window.schema.target in frame else None)
         mlflow.log_input(ds, context="production-window")
     except Exception as exc:  # evidence for people, not the decision
         log.warning("could not log the window as an MLflow dataset: %s", exc)

@@ -31,7 +31,7 @@ __all__ = ["DECISIONS", "KINDS", "Ledger", "Record", "SCHEMA_VERSION", "clean_fl
 
 SCHEMA_VERSION = 1
 DECISIONS = ("skipped", "promoted", "rejected", "awaiting_approval", "shadowing", "failed")
-KINDS = ("cycle", "bootstrap", "retrain", "approval", "rejection")
+KINDS = ("cycle", "bootstrap", "retrain", "approval", "rejection", "rollback")
 #: :meth:`Ledger.tail` and :meth:`Ledger.since` read the file backwards this many bytes at a time
 READ_BLOCK = 64 * 1024
 #: :meth:`Ledger.since` stops after this many records older than its day in a row (see there)

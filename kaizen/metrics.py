@@ -8,7 +8,7 @@ threshold in [0, 1] means the same on any target scale.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -141,7 +141,7 @@ def _bootstrap(metric: str, y: np.ndarray, pred: np.ndarray, n: int, seed: int, 
     return out
 
 
-def bootstrap_weights(n: int, resamples: int, seed: int, *, cells: int = 2_000_000) -> Iterator[np.ndarray]:
+def bootstrap_weights(n: int, resamples: int, seed: int | Sequence[int], *, cells: int = 2_000_000) -> Iterator[np.ndarray]:
     """Bootstrap resamples of ``n`` rows as counts: chunks of shape ``(k, n)``, row ``r`` of a chunk
     holding how often each row was drawn in resample ``r`` (each row sums to ``n``).
 
@@ -209,7 +209,8 @@ def _weighted_auc(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def paired_bootstrap(metric: str, y_true: np.ndarray, first: tuple[np.ndarray, np.ndarray | None],
-                     second: tuple[np.ndarray, np.ndarray | None], *, pos_label: object = 1, seed: int = 0,
+                     second: tuple[np.ndarray, np.ndarray | None], *, pos_label: object = 1,
+                     seed: int | Sequence[int] = 0,
                      resamples: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """``metric`` of two models' ``(labels, scores)`` on the same ``resamples`` bootstrap resamples.
 

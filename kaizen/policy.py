@@ -339,7 +339,7 @@ def _slice(r: Reader, at: str, t: dict[str, Any]) -> SliceSpec | None:
         return SliceSpec(column, values=tuple(values)) if column else None
     ok = isinstance(edges, list) and len(edges) >= 2 and all(
         isinstance(e, (int, float)) and not isinstance(e, bool) and not math.isnan(e) for e in edges)
-    if not ok or any(b <= a for a, b in zip(edges, edges[1:])):
+    if not ok or any(b <= a for a, b in zip(edges[:-1], edges[1:], strict=True)):
         r.problem(f"{at}.edges", "a strictly increasing list of at least 2 numbers (-inf and inf allowed)", edges)
         return None
     return SliceSpec(column, edges=tuple(float(e) for e in edges)) if column else None
@@ -371,6 +371,46 @@ class PromotionSpec:
     #: ``shadow_windows`` windows and promoted only if it beats it on at least ``shadow_min_wins`` of them
     shadow_windows: int = 3
     shadow_min_wins: int = 2
+    #: an ``awaiting_approval`` record may be approved for this long (seconds; None: no limit); after it
+    #: ``kaizen approve`` refuses it and the next cycle records it as rejected (expired); see kaizen/review.py
+    approval_expires_seconds: float | None = 7 * 86400.0
+    #: automatic rollback (kaizen/rollback.py): a new champion's first ``auto_rollback_windows`` labelled windows
+    #: (0: off) are compared with the retired champion's holdout metric; it is rolled back when the mean drop
+    #: exceeds ``max(auto_rollback_tolerance, auto_rollback_se × SE)`` or one window's drop twice that
+    auto_rollback_windows: int = 0
+    auto_rollback_tolerance: float = 0.02
+    auto_rollback_se: float | None = 2.0
+    #: what a cycle does when ``@champion`` was moved outside Kaizen (kaizen/history.py)
+    on_foreign_champion: str = "restore"
+
+
+#: ``[promotion] on_foreign_champion`` values
+FOREIGN_CHAMPION_ACTIONS = ("restore", "adopt")
+
+
+def _undo(r: Reader) -> dict[str, object]:
+    """The ``[promotion]`` settings of rollback, the champion guard and approval expiry (PromotionSpec fields)."""
+    expires: float | None = PromotionSpec.approval_expires_seconds
+    raw = r._lookup("promotion.approval_expires")
+    if raw is False:
+        r._mark("promotion.approval_expires")
+        expires = None
+    else:
+        text = r.string("promotion.approval_expires", None, allowed="a duration such as \"12h\" or \"7d\", or false")
+        if text is not None:
+            expires = parse_duration(text)
+            if expires is None:
+                r.problem("promotion.approval_expires", "a positive duration such as \"12h\" or \"7d\", or false", text)
+    se = None if r._lookup("promotion.auto_rollback_se") is False else r.number(
+        "promotion.auto_rollback_se", PromotionSpec.auto_rollback_se, lo=0, lo_open=True)
+    if se is None:
+        r._mark("promotion.auto_rollback_se")
+    return {"approval_expires_seconds": expires,
+            "auto_rollback_windows": r.integer("promotion.auto_rollback_windows", 0, lo=0),
+            "auto_rollback_tolerance": r.number("promotion.auto_rollback_tolerance", 0.02, lo=0, hi=1),
+            "auto_rollback_se": se,
+            "on_foreign_champion": r.string("promotion.on_foreign_champion", "restore",
+                                            choices=FOREIGN_CHAMPION_ACTIONS)}
 
 
 @dataclass(frozen=True)
@@ -635,7 +675,7 @@ def load_policy(path: str | Path) -> Policy:
     gates = _gates(r, task)
     promotion = PromotionSpec(mode=r.string("promotion.mode", "auto", choices=PROMOTION_MODES),
                               shadow_windows=r.integer("promotion.shadow_windows", 3, lo=1),
-                              shadow_min_wins=r.integer("promotion.shadow_min_wins", 2, lo=1))
+                              shadow_min_wins=r.integer("promotion.shadow_min_wins", 2, lo=1), **_undo(r))
     if promotion.shadow_min_wins > promotion.shadow_windows:
         r.problems.append(f"promotion.shadow_min_wins must be <= promotion.shadow_windows "
                           f"({promotion.shadow_windows}); got {promotion.shadow_min_wins}")

@@ -346,6 +346,19 @@ class Registry:
         for k, v in tags.items():
             self.client.set_tag(run_id, k, str(v))
 
+    # -- rollback and the champion guard (kaizen/rollback.py, kaizen/history.py) ------------------
+    def untag(self, name: str, version: str, keys: tuple[str, ...]) -> None:
+        """Remove the version tags ``keys`` that are set (a restored champion's ``kaizen.retired_*``)."""
+        have = self.version(name, version).tags
+        for k in keys:
+            if k in have:
+                self.client.delete_model_version_tag(name, str(version), k)
+
+    def clear_baseline(self, name: str) -> None:
+        """Forget the performance baseline: the next cycle measures the champion's anew (an adopted champion)."""
+        if self.baseline(name) is not None:
+            self.client.delete_registered_model_tag(name, BASELINE_TAG)
+
 
 #: (tracking URI, model, version) → the version's monitoring run id, per process
 _MONITORING_RUNS: dict[tuple[str, str, str], str] = {}

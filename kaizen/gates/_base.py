@@ -3,8 +3,10 @@
 A gate reads :class:`Evidence` (champion and challenger predictions on the
 same rows) and the policy's ``[gates]`` thresholds, and returns a
 :class:`GateResult` with the numbers behind its verdict. Gates never load
-models, touch the registry or change anything: they are pure functions of
-their evidence, so each is tested on hand-made predictions.
+models, touch the registry or change anything: they are functions of their
+evidence, so each is tested on hand-made predictions. Two gates call the
+loaded challenger the evidence carries: latency times its ``predict``,
+behaviour scores altered copies of the holdout.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from kaizen.models import Predictions
 from kaizen.policy import Policy
 
-__all__ = ["Evidence", "Gate", "GateResult", "Labelled"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Evidence", "Gate", "GateResult", "Labelled", "Scorer"]
 
 
 @dataclass(frozen=True)
@@ -32,15 +37,34 @@ class Labelled:
     challenger: Predictions
 
 
+@runtime_checkable
+class Scorer(Protocol):
+    """What the latency and behaviour gates call: a loaded model (:class:`kaizen.models.LoadedModel`)."""
+
+    def predict(self, frame: pd.DataFrame) -> Predictions: ...
+
+
 @dataclass(frozen=True)
 class Evidence:
-    """Everything the gates may look at."""
+    """Everything the gates may look at.
+
+    The optional fields are filled by :func:`kaizen.gates.judge.judge`; a gate that needs one that
+    is missing fails and says so (it never passes unmeasured). ``holdout_frame`` is the holdout's
+    raw rows (every column, row ``i`` is ``holdout.y[i]``), ``holdout_inputs`` the columns the models
+    were given; ``challenger_model`` is the loaded challenger; ``challenger_bytes`` the size of its
+    registered files; ``seed`` seeds every resampling.
+    """
 
     policy: Policy
     holdout: Labelled
     golden: Labelled | None = None
     classes: tuple[Any, ...] = ()           # labels seen in training (classification)
     target_range: tuple[float, float] | None = None   # min/max of the training target (regression)
+    holdout_frame: pd.DataFrame | None = None
+    holdout_inputs: pd.DataFrame | None = None
+    challenger_model: Scorer | None = None
+    challenger_bytes: int | None = None
+    seed: int = 0
 
 
 @dataclass(frozen=True)
