@@ -105,6 +105,13 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
     if mon.labelled_rows == 0:
         draft.reasons.append(f"no labels have arrived for the window (0 of {mon.rows} rows labelled): "
                              "the champion's performance is unknown and no challenger can be judged")
+    scheduled = not decision.improve and shadowed is None and _refit_due(policy, decision, history)
+    if scheduled:
+        decision = dataclasses.replace(decision, action="improve", reasons=(
+            f"scheduled refit: {policy.trigger.refit_every_batches} or more batches since the last challenger was "
+            f"built (trigger.refit_every_batches); the champion's recipe is refit and gated, no search",
+            *decision.reasons))
+        draft.sections["trigger"].update(action="improve", scheduled=True)
     if not decision.improve:
         draft.reasons[:0] = decision.reasons
         _idle_trigger(draft, decision.triggered, history, policy)
@@ -146,7 +153,8 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
         if grown:
             draft.reasons.append(grown)
         draft.step(Step.BUILDING)
-        climbed = _climb(ctx, policy, window, champion, champ_model, train, holdout, decision, history)
+        climbed = _climb(ctx, policy, window, champion, champ_model, train, holdout, decision, history,
+                         rungs=("refit",) if scheduled else None)
         draft.add_cost(build_cpu_seconds=climbed.cpu_seconds)
         if climbed.last is None:
             raise BuildError("no rung of the ladder built a challenger: " + "; ".join(
@@ -173,6 +181,22 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
 
 
 # -- steps ----------------------------------------------------------------------------------------
+
+def _refit_due(policy: Policy, decision: Any, history: list[Record]) -> bool:
+    """Whether a scheduled refit is due: enough new batches since the last build, every guard holding."""
+    every = policy.trigger.refit_every_batches
+    if every <= 0 or any(g.verdict == "blocks" for g in decision.guards):
+        return False
+    seen = 1  # this window
+    for r in reversed(history):
+        if r.policy != policy.name:
+            continue
+        if r.kind != "cycle" or r.challenger:  # a bootstrap, a retrain, or a cycle that built
+            break
+        if (r.trigger or {}).get("signals"):  # a window with new batches
+            seen += 1
+    return seen >= every
+
 
 def _idle_trigger(draft: Any, triggered: bool, history: list[Record], policy: Policy) -> None:
     """Count the cycles in a row whose trigger fired but that could not act (``trigger.without_acting``).
@@ -455,7 +479,7 @@ def _split(window: Window, policy: Policy) -> tuple[pd.DataFrame, pd.DataFrame, 
 
 
 def _climb(ctx: RunContext, policy: Policy, window: Window, champion: Any, champ_model: Any, train: pd.DataFrame,
-           holdout: pd.DataFrame, decision: Any, history: list[Record]) -> Any:
+           holdout: pd.DataFrame, decision: Any, history: list[Record], rungs: tuple[str, ...] | None = None) -> Any:
     from kaizen.challenger.recipe import load_recipe
     from kaizen.challenger.register import build_and_register, refit_recipe_and_register
     from kaizen.champion import CACHE_DIR
@@ -494,7 +518,7 @@ def _climb(ctx: RunContext, policy: Policy, window: Window, champion: Any, champ
         draft.step(Step.BUILT, version=built.version, rung=rung)
 
     return climb(policy, train, recipe=recipe, champion_version=champion.version, recent=recent, recent_why=why,
-                 build=build, refit=refit, judge=judged, on_attempt=on_attempt)
+                 build=build, refit=refit, judge=judged, on_attempt=on_attempt, rungs=rungs)
 
 
 def _attempt_line(a: dict[str, Any]) -> str:

@@ -118,16 +118,18 @@ def labelled_per_history_batch(window: Window) -> list[int]:
 
 def climb(policy: Policy, pool: pd.DataFrame, *, recipe: Any, champion_version: str, recent: int | None,
           recent_why: str, build: Callable[..., Any], refit: Callable[..., Any],
-          judge: Callable[[Any], Any], on_attempt: Callable[[str, Any], None] | None = None) -> Climb:
+          judge: Callable[[Any], Any], on_attempt: Callable[[str, Any], None] | None = None,
+          rungs: tuple[str, ...] | None = None) -> Climb:
     """Climb the rungs of ``policy`` until a challenger passes ``judge``.
 
     ``build(train, policy=, name=, enqueue=)`` searches and registers; ``refit(recipe, rows, name=)``
     fits a recipe and registers; both return a :class:`~kaizen.challenger.register.Built`.
     ``judge(built)`` returns its :class:`~kaizen.gates.judge.Judgement`. ``recent`` is how many of
-    the newest pool rows follow the located change (None: none located).
+    the newest pool rows follow the located change (None: none located). ``rungs`` overrides the
+    policy's (a scheduled refit climbs only ``("refit",)``).
     """
     out = Climb()
-    for rung in rungs_for(policy):
+    for rung in rungs or rungs_for(policy):
         attempt: dict[str, Any] = {"rung": rung}
         out.attempts.append(attempt)
         try:

@@ -141,7 +141,8 @@ def _bootstrap(metric: str, y: np.ndarray, pred: np.ndarray, n: int, seed: int, 
     return out
 
 
-def bootstrap_weights(n: int, resamples: int, seed: int | Sequence[int], *, cells: int = 2_000_000) -> Iterator[np.ndarray]:
+def bootstrap_weights(n: int, resamples: int, seed: int | Sequence[int], *,
+                      cells: int = 2_000_000) -> Iterator[np.ndarray]:
     """Bootstrap resamples of ``n`` rows as counts: chunks of shape ``(k, n)``, row ``r`` of a chunk
     holding how often each row was drawn in resample ``r`` (each row sums to ``n``).
 

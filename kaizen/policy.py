@@ -33,6 +33,7 @@ __all__ = [
     "ScheduleSpec",
     "SliceSpec",
     "TriggerSpec",
+    "TrustSpec",
     "load_policies",
     "load_policy",
 ]
@@ -176,6 +177,9 @@ class TriggerSpec:
     #: a performance drop of at least this many times its threshold counts at once, without waiting for
     #: ``consecutive`` windows (an abrupt change must not serve a broken model one batch longer); None: never
     immediate_factor: float | None = 2.0
+    #: a scheduled, gated refit of the champion's recipe (the ladder's first rung only) once this many
+    #: batches have arrived since the last challenger was built; 0: never (only the signals build)
+    refit_every_batches: int = 0
     cooldown_batches: int = 1
     rebaseline_after: int | None = 3
     combine: str = "any"
@@ -507,6 +511,60 @@ def _monitor(r: Reader) -> MonitorSpec:
     return MonitorSpec(report=report, report_every=every, max_rows=max_rows)
 
 
+#: ``[trust]``: the data-trust checks on a challenger's new training rows (kaizen/trust/), in the order they run,
+#: and what each may do when it finds suspicious rows
+TRUST_CHECKS = ("duplicates", "outliers", "label_shift", "label_noise")
+TRUST_ACTIONS = ("warn", "drop", "block", "off")
+
+
+@dataclass(frozen=True)
+class TrustSpec:
+    """``[trust]``: before a challenger trains on new production rows, check them against the reference.
+
+    Each check's action: ``"warn"`` (recorded), ``"drop"`` the suspicious rows (recorded),
+    ``"block"`` the cycle, or ``"off"``; then each check's one threshold. ``z`` and ``min_rows``
+    are shared. Defaults and their reasons: docs/policies.md; the checks: :mod:`kaizen.trust`.
+    """
+
+    duplicates: str = "drop"
+    outliers: str = "drop"
+    label_shift: str = "block"
+    label_noise: str = "drop"
+    #: a count or shift is suspicious this many standard errors beyond what the reference (or the champion) explains
+    z: float = 5.0
+    #: fewest new rows a check judges; checks look at the newest rows, halving from all of them down to this
+    min_rows: int = 200
+    #: duplicates: numeric features rounded to this many significant digits make a row's key
+    duplicate_digits: int = 3
+    #: outliers: the share of the reference's own rows that IsolationForest's score cut leaves below it
+    outlier_quantile: float = 0.01
+    #: label_shift: the smallest move of a segment's positive rate (regression: mean, in reference target sds)
+    min_label_shift: float = 0.1
+    #: label_noise: a label is contradicted when cross-validated models give it less than this probability
+    noise_probability: float = 0.05
+
+    @property
+    def actions(self) -> dict[str, str]:
+        """Check name -> action, for every check, in the order they run."""
+        return {k: getattr(self, k) for k in TRUST_CHECKS}
+
+
+def _trust(r: Reader) -> TrustSpec:
+    """``[trust]``: one action per check, the thresholds; defaults from :class:`TrustSpec`."""
+    r.table("trust")
+    d = TrustSpec()
+    actions = {name: r.string(f"trust.{name}", getattr(d, name), choices=TRUST_ACTIONS) for name in TRUST_CHECKS}
+    return TrustSpec(
+        **actions,
+        z=r.number("trust.z", d.z, lo=1),
+        min_rows=r.integer("trust.min_rows", d.min_rows, lo=20),
+        duplicate_digits=r.integer("trust.duplicate_digits", d.duplicate_digits, lo=1, hi=15),
+        outlier_quantile=r.number("trust.outlier_quantile", d.outlier_quantile, lo=0, hi=0.5, lo_open=True),
+        min_label_shift=r.number("trust.min_label_shift", d.min_label_shift, lo=0, hi=1),
+        noise_probability=r.number("trust.noise_probability", d.noise_probability, lo=0, hi=0.5, lo_open=True),
+    )
+
+
 @dataclass(frozen=True)
 class Policy:
     path: Path
@@ -519,6 +577,7 @@ class Policy:
     budget: BudgetSpec = field(default_factory=BudgetSpec)
     schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
     monitor: MonitorSpec = field(default_factory=MonitorSpec)
+    trust: TrustSpec = field(default_factory=TrustSpec)
 
     @property
     def name(self) -> str:
@@ -632,6 +691,7 @@ def load_policy(path: str | Path) -> Policy:
         performance_drop_se=optional("trigger.performance_drop_se", 2.5, lo=0, lo_open=True),
         consecutive=r.integer("trigger.consecutive", 2, lo=1),
         immediate_factor=optional("trigger.immediate_factor", 2.0, lo=1),
+        refit_every_batches=r.integer("trigger.refit_every_batches", 0, lo=0),
         cooldown_batches=r.integer("trigger.cooldown_batches", 1, lo=0),
         rebaseline_after=None if r._lookup("trigger.rebaseline_after") is False else r.integer(
             "trigger.rebaseline_after", 3, lo=1),
@@ -682,6 +742,7 @@ def load_policy(path: str | Path) -> Policy:
     budget = BudgetSpec(daily_cpu_seconds=r.number("budget.daily_cpu_seconds", None, lo=0, lo_open=True))
     schedule = _schedule(r)
     monitor = _monitor(r)
+    trust = _trust(r)
 
     r.unknown_keys(open_tables=("trigger.columns",))
     for col in columns:
@@ -691,7 +752,8 @@ def load_policy(path: str | Path) -> Policy:
     if r.problems:
         raise PolicyError(str(path), r.problems)
     return Policy(path=path.resolve(), model=model, data=data, trigger=trigger, build=build,
-                  gates=gates, promotion=promotion, budget=budget, schedule=schedule, monitor=monitor)
+                  gates=gates, promotion=promotion, budget=budget, schedule=schedule, monitor=monitor,
+                  trust=trust)
 
 
 def load_policies(paths: Iterable[str | Path]) -> tuple[list[Policy], list[PolicyError]]:

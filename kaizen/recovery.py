@@ -9,7 +9,8 @@ policy's lock), and by the service when it starts. For each journal file:
   it now. A torn half line from the dead writer stays behind, unread.
 - it reached ``promoting`` or ``promoted`` and the registry's ``champion`` alias
   points to its challenger → the alias moved before the process died: finish
-  the promotion's bookkeeping and write the ``promoted`` record.
+  the promotion's bookkeeping and write the ``promoted`` record (a ``rollback``
+  retires with its journalled reason and restores its journalled baseline).
 - anything else → one ``failed`` record, ``aborted: process died during …``;
   every version it registered (``registered``, plus ``version`` and
   ``gated_version``) that does not serve is tagged ``kaizen.status = aborted``,
@@ -55,8 +56,13 @@ def _finish_promotion(registry: Any, entry: dict[str, Any]) -> None:
     """What :func:`kaizen.promotion.commit` does after the alias move, for a process that died right after it."""
     name, version, old = entry["policy"], str(entry["version"]), entry.get("replaced")
     registry.settle_promotion(name, version, str(old) if old else None, cycle_id=entry["id"],
-                              reason=f"replaced by version {version} in cycle {entry['id']}",
+                              reason=entry.get("retire_reason") or f"replaced by version {version} in cycle "
+                                                                    f"{entry['id']}",
                               when=entry["steps"][-1]["time"])
+    if entry.get("kind") == "rollback":  # kaizen/rollback.py: the baseline it restores, not a raise
+        if entry.get("restore_baseline") is not None:
+            registry.set_baseline(name, float(entry["restore_baseline"]))
+        return
     chall = (entry.get("sections") or {}).get("challenger") or {}
     if chall.get("metric"):
         registry.raise_baseline(name, chall["metric"], chall.get("holdout_metric"))
@@ -79,6 +85,8 @@ def _settle(entry: dict[str, Any], ledger: Ledger, registry: Any) -> Record:
             return _record(entry, "promoted", reasons)
     why = f"aborted: process died during {PHASE.get(step, step)} (last step journalled: {step})"
     left = [*entry.get("registered", []), version, entry.get("gated_version")]
+    if entry.get("kind") == "rollback":  # it registers nothing: its version is an old one, left as it was
+        left = list(entry.get("registered", []))
     for v_id in dict.fromkeys(str(v) for v in left if v):
         if registry is None:
             break

@@ -4,11 +4,21 @@
 take the policy's lock, are journalled, and append exactly one record that
 ``resolves`` the waiting one. An approval is refused when the champion changed
 since the challenger was judged (:func:`kaizen.promotion.commit`).
+
+Approvals expire: a waiting record may be approved for ``[promotion]
+approval_expires`` of its policy (default 7 days; ``false``: no limit) after it
+was decided. Past that, ``approve`` refuses it, ``kaizen log`` shows it as
+``(expired)``, and :func:`expire_pending` (called before each cycle) records a
+``rejected`` resolution for it (kind ``rejection``, actor ``kaizen``). The limit is
+read from the policy file whose model is the record's policy; a policy that is
+not in the policies folder gets the default.
 """
 
 from __future__ import annotations
 
 import getpass
+import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from kaizen.config import Config
@@ -17,7 +27,9 @@ from kaizen.journal import Step
 from kaizen.ledger import Ledger, Record
 from kaizen.runner import RunContext, run
 
-__all__ = ["approve", "pending", "reject"]
+log = logging.getLogger("kaizen.review")
+
+__all__ = ["approve", "expire_pending", "expired", "expires_at", "pending", "reject"]
 
 
 def pending(ledger: Ledger) -> list[Record]:
@@ -39,14 +51,62 @@ def _waiting(ledger: Ledger, record_id: str) -> Record:
     return rec
 
 
+def expires_at(record: Record, seconds: float | None) -> datetime | None:
+    """When ``record`` (awaiting approval) stops being approvable after ``seconds``; None: never."""
+    if seconds is None:
+        return None
+    from datetime import timedelta
+
+    return datetime.fromisoformat(record.time.replace("Z", "+00:00")) + timedelta(seconds=seconds)
+
+
+def _expiry(config: Config, policy: str, given: Any = None) -> tuple[float | None, str]:
+    """(seconds, what says so) of ``policy``'s ``[promotion] approval_expires``."""
+    from kaizen.policy import PromotionSpec, format_duration, load_policies, policy_files
+
+    pol = given
+    if pol is None:
+        good, _ = load_policies(policy_files(config.policies_dir)) if config.policies_dir.is_dir() else ([], [])
+        pol = next((p for p in good if p.name == policy), None)
+    seconds = pol.promotion.approval_expires_seconds if pol is not None else PromotionSpec.approval_expires_seconds
+    shown = "false" if seconds is None else f'"{format_duration(seconds)}"'
+    where = f"in {pol.path}" if pol is not None else f"the default: no valid policy for {policy!r} in " \
+                                                        f"{config.policies_dir}"
+    return seconds, f"promotion.approval_expires = {shown} ({where})"
+
+
+def expired(config: Config, records: list[Record], now: datetime | None = None) -> set[str]:
+    """The ids of ``records`` (awaiting approval, unanswered) whose approval has expired at ``now``."""
+    now = now or datetime.now(UTC)
+    limits: dict[str, float | None] = {}
+    out = set()
+    for r in records:
+        if r.policy not in limits:
+            limits[r.policy] = _expiry(config, r.policy)[0]
+        end = expires_at(r, limits[r.policy])
+        if end is not None and now >= end:
+            out.add(r.id)
+    return out
+
+
+def _refuse_expired(config: Config, rec: Record, now: datetime | None) -> None:
+    seconds, setting = _expiry(config, rec.policy)
+    end = expires_at(rec, seconds)
+    if end is not None and (now or datetime.now(UTC)) >= end:
+        raise KaizenError(f"record {rec.id} expired at {end.isoformat().replace('+00:00', 'Z')} ({setting}): it can "
+                          "no longer be approved; the next cycle records it as rejected (expired) and judges a "
+                          "fresh challenger")
+
+
 def approve(config: Config, record_id: str, *, actor: str | None = None, registry: Any = None,
-            wait_seconds: float = 0.0) -> Record:
+            wait_seconds: float = 0.0, now: datetime | None = None) -> Record:
     """Promote the challenger of ``record_id``, if the champion is still the one it was judged against.
 
     Raises :class:`KaizenError` (nothing written) when the record is unknown, not waiting, already
-    answered, or the champion changed since it was judged.
+    answered, expired (at ``now``, default the current time), or the champion changed since it was judged.
     """
     rec = _waiting(Ledger(config.ledger_path), record_id)
+    _refuse_expired(config, rec, now)
     actor = actor or getpass.getuser()
     judged = str(rec.champion.get("version"))
     version = str(rec.challenger.get("version"))
@@ -65,6 +125,7 @@ def approve(config: Config, record_id: str, *, actor: str | None = None, registr
         from kaizen.promotion import commit
 
         _waiting(ctx.ledger, record_id)  # re-read under the lock: nobody answered in between
+        _refuse_expired(config, rec, now)  # nor did it expire while this waited for the lock
         draft = ctx.draft
         draft.sections["champion"] = {"version": judged}
         draft.sections["challenger"] = {"version": version}
@@ -89,19 +150,63 @@ def reject(config: Config, record_id: str, *, actor: str | None = None, reason: 
     """Turn down the challenger of ``record_id``; the champion stays."""
     rec = _waiting(Ledger(config.ledger_path), record_id)
     actor = actor or getpass.getuser()
+    why = f"{actor} rejected {record_id}: version {rec.challenger.get('version')} stays a challenger" + (
+        f" ({reason})" if reason else "")
+    return _reject(config, rec, actor, why, registry=registry, wait_seconds=wait_seconds)
+
+
+def _reject(config: Config, rec: Record, actor: str, why: str, *, registry: Any, wait_seconds: float,
+            tagged_by: str | None = None) -> Record:
     version = str(rec.challenger.get("version"))
 
     def body(ctx: RunContext) -> Record:
-        _waiting(ctx.ledger, record_id)
-        ctx.registry.tag(rec.policy, version, {"kaizen.status": "rejected", "kaizen.rejected_by": actor})
+        _waiting(ctx.ledger, rec.id)
+        ctx.registry.tag(rec.policy, version, {"kaizen.status": "rejected", "kaizen.rejected_by": tagged_by or actor})
         draft = ctx.draft
         draft.sections["champion"] = {"version": rec.champion.get("version")}
         draft.sections["challenger"] = {"version": version}
-        draft.reasons.append(f"{actor} rejected {record_id}: version {version} stays a challenger"
-                             + (f" ({reason})" if reason else ""))
-        return draft.finish("rejected", resolves=record_id, actor=actor)
+        draft.reasons.append(why)
+        return draft.finish("rejected", resolves=rec.id, actor=actor)
 
     out = run(config, rec.policy, body, kind="rejection", registry=registry, wait_seconds=wait_seconds)
     if out.decision == "failed":
-        raise KaizenError(f"rejection of {record_id} failed ({out.id}): {out.error}")
+        raise KaizenError(f"rejection of {rec.id} failed ({out.id}): {out.error}")
+    return out
+
+
+def expire_pending(config: Config, policy_name: str, now: datetime | None = None, *, policy: Any = None,
+                   history: list[Record] | None = None, registry: Any = None,
+                   wait_seconds: float = 0.0) -> list[Record]:
+    """Reject (expired) each of ``policy_name``'s waiting records whose approval expired at ``now``; return them.
+
+    Each goes through the runner (the policy's lock, the journal, one ``rejection`` record by actor
+    ``kaizen`` whose first reason starts ``expired:``): call it before a cycle's run, never inside one.
+    ``policy``: the loaded policy (else read from the policies folder). ``history``: the records to look
+    in, oldest first (a bounded read of the log; a record's answer is always newer than it); None: the
+    whole log. Raises :class:`~kaizen.errors.BusyError` when the policy stays busy for ``wait_seconds``.
+    """
+    from kaizen.errors import BusyError
+
+    now = now or datetime.now(UTC)
+    records = Ledger(config.ledger_path).records() if history is None else history
+    answered = {r.resolves for r in records if r.resolves}
+    waiting = [r for r in records if r.policy == policy_name and r.decision == "awaiting_approval"
+               and r.id not in answered]
+    if not waiting:
+        return []
+    seconds, setting = _expiry(config, policy_name, policy)
+    out = []
+    for rec in waiting:
+        end = expires_at(rec, seconds)
+        if end is None or now < end:
+            continue
+        why = (f"expired: {rec.id} was not approved by {end.isoformat().replace('+00:00', 'Z')} ({setting}); version "
+               f"{rec.challenger.get('version')} stays a challenger")
+        try:
+            out.append(_reject(config, rec, "kaizen", why, registry=registry, wait_seconds=wait_seconds,
+                               tagged_by="kaizen (expired)"))
+        except BusyError:
+            raise
+        except KaizenError as exc:  # answered meanwhile: its failed record says so; the cycle goes on
+            log.warning("could not expire %s: %s", rec.id, exc)
     return out

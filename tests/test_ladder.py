@@ -101,3 +101,22 @@ def test_the_change_is_the_first_batch_of_the_current_run_of_alarms(home) -> Non
     assert rows == 150 + 400 and "extended back" in why
     # no performance alarm: no change located
     assert change_rows(policy, w, history, False, pool, current_train=200)[0] is None
+
+
+def test_a_scheduled_refit_climbs_only_the_first_rung_and_is_gated(home) -> None:
+    home.write_policy({"trigger": {"drift_share": False, "prediction_drift": False, "performance_drop": 0.5,
+                                   "refit_every_batches": 2},
+                       "gates": {"min_improvement": 0.0, "golden_tolerance": 1.0}})
+    assert bootstrap(home.config(), home.policy()).decision == "promoted"
+    home.arrive(0)
+    first = run_cycle(home.config(), home.policy())
+    assert first.decision == "skipped" and not first.challenger  # one batch since the bootstrap: not due yet
+    home.arrive(1)
+    second = run_cycle(home.config(), home.policy())
+    assert second.trigger["scheduled"] is True
+    assert any(r.startswith("scheduled refit: 2 or more batches") for r in second.reasons), second.reasons
+    assert [a["rung"] for a in second.challenger["ladder"]] == ["refit"]
+    assert second.decision in ("promoted", "rejected") and second.challenger["trials"] == 0
+    home.arrive(2)
+    third = run_cycle(home.config(), home.policy())
+    assert not third.challenger and not third.trigger.get("scheduled")  # counting starts again after a build

@@ -5,7 +5,8 @@ Each ``[[gates.slices]]`` table cuts one column of the holdout rows into slices
 the last one closed). Both models are scored on every slice. A slice with
 fewer than ``gates.min_slice_rows`` rows (or where the metric is undefined) is
 reported, not judged. For the others, a one-sided bootstrap p-value (seeded,
-``gates.bootstrap_resamples`` resamples of the slice's rows) tests "the
+``gates.bootstrap_resamples`` resamples of the slice's rows, seeded by the slice's label so that a slice's
+p-value does not depend on the other slices listed) tests "the
 challenger is worse by more than ``gates.slice_tolerance``": the share of
 resamples where it is not. Across the judged slices the p-values are
 Holm-Bonferroni adjusted, so the more slices a policy lists the more evidence
@@ -17,6 +18,7 @@ p-value is below ``1 - gates.confidence``.
 from __future__ import annotations
 
 import math
+import zlib
 from typing import Any
 
 import numpy as np
@@ -87,7 +89,7 @@ class SlicesGate(Gate):
                 problems.append(f"gates.slices[{k}]: {exc.args[0]}")
                 continue
             for label, mask in masks:
-                table.append(self._slice(evidence, h, label, mask, seed=len(table)))
+                table.append(self._slice(evidence, h, label, mask))
         judged = [row for row in table if row["judged"]]
         alpha = 1 - spec.confidence
         for row, adj in zip(judged, holm([row["p_value"] for row in judged]), strict=True):
@@ -105,7 +107,7 @@ class SlicesGate(Gate):
                                  f"Holm-adjusted p-values, {len(table) - len(judged)} too small or undefined)",
                            **numbers)
 
-    def _slice(self, ev: Evidence, h: Labelled, label: str, mask: np.ndarray, seed: int) -> dict[str, Any]:
+    def _slice(self, ev: Evidence, h: Labelled, label: str, mask: np.ndarray) -> dict[str, Any]:
         policy = ev.policy
         metric, pos, spec = policy.model.metric, policy.model.positive_label, policy.gates
         rows = int(mask.sum())
@@ -122,7 +124,7 @@ class SlicesGate(Gate):
         row["change"] = improvement(metric, chall, champ)
         if rows < spec.min_slice_rows:
             return {**row, "note": f"fewer than {spec.min_slice_rows} rows: reported, not judged"}
-        a, b = paired_bootstrap(metric, y, old, new, pos_label=pos, seed=[ev.seed, seed],
+        a, b = paired_bootstrap(metric, y, old, new, pos_label=pos, seed=[ev.seed, zlib.crc32(label.encode())],
                                 resamples=spec.bootstrap_resamples)
         gains = improvements(metric, b, a)
         gains = gains[np.isfinite(gains)]

@@ -241,8 +241,8 @@ class Service:
             retry_unwritten(self.config)
             if self.journal.pending():  # a decided entry the log refused (recovery appends it), or a dead run
                 recover_all(self.config, self.journal)
-        except (KaizenError, OSError) as exc:  # still full: the next tick tries again
-            log.warning("decisions not yet written to the promotion log: %s", exc)
+        except (KaizenError, OSError) as exc:  # still full: the next tick tries again (the first failure was logged)
+            log.debug("decisions not yet written to the promotion log: %s", exc)
 
     def _after(self, name: str, h: PolicyHealth, record: Record, seconds: float) -> None:
         s = self.settings
