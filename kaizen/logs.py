@@ -24,7 +24,7 @@ import traceback
 
 from kaizen.redact import redact
 
-__all__ = ["RedactFilter", "configure"]
+__all__ = ["OneLineFilter", "RedactFilter", "configure"]
 
 _NOISY = ("mlflow", "alembic", "optuna", "featuretools", "woodwork", "evidently", "urllib3", "git")
 
@@ -47,6 +47,22 @@ class RedactFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         record._kaizen_redacted = True
+        return True
+
+
+class OneLineFilter(logging.Filter):
+    """Another library's record keeps its message but loses its traceback (its first line stays).
+
+    MLflow logs a whole SQLAlchemy traceback of its own when its database fails; the cause
+    is already in Kaizen's one-line error and in the record. Kaizen's own records keep theirs
+    (tracebacks are logged at DEBUG there). Never drops a record.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.split(".")[0] != "kaizen" and (record.exc_info or record.exc_text):
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
+            record.msg = str(record.getMessage()).splitlines()[0] if record.getMessage() else record.msg
+            record.args = None
         return True
 
 
@@ -77,6 +93,7 @@ def configure(level: int = logging.INFO) -> None:
         fallback = logging.StreamHandler(sys.stderr)  # what logging.lastResort does, redacted
         fallback.setLevel(logging.WARNING)
         fallback.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        fallback.addFilter(OneLineFilter())
         fallback.addFilter(RedactFilter())
         fallback._kaizen = True  # type: ignore[attr-defined]
         top.addHandler(fallback)

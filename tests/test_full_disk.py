@@ -349,8 +349,6 @@ def test_once_on_a_full_disk_exits_1_with_one_line_saying_the_decision_could_not
     assert Journal(cfg.state_dir, cfg.ledger_path).pending() == []
 
 
-@pytest.mark.xfail(strict=True, reason="MLflow logs its own SQLAlchemy traceback (about 90 lines) through the root "
-                   "handler of kaizen/logs.py; quieting other libraries' tracebacks is kaizen/logs.py's to do")
 def test_a_failing_once_on_a_full_disk_prints_a_few_lines(booted) -> None:
     cfg = booted.config()
     fill(cfg.state_dir)
