@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -105,8 +106,10 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
     policy = load_policy(_policy_path(cfg, args.policy))
     from kaizen.bootstrap import bootstrap
+    from kaizen.ui.progress import StepLine
 
-    rec = bootstrap(cfg, policy, seed=args.seed, force=args.force, wait_seconds=args.wait)
+    with StepLine(journal=(cfg.state_dir, policy.name)):  # bootstrap takes no on_step: follow its journal entry
+        rec = bootstrap(cfg, policy, seed=args.seed, force=args.force, wait_seconds=args.wait)
     _print_record(rec)
     return 0 if rec.decision == "promoted" else 1
 
@@ -131,7 +134,10 @@ def cmd_once(args: argparse.Namespace) -> int:
             status = exc.exit_code
             continue
         try:
-            rec = run_cycle(cfg, policy, seed=args.seed, wait_seconds=args.wait)
+            from kaizen.ui.progress import StepLine
+
+            with StepLine() as progress:
+                rec = run_cycle(cfg, policy, seed=args.seed, wait_seconds=args.wait, on_step=progress.on_step)
         except BusyError as exc:
             print(f"kaizen: {exc}", file=sys.stderr)
             status = status or BusyError.exit_code
@@ -183,41 +189,87 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_log(args: argparse.Namespace) -> int:
     from kaizen.config import load_config
-    from kaizen.ledger import Ledger
+    from kaizen.ui import text
+    from kaizen.ui.logview import LogView, Query, cache_file, parse_when
 
     cfg = load_config(args.config)
-    ledger = Ledger(cfg.ledger_path)
-    records = [r for r in ledger.records() if not args.policy or r.policy == args.policy]
-    if args.last:
-        records = records[-args.last:]
-    if args.json:
-        for r in records:
-            print(r.to_json())
+    query = Query(policy=args.policy, decisions=tuple(dict.fromkeys(args.decision or ())),
+                  since=parse_when(args.since, what="--since") if args.since else None,
+                  until=parse_when(args.until, end=True, what="--until") if args.until else None)
+    view = LogView(cfg.ledger_path, cache=cache_file(cfg))
+    snap = view.snapshot()
+    rows = query.apply(snap.rows)
+    tty = not (args.json or args.csv) and sys.stdout.isatty()
+    last = args.last or (text.TTY_ROWS if tty else 0)
+    shown = rows[-last:] if last else rows
+    try:
+        if args.json:
+            sys.stdout.flush()
+            sys.stdout.buffer.writelines(line + b"\n" for line in view.raw_lines(shown))
+        elif args.csv:
+            sys.stdout.write(text.render_csv(shown, snap.resolved, _expired(cfg, snap.waiting())))
+        elif not shown:
+            print(f"the promotion log is empty ({cfg.ledger_path})" if not snap.rows else
+                  f"no record matches ({len(snap.rows)} in {cfg.ledger_path})")
+        elif tty and len(shown) <= text.RICH_MAX_ROWS:
+            text.render_rich(shown, snap.resolved, sys.stdout, _expired(cfg, snap.waiting()))
+        else:
+            print(text.render_plain(shown, snap.resolved, _expired(cfg, snap.waiting())))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `kaizen log | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    if not records:
-        print(f"the promotion log is empty ({cfg.ledger_path})")
-        return 0
-    from kaizen.review import pending
-
-    waiting = {r.id for r in pending(ledger)}
-    resolved = {r.resolves: r for r in records if r.resolves}
-    print(render_table(records, waiting, resolved))
-    if ledger.skipped_lines:
-        print(f"({ledger.skipped_lines} unreadable line(s) in {cfg.ledger_path} skipped)", file=sys.stderr)
+    if len(shown) < len(rows) and not args.last and not (args.json or args.csv):
+        print(f"(the newest {len(shown)} of {len(rows)} records; --last N shows more, a pipe shows all)",
+              file=sys.stderr)
+    if snap.skipped:
+        print(f"({snap.skipped} unreadable line(s) in {cfg.ledger_path} skipped)", file=sys.stderr)
     return 0
+
+
+def _expired(cfg: Any, waiting: list[Any]) -> set[str]:
+    """The ids of ``waiting`` (unanswered approvals) past their policy's ``approval_expires``."""
+    if not waiting:
+        return set()
+    from kaizen.review import expired
+
+    return expired(cfg, waiting)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     from kaizen.config import load_config
-    from kaizen.ledger import Ledger
+    from kaizen.ui.logview import LogView, cache_file
 
-    rec = Ledger(load_config(args.config).ledger_path).find(args.id)
+    cfg = load_config(args.config)
+    view = LogView(cfg.ledger_path, cache=cache_file(cfg))
+    snap = view.snapshot()
+    row = snap.by_id.get(args.id)
+    rec = view.record(row) if row is not None else None
     if rec is None:
         raise KaizenError(f"no record {args.id!r} in the promotion log")
     if args.json:
         print(json.dumps(rec.to_dict(), indent=2))
     else:
-        _print_record(rec, full=True)
+        from kaizen.ui.text import print_record
+
+        print_record(rec, full=True, answer=snap.resolved.get(rec.id))
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    from kaizen.logs import configure
+
+    configure(logging.INFO)
+    from kaizen.ui.server import UIServer
+
+    try:
+        server = UIServer(cfg, host=args.host, port=args.port)
+    except OSError as exc:
+        raise KaizenError(f"cannot serve the review pages on {args.host or cfg.ui.host}:"
+                          f"{cfg.ui.port if args.port is None else args.port}: {exc.strerror or exc}") from exc
+    print(f"kaizen ui: {server.url}/ ({server.mode}; Ctrl-C stops)", flush=True)
+    server.serve_forever()
     return 0
 
 
@@ -234,6 +286,57 @@ def cmd_reject(args: argparse.Namespace) -> int:
     from kaizen.review import reject
 
     _print_record(reject(cfg, args.id, actor=args.by, reason=args.reason or "", wait_seconds=args.wait))
+    return 0
+
+
+def _model(cfg: Any, ref: str) -> tuple[str, Any]:
+    """(model name, its policy or None): POLICY as for the other commands, or a model name with no policy file."""
+    from kaizen.policy import load_policy
+
+    try:
+        policy = load_policy(_policy_path(cfg, ref))
+    except KaizenError:
+        if Path(ref).suffix == ".toml" or Path(ref).exists():
+            raise
+        return ref, None  # a model whose policy file is gone or broken can still be rolled back and read
+    return policy.name, policy
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    name, policy = _model(cfg, args.policy)
+    from kaizen.rollback import rollback
+
+    rec = rollback(cfg, name, to=args.to, reason=args.reason or "", actor=args.by, force=args.force,
+                   wait_seconds=args.wait, metric=policy.model.metric if policy else "")
+    _print_record(rec)
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from kaizen.config import load_config
+    from kaizen.history import champion_periods, render_history
+    from kaizen.ledger import Ledger
+
+    cfg = load_config(args.config)
+    name, _ = _model(cfg, args.policy)
+    current, note = None, None
+    try:
+        from kaizen.registry import Registry
+
+        champ = Registry.from_config(cfg).champion(name)
+        current = champ.version if champ else None
+    except Exception as exc:  # the log alone still answers; say what could not be checked
+        note = f"the registry's current @champion could not be read ({type(exc).__name__}: {exc})"
+    periods = champion_periods(Ledger(cfg.ledger_path).records(), name, current=current)
+    if args.json:
+        print(json.dumps([p.to_dict() for p in periods], indent=2))
+    elif periods:
+        print(redact(render_history(periods)))
+    else:
+        print(f"no champion of {name!r} in the promotion log ({cfg.ledger_path})")
+    if note:
+        print(f"kaizen: {redact(note)}", file=sys.stderr)
     return 0
 
 
@@ -261,67 +364,10 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 # -- printing -------------------------------------------------------------------------------------
 
-def _fmt(v: Any) -> str:
-    return "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
-
-
 def _print_record(rec: Any, full: bool = False) -> None:
-    ch, cl = rec.champion or {}, rec.challenger or {}
-    head = f"{rec.decision.upper()}  {rec.policy}  cycle {rec.id}"
-    if cl.get("version"):
-        head += f"  (champion v{ch.get('version')} vs challenger v{cl.get('version')})"
-    elif ch.get("version"):
-        head += f"  (champion v{ch.get('version')})"
-    print(head)
-    for reason in rec.reasons:
-        print(f"  - {redact(reason)}")
-    if full:
-        for g in rec.gates:
-            print(f"  gate {g['name']}: {'PASS' if g['passed'] else 'FAIL'}  {redact(str(g['message']))}")
-        cost = rec.cost or {}
-        print(f"  cost: {_fmt(cost.get('cpu_seconds'))} CPU s, {_fmt(cost.get('wall_seconds'))} wall s; "
-              f"MLflow run {rec.mlflow_run_id or '-'}; report {rec.report or '-'}")
+    from kaizen.ui.text import print_record
 
-
-def render_table(records: list[Any], waiting: set[str], resolved: dict[str, Any]) -> str:
-    rows = [("TIME", "ID", "POLICY", "DECISION", "CHAMP", "CHALL", "METRIC champ→chall", "DRIFT", "WHY")]
-    for r in records:
-        ch, cl = r.champion or {}, r.challenger or {}
-        mon = (r.trigger or {}).get("monitor") or {}
-        decision = r.decision
-        if r.id in waiting:
-            decision += " (open)"
-        elif r.id in resolved:
-            decision += f" → {resolved[r.id].decision}"
-        metric = ""
-        if cl.get("holdout_metric") is not None:
-            metric = f"{_fmt(ch.get('holdout_metric'))}→{_fmt(cl.get('holdout_metric'))}"
-        elif ch.get("window_metric") is not None:
-            metric = f"{_fmt(ch.get('window_metric'))}"
-        drift = f"{mon['drift_share']:.0%}" if mon.get("drift_share") is not None else ""
-        why = _why(r)
-        rows.append((r.time.replace("T", " ").rstrip("Z"), r.id, r.policy, decision, _fmt(ch.get("version")),
-                     _fmt(cl.get("version")) if cl.get("version") else "", metric, drift, why))
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]) - 1)]
-    lines = []
-    for row in rows:
-        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1])
-    return "\n".join(lines)
-
-
-def _why(r: Any) -> str:
-    failed = [g["name"] for g in r.gates if not g.get("passed")]
-    if r.decision == "rejected" and failed:
-        return "failed gate(s): " + ", ".join(failed)
-    fired = [s["rule"] for s in (r.trigger or {}).get("signals", []) if s.get("fired")]
-    gain = next((g["numbers"].get("improvement") for g in r.gates if g["name"] == "improvement"), None)
-    if r.decision in ("promoted", "awaiting_approval") and r.kind == "cycle" and fired and gain is not None:
-        return f"triggered by {', '.join(fired)}; all gates passed (improvement {gain:+.4f})"
-    if r.decision == "failed" and r.error:
-        return r.error.splitlines()[0][:90]
-    if r.reasons:
-        return r.reasons[0][:90] + ("…" if len(r.reasons[0]) > 90 else "")
-    return ""
+    print_record(rec, full=full)
 
 
 # -- entry point ----------------------------------------------------------------------------------
@@ -382,16 +428,37 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_status)
 
-    lg = sub.add_parser("log", help="print the promotion log")
-    lg.add_argument("--json", action="store_true", help="one JSON record per line")
+    from kaizen.ledger import DECISIONS
+
+    lg = sub.add_parser("log", help="print the promotion log",
+                        description="Print the promotion log, oldest first: a table (drawn by rich on a terminal, "
+                        "where only the newest 50 records are shown unless --last says otherwise; plain aligned "
+                        "text when piped), --json (each record as written) or --csv. Filters combine.")
+    fmt = lg.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="one JSON record per line, as written in the log")
+    fmt.add_argument("--csv", action="store_true", help="one CSV row per record (numbers unrounded)")
     lg.add_argument("--policy", help="only this model's records")
-    lg.add_argument("--last", type=int, metavar="N", help="only the newest N records")
+    lg.add_argument("--decision", action="append", choices=DECISIONS, metavar="DECISION",
+                    help=f"only records with this decision (repeatable; one of {', '.join(DECISIONS)})")
+    lg.add_argument("--since", metavar="WHEN", help="only records at or after WHEN (ISO date or time, UTC unless "
+                    "it has an offset: 2026-11-26, 2026-11-26T14:00)")
+    lg.add_argument("--until", metavar="WHEN", help="only records at or before WHEN (a date counts whole)")
+    lg.add_argument("--last", type=int, metavar="N", help="only the newest N records (after the filters)")
     lg.set_defaults(func=cmd_log)
 
     sh = sub.add_parser("show", help="print one record of the promotion log in full")
     sh.add_argument("id")
     sh.add_argument("--json", action="store_true")
     sh.set_defaults(func=cmd_show)
+
+    ui = sub.add_parser("ui", help="serve the review pages (overview, decisions, approve/reject) in a browser",
+                        description="Serve the review pages: each policy's champion and chart, the decisions with "
+                        "filters, each decision in full with its Evidently report, and approve/reject forms when "
+                        "[ui] token_env names a variable holding a token (else read-only). Bound to [ui] host "
+                        "(127.0.0.1) by default. See docs/ui.md.")
+    ui.add_argument("--host", help="address to bind (default: [ui] host, 127.0.0.1)")
+    ui.add_argument("--port", type=int, help="port (default: [ui] port, 9467; 0 picks a free one)")
+    ui.set_defaults(func=cmd_ui)
 
     a = sub.add_parser("approve", help="promote a challenger that awaits approval")
     a.add_argument("id", help="the cycle id of the awaiting_approval record")
@@ -405,6 +472,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--by", help="who rejects (default: the current user)")
     _wait_flag(r)
     r.set_defaults(func=cmd_reject)
+
+    rb = sub.add_parser("rollback", help="restore a previous champion (logged like a promotion)",
+                        description="Move @champion back to a version that served before (default: the one the "
+                        "current champion replaced), through the policy's lock, with one record of kind rollback. "
+                        "Refused for the current champion, a version whose model files are gone or cannot be "
+                        "loaded, and (without --force) one that never served.")
+    rb.add_argument("policy", help="policy file or model name")
+    rb.add_argument("--to", metavar="VERSION", help="the version to restore (default: the previous champion)")
+    rb.add_argument("--reason", help="why, for the log")
+    rb.add_argument("--by", help="who rolls back (default: the current user)")
+    rb.add_argument("--force", action="store_true", help="allow a version that never served")
+    _wait_flag(rb)
+    rb.set_defaults(func=cmd_rollback)
+
+    hi = sub.add_parser("history", help="every champion of a model: from/to times and the decision that moved it")
+    hi.add_argument("policy", help="policy file or model name")
+    hi.add_argument("--json", action="store_true", help="a JSON list of periods")
+    hi.set_defaults(func=cmd_history)
 
     gc = sub.add_parser("gc", help="delete old reports, model files of retired versions, leftover work files",
                         description="Apply [retention] of config.toml now: delete old Evidently reports, the model "

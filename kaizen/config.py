@@ -10,6 +10,7 @@ state in one folder: MLflow tracking and registry in ``<state>/mlflow.db``
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from typing import Any
 from kaizen._fields import Reader, load_toml
 from kaizen.errors import ConfigError
 
-__all__ = ["Config", "RetentionSettings", "load_config", "DEFAULT_CONFIG_NAME"]
+__all__ = ["Config", "NOTIFY_EVENTS", "NotifySettings", "RetentionSettings", "UISettings", "Webhook", "load_config",
+           "DEFAULT_CONFIG_NAME"]
 
 DEFAULT_CONFIG_NAME = "config.toml"
 
@@ -66,6 +68,49 @@ class RetentionSettings:
     cache_days: float = 7.0
 
 
+#: events a webhook can subscribe to (kaizen/notify.py says which records raise each)
+NOTIFY_EVENTS = ("promoted", "rejected", "awaiting_approval", "rolled_back", "failed")
+WEBHOOK_FORMATS = ("json", "slack")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class UISettings:
+    """``[ui]``: the review pages (``kaizen ui``; in ``kaizen run`` when ``enabled``); see docs/ui.md.
+
+    ``token_env`` names the environment variable that holds the review token (never the token itself);
+    empty, or the variable unset, means the pages are read-only.
+    """
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 9467
+    token_env: str = ""
+    public_url: str = ""
+    page_size: int = 50
+    session_hours: float = 12.0
+    chart_points: int = 300
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """One ``[[notify.webhooks]]`` table: the URL is read from the environment variable ``url_env``."""
+
+    url_env: str
+    format: str = "json"
+    events: tuple[str, ...] = NOTIFY_EVENTS
+    timeout_seconds: float = 5.0
+    retries: int = 3
+    backoff_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """``[notify]``: where decisions are announced (kaizen/notify.py, docs/notifications.md)."""
+
+    webhooks: tuple[Webhook, ...] = ()
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path | None
@@ -81,6 +126,8 @@ class Config:
     watts_per_core: float = 15.0
     grid_gco2_per_kwh: float = 400.0
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    ui: UISettings = field(default_factory=UISettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
     @property
     def reports_dir(self) -> Path:
@@ -141,6 +188,59 @@ def _retention(r: Reader) -> RetentionSettings:
     )
 
 
+def _env_name(r: Reader, key: str, value: Any, example: str) -> str:
+    """``value`` if it names an environment variable; else a problem that does not repeat it (it may be the secret)."""
+    if isinstance(value, str) and _ENV_NAME.fullmatch(value):
+        return value
+    shown = "a value that is not a variable name (not repeated here: it may be the secret itself)" \
+        if isinstance(value, str) else repr(value)
+    r.problems.append(f"{key} must be the name of an environment variable that holds the secret, such as "
+                      f"{example!r}, never the secret itself; got {shown}")
+    return ""
+
+
+def _ui(r: Reader) -> UISettings:
+    d = UISettings()
+    raw = r.get("ui.token_env", str, "", allowed="the name of an environment variable")
+    public = r.get("ui.public_url", str, "", allowed="an http:// or https:// URL",
+                   check=lambda v: v == "" or v.startswith(("http://", "https://")))
+    return UISettings(
+        enabled=r.boolean("ui.enabled", d.enabled),
+        host=r.string("ui.host", d.host, allowed="a host name or IP address to bind"),
+        port=r.integer("ui.port", d.port, lo=0, hi=65535),
+        token_env=_env_name(r, "ui.token_env", raw, "KAIZEN_UI_TOKEN") if raw else "",
+        public_url=public.rstrip("/"),
+        page_size=r.integer("ui.page_size", d.page_size, lo=10, hi=500),
+        session_hours=r.number("ui.session_hours", d.session_hours, lo=0, lo_open=True),
+        chart_points=r.integer("ui.chart_points", d.chart_points, lo=10, hi=5000),
+    )
+
+
+def _notify(r: Reader) -> NotifySettings:
+    items = r.get("notify.webhooks", list, [], allowed="an array of tables ([[notify.webhooks]])",
+                  check=lambda v: all(isinstance(x, dict) for x in v))
+    hooks = []
+    for i, table in enumerate(items):
+        at = f"notify.webhooks[{i}]"
+        sub = Reader(table)
+        d = Webhook(url_env="")
+        url_env = sub.get("url_env", str, None, allowed="the name of an environment variable")
+        if url_env is None and "url_env" not in table:
+            sub.problems.append("url_env is required (the name of the environment variable holding the URL)")
+        hook = Webhook(
+            url_env=_env_name(sub, "url_env", url_env, "KAIZEN_WEBHOOK_URL") if url_env is not None else "",
+            format=sub.string("format", d.format, choices=WEBHOOK_FORMATS),
+            events=sub.strings("events", d.events, choices=NOTIFY_EVENTS, allow_empty=False),
+            timeout_seconds=sub.number("timeout_seconds", d.timeout_seconds, lo=0, hi=300, lo_open=True),
+            retries=sub.integer("retries", d.retries, lo=0, hi=20),
+            backoff_seconds=sub.number("backoff_seconds", d.backoff_seconds, lo=0, hi=3600),
+        )
+        sub.unknown_keys()
+        r.problems.extend(f"{at}.{p}" for p in sub.problems)
+        hooks.append(hook)
+    return NotifySettings(webhooks=tuple(hooks))
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Load ``path`` (default: ``$KAIZEN_CONFIG`` or ``./config.toml``).
 
@@ -188,6 +288,8 @@ def load_config(path: str | Path | None = None) -> Config:
         watts_per_core=r.number("cost.watts_per_core", 15.0, lo=0, lo_open=True),
         grid_gco2_per_kwh=r.number("cost.grid_gco2_per_kwh", 400.0, lo=0),
         retention=_retention(r),
+        ui=_ui(r),
+        notify=_notify(r),
     )
     r.unknown_keys()
     if r.problems:

@@ -48,6 +48,12 @@ def run_cycle(config: Config, policy: Policy, *, seed: int | None = None, stop: 
     the cycle's progress (the service binds it to its logs). Raises :class:`~kaizen.errors.BusyError`
     when another process runs this policy for longer than ``wait_seconds``.
     """
+    from kaizen.ledger import Ledger
+    from kaizen.review import expire_pending
+
+    # approvals that waited too long are answered first, each by its own record (promotion.approval_expires)
+    expire_pending(config, policy.name, policy=policy, registry=registry, wait_seconds=wait_seconds,
+                   history=Ledger(config.ledger_path).tail(policy.name, HISTORY_RECORDS))
     return run(config, policy.name, lambda ctx: _cycle(ctx, policy), kind="cycle",
                seed=policy.build.seed if seed is None else int(seed), registry=registry, day=day,
                on_step=on_step, stop=stop, wait_seconds=wait_seconds)
@@ -68,6 +74,11 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
     draft.sections["window"] = window.summary()
     # a bounded read of the log, newest last: what the trigger, the ladder and the "nothing new" check look back on
     history = ctx.ledger.tail(policy.name, HISTORY_RECORDS)
+    # a champion alias moved outside Kaizen: restored (and alerted) or adopted, by promotion.on_foreign_champion
+    from kaizen.history import handle_foreign_champion
+
+    if handle_foreign_champion(ctx, policy, history, champion.version, serving_tags=champion.tags):
+        champion = registry.champion(policy.name)
     last = last_of(history, policy.name, kinds=("cycle",))
     quiet = _nothing_to_do(window, last, policy)
     problems = _new_problems(window, last)
@@ -83,6 +94,11 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
     mon, sides = _monitor(ctx, policy, champion, champ_model, window)
     draft.sections["champion"]["window_metric"] = mon.champion_metric
     draft.step(Step.MONITORED)
+
+    # a champion promoted recently that does worse than the one it replaced: rolled back
+    rolled = _auto_rollback(ctx, policy, champion, mon, sides[2], window, history)
+    if rolled is not None:
+        return rolled
 
     # a challenger in shadow: scored beside the champion on this window; promoted, rejected or still waiting
     shadowed = _shadow(ctx, policy, window, mon, history)
@@ -291,6 +307,36 @@ def _decide(policy: Policy, mon: Any, baseline: float | None, window: Window, cu
     inputs = TriggerInputs(mon, baseline, labelled_y=labelled_y, labelled_pred=pred,
                            history=tuple(r for r in history if r.policy == policy.name), seed=seed)
     return decide(policy, inputs)
+
+
+def _auto_rollback(ctx: RunContext, policy: Policy, champion: Any, mon: Any, cur_p: Any, window: Window,
+                   history: list[Record]) -> Record | None:
+    """Roll back to the retired champion when the new one's realised metric is worse beyond noise."""
+    from kaizen.metrics import standard_error
+    from kaizen.rollback import RollbackRefused, check_auto_rollback, rollback_body
+
+    if policy.promotion.auto_rollback_windows <= 0 or not mon.labelled_rows:
+        return None
+    se = None
+    target = window.schema.target
+    if target in window.current.columns and mon.champion_metric is not None:
+        mask = window.current[target].notna().to_numpy()
+        y = window.current[target].to_numpy()[mask]
+        y = y.astype(float) if policy.model.task == "regression" else y
+        se = standard_error(policy.model.metric, y, np.asarray(cur_p.labels)[mask],
+                            None if cur_p.scores is None else np.asarray(cur_p.scores)[mask],
+                            pos_label=policy.model.positive_label, seed=ctx.draft.seed)
+        se = float(se) if np.isfinite(se) else None
+    why = check_auto_rollback(policy, history, mon.champion_metric, mon.labelled_rows, champion.version,
+                              window_se=se)
+    if not why:
+        return None
+    ctx.draft.sections["trigger"] = {"monitor": mon.to_dict()}
+    try:
+        return rollback_body(ctx, policy.name, None, why, "kaizen", automatic=True, metric=policy.model.metric)
+    except RollbackRefused as exc:
+        ctx.draft.reasons.append(f"automatic rollback not done: {exc}")
+        return None
 
 
 def _shadow(ctx: RunContext, policy: Policy, window: Window, mon: Any,

@@ -208,6 +208,9 @@ class BuildSpec:
     #: fewest labelled rows rung 1 refits on: the rows since a located change, extended back batch by
     #: batch until there are this many
     min_refit_rows: int = 200
+    #: fewest rows a searched training window may hold: a tiny window that wins one validation slice by
+    #: chance makes a brittle model (the ladder's refit covers "since the change")
+    min_window_rows: int = 200
 
 
 #: ``build.strategy`` values
@@ -537,7 +540,9 @@ class TrustSpec:
     #: duplicates: numeric features rounded to this many significant digits make a row's key
     duplicate_digits: int = 3
     #: outliers: the share of the reference's own rows that IsolationForest's score cut leaves below it
-    outlier_quantile: float = 0.01
+    outlier_quantile: float = 0.005
+    #: outliers: how many times that share the new rows may hold below the cut (feature drift moves rows too)
+    outlier_ratio: float = 6.0
     #: label_shift: the smallest move of a segment's positive rate (regression: mean, in reference target sds)
     min_label_shift: float = 0.1
     #: label_noise: a label is contradicted when cross-validated models give it less than this probability
@@ -560,6 +565,7 @@ def _trust(r: Reader) -> TrustSpec:
         min_rows=r.integer("trust.min_rows", d.min_rows, lo=20),
         duplicate_digits=r.integer("trust.duplicate_digits", d.duplicate_digits, lo=1, hi=15),
         outlier_quantile=r.number("trust.outlier_quantile", d.outlier_quantile, lo=0, hi=0.5, lo_open=True),
+        outlier_ratio=r.number("trust.outlier_ratio", d.outlier_ratio, lo=1),
         min_label_shift=r.number("trust.min_label_shift", d.min_label_shift, lo=0, hi=1),
         noise_probability=r.number("trust.noise_probability", d.noise_probability, lo=0, hi=0.5, lo_open=True),
     )
@@ -730,6 +736,7 @@ def load_policy(path: str | Path) -> Policy:
         strategy=r.string("build.strategy", "ladder", choices=STRATEGIES),
         ladder_trials=r.integer("build.ladder_trials", 6, lo=1),
         min_refit_rows=r.integer("build.min_refit_rows", 200, lo=20),
+        min_window_rows=r.integer("build.min_window_rows", 200, lo=1),
     )
 
     gates = _gates(r, task)

@@ -115,10 +115,10 @@ def approve(config: Config, record_id: str, *, actor: str | None = None, registr
 
         registry = Registry.from_config(config)
     registry.version(rec.policy, version)  # raises if it is gone
-    now = registry.champion(rec.policy)
-    if now is None or now.version != judged:
+    serving = registry.champion(rec.policy)
+    if serving is None or serving.version != judged:
         raise KaizenError(f"the champion of {rec.policy!r} changed since {record_id} was judged "
-                          f"(then version {judged}, now {now.version if now else 'none'}); "
+                          f"(then version {judged}, now {serving.version if serving else 'none'}); "
                           f"reject it and let a new cycle judge a challenger against the current champion")
 
     def body(ctx: RunContext) -> Record:

@@ -199,6 +199,10 @@ def run(config: Config, policy: str, body: Callable[[RunContext], Record], *, ki
             _not_appended(config, journal, record, exc)  # returns only when the journal holds the decision
             return record
         draft.step(Step.RECORDED, record=record)
+        with contextlib.suppress(Exception):  # webhooks (kaizen/notify.py): background threads, never fail a run
+            from kaizen.notify import dispatch
+
+            dispatch(config, record)
         if registry is not None:
             mirror(registry, record)
         return record

@@ -41,7 +41,7 @@ def test_every_problem_is_listed_with_file_field_and_value(tmp_path: Path) -> No
     assert f"{path}: gates.min_improvement must be a number in [0, 1]; got 1.5" in msg
     assert "model.metric must be one of 'roc_auc', 'accuracy', 'f1'" in msg and "got 'rmse'" in msg
     assert "trigger.bogus is not a known setting" in msg
-    assert "promotion.mode must be one of 'auto', 'manual'; got 'sometimes'" in msg
+    assert "promotion.mode must be one of 'auto', 'manual', 'shadow'; got 'sometimes'" in msg
     assert len(err.value.problems) == 4
 
 

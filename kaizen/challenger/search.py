@@ -302,7 +302,9 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
         raise BuildError(f"the validation slice (last {n_val} rows) holds one class only; "
                          "roc_auc is undefined")
 
-    windows = tuple(f for f in bspec.window_fractions if _window(n_fit, f) >= MIN_FIT_ROWS)
+    windows = tuple(f for f in bspec.window_fractions if _window(n_fit, f) >= max(MIN_FIT_ROWS, bspec.min_window_rows))
+    if not windows and any(_window(n_fit, f) >= MIN_FIT_ROWS for f in bspec.window_fractions):
+        windows = (max(bspec.window_fractions),)  # too few rows for build.min_window_rows: learn from all of them
     if not windows:
         raise BuildError(f"no build.window_fractions {list(bspec.window_fractions)} leaves {MIN_FIT_ROWS} "
                          f"of the {n_fit} rows before the validation slice to fit on")

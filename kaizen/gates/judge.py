@@ -82,13 +82,13 @@ def judge(policy: Policy, schema: Schema, champion_model: Any, challenger_model:
 
 def _size(model: Any) -> int | None:
     """Bytes of the registered files of ``model`` (its ``uri``); None when they cannot be listed."""
+    uri = getattr(model, "uri", None)
+    if not uri:
+        return None
     from mlflow.exceptions import MlflowException
 
     from kaizen.gates.size import artifact_bytes
 
-    uri = getattr(model, "uri", None)
-    if not uri:
-        return None
     try:
         return artifact_bytes(uri)
     except (MlflowException, OSError) as exc:

@@ -96,7 +96,7 @@ class SlicesGate(Gate):
             row["p_holm"] = adj
             row["regressed"] = adj < alpha
         bad = [row for row in judged if row["regressed"]]
-        numbers = dict(metric=policy.model.metric, tolerance=spec.slice_tolerance, alpha=alpha,
+        numbers = dict(metric=policy.model.metric, tolerance=spec.slice_tolerance, alpha=round(alpha, 12),
                        min_rows=spec.min_slice_rows, judged=len(judged), reported=len(table) - len(judged),
                        slices=table, problems=problems)
         if problems or bad:

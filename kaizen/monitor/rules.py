@@ -226,7 +226,11 @@ def _performance_threshold(policy: Policy, inputs: TriggerInputs) -> tuple[float
     se = standard_error(policy.model.metric, y, pred.labels, pred.scores,
                         pos_label=policy.model.positive_label, seed=inputs.seed)
     if not policy.model.higher_is_better:
-        se = se / abs(inputs.baseline) if inputs.baseline else float("nan")
+        # an error metric's drop is relative (cur / baseline − 1); its noise is read relative to the window's own
+        # level (the relative SE is scale-free), not to the baseline: a window whose errors doubled has an SE twice
+        # as large in metric units, which must not hide the very drop it measures
+        cur = inputs.monitor.champion_metric
+        se = se / abs(cur) if _finite(cur) and cur else float("nan")
     details.update(se=se if _finite(se) else None, n=len(y))
     if not _finite(se):
         return floor, f" = performance_drop; standard error undefined on {len(y)} rows", details

@@ -71,6 +71,7 @@ class Service:
         self.lock = StateLock(config.state_dir)
         self.scheduler: Any = None
         self.http: HealthServer | None = None
+        self.ui: Any = None  # kaizen.ui.server.UIServer when [ui] enabled
         self.state = "starting"
         self.started = utcnow()
         self.health: dict[str, PolicyHealth] = {}
@@ -100,6 +101,7 @@ class Service:
             self.scheduler.resume()
             self.http = HealthServer(self.settings.host, self.settings.port, ready=self.ready,
                                      metrics=self.metrics.render).start()
+            self._start_ui()
             self.state = "running"
             self.write_status()
             log.info("kaizen service running (pid %d, state %s, http://%s:%d)", os.getpid(), self.config.state_dir,
@@ -155,6 +157,8 @@ class Service:
             busy = self._active
         if self.http is not None:
             self.http.close()
+        if self.ui is not None:
+            self.ui.close()
         if busy:
             log.error("grace period of %gs is over with %d cycle(s) running: aborting them "
                       "(recovered at the next start)", grace, busy)
@@ -165,6 +169,20 @@ class Service:
         self.write_status()
         log.info("kaizen service stopped")
         return 0
+
+    def _start_ui(self) -> None:
+        """The review pages on their own port (``[ui]``); a port that cannot be bound costs only the pages."""
+        if not self.config.ui.enabled:
+            return
+        from kaizen.ui.server import UIServer
+
+        try:
+            self.ui = UIServer(self.config).start()
+        except OSError as exc:
+            log.error("review pages not served: cannot bind %s:%d (%s)", self.config.ui.host, self.config.ui.port,
+                      exc.strerror or exc)
+            return
+        log.info("review pages at %s/ (%s)", self.ui.url, self.ui.mode)
 
     # -- policies and jobs -----------------------------------------------------------------------
     def reload(self, why: str) -> None:

@@ -1,11 +1,14 @@
-"""Review: the promotion log for people — ``kaizen log``/``show`` tables and the review pages (``kaizen ui``).
+"""Review: the promotion log for people — the terminal tables and the review pages.
 
 - :mod:`kaizen.ui.logview`: the log as light rows, filtered and cached, without decoding every record;
-- :mod:`kaizen.ui.text`: the terminal tables (rich on a terminal, plain aligned text or CSV otherwise);
-- :mod:`kaizen.ui.server`: the pages, served by ``kaizen ui`` or by ``kaizen run`` when ``[ui] enabled``.
+- :mod:`kaizen.ui.text`: ``kaizen log``/``show`` output (rich on a terminal, plain aligned text or CSV);
+- :mod:`kaizen.ui.progress`: the one-line step progress of ``kaizen once``/``bootstrap`` on a terminal;
+- :mod:`kaizen.ui.server`: the pages over HTTP (``kaizen ui``; ``kaizen run`` when ``[ui] enabled``),
+  rendered by :mod:`kaizen.ui.pages` with the SVG chart of :mod:`kaizen.ui.chart`; who may approve is
+  :mod:`kaizen.ui.auth`'s business; the style sheet is in ``static/``.
 
 Nothing here imports MLflow, Evidently, featuretools or pandas at import time; approving from a page
-goes through :mod:`kaizen.review` (and so the one runner), imported when a person approves.
+goes through :mod:`kaizen.review` (and so the one runner), imported when a person answers.
 """
 
 from __future__ import annotations

@@ -39,3 +39,29 @@ def preds(scores: np.ndarray) -> Predictions:
 
 def labelled(y: np.ndarray, champ: np.ndarray | None, chall: np.ndarray, name: str = "holdout") -> Labelled:
     return Labelled(name, np.asarray(y), None if champ is None else preds(champ), preds(chall))
+
+
+class ColumnModel:
+    """A small real model: P(positive) is a logistic of ``weights`` times the named columns.
+
+    ``by_position``: read the columns by position instead of by name (a model that breaks when
+    columns are reordered); ``strict``: refuse columns it does not know; ``fail``: raise on predict.
+    """
+
+    def __init__(self, weights: dict[str, float], *, by_position: bool = False, strict: bool = False,
+                 fail: bool = False) -> None:
+        self.weights, self.by_position, self.strict, self.fail = weights, by_position, strict, fail
+        self.calls = 0
+
+    def predict(self, frame) -> Predictions:
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError("model file is corrupt")
+        unknown = sorted(set(frame.columns) - set(self.weights))
+        if self.strict and unknown:
+            raise ValueError(f"unexpected columns {unknown}")
+        z = np.zeros(len(frame))
+        for i, (name, w) in enumerate(self.weights.items()):
+            col = frame.iloc[:, i] if self.by_position else frame[name]
+            z = z + w * col.to_numpy(dtype=float)
+        return preds(1 / (1 + np.exp(-z)))

@@ -60,7 +60,11 @@ def test_sanity_catches_nan_and_out_of_range_probabilities(policy) -> None:
     assert "unknown classes" in SanityGate().check(Evidence(policy, unknown, classes=(0, 1))).message
 
 
-def test_run_gates_runs_every_gate(policy) -> None:
-    results = run_gates(Evidence(policy, make(Y, GOOD, WEAK), make(Y, GOOD, WEAK, "golden"), classes=(0, 1)))
-    assert [r.name for r in results] == ["sanity", "improvement", "golden"]
-    assert [r.passed for r in results] == [True, False, False]
+def test_run_gates_runs_every_gate_of_the_policy(policy) -> None:
+    ev = Evidence(policy, make(Y, GOOD, WEAK), make(Y, GOOD, WEAK, "golden"), classes=(0, 1))
+    results = run_gates(ev)
+    assert [r.name for r in results] == ["sanity", "significance", "golden", "behaviour"]
+    assert [r.passed for r in results] == [True, False, False, False]  # behaviour: no model in hand-made evidence
+    margin = run_gates(ev, (SanityGate(), ImprovementGate(), GoldenGate()))
+    assert [r.name for r in margin] == ["sanity", "improvement", "golden"]
+    assert [r.passed for r in margin] == [True, False, False]

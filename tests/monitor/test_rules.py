@@ -168,7 +168,7 @@ def test_regression_threshold_is_relative_to_the_baseline(tmp_path: Path) -> Non
     d = decide(policy, TriggerInputs(monitor(cur, metric="rmse"), 1.8, y, Predictions(pred), seed=0))
     perf = d.signals[0]
     se = standard_error("rmse", y, pred, seed=0)
-    assert perf.threshold == pytest.approx(2.0 * se / 1.8)
+    assert perf.threshold == pytest.approx(2.0 * se / cur)  # the noise relative to the window's own level
     assert perf.value == pytest.approx((cur - 1.8) / 1.8)
     assert d.improve is (perf.value >= perf.threshold)
 
@@ -420,3 +420,14 @@ def test_trigger_keys_are_validated(tmp_path: Path) -> None:
                     "trigger.rebaseline_after must be an integer >= 1; got 0",
                     "trigger.data_drift_alone must be true or false; got 'no'"):
         assert problem in text
+
+
+def test_a_doubled_rmse_is_not_hidden_by_its_own_noise(tmp_path: Path) -> None:
+    """The noise of an error metric is read relative to the window's level: large errors are not deaf."""
+    rng = np.random.default_rng(11)
+    y = rng.normal(10, 3, size=400)
+    pred = y + rng.normal(0, 19.4, size=400)  # rmse about twice the baseline's 9.7
+    policy = make_policy(tmp_path, "rmse", performance_drop=0.05, consecutive=1, cooldown_batches=0,
+                         drift_share=False, prediction_drift=False)
+    d = decide(policy, TriggerInputs(monitor(score("rmse", y, pred), metric="rmse"), 9.7, y, Predictions(pred)))
+    assert d.improve and d.signals[0].value > 0.9 and d.signals[0].threshold < 0.5

@@ -1,0 +1,403 @@
+"""Seeded poisoning attacks on the churn scenario, and whether Kaizen blocks them.
+
+Every attack is built on :func:`experiments.scenarios.churn` (a covariate shift from batch 2,
+no concept change, so a challenger has no honest reason to learn anything new about loyal
+customers) and poisons *plausible* rows — the per-batch value checks (kaizen/data/checks.py)
+pass them all:
+
+* ``clean``      — the scenario as drawn;
+* ``flip``       — at batch ``ATTACK_AT``, 30 % of the long-tenure customers (``tenure_months >= 48``,
+  about 12 % of the rows, who churn ~4 % of the time) relabelled as churners;
+* ``duplicates`` — at batch ``ATTACK_AT``, 150 copies (on top of a 500-row batch) of 5 long-tenure
+  customers, every copy labelled churned;
+* ``outliers``   — at batch ``ATTACK_AT``, 60 injected rows inside every column's reference range
+  but off its joint structure (new month-to-month customers with many support calls and lifetime
+  charges of a decade), labelled *not* churned where the rule says they churn;
+* ``slow``       — from batch 1 on, 10 % of each batch's long-tenure customers relabelled as
+  churners: a small share per batch, the same segment, adding up.
+
+Two modes, reported separately:
+
+* ``direct`` — bootstraps a real champion once (a temp Kaizen home: MLflow on SQLite), then for
+  each scenario and batch calls :func:`kaizen.trust.check_training_rows` on the new rows a
+  triggered cycle would learn from (every production row so far), with the champion's
+  predictions: which check fires, on which rows (precision and recall against the poisoned
+  rows), on clean batches too. Independent of how the cycle is wired.
+* ``loop``   — each scenario end to end in its own temp home: bootstrap, then the batches one by
+  one through :func:`kaizen.cycle.run_cycle` with a trigger that fires on every batch, so a
+  challenger is built on every window. Per batch: the decision, what stopped it (a trust check
+  or a gate, from the record), and after the run the champion's mean predicted churn on clean
+  long-tenure customers next to their true rate (the poison's effect on what serves).
+
+CLI::
+
+    python experiments/attacks.py direct [--seed N] [--out results.json]
+    python experiments/attacks.py loop [--seed N] [--only flip,slow] [--out results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # pragma: no cover - when run as a script
+    sys.path.insert(0, str(ROOT))
+
+from experiments.scenarios import Scenario, _churn_world, _timestamps, churn  # noqa: E402
+
+__all__ = ["ATTACKS", "Attack", "build_attack", "direct", "loop", "main", "segment_mask"]
+
+#: the attacked segment: long-tenure customers (17 % of the reference's rows, 12-15 % after the covariate shift; ~4 % of them churn)
+SEGMENT_COLUMN, SEGMENT_MIN = "tenure_months", 40
+ATTACK_AT = 3
+SCENARIO = dict(reference_rows=3000, golden_rows=600, batch_rows=500, n_batches=5, covariate_at=2, concept_at=None)
+ATTACKS = ("clean", "flip", "duplicates", "outliers", "slow")
+
+
+@dataclass(frozen=True)
+class Attack:
+    """A poisoned scenario and, per batch, which of its rows the attacker wrote (True = poisoned)."""
+
+    name: str
+    scenario: Scenario
+    poisoned: dict[int, np.ndarray]
+    description: str
+
+    def first_poisoned(self) -> int | None:
+        hit = [i for i, m in sorted(self.poisoned.items()) if m.any()]
+        return hit[0] if hit else None
+
+
+def segment_mask(frame: pd.DataFrame) -> np.ndarray:
+    return (frame[SEGMENT_COLUMN] >= SEGMENT_MIN).to_numpy()
+
+
+def _flip(batch: pd.DataFrame, share: float, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
+    """``share`` of the segment's rows relabelled as churners (chosen among those that did not churn)."""
+    seg = np.flatnonzero(segment_mask(batch))
+    stayed = seg[batch["churned"].to_numpy()[seg] == 0]
+    k = min(len(stayed), int(round(share * len(seg))))
+    pick = np.sort(rng.choice(stayed, size=k, replace=False))
+    out = batch.copy()
+    out.iloc[pick, out.columns.get_loc("churned")] = 1
+    mask = np.zeros(len(out), bool)
+    mask[pick] = True
+    return out, mask
+
+
+def _duplicates(batch: pd.DataFrame, copies: int, sources: int, rng: np.random.Generator
+                ) -> tuple[pd.DataFrame, np.ndarray]:
+    """``copies`` exact copies (features and timestamp) of ``sources`` segment rows, each labelled churned."""
+    seg = np.flatnonzero(segment_mask(batch))
+    src = rng.choice(seg, size=sources, replace=False)
+    extra = batch.iloc[np.resize(src, copies)].assign(churned=1)
+    out = pd.concat([batch, extra], ignore_index=True)
+    mask = np.r_[np.zeros(len(batch), bool), np.ones(copies, bool)]
+    order = np.argsort(out["ts"].to_numpy(), kind="stable")
+    return out.iloc[order].reset_index(drop=True), mask[order]
+
+
+def _outliers(batch: pd.DataFrame, rows: int, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
+    """``rows`` injected customers in a corner of the feature space the reference never populates -- each value
+    inside the reference's range, several at once at its edge (1-3 months of tenure with a decade's lifetime
+    charges, 6-7 support calls, heavy usage, aged 75-85, month-to-month, electronic check) -- all labelled 0
+    where the labelling rule says they churn: a pocket that teaches a model "these never churn"."""
+    ts = _timestamps(rng, rows, batch["ts"].min(), batch["ts"].max())
+    base = _churn_world(rng, ts, True, False)
+    base["tenure_months"] = rng.integers(1, 4, rows)
+    base["total_charges"] = np.round(rng.uniform(7000, 8500, rows), 2)
+    base["support_calls"] = rng.integers(6, 8, rows)
+    base["usage_gb"] = np.round(rng.uniform(110, 160, rows), 2)
+    base["age"] = rng.integers(75, 86, rows)
+    base["contract"] = "month-to-month"
+    base["payment_method"] = "electronic check"
+    base["churned"] = 0
+    base.insert(0, "ts", ts.to_numpy())
+    out = pd.concat([batch, base[batch.columns].astype(batch.dtypes.to_dict())], ignore_index=True)
+    mask = np.r_[np.zeros(len(batch), bool), np.ones(rows, bool)]
+    order = np.argsort(out["ts"].to_numpy(), kind="stable")
+    return out.iloc[order].reset_index(drop=True), mask[order]
+
+
+def build_attack(name: str, seed: int = 7, *, share: float = 0.3, slow_share: float = 0.1,
+                 copies: int = 150, sources: int = 5, injected: int = 60, at: int = ATTACK_AT,
+                 **scenario: Any) -> Attack:
+    """The churn scenario (``SCENARIO``, overridable) with attack ``name`` applied, seeded."""
+    if name not in ATTACKS:
+        raise ValueError(f"unknown attack {name!r}; expected one of {ATTACKS}")
+    sc = churn(seed=seed, **{**SCENARIO, **scenario})
+    rng = np.random.default_rng([seed, 99, ATTACKS.index(name)])
+    batches = list(sc.batches)
+    poisoned = {i: np.zeros(len(b), bool) for i, b in enumerate(batches)}
+    desc = "no poisoning"
+    if name == "flip":
+        batches[at], poisoned[at] = _flip(batches[at], share, rng)
+        desc = f"batch {at}: {share:.0%} of {SEGMENT_COLUMN} >= {SEGMENT_MIN} relabelled churned"
+    elif name == "duplicates":
+        batches[at], poisoned[at] = _duplicates(batches[at], copies, sources, rng)
+        desc = f"batch {at}: {copies} copies of {sources} {SEGMENT_COLUMN} >= {SEGMENT_MIN} rows labelled churned"
+    elif name == "outliers":
+        batches[at], poisoned[at] = _outliers(batches[at], injected, rng)
+        desc = f"batch {at}: {injected} off-manifold rows (in range) labelled not churned"
+    elif name == "slow":
+        for i in range(1, len(batches)):
+            batches[i], poisoned[i] = _flip(batches[i], slow_share, rng)
+        desc = f"batches 1-{len(batches) - 1}: {slow_share:.0%} of {SEGMENT_COLUMN} >= {SEGMENT_MIN} relabelled per batch"
+    return Attack(name, dataclasses.replace(sc, batches=batches, name=f"churn-{name}"), poisoned, desc)
+
+
+# -- direct mode: the checks on the rows a cycle would learn from ----------------------------------
+
+@dataclass
+class DirectRow:
+    attack: str
+    batch: int
+    new_rows: int
+    poisoned_rows: int
+    blocked: bool
+    fired: list[str]
+    dropped: int
+    precision: float | None
+    recall: float | None
+    cpu_seconds: float
+    reasons: list[str] = field(default_factory=list)
+
+
+def direct(seed: int = 7, attacks: Sequence[str] = ATTACKS, *, policy_overrides: dict | None = None,
+           predict: Callable[[pd.DataFrame], Any] | None = None, log: Callable[[str], None] = print
+           ) -> list[DirectRow]:
+    """For each attack and batch: :func:`check_training_rows` on every production row so far (what a triggered
+    cycle's pool holds beyond the reference) with the champion's predictions. ``predict`` defaults to a real
+    champion bootstrapped once from the scenario's reference in a temp home."""
+    from kaizen.policy import TrustSpec
+    from kaizen.trust import check_training_rows
+
+    base = build_attack("clean", seed)
+    with tempfile.TemporaryDirectory(prefix="kaizen-attacks-") as tmp:
+        if predict is None:
+            predict, policy = _bootstrapped_champion(Path(tmp), base.scenario, seed, policy_overrides)
+        else:
+            policy = _policy_like(base.scenario, policy_overrides)
+        from kaizen.data.schema import infer_schema
+
+        schema = infer_schema(base.scenario.reference, target="churned", timestamp="ts")
+        on_reference = predict(base.scenario.reference)
+        out = []
+        for name in attacks:
+            att = build_attack(name, seed)
+            for last in range(len(att.scenario.batches)):
+                new = pd.concat(att.scenario.batches[: last + 1], ignore_index=True)
+                truth = np.concatenate([att.poisoned[i] for i in range(last + 1)])
+                res = check_training_rows(policy, new_rows=new, reference=att.scenario.reference, schema=schema,
+                                          champion_predictions_on_new=predict(new), seed=seed,
+                                          champion_predictions_on_reference=on_reference)
+                flagged = np.zeros(len(new), bool)
+                for f in res.fired:
+                    flagged[np.asarray(f.rows, dtype=int)] = True
+                tp = int((flagged & truth).sum())
+                row = DirectRow(name, last, len(new), int(truth.sum()), res.blocked,
+                                [f"{f.check}:{f.action}" for f in res.fired], len(res.drop_index),
+                                tp / flagged.sum() if flagged.any() else None,
+                                tp / truth.sum() if truth.any() else None, round(res.cpu_seconds, 2), res.reasons)
+                out.append(row)
+                log(_direct_line(row))
+        assert policy.trust == TrustSpec(**{**dataclasses.asdict(TrustSpec()),
+                                            **(policy_overrides or {}).get("trust", {})})
+    return out
+
+
+def _direct_line(r: DirectRow) -> str:
+    pr = "" if r.precision is None else f" precision {r.precision:.2f}"
+    rc = "" if r.recall is None else f" recall {r.recall:.2f}"
+    verdict = "BLOCKED" if r.blocked else ("dropped %d" % r.dropped if r.dropped else "passed")
+    return (f"{r.attack:<10} batch {r.batch}  new {r.new_rows:>5} (poisoned {r.poisoned_rows:>3})  {verdict:<12} "
+            f"fired [{', '.join(r.fired)}]{pr}{rc}  {r.cpu_seconds:.2f} CPU-s")
+
+
+# -- loop mode: the real cycle --------------------------------------------------------------------
+
+#: a trigger that builds a challenger on every window (any drift counts, no hysteresis, no cooldown)
+LOOP_POLICY: dict[str, dict[str, Any]] = {
+    "trigger": {"drift_share": 0.01, "drift_threshold": 0.0001, "data_drift_alone": True, "consecutive": 1,
+                "cooldown_batches": 0, "min_rows": 100, "min_labelled_rows": 100},
+    "gates": {"min_improvement": 0.0, "golden_tolerance": 0.02, "holdout_fraction": 0.5, "min_holdout_rows": 100},
+    "build": {"trials": 4, "timeout_seconds": 120, "families": ["hist_gradient_boosting", "logistic_regression"],
+              "trans_primitives": ["divide_numeric"], "max_features": 20, "ladder_trials": 3, "seed": 3},
+}
+
+
+@dataclass
+class LoopRow:
+    attack: str
+    batch: int
+    poisoned_in_window: int
+    decision: str
+    stopped_by: list[str]
+    promoted: str | None
+    trust: dict[str, Any] | None
+
+
+def loop(seed: int = 7, attacks: Sequence[str] = ATTACKS, *, log: Callable[[str], None] = print
+         ) -> dict[str, dict[str, Any]]:
+    """Each attack end to end through :func:`kaizen.cycle.run_cycle`; per batch the decision and what stopped it."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in attacks:
+        att = build_attack(name, seed)
+        with tempfile.TemporaryDirectory(prefix=f"kaizen-attack-{name}-") as tmp:
+            out[name] = _loop_one(Path(tmp), att, seed, log)
+    return out
+
+
+def _loop_one(root: Path, att: Attack, seed: int, log: Callable[[str], None]) -> dict[str, Any]:
+    from kaizen.bootstrap import bootstrap
+    from kaizen.cycle import run_cycle
+
+    t0 = time.perf_counter()
+    home = _write_home(root, att.scenario, LOOP_POLICY)
+    cfg, policy = home
+    rec = bootstrap(cfg, policy)
+    first_champion = rec.champion.get("version")
+    rows: list[LoopRow] = []
+    poisoned_promotions = []
+    first = att.first_poisoned()
+    prod = policy.data.production
+    for i, batch in enumerate(att.scenario.batches):
+        batch.to_parquet(prod / f"batch_{i:03d}.parquet", index=False)
+        rec = run_cycle(cfg, policy, seed=seed)
+        d = rec.to_dict()
+        trust = d.get("trust") or (d.get("window") or {}).get("trust")
+        stopped = [r.split(":")[0] for r in rec.reasons if r.startswith("trust check")]
+        stopped += [f"gate {g['name']}" for g in rec.gates if not g.get("passed")]
+        promoted = (rec.champion or {}).get("promoted") if rec.decision == "promoted" else None
+        row = LoopRow(att.name, i, int(att.poisoned[i].sum()), rec.decision, stopped, promoted, trust)
+        rows.append(row)
+        if promoted and first is not None and i >= first:
+            poisoned_promotions.append(i)
+        log(f"{att.name:<10} batch {i}  poisoned {row.poisoned_in_window:>3}  {rec.decision:<17} "
+            f"{'promoted v' + str(promoted) if promoted else ''}  stopped by [{', '.join(stopped)}]")
+    effect = _segment_effect(cfg, policy, att, seed)
+    summary = {"description": att.description, "bootstrap_champion": first_champion, "batches": [
+        dataclasses.asdict(r) for r in rows], "promotions_after_poison": poisoned_promotions, **effect,
+        "seconds": round(time.perf_counter() - t0, 1)}
+    log(f"{att.name:<10} champion P(churn | {SEGMENT_COLUMN} >= {SEGMENT_MIN}) on clean rows: before "
+        f"{effect['segment_pred_before']:.3f}, after {effect['segment_pred_after']:.3f} (true rate "
+        f"{effect['segment_true_rate']:.3f}); promotions at/after the first poisoned batch: {poisoned_promotions}")
+    return summary
+
+
+def _segment_effect(cfg: Any, policy: Any, att: Attack, seed: int) -> dict[str, float]:
+    """The bootstrap champion's and the final champion's mean P(churn) on fresh clean long-tenure customers."""
+    from kaizen.models import load_model
+    from kaizen.registry import Registry
+
+    probe = churn(seed=seed + 1000, **{**SCENARIO, "n_batches": 1, "covariate_at": 0}).batches[0]
+    probe = probe[segment_mask(probe)]
+    Registry.from_config(cfg)  # this home's MLflow URIs for the loads below
+    x = probe[[c for c in probe.columns if c not in ("ts", "churned")]]
+
+    def mean_pred(uri: str) -> float:
+        m = load_model(uri, task="binary_classification", positive_label=1)
+        return float(np.mean(m.predict(x).scores))
+
+    return {"segment_pred_before": mean_pred(f"models:/{policy.name}/1"),
+            "segment_pred_after": mean_pred(f"models:/{policy.name}@champion"),
+            "segment_true_rate": float(probe["churned"].mean()), "probe_rows": len(probe)}
+
+
+#: the policy of tests/conftest.py's homes (churn, roc_auc, golden set), before ``LOOP_POLICY``
+BASE_POLICY: dict[str, dict[str, Any]] = {
+    "model": {"name": "churn", "task": "binary_classification", "target": "churned", "metric": "roc_auc"},
+    "data": {"reference": "../data/reference.parquet", "production": "../data/production",
+             "golden": "../data/golden.parquet", "timestamp_column": "ts"},
+    "promotion": {"mode": "auto"},
+}
+
+
+def _toml(doc: dict[str, dict[str, Any]]) -> str:
+    return "\n".join(f"[{section}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
+                     for section, values in doc.items())
+
+
+def _write_home(root: Path, sc: Scenario, overrides: dict[str, dict[str, Any]]) -> tuple[Any, Any]:
+    """A Kaizen home at ``root``: the scenario's reference and golden set, an empty production folder, the
+    policy (``BASE_POLICY`` + ``overrides``), a config with its state under ``root``."""
+    from kaizen.config import load_config
+    from kaizen.policy import load_policy
+
+    data = root / "data"
+    (data / "production").mkdir(parents=True)
+    sc.reference.to_parquet(data / "reference.parquet", index=False)
+    sc.golden.to_parquet(data / "golden.parquet", index=False)
+    doc = {k: dict(v) for k, v in BASE_POLICY.items()}
+    for section, values in overrides.items():
+        doc.setdefault(section, {}).update(values)
+    (root / "policies").mkdir()
+    (root / "policies" / "churn.toml").write_text(_toml(doc))
+    (root / "config.toml").write_text('[state]\ndir = "state"\n')
+    return load_config(root / "config.toml"), load_policy(root / "policies" / "churn.toml")
+
+
+def _bootstrapped_champion(root: Path, sc: Scenario, seed: int, overrides: dict | None) -> tuple[Callable, Any]:
+    from kaizen.bootstrap import bootstrap
+    from kaizen.data.frames import model_frame
+    from kaizen.data.schema import infer_schema
+    from kaizen.models import load_model
+
+    cfg, policy = _write_home(root, sc, {**LOOP_POLICY, **(overrides or {})})
+    rec = bootstrap(cfg, policy)
+    if rec.decision != "promoted":
+        raise RuntimeError(f"bootstrap did not make a champion: {rec.decision} {rec.reasons}")
+    model = load_model(f"models:/{policy.name}@champion", task=policy.model.task,
+                       positive_label=policy.model.positive_label)
+    schema = infer_schema(sc.reference, target="churned", timestamp="ts")
+    return (lambda frame: model.predict(model_frame(frame, schema))), policy
+
+
+def _policy_like(sc: Scenario, overrides: dict | None) -> Any:
+    with tempfile.TemporaryDirectory(prefix="kaizen-attacks-policy-") as tmp:
+        return _write_home(Path(tmp), sc, {**LOOP_POLICY, **(overrides or {})})[1]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from kaizen._env import prepare
+
+    prepare()
+    ap = argparse.ArgumentParser(description="Seeded poisoning attacks: does Kaizen block them?")
+    ap.add_argument("mode", choices=("direct", "loop"))
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--only", default=",".join(ATTACKS), help="comma-separated attacks (default: all)")
+    ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    args = ap.parse_args(argv)
+    names = [a for a in args.only.split(",") if a]
+    bad = [a for a in names if a not in ATTACKS]
+    if bad:
+        ap.error(f"unknown attack(s) {', '.join(bad)}; expected some of {', '.join(ATTACKS)}")
+    import logging
+
+    from kaizen.logs import configure
+
+    configure(logging.WARNING)
+    if args.mode == "direct":
+        result: Any = [dataclasses.asdict(r) for r in direct(args.seed, names)]
+    else:
+        result = loop(args.seed, names)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

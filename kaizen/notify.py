@@ -1,0 +1,176 @@
+"""Webhook notifications of decisions: ``[[notify.webhooks]]`` in config.toml (docs/notifications.md).
+
+After the runner appends a record (:func:`kaizen.runner.run`), :func:`dispatch` picks its event and
+hands it to each webhook subscribed to that event, on a background thread per webhook, and returns at
+once: a notification never blocks or fails a cycle. Each delivery is an HTTP POST retried
+``retries`` times on a network error, a timeout or an HTTP 408/429/5xx answer, waiting
+``backoff_seconds`` × 2^attempt between tries.
+
+Events: ``promoted`` (a promotion that is not a rollback), ``rejected``, ``awaiting_approval``,
+``rolled_back`` (a record of kind ``rollback`` that did not fail) and ``failed``; skipped cycles send
+nothing.
+
+Secrets: a webhook's URL (which often carries a token in its path) is read from the environment
+variable its ``url_env`` names, at send time, and never logged: log lines name the variable
+(``webhook $KAIZEN_SLACK_URL``), and any error text passes through :func:`_scrub` (the URL, its path
+and its query removed) and :func:`kaizen.redact.redact`.
+
+The threads are not daemon threads, so a command that ends right after its cycle (``kaizen once``)
+still delivers; each delivery ends within its own ``retries`` × (``timeout_seconds`` + backoff).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from kaizen.config import Config, Webhook
+from kaizen.redact import redact
+
+__all__ = ["dispatch", "event_of", "payload", "send", "slack_message"]
+
+log = logging.getLogger("kaizen.notify")
+
+#: HTTP answers worth another try (besides network errors and timeouts)
+RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+USER_AGENT = "kaizen-notify/1"
+
+
+def event_of(record: Any) -> str | None:
+    """The notification event of ``record`` (None: nothing to announce)."""
+    if record.kind == "rollback":
+        return "rolled_back" if record.decision != "failed" else "failed"
+    if record.decision in ("promoted", "rejected", "awaiting_approval", "failed"):
+        return str(record.decision)
+    return None
+
+
+def _link(config: Config, record: Any) -> str | None:
+    base = config.ui.public_url
+    return f"{base}/decisions/{quote(str(record.id), safe='')}" if base else None
+
+
+def payload(config: Config, record: Any, event: str) -> dict[str, Any]:
+    """The generic JSON body (``format = "json"``)."""
+    ch, cl = record.champion or {}, record.challenger or {}
+    return {
+        "event": event, "policy": record.policy, "decision": record.decision, "kind": record.kind,
+        "id": record.id, "time": record.time,
+        "champion_version": _str(ch.get("version")), "challenger_version": _str(cl.get("version")),
+        "promoted_version": _str(ch.get("promoted")) if record.decision == "promoted" else None,
+        "reason": redact(str(record.reasons[0])) if record.reasons else None,
+        "error": redact(str(record.error)) if record.error else None,
+        "resolves": record.resolves, "actor": record.actor,
+        "link": _link(config, record),
+    }
+
+
+def slack_message(config: Config, record: Any, event: str) -> dict[str, Any]:
+    """A Slack-compatible body (``format = "slack"``): ``text`` plus one section block."""
+    body = payload(config, record, event)
+    versions = ""
+    if body["challenger_version"]:
+        versions = f" (champion v{body['champion_version']} vs challenger v{body['challenger_version']})"
+    elif body["champion_version"]:
+        versions = f" (champion v{body['champion_version']})"
+    title = {"promoted": "promoted", "rejected": "rejected", "awaiting_approval": "awaits approval",
+             "rolled_back": "rolled back", "failed": "failed"}.get(event, event)
+    text = f"Kaizen · {record.policy}: {title}{versions}"
+    lines = [f"*{_mrkdwn(text)}*"]
+    if body["reason"]:
+        lines.append(_mrkdwn(body["reason"][:600]))
+    lines.append(f"`{_mrkdwn(record.id)}`" + (f" · <{body['link']}|details>" if body["link"] else ""))
+    return {"text": text + (f": {body['reason'][:300]}" if body["reason"] else ""),
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}]}
+
+
+def _mrkdwn(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _str(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` without ``url``, its path or its query (tokens live there), then :func:`redact`."""
+    parts = urlsplit(url)
+    for secret in sorted({url, url.rstrip("/"), parts.path, parts.query}, key=len, reverse=True):
+        if secret and len(secret) > 1:
+            text = text.replace(secret, "<url>")
+    return redact(text)
+
+
+def send(hook: Webhook, body: dict[str, Any], *, what: str, url: str | None = None,
+         sleep: Callable[[float], None] = time.sleep) -> bool:
+    """POST ``body`` to ``hook`` with retries; True once an attempt got a 2xx answer. Never raises.
+
+    ``url`` defaults to the value of the environment variable ``hook.url_env``; ``what`` names the
+    record in the log lines.
+    """
+    name = f"webhook ${hook.url_env}"
+    url = url if url is not None else os.environ.get(hook.url_env, "").strip()
+    if not url:
+        log.warning("%s: the environment variable is not set; %s not sent", name, what)
+        return False
+    if not url.startswith(("http://", "https://")):
+        log.warning("%s: the environment variable does not hold an http(s) URL; %s not sent", name, what)
+        return False
+    data = json.dumps(body, default=str).encode()
+    attempts = hook.retries + 1
+    for attempt in range(attempts):
+        problem = ""
+        try:
+            req = urllib.request.Request(url, data=data, method="POST", headers={
+                "Content-Type": "application/json", "User-Agent": USER_AGENT})
+            with urllib.request.urlopen(req, timeout=hook.timeout_seconds) as resp:  # noqa: S310 - http(s) only
+                resp.read(4096)
+                status = resp.status
+            if 200 <= status < 300:
+                log.info("%s: %s delivered (HTTP %d, attempt %d of %d)", name, what, status, attempt + 1, attempts)
+                return True
+            problem, retry = f"HTTP {status}", status in RETRY_STATUS
+        except urllib.error.HTTPError as exc:
+            problem, retry = f"HTTP {exc.code}", exc.code in RETRY_STATUS
+        except (urllib.error.URLError, OSError, ValueError) as exc:  # refused, DNS, timeout, bad URL
+            reason = getattr(exc, "reason", exc)
+            problem, retry = f"{type(exc).__name__}: {reason}", not isinstance(exc, ValueError)
+        problem = _scrub(problem, url)
+        if not retry or attempt + 1 == attempts:
+            log.warning("%s: %s not delivered after %d attempt(s): %s", name, what, attempt + 1, problem)
+            return False
+        delay = hook.backoff_seconds * 2 ** attempt
+        log.info("%s: attempt %d of %d for %s failed (%s); retrying in %.1fs", name, attempt + 1, attempts, what,
+                 problem, delay)
+        sleep(delay)
+    return False
+
+
+def dispatch(config: Config, record: Any) -> list[threading.Thread]:
+    """Announce ``record`` to every webhook subscribed to its event, each on its own thread; return them.
+
+    Returns at once (the threads deliver); never raises (a failure to start is one WARNING line).
+    """
+    threads: list[threading.Thread] = []
+    try:
+        event = event_of(record)
+        hooks = [h for h in config.notify.webhooks if event in h.events] if event else []
+        what = f"{event} {record.id} of {record.policy}"
+        for hook in hooks:
+            body = slack_message(config, record, event) if hook.format == "slack" else payload(config, record, event)
+            t = threading.Thread(target=send, args=(hook, body), kwargs={"what": what},
+                                 name=f"kaizen-notify-{hook.url_env}", daemon=False)
+            t.start()
+            threads.append(t)
+    except Exception as exc:  # a notification must never cost a cycle
+        log.warning("notification of %s not sent: %s", getattr(record, "id", "?"), redact(f"{type(exc).__name__}: "
+                                                                                          f"{exc}"))
+    return threads
