@@ -131,7 +131,7 @@ def _outliers(batch: pd.DataFrame, rows: int, rng: np.random.Generator) -> tuple
     return out.iloc[order].reset_index(drop=True), mask[order]
 
 
-def build_attack(name: str, seed: int = 7, *, share: float = 0.3, slow_share: float = 0.1,
+def build_attack(name: str, seed: int = 7, *, share: float = 0.3, slow_share: float = 0.15,
                  copies: int = 150, sources: int = 5, injected: int = 60, at: int = ATTACK_AT,
                  **scenario: Any) -> Attack:
     """The churn scenario (``SCENARIO``, overridable) with attack ``name`` applied, seeded."""

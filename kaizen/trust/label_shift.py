@@ -47,7 +47,7 @@ from kaizen.trust._base import (
     spans,
 )
 
-__all__ = ["LabelShift", "segments"]
+__all__ = ["LabelShift", "outside_bar", "segments"]
 
 #: fewest rows a segment (and the rest of the stretch) needs before its shift is judged
 MIN_SEGMENT_ROWS = 30
@@ -55,6 +55,16 @@ MIN_SEGMENT_ROWS = 30
 MAX_SEGMENT_SHARE = 0.5
 #: moved segments (strongest first) whose confinement is tested per stretch
 MAX_CANDIDATES = 20
+#: "no other segment moved outside it" means: none beyond what chance gives among that many segments
+#: (family-wise 5 %, Bonferroni): about |z| 3.5 for 100 segments, whatever its shift
+CONFINED_FAMILY_ALPHA = 0.05
+
+
+def outside_bar(segments: int) -> float:
+    """The |z| no segment of another column may reach outside a segment for that segment to be confined."""
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(1 - CONFINED_FAMILY_ALPHA / 2 / max(segments, 1))
 DECILES = tuple(i / 10 for i in range(1, 10))
 
 
@@ -149,6 +159,7 @@ class LabelShift(TrustCheck):
         ref_member = (np.stack([s[2][1] for s in segs], axis=1) if segs else np.zeros((len(res.reference), 0), bool))
         base = _contrast(ref_member, res.ref_residual, res.ref_variance) if res.has_reference else None
         rest_model = _RestModel(inputs, res)
+        bar = outside_bar(len(segs))
         moved: list[_Moved] = []
         for a, b in spans(n, spec.min_rows):
             r, v = res.residual[a:b], _part(res.variance, slice(a, b))
@@ -162,7 +173,7 @@ class LabelShift(TrustCheck):
                                int((~inside).sum()), res.unit, spec)
                 other = columns != columns[j]
                 strongest = int(np.argmax(np.where(other, np.abs(rest.z), -1.0))) if other.any() else None
-                blocker = rest.moved & other
+                blocker = (np.abs(rest.z) >= bar) & other
                 m = _Moved(a, b, int(j), int(here.count[j]), float(here.shift[j]), float(here.z[j]),
                            float(res.observed[a:b][inside].mean()), float(res.predicted[a:b][inside].mean()),
                            float(base.diff[j] / res.unit) if base is not None else None,
@@ -177,7 +188,7 @@ class LabelShift(TrustCheck):
                     break
         numbers: dict[str, Any] = dict(new_rows=n, segments=len(segs), stretches=len(spans(n, spec.min_rows)),
                                        min_label_shift=spec.min_label_shift, unit=res.unit,
-                                       reference_baseline=res.has_reference)
+                                       reference_baseline=res.has_reference, outside_bar=bar)
         baseline = "" if res.has_reference else " (no champion predictions on the reference: its own errors by " \
                                                  "segment are not discounted)"
         found = [m for m in moved if m.unexplained]
