@@ -6,15 +6,17 @@ customers) and poisons *plausible* rows — the per-batch value checks (kaizen/d
 pass them all:
 
 * ``clean``      — the scenario as drawn;
-* ``flip``       — at batch ``ATTACK_AT``, 30 % of the long-tenure customers (``tenure_months >= 48``,
-  about 12 % of the rows, who churn ~4 % of the time) relabelled as churners;
-* ``duplicates`` — at batch ``ATTACK_AT``, 150 copies (on top of a 500-row batch) of 5 long-tenure
-  customers, every copy labelled churned;
-* ``outliers``   — at batch ``ATTACK_AT``, 60 injected rows inside every column's reference range
-  but off its joint structure (new month-to-month customers with many support calls and lifetime
-  charges of a decade), labelled *not* churned where the rule says they churn;
-* ``slow``       — from batch 1 on, 10 % of each batch's long-tenure customers relabelled as
-  churners: a small share per batch, the same segment, adding up.
+* ``flip``       — at batch ``ATTACK_AT``, 30 % of the long-tenure customers (``tenure_months >= 40``:
+  17 % of the reference's rows, 12-15 % after the covariate shift; ~4 % of them churn) relabelled
+  as churners (``flip20``, ``flip40``: 20 % and 40 %);
+* ``duplicates`` — at batch ``ATTACK_AT``, 150 exact copies (on top of the 1,000-row batch) of 5
+  long-tenure customers, every copy labelled churned;
+* ``outliers``   — at batch ``ATTACK_AT``, 100 injected rows inside every column's reference range
+  but several at once at its edge (1-3 months of tenure with a decade's lifetime charges, 6-7
+  support calls, heavy usage, aged 75-85): a pocket labelled *not* churned where the rule says
+  they churn;
+* ``slow``       — from batch 1 on, 15 % of each batch's long-tenure customers relabelled as
+  churners: a small share per batch (~20 rows of 1,000), the same segment, adding up.
 
 Two modes, reported separately:
 
@@ -31,7 +33,7 @@ Two modes, reported separately:
 
 CLI::
 
-    python experiments/attacks.py direct [--seed N] [--out results.json]
+    python experiments/attacks.py direct [--seed N] [--only flip,slow] [--out results.json]
     python experiments/attacks.py loop [--seed N] [--only flip,slow] [--out results.json]
 """
 
@@ -57,13 +59,23 @@ if str(ROOT) not in sys.path:  # pragma: no cover - when run as a script
 
 from experiments.scenarios import Scenario, _churn_world, _timestamps, churn  # noqa: E402
 
-__all__ = ["ATTACKS", "Attack", "build_attack", "direct", "loop", "main", "segment_mask"]
+__all__ = ["ATTACKS", "LOOP_ATTACKS", "Attack", "build_attack", "direct", "loop", "main", "segment_mask"]
 
-#: the attacked segment: long-tenure customers (17 % of the reference's rows, 12-15 % after the covariate shift; ~4 % of them churn)
+#: the attacked segment: long-tenure customers (17 % of the reference's rows, 12-15 % after the covariate shift)
 SEGMENT_COLUMN, SEGMENT_MIN = "tenure_months", 40
 ATTACK_AT = 3
-SCENARIO = dict(reference_rows=3000, golden_rows=600, batch_rows=500, n_batches=5, covariate_at=2, concept_at=None)
-ATTACKS = ("clean", "flip", "duplicates", "outliers", "slow")
+SCENARIO = dict(reference_rows=3000, golden_rows=600, batch_rows=1000, n_batches=5, covariate_at=2, concept_at=None)
+#: name -> (kind, parameters); ``loop`` runs ``LOOP_ATTACKS``, ``direct`` all of them
+ATTACKS: dict[str, tuple[str, dict[str, Any]]] = {
+    "clean": ("clean", {}),
+    "flip": ("flip", {"share": 0.3}),
+    "flip20": ("flip", {"share": 0.2}),
+    "flip40": ("flip", {"share": 0.4}),
+    "duplicates": ("duplicates", {"copies": 150, "sources": 5}),
+    "outliers": ("outliers", {"rows": 100}),
+    "slow": ("slow", {"share": 0.15}),
+}
+LOOP_ATTACKS = ("clean", "flip", "duplicates", "outliers", "slow")
 
 
 @dataclass(frozen=True)
@@ -131,30 +143,30 @@ def _outliers(batch: pd.DataFrame, rows: int, rng: np.random.Generator) -> tuple
     return out.iloc[order].reset_index(drop=True), mask[order]
 
 
-def build_attack(name: str, seed: int = 7, *, share: float = 0.3, slow_share: float = 0.15,
-                 copies: int = 150, sources: int = 5, injected: int = 60, at: int = ATTACK_AT,
-                 **scenario: Any) -> Attack:
-    """The churn scenario (``SCENARIO``, overridable) with attack ``name`` applied, seeded."""
+def build_attack(name: str, seed: int = 7, **scenario: Any) -> Attack:
+    """The churn scenario (``SCENARIO``, overridable) with attack ``name`` (see ``ATTACKS``) applied, seeded."""
     if name not in ATTACKS:
-        raise ValueError(f"unknown attack {name!r}; expected one of {ATTACKS}")
+        raise ValueError(f"unknown attack {name!r}; expected one of {', '.join(ATTACKS)}")
+    kind, params = ATTACKS[name]
     sc = churn(seed=seed, **{**SCENARIO, **scenario})
-    rng = np.random.default_rng([seed, 99, ATTACKS.index(name)])
+    rng = np.random.default_rng([seed, 99, list(ATTACKS).index(name)])
     batches = list(sc.batches)
     poisoned = {i: np.zeros(len(b), bool) for i, b in enumerate(batches)}
+    seg, at = f"{SEGMENT_COLUMN} >= {SEGMENT_MIN}", ATTACK_AT
     desc = "no poisoning"
-    if name == "flip":
-        batches[at], poisoned[at] = _flip(batches[at], share, rng)
-        desc = f"batch {at}: {share:.0%} of {SEGMENT_COLUMN} >= {SEGMENT_MIN} relabelled churned"
-    elif name == "duplicates":
-        batches[at], poisoned[at] = _duplicates(batches[at], copies, sources, rng)
-        desc = f"batch {at}: {copies} copies of {sources} {SEGMENT_COLUMN} >= {SEGMENT_MIN} rows labelled churned"
-    elif name == "outliers":
-        batches[at], poisoned[at] = _outliers(batches[at], injected, rng)
-        desc = f"batch {at}: {injected} off-manifold rows (in range) labelled not churned"
-    elif name == "slow":
+    if kind == "flip":
+        batches[at], poisoned[at] = _flip(batches[at], params["share"], rng)
+        desc = f"batch {at}: {params['share']:.0%} of {seg} relabelled churned"
+    elif kind == "duplicates":
+        batches[at], poisoned[at] = _duplicates(batches[at], params["copies"], params["sources"], rng)
+        desc = f"batch {at}: {params['copies']} copies of {params['sources']} rows with {seg}, labelled churned"
+    elif kind == "outliers":
+        batches[at], poisoned[at] = _outliers(batches[at], params["rows"], rng)
+        desc = f"batch {at}: {params['rows']} in-range rows in an empty corner of the feature space, labelled 0"
+    elif kind == "slow":
         for i in range(1, len(batches)):
-            batches[i], poisoned[i] = _flip(batches[i], slow_share, rng)
-        desc = f"batches 1-{len(batches) - 1}: {slow_share:.0%} of {SEGMENT_COLUMN} >= {SEGMENT_MIN} relabelled per batch"
+            batches[i], poisoned[i] = _flip(batches[i], params["share"], rng)
+        desc = f"batches 1-{len(batches) - 1}: {params['share']:.0%} of {seg} relabelled churned in each"
     return Attack(name, dataclasses.replace(sc, batches=batches, name=f"churn-{name}"), poisoned, desc)
 
 
@@ -175,7 +187,7 @@ class DirectRow:
     reasons: list[str] = field(default_factory=list)
 
 
-def direct(seed: int = 7, attacks: Sequence[str] = ATTACKS, *, policy_overrides: dict | None = None,
+def direct(seed: int = 7, attacks: Sequence[str] = tuple(ATTACKS), *, policy_overrides: dict | None = None,
            predict: Callable[[pd.DataFrame], Any] | None = None, log: Callable[[str], None] = print
            ) -> list[DirectRow]:
     """For each attack and batch: :func:`check_training_rows` on every production row so far (what a triggered
@@ -221,7 +233,7 @@ def direct(seed: int = 7, attacks: Sequence[str] = ATTACKS, *, policy_overrides:
 def _direct_line(r: DirectRow) -> str:
     pr = "" if r.precision is None else f" precision {r.precision:.2f}"
     rc = "" if r.recall is None else f" recall {r.recall:.2f}"
-    verdict = "BLOCKED" if r.blocked else ("dropped %d" % r.dropped if r.dropped else "passed")
+    verdict = "BLOCKED" if r.blocked else (f"dropped {r.dropped}" if r.dropped else "passed")
     return (f"{r.attack:<10} batch {r.batch}  new {r.new_rows:>5} (poisoned {r.poisoned_rows:>3})  {verdict:<12} "
             f"fired [{', '.join(r.fired)}]{pr}{rc}  {r.cpu_seconds:.2f} CPU-s")
 
@@ -249,7 +261,7 @@ class LoopRow:
     trust: dict[str, Any] | None
 
 
-def loop(seed: int = 7, attacks: Sequence[str] = ATTACKS, *, log: Callable[[str], None] = print
+def loop(seed: int = 7, attacks: Sequence[str] = LOOP_ATTACKS, *, log: Callable[[str], None] = print
          ) -> dict[str, dict[str, Any]]:
     """Each attack end to end through :func:`kaizen.cycle.run_cycle`; per batch the decision and what stopped it."""
     out: dict[str, dict[str, Any]] = {}
@@ -377,10 +389,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Seeded poisoning attacks: does Kaizen block them?")
     ap.add_argument("mode", choices=("direct", "loop"))
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--only", default=",".join(ATTACKS), help="comma-separated attacks (default: all)")
+    ap.add_argument("--only", default=None, help="comma-separated attacks (default: every one for direct, "
+                                                 f"{', '.join(LOOP_ATTACKS)} for loop)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
-    names = [a for a in args.only.split(",") if a]
+    names = [a for a in args.only.split(",") if a] if args.only else list(
+        ATTACKS if args.mode == "direct" else LOOP_ATTACKS)
     bad = [a for a in names if a not in ATTACKS]
     if bad:
         ap.error(f"unknown attack(s) {', '.join(bad)}; expected some of {', '.join(ATTACKS)}")

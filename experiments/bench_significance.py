@@ -1,11 +1,12 @@
 """Benchmark: the fixed promotion margin vs the significance gate, on a backtest stream.
 
 The same stream (experiments/streams.py), seed and policy (experiments/bench_backtest.py's) are
-replayed twice with :func:`kaizen.backtest.run_backtest`, once per ``gates.promotion_test``:
+replayed with :func:`kaizen.backtest.run_backtest` once per arm (``--arms``), each a ``gates.promotion_test``:
 
 * ``margin``: the ``improvement`` gate, promote when the holdout gain reaches ``min_improvement``;
 * ``significance``: the ``significance`` gate, promote when the lower bound of the 95 % paired
-  bootstrap interval of the gain is above ``min_effect`` (0).
+  bootstrap interval of the gain is above ``min_effect`` (0); ``significance@0.8``: the same at
+  ``gates.confidence = 0.8``.
 
 For each arm it reports the promotions, the building cycles and their gate verdicts, the mean
 prequential metric over the stream and the CPU spent. For every cycle that judged a challenger
@@ -46,14 +47,18 @@ from experiments.bench_backtest import policy_toml  # noqa: E402
 from experiments.streams import STREAMS, make_stream  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results"
-TESTS = ("margin", "significance")
+#: arms: a promotion test, optionally "@" a confidence level ("significance@0.8")
+ARMS = ("margin", "significance")
+COLORS = ("tab:orange", "tab:blue", "tab:green", "tab:purple")
 GAIN_GATES = ("improvement", "significance")
 
 
-def with_test(toml: str, test: str) -> str:
-    """``toml`` (a policy) with ``gates.promotion_test = test``."""
+def with_test(toml: str, arm: str) -> str:
+    """``toml`` (a policy) with ``gates.promotion_test`` (and ``gates.confidence``) of ``arm``."""
     assert "\n[gates]\n" in toml
-    return toml.replace("\n[gates]\n", f'\n[gates]\npromotion_test = "{test}"\n', 1)
+    test, _, level = arm.partition("@")
+    extra = f'promotion_test = "{test}"\n' + (f"confidence = {float(level)}\n" if level else "")
+    return toml.replace("\n[gates]\n", f"\n[gates]\n{extra}", 1)
 
 
 def eager(toml: str, strategy: str | None) -> str:
@@ -95,9 +100,9 @@ def run_arm(name: str, test: str, data: Path, toml: str, seed: int) -> dict[str,
     from kaizen.ledger import Ledger
     from kaizen.policy import load_policy
 
-    pol_path = data / f"policy-{test}.toml"
+    pol_path = data / f"policy-{test.replace('@', '-')}.toml"
     pol_path.write_text(with_test(toml, test))
-    state = data / f"state-{test}"
+    state = data / f"state-{test.replace('@', '-')}"
     shutil.rmtree(state, ignore_errors=True)
     t0 = time.perf_counter()
     try:
@@ -107,7 +112,7 @@ def run_arm(name: str, test: str, data: Path, toml: str, seed: int) -> dict[str,
     finally:
         shutil.rmtree(state, ignore_errors=True)
     k = result["summary"]["kaizen"]
-    return {"promotion_test": test, "mean_metric": k["mean_metric"], "promotions": k["promotions"],
+    return {"arm": test, "mean_metric": k["mean_metric"], "promotions": k["promotions"],
             "builds": k["retrains"], "decisions": k.get("decisions"), "cpu_seconds": k["total_cpu_seconds"],
             "build_cpu_seconds": k["build_cpu_seconds"], "wall_seconds": round(time.perf_counter() - t0, 1),
             "static_mean_metric": result["summary"]["static"]["mean_metric"],
@@ -120,13 +125,15 @@ def run_arm(name: str, test: str, data: Path, toml: str, seed: int) -> dict[str,
 def plot(name: str, metric: str, drift: dict[int, str], arms: dict[str, dict[str, Any]], path: Path,
          margin: float) -> None:
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7.5), dpi=110, sharex=True,
                                       gridspec_kw={"height_ratios": [3, 2]})
-    colors = {"margin": "tab:orange", "significance": "tab:blue"}
+    colors = dict(zip(arms, COLORS, strict=False))
+    offsets = dict(zip(arms, np.linspace(-0.15, 0.15, len(arms)), strict=True))
     any_arm = next(iter(arms.values()))
     x = list(range(len(any_arm["metric_per_batch"])))
     top.plot(x, any_arm["static_per_batch"], color="tab:gray", ls="--", lw=1.2,
@@ -137,8 +144,7 @@ def plot(name: str, metric: str, drift: dict[int, str], arms: dict[str, dict[str
                  label=f"{test}: mean {a['mean_metric']:.4f}, {a['promotions']} promotions, "
                        f"{a['builds']} builds, {a['cpu_seconds']:.0f} CPU s")
         for i in a["promoted_after"]:
-            top.axvline(i + 0.5, color=colors[test], alpha=0.35, lw=2 if test == "margin" else 3.5,
-                        ls="-" if test == "significance" else ":")
+            top.axvline(i + 0.5 + offsets[test] / 3, color=colors[test], alpha=0.4, lw=1.5)
     for p, kind in drift.items():
         top.axvline(p - 0.5, color="tab:red", alpha=0.5, lw=1)
         top.text(p - 0.45, top.get_ylim()[0], kind, color="tab:red", fontsize=8, va="bottom")
@@ -148,7 +154,7 @@ def plot(name: str, metric: str, drift: dict[int, str], arms: dict[str, dict[str
     bottom.axhline(0, color="black", lw=0.8)
     bottom.axhline(margin, color="tab:orange", ls=":", lw=1, label=f"min_improvement = {margin:g}")
     for test, a in arms.items():
-        off = -0.12 if test == "margin" else 0.12
+        off = offsets[test]
         for j in a["judged"]:
             if j["gain"] is None:
                 continue
@@ -174,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--trials", type=int, default=6)
     ap.add_argument("--batches", type=int, default=None, help="replay only the first N batches (a quick check)")
+    ap.add_argument("--arms", nargs="+", default=list(ARMS),
+                    help='promotion tests to compare, e.g. margin significance significance@0.8')
     ap.add_argument("--eager", action="store_true",
                     help="a trigger that fires whenever the metric is at or below the baseline (many noisy builds)")
     ap.add_argument("--strategy", choices=("ladder", "refit", "small", "full"), default=None,
@@ -194,9 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.eager or args.strategy:
         toml = eager(toml, args.strategy) if args.eager else toml.replace(
             "[build]", f'[build]\nstrategy = "{args.strategy}"', 1)
-    label = args.stream + ("-eager" if args.eager else "") + (f"-{args.strategy}" if args.strategy else "")
+    label = args.stream + ("-eager" if args.eager else "") + (f"-{args.strategy}" if args.strategy else "") + (
+        f"-{args.batches}b" if args.batches is not None else "")
     margin = 0.005 if sc.task == "binary_classification" else 0.01
-    arms = {test: run_arm(args.stream, test, data, toml, args.seed) for test in TESTS}
+    arms = {arm: run_arm(args.stream, arm, data, toml, args.seed) for arm in args.arms}
     metric = "roc_auc" if sc.task == "binary_classification" else "rmse"
     out = {"stream": args.stream, "eager_trigger": args.eager, "strategy": args.strategy or "ladder",
            "seed": args.seed, "trials": args.trials, "batches": len(sc.batches),
@@ -206,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     plot(label, metric, sc.drift_points, arms, RESULTS / f"bench_significance-{label}.png", margin)
     print(f"\n== {label}: {len(sc.batches)} batches, drift at {sc.drift_points}, seed {args.seed} ==")
     for test, a in arms.items():
-        print(f"{test:>12}: mean {metric} {a['mean_metric']:.4f} (static {a['static_mean_metric']:.4f}), "
+        print(f"{test:>16}: mean {metric} {a['mean_metric']:.4f} (static {a['static_mean_metric']:.4f}), "
               f"{a['promotions']} promotions after batches {a['promoted_after']}, {a['builds']} builds, "
               f"{a['cpu_seconds']:.1f} CPU s, decisions {a['decisions']}")
         for j in a["judged"]:

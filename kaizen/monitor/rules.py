@@ -296,6 +296,10 @@ def decide(policy: Policy, inputs: TriggerInputs | Any, baseline: float | None =
     signals = _discount(policy, [_sustain(policy, r, recs, reset=new_base is not None) for r in raw])
     guards = tuple(r for r in (g.evaluate(policy, inputs) for g in GUARDS) if r is not None)
     counted = [s for s in signals if s.verdict == "fired"]
+    if any(s.details.get("decisive") for s in counted):  # a decisive drop does not wait out a cooldown either
+        guards = tuple(replace(g, fired=True, verdict="holds", message=g.message + "; overridden: the performance "
+                               "drop is decisive (trigger.immediate_factor)")
+                       if g.rule == "cooldown" and g.verdict == "blocks" else g for g in guards)
     triggered = bool(signals) and (len(counted) == len(signals) if trig.combine == "all" else bool(counted))
     blocked = [g for g in guards if g.verdict == "blocks"]
     extra = (base_reason,) if base_reason else ()
@@ -332,7 +336,7 @@ def _sustain(policy: Policy, r: RuleResult, recs: list[Record] | None, *, reset:
     if (r.rule == PERFORMANCE and factor is not None and _finite(r.value) and _finite(r.threshold)
             and r.threshold > 0 and r.value >= factor * r.threshold):
         return replace(r, message=r.message + f"; at least {factor:g} × its threshold: counts at once "
-                                              "(trigger.immediate_factor)")
+                                              "(trigger.immediate_factor)", details={**r.details, "decisive": True})
     if recs is None:
         return replace(r, message=r.message + f"; trigger.consecutive = {need} not checked (no history given)")
     prev = 0 if reset and r.rule == PERFORMANCE else _streak(recs, r.rule, need - 1)

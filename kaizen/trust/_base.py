@@ -33,7 +33,8 @@ from kaizen.data.schema import Schema
 from kaizen.models import Predictions
 from kaizen.policy import TrustSpec
 
-__all__ = ["TrustCheck", "TrustFinding", "TrustInputs", "Excess", "describe_span", "encode", "encoded_sources", "excess", "positive", "rate_z", "spans"]
+__all__ = ["Excess", "TrustCheck", "TrustFinding", "TrustInputs", "describe_span", "encode", "encoded_sources",
+           "excess", "positive", "rate_z", "spans"]
 
 CLASSIFICATION = "binary_classification"
 

@@ -1,21 +1,20 @@
 """Label noise: rows whose label cross-validated models confidently contradict, more often than in the reference.
 
 The new rows, and apart from them an equal-sized seeded sample of the reference (at most all of
-it), are each scored out of fold by a 5-fold cross-validated linear model (logistic regression;
-ridge for regression) on the encoded features, fit on that set's own rows: a concept change
-is a rule the new rows' model learns, not noise. A label is *contradicted* when the out-of-fold
-model gives it a probability below ``trust.noise_probability`` (regression: a residual that large
-has that two-sided probability under a normal with the set's robust residual spread). The
-reference sample's contradicted share is the data's own noise level. The check fires on each stretch of new rows (all of them, halves,
-quarters, ... down to ``trust.min_rows``) whose contradicted share exceeds it by ``trust.z``
-binomial standard errors, and names the contradicted rows there.
+it), are each scored out of fold by a 5-fold cross-validated logistic regression on the encoded
+features, fit on that set's own rows: a concept change is a rule the new rows' model learns, not
+noise. A label is *contradicted* when the out-of-fold model gives it a probability below
+``trust.noise_probability``; the reference sample's contradicted share is the data's own noise
+level. The check fires on each stretch of new rows (all of them, halves, quarters, ... down to
+``trust.min_rows``) whose contradicted share exceeds it by ``trust.z`` binomial standard errors,
+and names the contradicted rows there.
 
-Cheap by design (linear models, no search): it is a noise detector, not a challenger.
+Cheap by design (linear models, no search): a noise detector, not a challenger. Regression targets
+are not judged (a linear model's residuals on a strongly non-linear target, such as demand after
+a price-elasticity change, looked like noise).
 """
 
 from __future__ import annotations
-
-from statistics import NormalDist
 
 import numpy as np
 
@@ -31,6 +30,9 @@ class LabelNoise(TrustCheck):
 
     def check(self, inputs: TrustInputs) -> TrustFinding:
         spec, new, ref = inputs.spec, inputs.new, inputs.reference
+        if not inputs.classification:
+            return self.finding(inputs, None, "not judged: regression targets (this check judges classification "
+                                              "labels; see docs/policies.md)", task=inputs.task)
         if len(new) < spec.min_rows:
             return self.finding(inputs, None, f"not judged: {len(new)} new rows, fewer than trust.min_rows = "
                                               f"{spec.min_rows}", new_rows=len(new))
@@ -42,8 +44,7 @@ class LabelNoise(TrustCheck):
         if inputs.classification and (y_new.min() == y_new.max() or y_ref.min() == y_ref.max()):
             return self.finding(inputs, None, "not judged: every label is the same class", new_rows=len(new))
         x_ref, x_new = encode(ref, [sample, new], inputs.schema)
-        bad_ref, how = _contradicted(x_ref, y_ref, inputs)
-        bad_new, _ = _contradicted(x_new, y_new, inputs)
+        bad_ref, bad_new = _contradicted(x_ref, y_ref, inputs), _contradicted(x_new, y_new, inputs)
         ref_rate = float(bad_ref.mean())
         stretches = excess(bad_new, ref_rate, spec.min_rows)
         best = stretches[0]
@@ -52,7 +53,7 @@ class LabelNoise(TrustCheck):
         numbers = dict(new_rows=len(new), rows=best.rows, start=best.start, contradicted=best.count,
                        share=best.count / best.rows, reference_share=ref_rate, reference_rows=m, z=best.z,
                        stretches=len(stretches), stretches_fired=len(hit), probability=spec.noise_probability,
-                       model=how, folds=FOLDS)
+                       model="logistic regression", folds=FOLDS)
         if not hit:
             return self.finding(inputs, None, f"{best.count} of {where} ({best.count / best.rows:.1%}) have a label "
                                               f"the cross-validated model gives p < {spec.noise_probability:g}; "
@@ -62,31 +63,19 @@ class LabelNoise(TrustCheck):
         for e in hit:
             flagged[e.start:e.stop] |= bad_new[e.start:e.stop]
         return self.finding(inputs, new.index[flagged], f"{best.count} of {where} ({best.count / best.rows:.1%}) carry "
-                                                        f"a label the cross-validated {how} gives p < "
+                                                        f"a label the cross-validated logistic regression gives p < "
                                                         f"{spec.noise_probability:g}, against {ref_rate:.1%} of the "
                                                         f"reference's rows (z = {best.z:.1f}); {flagged.sum()} row(s) "
                                                         f"in {len(hit)} stretch(es)", **numbers)
 
 
-def _contradicted(x: np.ndarray, y: np.ndarray, inputs: TrustInputs) -> tuple[np.ndarray, str]:
+def _contradicted(x: np.ndarray, y: np.ndarray, inputs: TrustInputs) -> np.ndarray:
     """Out of fold, within these rows only: which labels the model gives less than ``noise_probability``."""
-    from sklearn.linear_model import LogisticRegression, Ridge
-    from sklearn.model_selection import KFold, StratifiedKFold
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
 
-    t = inputs.spec.noise_probability
-    if inputs.classification:
-        k = max(2, min(FOLDS, int(min(y.sum(), len(y) - y.sum()))))
-        p = np.zeros(len(y))
-        for fit, score in StratifiedKFold(n_splits=k, shuffle=True, random_state=inputs.seed).split(x, y):
-            if y[fit].min() == y[fit].max():
-                p[score] = y[fit][0]
-                continue
-            p[score] = LogisticRegression(C=1.0, max_iter=1000).fit(x[fit], y[fit]).predict_proba(x[score])[:, 1]
-        return np.where(y == 1, p, 1 - p) < t, "logistic regression"
-    pred = np.zeros(len(y))
-    for fit, score in KFold(n_splits=min(FOLDS, len(y)), shuffle=True, random_state=inputs.seed).split(x):
-        pred[score] = Ridge(alpha=1.0).fit(x[fit], y[fit]).predict(x[score])
-    resid = y - pred
-    spread = 1.4826 * float(np.median(np.abs(resid - np.median(resid))))
-    spread = spread if spread > 0 else float(np.std(resid)) or 1.0
-    return np.abs(resid) > spread * NormalDist().inv_cdf(1 - t / 2), "ridge regression"
+    k = max(2, min(FOLDS, int(min(y.sum(), len(y) - y.sum()))))
+    p = np.zeros(len(y))
+    for fit, score in StratifiedKFold(n_splits=k, shuffle=True, random_state=inputs.seed).split(x, y):
+        p[score] = LogisticRegression(C=1.0, max_iter=1000).fit(x[fit], y[fit]).predict_proba(x[score])[:, 1]
+    return np.where(y == 1, p, 1 - p) < inputs.spec.noise_probability

@@ -36,7 +36,8 @@ class Outliers(TrustCheck):
                                               f"{spec.min_rows}", new_rows=len(new))
         if len(ref) * q < 3:
             return self.finding(inputs, None, f"not judged: {len(ref)} reference rows are too few to place a "
-                                              f"{q:g} outlier cut (fewer than 3 rows below it)", reference_rows=len(ref))
+                                              f"{q:g} outlier cut (fewer than 3 rows below it)",
+                                reference_rows=len(ref))
         x_ref, x_new = encode(ref, [ref, new], inputs.schema)
         forest = IsolationForest(n_estimators=TREES, max_samples=min(256, len(ref)), random_state=inputs.seed)
         forest.fit(x_ref)

@@ -144,7 +144,9 @@ def test_the_shipped_defaults_are_quiet_when_stationary_and_act_on_the_first_bat
         d = decide(policy, TriggerInputs(mon, baseline, y, p, history=tuple(history), seed=b))
         history.append(record(b, d, mon, baseline, "rejected"))
         improved += [b] if d.improve else []
-    assert improved == [30, 32]               # a ~10-point drop is decisive: no hysteresis; cooldown on 31
+    # a ~10-point drop is decisive: no hysteresis, and no cooldown while builds keep failing on new data; after 3
+    # rejections (trigger.rebaseline_after) the baseline is reset to the harder world's level and the trigger calms
+    assert improved == [30, 31, 32]
     s30 = history[30].trigger["signals"][-1]
     assert s30["rule"] == "performance_drop" and s30["verdict"] == "fired" and "immediate_factor" in s30["message"]
     # without the decisive-drop bypass the same stream is held one batch
@@ -431,3 +433,16 @@ def test_a_doubled_rmse_is_not_hidden_by_its_own_noise(tmp_path: Path) -> None:
                          drift_share=False, prediction_drift=False)
     d = decide(policy, TriggerInputs(monitor(score("rmse", y, pred), metric="rmse"), 9.7, y, Predictions(pred)))
     assert d.improve and d.signals[0].value > 0.9 and d.signals[0].threshold < 0.5
+
+
+def test_a_decisive_drop_does_not_wait_out_the_cooldown(tmp_path: Path) -> None:
+    policy = make_policy(tmp_path, performance_drop=0.05, performance_drop_se=False, consecutive=2,
+                         cooldown_batches=1, rebaseline_after=False, drift_share=False, prediction_drift=False,
+                         immediate_factor=2.0)
+    # batch 0 builds on a decisive drop and is rejected; batch 1 drops decisively again: no hysteresis, no cooldown
+    improved, ds = run_stream(policy, [monitor(0.60), monitor(0.60), monitor(0.72), monitor(0.72)], 0.80)
+    assert improved[:2] == [0, 1]
+    cool = next(g for g in ds[1].guards if g.rule == "cooldown")
+    assert cool.verdict == "holds" and "overridden" in cool.message
+    # a drop that is not decisive (0.08 < 2 × 0.05) still waits: held, then the cooldown after batch 1's rejection
+    assert 2 not in improved
