@@ -28,13 +28,16 @@ Two modes, reported separately:
 * ``loop``   — each scenario end to end in its own temp home: bootstrap, then the batches one by
   one through :func:`kaizen.cycle.run_cycle` with a trigger that fires on every batch, so a
   challenger is built on every window. Per batch: the decision, what stopped it (a trust check
-  or a gate, from the record), and after the run the champion's mean predicted churn on clean
-  long-tenure customers next to their true rate (the poison's effect on what serves).
+  or a gate, from the record), and after the run the champion's mean predicted churn on fresh
+  long-tenure customers and on fresh rows of the outlier pocket, next to the labelling rule's (the
+  poison's effect on what serves). Until :func:`kaizen.cycle.run_cycle` calls the trust checks
+  itself, ``--emulate-trust`` runs them before each cycle (a block skips the cycle; dropped rows are
+  deleted from the batch files); without it the loop shows the cycle as it is.
 
 CLI::
 
     python experiments/attacks.py direct [--seed N] [--only flip,slow] [--out results.json]
-    python experiments/attacks.py loop [--seed N] [--only flip,slow] [--out results.json]
+    python experiments/attacks.py loop [--seed N] [--only flip,slow] [--emulate-trust] [--out results.json]
 """
 
 from __future__ import annotations
@@ -261,71 +264,124 @@ class LoopRow:
     trust: dict[str, Any] | None
 
 
-def loop(seed: int = 7, attacks: Sequence[str] = LOOP_ATTACKS, *, log: Callable[[str], None] = print
-         ) -> dict[str, dict[str, Any]]:
-    """Each attack end to end through :func:`kaizen.cycle.run_cycle`; per batch the decision and what stopped it."""
+def loop(seed: int = 7, attacks: Sequence[str] = LOOP_ATTACKS, *, emulate_trust: bool = False,
+         log: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
+    """Each attack end to end through :func:`kaizen.cycle.run_cycle`; per batch the decision and what stopped it.
+
+    ``emulate_trust``: before each cycle, run :func:`kaizen.trust.check_training_rows` here on every
+    production row so far (the champion's predictions, the reference's), as the cycle will once it is
+    wired: a block skips the cycle (recorded as ``blocked``), dropped rows are deleted from the batch
+    files before the cycle reads them. An emulation, labelled as such in the results: the wired cycle
+    drops rows from its training pool and holdout only, and still monitors them.
+    """
     out: dict[str, dict[str, Any]] = {}
     for name in attacks:
         att = build_attack(name, seed)
         with tempfile.TemporaryDirectory(prefix=f"kaizen-attack-{name}-") as tmp:
-            out[name] = _loop_one(Path(tmp), att, seed, log)
+            out[name] = _loop_one(Path(tmp), att, seed, emulate_trust, log)
     return out
 
 
-def _loop_one(root: Path, att: Attack, seed: int, log: Callable[[str], None]) -> dict[str, Any]:
+def _loop_one(root: Path, att: Attack, seed: int, emulate: bool, log: Callable[[str], None]) -> dict[str, Any]:
     from kaizen.bootstrap import bootstrap
     from kaizen.cycle import run_cycle
 
     t0 = time.perf_counter()
-    home = _write_home(root, att.scenario, LOOP_POLICY)
-    cfg, policy = home
+    cfg, policy = _write_home(root, att.scenario, LOOP_POLICY)
     rec = bootstrap(cfg, policy)
     first_champion = rec.champion.get("version")
     rows: list[LoopRow] = []
     poisoned_promotions = []
     first = att.first_poisoned()
     prod = policy.data.production
+    kept = {i: np.ones(len(b), bool) for i, b in enumerate(att.scenario.batches)}
     for i, batch in enumerate(att.scenario.batches):
         batch.to_parquet(prod / f"batch_{i:03d}.parquet", index=False)
-        rec = run_cycle(cfg, policy, seed=seed)
-        d = rec.to_dict()
-        trust = d.get("trust") or (d.get("window") or {}).get("trust")
-        stopped = [r.split(":")[0] for r in rec.reasons if r.startswith("trust check")]
-        stopped += [f"gate {g['name']}" for g in rec.gates if not g.get("passed")]
-        promoted = (rec.champion or {}).get("promoted") if rec.decision == "promoted" else None
-        row = LoopRow(att.name, i, int(att.poisoned[i].sum()), rec.decision, stopped, promoted, trust)
+        trust = _emulated_trust(cfg, policy, att, i, kept, seed) if emulate else None
+        if trust is not None and trust["blocked"]:
+            stopped = [r.split(":")[0] for r in trust["reasons"]]
+            row = LoopRow(att.name, i, int(att.poisoned[i].sum()), "blocked (emulated)", stopped, None, trust)
+        else:
+            rec = run_cycle(cfg, policy, seed=seed)
+            d = rec.to_dict()
+            trust = trust or d.get("trust") or (d.get("window") or {}).get("trust")
+            stopped = [r.split(":")[0] for r in rec.reasons if r.startswith("trust check")]
+            stopped += [f"gate {g['name']}" for g in rec.gates if not g.get("passed")]
+            if trust and not d.get("trust"):
+                stopped = [r.split(":")[0] for r in trust["reasons"]] + stopped
+            promoted = (rec.champion or {}).get("promoted") if rec.decision == "promoted" else None
+            row = LoopRow(att.name, i, int(att.poisoned[i].sum()), rec.decision, stopped, promoted, trust)
+            if promoted and first is not None and i >= first:
+                poisoned_promotions.append(i)
         rows.append(row)
-        if promoted and first is not None and i >= first:
-            poisoned_promotions.append(i)
-        log(f"{att.name:<10} batch {i}  poisoned {row.poisoned_in_window:>3}  {rec.decision:<17} "
-            f"{'promoted v' + str(promoted) if promoted else ''}  stopped by [{', '.join(stopped)}]")
-    effect = _segment_effect(cfg, policy, att, seed)
-    summary = {"description": att.description, "bootstrap_champion": first_champion, "batches": [
-        dataclasses.asdict(r) for r in rows], "promotions_after_poison": poisoned_promotions, **effect,
-        "seconds": round(time.perf_counter() - t0, 1)}
-    log(f"{att.name:<10} champion P(churn | {SEGMENT_COLUMN} >= {SEGMENT_MIN}) on clean rows: before "
-        f"{effect['segment_pred_before']:.3f}, after {effect['segment_pred_after']:.3f} (true rate "
-        f"{effect['segment_true_rate']:.3f}); promotions at/after the first poisoned batch: {poisoned_promotions}")
+        log(f"{att.name:<10} batch {i}  poisoned {row.poisoned_in_window:>3}  {row.decision:<18} "
+            f"{'promoted v' + str(row.promoted) if row.promoted else '':<13} stopped by [{', '.join(row.stopped_by)}]")
+    effect = _effects(cfg, policy, seed)
+    summary = {"description": att.description, "emulated_trust": emulate, "bootstrap_champion": first_champion,
+               "batches": [dataclasses.asdict(r) for r in rows], "promotions_after_poison": poisoned_promotions,
+               "poisoned_rows": int(sum(m.sum() for m in att.poisoned.values())),
+               "poisoned_rows_left": int(sum((att.poisoned[i] & kept[i]).sum() for i in kept)),
+               **effect, "seconds": round(time.perf_counter() - t0, 1)}
+    probe = "pocket" if ATTACKS[att.name][0] == "outliers" else "segment"
+    log(f"{att.name:<10} champion mean P(churn) on clean {probe} rows: bootstrap {effect[probe]['before']:.3f}, "
+        f"final {effect[probe]['after']:.3f} (rule: {effect[probe]['rule']:.3f}); promotions at/after the first "
+        f"poisoned batch: {poisoned_promotions}; poisoned rows left in production {summary['poisoned_rows_left']} "
+        f"of {summary['poisoned_rows']}")
     return summary
 
 
-def _segment_effect(cfg: Any, policy: Any, att: Attack, seed: int) -> dict[str, float]:
-    """The bootstrap champion's and the final champion's mean P(churn) on fresh clean long-tenure customers."""
+def _emulated_trust(cfg: Any, policy: Any, att: Attack, upto: int, kept: dict[int, np.ndarray], seed: int
+                    ) -> dict[str, Any]:
+    """The trust checks on batches ``0..upto`` as the production folder holds them; drops rewrite the files."""
+    from kaizen.data.frames import model_frame
+    from kaizen.data.schema import infer_schema
+    from kaizen.models import load_model
+    from kaizen.registry import Registry
+    from kaizen.trust import check_training_rows
+
+    Registry.from_config(cfg)
+    model = load_model(f"models:/{policy.name}@champion", task=policy.model.task,
+                       positive_label=policy.model.positive_label)
+    sc = att.scenario
+    schema = infer_schema(sc.reference, target="churned", timestamp="ts")
+    parts = [sc.batches[i][kept[i]] for i in range(upto + 1)]
+    where = [(i, j) for i in range(upto + 1) for j in np.flatnonzero(kept[i])]
+    new = pd.concat(parts, ignore_index=True)
+    res = check_training_rows(policy, new_rows=new, reference=sc.reference, schema=schema,
+                              champion_predictions_on_new=model.predict(model_frame(new, schema)), seed=seed,
+                              champion_predictions_on_reference=model.predict(model_frame(sc.reference, schema)))
+    if not res.blocked and len(res.drop_index):
+        touched = set()
+        for pos in np.asarray(res.drop_index, dtype=int):
+            b, j = where[pos]
+            kept[b][j] = False
+            touched.add(b)
+        for b in touched:
+            sc.batches[b][kept[b]].to_parquet(policy.data.production / f"batch_{b:03d}.parquet", index=False)
+    return {**res.to_dict(), "reasons": res.reasons, "emulated": True}
+
+
+def _effects(cfg: Any, policy: Any, seed: int) -> dict[str, dict[str, float]]:
+    """The bootstrap champion's and the final champion's mean P(churn) on fresh clean rows of the attacked
+    segment and of the outlier pocket, next to the labelling rule's mean probability for them."""
+    from experiments.scenarios import _sigmoid, churn_logit
     from kaizen.models import load_model
     from kaizen.registry import Registry
 
-    probe = churn(seed=seed + 1000, **{**SCENARIO, "n_batches": 1, "covariate_at": 0}).batches[0]
-    probe = probe[segment_mask(probe)]
+    fresh = churn(seed=seed + 1000, **{**SCENARIO, "n_batches": 2, "covariate_at": 0}).batches
+    segment = fresh[0][segment_mask(fresh[0])]
+    with_pocket, injected = _outliers(fresh[1], 200, np.random.default_rng([seed, 1000]))
+    pocket = with_pocket[injected]
     Registry.from_config(cfg)  # this home's MLflow URIs for the loads below
-    x = probe[[c for c in probe.columns if c not in ("ts", "churned")]]
-
-    def mean_pred(uri: str) -> float:
-        m = load_model(uri, task="binary_classification", positive_label=1)
-        return float(np.mean(m.predict(x).scores))
-
-    return {"segment_pred_before": mean_pred(f"models:/{policy.name}/1"),
-            "segment_pred_after": mean_pred(f"models:/{policy.name}@champion"),
-            "segment_true_rate": float(probe["churned"].mean()), "probe_rows": len(probe)}
+    models = {k: load_model(f"models:/{policy.name}{v}", task="binary_classification", positive_label=1)
+              for k, v in (("before", "/1"), ("after", "@champion"))}
+    out = {}
+    for name, rows in (("segment", segment), ("pocket", pocket)):
+        x = rows[[c for c in rows.columns if c not in ("ts", "churned")]]
+        out[name] = {k: float(np.mean(m.predict(x).scores)) for k, m in models.items()}
+        out[name]["rule"] = float(np.mean(_sigmoid(churn_logit(rows))))
+        out[name]["rows"] = len(rows)
+    return out
 
 
 #: the policy of tests/conftest.py's homes (churn, roc_auc, golden set), before ``LOOP_POLICY``
@@ -392,6 +448,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--only", default=None, help="comma-separated attacks (default: every one for direct, "
                                                  f"{', '.join(LOOP_ATTACKS)} for loop)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    ap.add_argument("--emulate-trust", action="store_true",
+                    help="loop: run the trust checks before each cycle here (until the cycle calls them itself)")
     args = ap.parse_args(argv)
     names = [a for a in args.only.split(",") if a] if args.only else list(
         ATTACKS if args.mode == "direct" else LOOP_ATTACKS)
@@ -406,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.mode == "direct":
         result: Any = [dataclasses.asdict(r) for r in direct(args.seed, names)]
     else:
-        result = loop(args.seed, names)
+        result = loop(args.seed, names, emulate_trust=args.emulate_trust)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")

@@ -135,6 +135,22 @@ class Registry:
     def set_challenger(self, name: str, version: str) -> None:
         self.client.set_registered_model_alias(name, CHALLENGER, str(version))
 
+    def register(self, name: str, info: Any, *, tags: dict[str, Any], description: str = "") -> str:
+        """Register a logged model (``ModelInfo``) as a new version of ``name`` with its tags, in one call."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException as exc:
+            if not _not_found(exc):
+                raise
+            self.client.create_registered_model(name)
+        mv = self.client.create_model_version(name, source=info.model_uri, run_id=info.run_id,
+                                              tags={k: str(v) for k, v in tags.items()},
+                                              description=description[:4000] or None,
+                                              model_id=getattr(info, "model_id", None))
+        return str(mv.version)
+
     def describe(self, name: str, version: str, text: str, *, append: bool = False) -> None:
         """Set (or extend) the version's description: one line on why it exists, then why it serves."""
         if append:

@@ -53,27 +53,26 @@ class Refitted:
 def _log_and_register(res: Any, rows: pd.DataFrame, registry: Any, policy: Policy, workdir: Path, *,
                       model_name: str, reference_dir: str, tags: dict[str, str],
                       on_registered: Callable[[str], None]) -> str:
+    """Log the model and its training rows in the active run, then register it in one call (tags, description)."""
     import mlflow
 
     from kaizen.challenger.model import log_pipeline
 
-    version = str(log_pipeline(res, registered_model_name=policy.name, name=model_name).registered_model_version)
-    on_registered(version)
+    info = log_pipeline(res, name=model_name)
     fitted = workdir / REFERENCE_FILE
     rows.iloc[len(rows) - res.train_rows:].to_parquet(fitted, index=False)
     mlflow.log_artifact(str(fitted), artifact_path=reference_dir)
-    registry.tag(policy.name, version, {"kaizen.family": res.family,
-                                        "kaizen.validation_metric": f"{res.validation_metric:.6f}",
-                                        REFERENCE_TAG: f"{reference_dir}/{REFERENCE_FILE}", **tags})
     how = {"pipeline": "searched", "rung_full": "full search", "rung_small": "small warm-started search",
            "rung_refit": f"refit of champion v{tags.get('kaizen.recipe_of')}'s recipe, no search",
            REFIT_MODEL: f"version {tags.get('kaizen.refit_of')}'s recipe refit on its training + holdout rows"}
-    try:
-        registry.describe(policy.name, version, f"Candidate of cycle {tags.get('kaizen.cycle_id')} "
-                          f"({how.get(model_name, model_name)}): {res.family} on {res.train_rows} rows, "
-                          f"validation {policy.model.metric} {res.validation_metric:.4f}.")
-    except Exception as exc:  # a description is a courtesy
-        log.warning("could not describe version %s: %s", version, exc)
+    version = registry.register(
+        policy.name, info,
+        tags={"kaizen.family": res.family, "kaizen.validation_metric": f"{res.validation_metric:.6f}",
+              REFERENCE_TAG: f"{reference_dir}/{REFERENCE_FILE}", **tags},
+        description=(f"Candidate of cycle {tags.get('kaizen.cycle_id')} ({how.get(model_name, model_name)}): "
+                     f"{res.family} on {res.train_rows} rows, validation {policy.model.metric} "
+                     f"{res.validation_metric:.4f}."))
+    on_registered(version)
     return version
 
 

@@ -1,29 +1,27 @@
 """Bursts of exact or near-duplicate rows beyond what the reference's own duplicate rate explains.
 
 A row's key is its feature values, numerics rounded to ``trust.duplicate_digits`` significant
-digits (so a copy with jitter in the last digits is still a copy); the label is not part of the
-key (a flood of copies of one customer labelled "churned" is a flood whatever its labels). An
-*extra copy* is a new row whose key appeared earlier among the new rows.
+digits (a copy with jitter in the last digits is still a copy); the label is not part of the
+key (a flood of copies of one customer labelled "churned" is a flood whatever its labels).
 
-Some data repeats naturally (few, coarse features). How many extra copies ``n`` rows drawn from
-the reference's distribution would hold is computed from the reference's key frequencies, with
-the Good–Turing share of keys seen once standing for keys never repeated (continuous data: an
-expected 0). The check fires when the new rows hold more extra copies than that by ``trust.z``
-standard errors (Poisson), and names the copies of each key beyond what its reference frequency
-allows (the first occurrences are kept).
+Some data repeats naturally (few, coarse features). Each key may appear among ``n`` new rows as
+often as its reference frequency ``p`` allows: ``n p`` plus ``trust.z`` Poisson standard errors,
+and at least once (a key the reference never repeated: once). The occurrences beyond that, in
+time order, are *burst copies*. The reference's own rate of burst copies is measured the same way
+(one seeded half judged against the other's frequencies); the check fires when the new rows
+hold more burst copies than that rate explains by ``trust.z`` standard errors, and names them
+(the first occurrences are kept).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pandas as pd
 
 from kaizen.data.schema import Schema
-from kaizen.trust._base import TrustCheck, TrustFinding, TrustInputs
+from kaizen.trust._base import TrustCheck, TrustFinding, TrustInputs, rate_z
 
-__all__ = ["Duplicates", "expected_extra_copies", "row_keys"]
+__all__ = ["Duplicates", "burst_copies", "row_keys"]
 
 
 class Duplicates(TrustCheck):
@@ -37,43 +35,51 @@ class Duplicates(TrustCheck):
                                               f"{spec.min_rows}", new_rows=n)
         keys = pd.Series(row_keys(new, inputs.schema, spec.duplicate_digits), index=new.index)
         ref_keys = pd.Series(row_keys(inputs.reference, inputs.schema, spec.duplicate_digits))
-        extra = keys.duplicated(keep="first")
-        observed = int(extra.sum())
-        freq, unseen = _reference_frequencies(ref_keys)
-        expected = expected_extra_copies(freq.to_numpy(), unseen, n)
-        z = (observed - expected) / math.sqrt(max(expected, 1.0))
-        numbers = dict(new_rows=n, extra_copies=observed, expected_extra_copies=expected, z=z,
-                       digits=spec.duplicate_digits, reference_rows=len(ref_keys))
+        burst = burst_copies(keys, _frequencies(ref_keys), spec.z)
+        order = np.random.default_rng(inputs.seed).permutation(len(ref_keys))
+        half_a, half_b = ref_keys.iloc[order[: len(order) // 2]], ref_keys.iloc[order[len(order) // 2:]]
+        null_rate = float(burst_copies(half_b, _frequencies(half_a), spec.z).mean()) if len(half_b) else 0.0
+        k = int(burst.sum())
+        z = rate_z(k, n, null_rate)
+        copies = keys[burst].value_counts()
+        numbers = dict(new_rows=n, burst_copies=k, reference_rate=null_rate, z=z, digits=spec.duplicate_digits,
+                       keys=len(copies), largest_burst=int(keys.value_counts().max()) if k else 0,
+                       extra_copies=int(keys.duplicated().sum()))
         if z < spec.z:
-            return self.finding(inputs, None, f"{observed} extra copies among {n} new rows, {expected:.1f} expected "
-                                              f"from the reference (z = {z:.1f} < {spec.z:g})", **numbers)
-        # each key may repeat as often as its reference frequency allows; the copies beyond that are flagged
-        p = keys.map(freq).fillna(0.0).to_numpy()
-        allowed = np.maximum(1, np.ceil(n * p + spec.z * np.sqrt(n * p)))
-        occurrence = keys.groupby(keys).cumcount().to_numpy()  # 0 for the first time a key appears
-        rows = new.index[occurrence >= allowed]
-        bursts = keys[occurrence >= allowed].value_counts()
-        numbers.update(flagged=len(rows), keys=len(bursts), largest_burst=int(bursts.max() + 1) if len(bursts) else 0)
-        if not len(rows):
-            return self.finding(inputs, None, f"{observed} extra copies among {n} new rows, {expected:.1f} expected, "
-                                              "but no single row repeats more than its reference frequency allows",
-                                **numbers)
-        return self.finding(inputs, rows, f"{observed} extra copies among {n} new rows where the reference explains "
-                                          f"{expected:.1f} (z = {z:.1f}): {len(rows)} copies of {len(bursts)} "
-                                          f"row(s), the largest repeated {numbers['largest_burst']} times", **numbers)
+            return self.finding(inputs, None, f"{k} of {n} new rows repeat a row more often than its reference "
+                                              f"frequency allows; the reference's own rate {null_rate:.2%} "
+                                              f"explains them (z = {z:.1f} < {spec.z:g})", **numbers)
+        return self.finding(inputs, new.index[burst.to_numpy()],
+                            f"{k} of {n} new rows are copies of {len(copies)} row(s) beyond what their reference "
+                            f"frequency allows (the reference's own rate: {null_rate:.2%}; z = {z:.1f}); the "
+                            f"largest repeats {numbers['largest_burst']} times", **numbers)
 
 
 def row_keys(frame: pd.DataFrame, schema: Schema, digits: int) -> np.ndarray:
     """One 64-bit hash per row of its features, numerics rounded to ``digits`` significant digits."""
     cols = {}
     for c in schema.numerical:
-        x = pd.to_numeric(frame[c], errors="coerce").to_numpy(float)
-        cols[c] = _round_significant(x, digits)
+        cols[c] = _round_significant(pd.to_numeric(frame[c], errors="coerce").to_numpy(float), digits)
     for c in schema.categorical:
         cols[c] = frame[c].astype(str).to_numpy()
     if not cols:
         return np.zeros(len(frame), dtype=np.uint64)
     return pd.util.hash_pandas_object(pd.DataFrame(cols), index=False).to_numpy()
+
+
+def burst_copies(keys: pd.Series, freq: pd.Series, z: float) -> pd.Series:
+    """True for each occurrence of a key beyond ``len(keys) * p + z sqrt(len(keys) * p)`` (at least one kept)."""
+    expected = len(keys) * keys.map(freq).fillna(0.0).to_numpy()
+    allowed = np.maximum(1, np.ceil(expected + z * np.sqrt(expected)))
+    occurrence = keys.groupby(keys).cumcount().to_numpy()  # 0 the first time a key appears
+    return pd.Series(occurrence >= allowed, index=keys.index)
+
+
+def _frequencies(keys: pd.Series) -> pd.Series:
+    """Key -> share of rows; keys seen once count as never repeating (their share is not evidence)."""
+    counts = keys.value_counts()
+    counts = counts[counts > 1]
+    return counts / max(len(keys), 1)
 
 
 def _round_significant(x: np.ndarray, digits: int) -> np.ndarray:
@@ -83,19 +89,3 @@ def _round_significant(x: np.ndarray, digits: int) -> np.ndarray:
         out = np.round(x * scale) / scale
     return np.where(np.isfinite(x) & (x != 0), out, x)
 
-
-def _reference_frequencies(ref_keys: pd.Series) -> tuple[pd.Series, float]:
-    """(key -> probability a row has it, the Good–Turing probability that a row's key never repeats)."""
-    counts = ref_keys.value_counts()
-    total = int(counts.sum())
-    if total == 0:
-        return pd.Series(dtype=float), 1.0
-    unseen = float((counts == 1).sum()) / total
-    return counts / total * (1.0 - unseen), unseen
-
-
-def expected_extra_copies(freq: np.ndarray, unseen: float, n: int) -> float:
-    """Expected extra copies among ``n`` rows whose keys follow ``freq`` (rows of the ``unseen`` share never repeat)."""
-    freq = freq[freq > 0]
-    distinct = float(np.sum(-np.expm1(n * np.log1p(-np.minimum(freq, 1 - 1e-12))))) + n * unseen
-    return max(0.0, n - distinct)
