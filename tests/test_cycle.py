@@ -94,8 +94,9 @@ def test_concept_drift_builds_a_challenger_that_is_promoted(booted) -> None:
     assert promoted, [r.reasons for r in (rec, rec2)]
     p = promoted[-1]
     assert p.trigger["action"] == "improve"
-    assert [g["name"] for g in p.gates] == ["sanity", "improvement", "golden"] and all(g["passed"] for g in p.gates)
-    imp = next(g for g in p.gates if g["name"] == "improvement")["numbers"]
+    names = [g["name"] for g in p.gates]
+    assert names == ["sanity", "significance", "golden", "behaviour"] and all(g["passed"] for g in p.gates)
+    imp = next(g for g in p.gates if g["name"] == "significance")["numbers"]
     assert imp["challenger"] - imp["champion"] >= 0.01 and imp["rows"] == 250
     assert p.challenger["family"] in ("hist_gradient_boosting", "logistic_regression")
     assert p.cost["cpu_seconds"] > 0 and p.cost["build_cpu_seconds"] > 0 and p.cost["wall_seconds"] > 0
@@ -111,7 +112,8 @@ def test_concept_drift_builds_a_challenger_that_is_promoted(booted) -> None:
 
 
 def test_worse_challenger_is_rejected_by_the_gate_that_failed(booted) -> None:
-    booted.write_policy({"gates": {"min_improvement": 0.5}, "trigger": {"drift_share": 0.05}})
+    booted.write_policy({"gates": {"min_improvement": 0.5, "promotion_test": "margin"},
+                         "trigger": {"drift_share": 0.05}})
     booted.arrive(2)
     rec = run_cycle(booted.config(), booted.policy())
     assert rec.decision == "rejected", rec.reasons
@@ -245,7 +247,7 @@ def test_regression_policy_runs_the_whole_cycle(tmp_path) -> None:
     h.write_policy({
         "model": {"name": "demand", "task": "regression", "target": "units", "metric": "rmse"},
         "build": {"families": ["hist_gradient_boosting", "ridge"], "trials": 4},
-        "gates": {"min_improvement": 0.02, "golden_tolerance": 0.5},
+        "gates": {"min_improvement": 0.02, "golden_tolerance": 0.5, "promotion_test": "margin"},
     }, name="demand")
     b = bootstrap(h.config(), h.policy("demand"))
     assert b.decision == "promoted" and b.challenger["holdout_metric"] > 0

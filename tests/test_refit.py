@@ -36,7 +36,8 @@ def test_a_promoting_cycle_promotes_the_refit_on_train_plus_holdout(promoting) -
     assert refit["passed"] and refit["of"] == gated and refit["version"] == ch["version"] != gated
     assert refit["train_rows"] == ch["train_rows"] + ch["holdout_rows"] == refit["rows"]
     assert [g["name"] for g in refit["gates"]] == ["sanity", "golden"] and all(g["passed"] for g in refit["gates"])
-    assert [g["name"] for g in rec.gates] == ["sanity", "improvement", "golden"]  # the gated version's verdicts
+    # the gated version's verdicts
+    assert [g["name"] for g in rec.gates] == ["sanity", "significance", "golden", "behaviour"]
     assert rec.champion["promoted"] == refit["version"]
     assert any(r.startswith(f"promoted version {refit['version']} (refit of version {gated})") for r in rec.reasons)
     reg = Registry.from_config(promoting.config())

@@ -412,7 +412,7 @@ def _failed_challengers(recs: list[Record]) -> list[Record]:
         if perf is None or not perf.get("fired"):
             break
         if r.decision == "rejected":
-            if not any(g.get("name") == "improvement" and not g.get("passed") for g in r.gates):
+            if not any(g.get("name") in ("improvement", "significance") and not g.get("passed") for g in r.gates):
                 break
             out.append(r)
         if r.trigger.get("rebaseline") is not None:

@@ -37,6 +37,8 @@ __all__ = ["Excess", "TrustCheck", "TrustFinding", "TrustInputs", "describe_span
            "excess", "positive", "rate_z", "spans"]
 
 CLASSIFICATION = "binary_classification"
+#: how many of a finding's rows (index labels) the record lists, so a person can find them
+FIRST_ROWS = 20
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,8 @@ class TrustFinding:
 
     def to_dict(self) -> dict[str, Any]:
         return {"check": self.check, "action": self.action, "fired": self.fired, "rows": int(len(self.rows)),
-                "message": self.message, "numbers": dict(self.numbers)}
+                "first_rows": [_plain(r) for r in self.rows[:FIRST_ROWS]], "message": self.message,
+                "numbers": dict(self.numbers)}
 
 
 class TrustCheck(ABC):

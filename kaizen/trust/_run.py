@@ -12,7 +12,7 @@ import pandas as pd
 
 from kaizen.data.schema import Schema
 from kaizen.models import Predictions
-from kaizen.policy import TRUST_CHECKS, Policy
+from kaizen.policy import Policy
 from kaizen.trust._base import TrustCheck, TrustFinding, TrustInputs
 from kaizen.trust.duplicates import Duplicates
 from kaizen.trust.label_noise import LabelNoise
@@ -24,7 +24,6 @@ __all__ = ["CHECKS", "TrustResult", "apply_drops", "check_training_rows", "pool_
 #: every check, in the order it runs (``kaizen.policy.TRUST_CHECKS``): row-level copies and outliers first,
 #: so the label checks judge the rows that remain
 CHECKS: tuple[TrustCheck, ...] = (Duplicates(), Outliers(), LabelShift(), LabelNoise())
-assert tuple(c.name for c in CHECKS) == TRUST_CHECKS
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,8 @@ def check_training_rows(policy: Policy, *, new_rows: pd.DataFrame, reference: pd
 
     ``new_rows``: the production rows of the training pool and the holdout, oldest first, with
     features and the target (unlabelled rows are ignored); its index labels name the rows in the
-    result. ``reference``: the reference rows (the trusted base the champion was built from).
+    result (:func:`pool_new_rows` builds it from a cycle's split). ``reference``: the trusted rows
+    the new ones are compared with (the policy's reference set, with its target).
     ``champion_predictions_on_new``: the champion's predictions on ``new_rows``, same order.
     ``champion_predictions_on_reference``: its predictions on ``reference``, same order; with them
     ``label_shift`` discounts the champion's own errors by segment (a model that under-predicts

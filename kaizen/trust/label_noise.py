@@ -36,6 +36,9 @@ class LabelNoise(TrustCheck):
         if len(new) < spec.min_rows:
             return self.finding(inputs, None, f"not judged: {len(new)} new rows, fewer than trust.min_rows = "
                                               f"{spec.min_rows}", new_rows=len(new))
+        if inputs.schema.target not in ref.columns or ref[inputs.schema.target].notna().sum() < spec.min_rows:
+            return self.finding(inputs, None, f"not judged: the reference has fewer than trust.min_rows = "
+                                              f"{spec.min_rows} labelled rows to measure its own noise")
         rng = np.random.default_rng(inputs.seed)
         labelled_ref = ref[ref[inputs.schema.target].notna()]
         m = min(len(labelled_ref), len(new))

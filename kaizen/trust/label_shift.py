@@ -95,6 +95,9 @@ class LabelShift(TrustCheck):
             return self.finding(inputs, None, f"not judged: {n} new rows, fewer than trust.min_rows = "
                                               f"{spec.min_rows}", new_rows=n)
         y, p, ref, ry, rp = _labels_and_predictions(inputs)
+        if np.isin(p, (0.0, 1.0)).all():
+            return self.finding(inputs, None, "not judged: the champion gives hard labels, no probabilities (a "
+                                              "residual needs P(positive))", new_rows=n)
         residual, variance = y - p, _variance(p)
         segs = segments(inputs.reference, [new, ref], inputs.schema)
         names = [s[1] for s in segs]
@@ -207,7 +210,7 @@ def _labels_and_predictions(inputs: TrustInputs) -> tuple[np.ndarray, np.ndarray
     """(y, p) on the new rows; the labelled reference rows with their (y, p) when the champion's are given."""
     y, p = positive(inputs, inputs.new), _probability(inputs, inputs.predictions)
     ref = inputs.reference
-    if inputs.reference_predictions is None:
+    if inputs.reference_predictions is None or inputs.schema.target not in ref.columns:
         return y, p, ref.iloc[0:0], np.zeros(0), np.zeros(0)
     labelled = ref[inputs.schema.target].notna().to_numpy()
     ref = ref[labelled]

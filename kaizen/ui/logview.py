@@ -130,7 +130,8 @@ def _row(rec: Record, offset: int, length: int) -> Row:
     failed = tuple(str(g.get("name")) for g in gates if not g.get("passed"))
     trigger = rec.trigger if isinstance(rec.trigger, dict) else {}
     fired = [str(s.get("rule")) for s in trigger.get("signals") or () if isinstance(s, dict) and s.get("fired")]
-    gain = next(((g.get("numbers") or {}).get("improvement") for g in gates if g.get("name") == "improvement"), None)
+    gain = next(((g.get("numbers") or {}).get("improvement") for g in gates
+                 if g.get("name") in ("improvement", "significance")), None)
     monitor = trigger.get("monitor") if isinstance(trigger.get("monitor"), dict) else {}
     reason = str(rec.reasons[0]) if rec.reasons else ""
     error = rec.error if isinstance(rec.error, str) else None
