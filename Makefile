@@ -14,7 +14,7 @@ export DO_NOT_TRACK         := true
 export MLFLOW_DISABLE_TELEMETRY := true
 export GIT_PYTHON_REFRESH   := quiet
 
-.PHONY: setup demo test lint clean-demo bench-service bench-backtest bench-quiet bench-state
+.PHONY: setup demo test lint clean-demo bench-service bench-backtest bench-quiet bench-state bench-cycle bench-log bench-significance
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,15 @@ bench-quiet: setup
 
 bench-state: setup
 	$(BIN)/python experiments/bench_state.py
+
+bench-cycle: setup
+	$(BIN)/python experiments/bench_cycle.py
+
+bench-log: setup
+	$(BIN)/python experiments/bench_log.py
+
+bench-significance: setup
+	$(BIN)/python experiments/bench_significance.py
 
 clean-demo:
 	rm -rf .kaizen experiments/data
