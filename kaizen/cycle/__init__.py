@@ -22,7 +22,14 @@ import threading
 from typing import Any
 
 from kaizen.config import Config
-from kaizen.cycle.challenge import attempt_line, climb_ladder, log_metrics, refit_on_holdout, split_by_time
+from kaizen.cycle.challenge import (
+    attempt_line,
+    check_trust,
+    climb_ladder,
+    log_metrics,
+    refit_on_holdout,
+    split_by_time,
+)
 from kaizen.cycle.promote import auto_rollback, promote_or_wait, promote_shadow, shadow_verdict
 from kaizen.cycle.watch import (
     idle_trigger,
@@ -176,6 +183,11 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
 
         # build: climb the ladder (kaizen/ladder.py) until a challenger passes the gates
         train, holdout, grown = split_by_time(window, policy)
+        # data trust: poisoned-looking new rows are dropped, or the cycle is blocked (kaizen/trust)
+        train, holdout, blocked = check_trust(ctx, policy, window, champ_model, train, holdout)
+        if blocked:
+            idle_trigger(draft, True, history, policy)
+            return draft.finish("rejected")
         if len(holdout) < policy.gates.min_holdout_rows:
             draft.reasons.insert(0, f"triggered but cannot act: {len(holdout)} labelled holdout rows in the newest "
                                     f"batches are too few to judge a challenger (gates.min_holdout_rows = "

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kaizen.data.frames import cast_target, labelled, pool_columns
+from kaizen.data.frames import cast_target, labelled, model_frame, pool_columns
 from kaizen.data.window import Window
 from kaizen.journal import Step
 from kaizen.ledger import Record
@@ -49,6 +49,29 @@ def split_by_time(window: Window, policy: Policy) -> tuple[pd.DataFrame, pd.Data
     train = cast_target(pool.iloc[: len(pool) - n_hold], like, task)
     holdout = cast_target(pool.iloc[len(pool) - n_hold:].reset_index(drop=True), like, task)
     return train.reset_index(drop=True), holdout, note
+
+
+def check_trust(ctx: RunContext, policy: Policy, window: Window, champ_model: Any, train: pd.DataFrame,
+                holdout: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
+    """(train, holdout, blocked): the data-trust checks on the new rows; their findings go in ``window.trust``."""
+    from kaizen.trust import apply_drops, check_training_rows, pool_new_rows
+
+    draft = ctx.draft
+    new = pool_new_rows(train, holdout, reference_rows=len(window.reference))
+    if not len(new):
+        return train, holdout, False
+    trust = check_training_rows(
+        policy, new_rows=new, reference=window.reference, schema=window.schema,
+        champion_predictions_on_new=champ_model.predict(model_frame(new, window.schema)),
+        champion_predictions_on_reference=champ_model.predict(model_frame(window.reference, window.schema)),
+        seed=draft.seed)
+    draft.sections["window"]["trust"] = trust.to_dict()
+    if trust.blocked:
+        draft.reasons[:0] = list(trust.reasons)
+        return train, holdout, True
+    draft.reasons.extend(trust.reasons)
+    train, holdout = apply_drops(train, holdout, trust.drop_index)
+    return train, holdout, False
 
 
 def climb_ladder(ctx: RunContext, policy: Policy, window: Window, champion: Any, champ_model: Any, train: pd.DataFrame,

@@ -105,9 +105,9 @@ def spans(n: int, min_rows: int) -> list[tuple[int, int]]:
     """The stretches of the new rows (``[start, stop)``, oldest first) each check judges on its own.
 
     All ``n`` rows, then the halves, quarters, ... down to ``min_rows``, cut from the newest end:
-    ``[n - m, n)``, ``[n - 2m, n - m)``, ... A poisoned batch in a long history is judged within a
-    stretch of about its own size (not diluted by the rest), and it stays visible while it is
-    history; a slow poisoning adds up in the longer stretches. Empty when ``n < min_rows``.
+    ``[n - m, n)``, ``[n - 2m, n - m)``, ... The newest batch is judged within a stretch of about
+    its own size (not diluted by a long history); a slow poisoning adds up in the longer
+    stretches. Empty when ``n < min_rows``.
     """
     out: list[tuple[int, int]] = []
     m = n

@@ -25,9 +25,9 @@ moved segment is a finding only when it passes both:
 Then the segment's rows labelled with the class that rose (or fell) are named. The record says
 which segments moved and which test cleared them otherwise.
 
-Measured on the shipped churn scenario and streams with a champion bootstrapped by Kaizen: a
-relabelled segment of ~130 rows in a 1,000-row batch (30 % flipped) moved 0.18-0.44 with
-z 6-11; concept changes left 2 findings in 144 cycles at the defaults (see docs/policies.md).
+Measured with a champion bootstrapped by Kaizen (experiments/attacks.py, docs/policies.md): a
+relabelled segment of ~130 rows in a 1,000-row batch (30 % flipped) moved 0.18-0.44 with z 6-11;
+the churn concept-change scenario and streams left 5 findings in 180 cycles at the defaults.
 Regression targets are not judged (a strongly non-linear response, such as demand against price,
 defeated the linear extrapolation of test 2).
 """
