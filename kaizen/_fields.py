@@ -91,6 +91,13 @@ class Reader:
         for i in range(1, len(parts) + 1):
             self._seen.add(".".join(parts[:i]))
 
+    def off(self, key: str) -> bool:
+        """True (and the key marked as read) when ``key`` is set to ``false``: an optional setting switched off."""
+        if self._lookup(key) is False:
+            self._mark(key)
+            return True
+        return False
+
     def problem(self, key: str, allowed: str, got: Any) -> None:
         self.problems.append(f"{key} must be {allowed}; got {_show(got)}")
 

@@ -294,12 +294,12 @@ def _gates(r: Reader, task: str | None) -> GateSpec:
         slices=tuple(_gate_tables(r, "gates.slices", _slice)),
         min_slice_rows=r.integer("gates.min_slice_rows", d.min_slice_rows, lo=1),
         slice_tolerance=r.number("gates.slice_tolerance", d.slice_tolerance, lo=0, hi=1),
-        fairness_column=r.string("gates.fairness_column", None),
+        fairness_column=r.string("gates.fairness_column", GateSpec.fairness_column),
         fairness_metric=r.string("gates.fairness_metric", d.fairness_metric, choices=FAIRNESS_METRICS),
         fairness_tolerance=r.number("gates.fairness_tolerance", d.fairness_tolerance, lo=0, hi=1),
         max_latency_ms_per_1000=r.number("gates.max_latency_ms_per_1000", None, lo=0, lo_open=True),
         latency_repeats=r.integer("gates.latency_repeats", d.latency_repeats, lo=1, hi=100),
-        max_model_mb=r.number("gates.max_model_mb", None, lo=0, lo_open=True),
+        max_model_mb=r.number("gates.max_model_mb", GateSpec.max_model_mb, lo=0, lo_open=True),
         check_schema=r.boolean("gates.check_schema", d.check_schema),
         invariance=tuple(_gate_tables(r, "gates.invariance", _invariance)),
     )
@@ -398,9 +398,7 @@ FOREIGN_CHAMPION_ACTIONS = ("restore", "adopt")
 def _undo(r: Reader) -> dict[str, object]:
     """The ``[promotion]`` settings of rollback, the champion guard and approval expiry (PromotionSpec fields)."""
     expires: float | None = PromotionSpec.approval_expires_seconds
-    raw = r._lookup("promotion.approval_expires")
-    if raw is False:
-        r._mark("promotion.approval_expires")
+    if r.off("promotion.approval_expires"):
         expires = None
     else:
         text = r.string("promotion.approval_expires", None, allowed="a duration such as \"12h\" or \"7d\", or false")
@@ -408,15 +406,15 @@ def _undo(r: Reader) -> dict[str, object]:
             expires = parse_duration(text)
             if expires is None:
                 r.problem("promotion.approval_expires", "a positive duration such as \"12h\" or \"7d\", or false", text)
-    se = None if r._lookup("promotion.auto_rollback_se") is False else r.number(
+    se = None if r.off("promotion.auto_rollback_se") else r.number(
         "promotion.auto_rollback_se", PromotionSpec.auto_rollback_se, lo=0, lo_open=True)
-    if se is None:
-        r._mark("promotion.auto_rollback_se")
     return {"approval_expires_seconds": expires,
-            "auto_rollback_windows": r.integer("promotion.auto_rollback_windows", 0, lo=0),
-            "auto_rollback_tolerance": r.number("promotion.auto_rollback_tolerance", 0.02, lo=0, hi=1),
+            "auto_rollback_windows": r.integer("promotion.auto_rollback_windows",
+                                               PromotionSpec.auto_rollback_windows, lo=0),
+            "auto_rollback_tolerance": r.number("promotion.auto_rollback_tolerance",
+                                                PromotionSpec.auto_rollback_tolerance, lo=0, hi=1),
             "auto_rollback_se": se,
-            "on_foreign_champion": r.string("promotion.on_foreign_champion", "restore",
+            "on_foreign_champion": r.string("promotion.on_foreign_champion", PromotionSpec.on_foreign_champion,
                                             choices=FOREIGN_CHAMPION_ACTIONS)}
 
 
@@ -506,9 +504,9 @@ class MonitorSpec:
 
 
 def _monitor(r: Reader) -> MonitorSpec:
-    report = r.string("monitor.report", "on_trigger", choices=REPORT_MODES)
-    every = r.integer("monitor.report_every", 0, lo=0)
-    max_rows = r.integer("monitor.max_rows", 50_000, lo=100)
+    report = r.string("monitor.report", MonitorSpec.report, choices=REPORT_MODES)
+    every = r.integer("monitor.report_every", MonitorSpec.report_every, lo=0)
+    max_rows = r.integer("monitor.max_rows", MonitorSpec.max_rows, lo=100)
     if report == "never" and every:
         r.problems.append(f"monitor.report_every must be 0 when monitor.report is 'never'; got {every}")
     return MonitorSpec(report=report, report_every=every, max_rows=max_rows)
@@ -652,22 +650,24 @@ def load_policy(path: str | Path) -> Policy:
         target=r.string("model.target"),
         metric=r.string("model.metric", choices=metrics,
                         allowed=f"one of {', '.join(map(repr, metrics))} for task {task!r}"),
-        positive_label=r.get("model.positive_label", (int, str), 1, allowed="an integer or a string"),
+        positive_label=r.get("model.positive_label",
+                             (int, str), ModelSpec.positive_label, allowed="an integer or a string"),
     )
 
     data = DataSpec(
         reference=_resolve(base, r.string("data.reference", allowed="a path to a Parquet or CSV file")),
         production=_resolve(base, r.string("data.production", allowed="a path to a folder of batch files")),
-        golden=_resolve(base, r.string("data.golden", None, allowed="a path to a Parquet or CSV file")),
-        timestamp_column=r.string("data.timestamp_column", None),
-        prediction_column=r.string("data.prediction_column", "prediction"),
-        ignore_columns=r.strings("data.ignore_columns", ()),
-        window_batches=r.integer("data.window_batches", 1, lo=1),
+        golden=_resolve(base, r.string("data.golden", DataSpec.golden, allowed="a path to a Parquet or CSV file")),
+        timestamp_column=r.string("data.timestamp_column", DataSpec.timestamp_column),
+        prediction_column=r.string("data.prediction_column", DataSpec.prediction_column),
+        ignore_columns=r.strings("data.ignore_columns", DataSpec.ignore_columns),
+        window_batches=r.integer("data.window_batches", DataSpec.window_batches, lo=1),
         max_history_batches=r.integer("data.max_history_batches", DataSpec.max_history_batches, lo=0),
         checks=_checks(r),
-        labels=r.string("data.labels", "in_batch", choices=LABEL_MODES),
-        labels_path=_resolve(base, r.string("data.labels_path", None, allowed="a path to a folder of label files")),
-        id_column=r.string("data.id_column", None),
+        labels=r.string("data.labels", DataSpec.labels, choices=LABEL_MODES),
+        labels_path=_resolve(base, r.string("data.labels_path",
+                                            DataSpec.labels_path, allowed="a path to a folder of label files")),
+        id_column=r.string("data.id_column", DataSpec.id_column),
     )
     r.problems.extend(_label_problems(data, model))
 
@@ -682,43 +682,39 @@ def load_policy(path: str | Path) -> Policy:
             method=r.string(f"{key}.method", choices=DRIFT_METHODS, allowed="an Evidently drift method"),
             threshold=r.number(f"{key}.threshold", lo=0, lo_open=True),
         )
-    optional = lambda k, d, **kw: None if r._lookup(k) is False else r.number(k, d, **kw)  # noqa: E731
+    optional = lambda k, d, **kw: None if r.off(k) else r.number(k, d, **kw)  # noqa: E731
     trigger = TriggerSpec(
-        drift_share=optional("trigger.drift_share", 0.3, lo=0, hi=1, lo_open=True),
-        drift_method=r.string("trigger.drift_method", "wasserstein", choices=DRIFT_METHODS),
-        drift_threshold=r.number("trigger.drift_threshold", 0.1, lo=0, lo_open=True),
+        drift_share=optional("trigger.drift_share", TriggerSpec.drift_share, lo=0, hi=1, lo_open=True),
+        drift_method=r.string("trigger.drift_method", TriggerSpec.drift_method, choices=DRIFT_METHODS),
+        drift_threshold=r.number("trigger.drift_threshold", TriggerSpec.drift_threshold, lo=0, lo_open=True),
         columns=MappingProxyType(columns),
-        prediction_drift=r.boolean("trigger.prediction_drift", True),
-        prediction_drift_method=r.string("trigger.prediction_drift_method", "wasserstein", choices=DRIFT_METHODS),
-        prediction_drift_threshold=r.number("trigger.prediction_drift_threshold", 0.15, lo=0, lo_open=True),
-        performance_drop=optional("trigger.performance_drop", 0.02, lo=0, hi=1),
-        min_rows=r.integer("trigger.min_rows", 100, lo=1),
-        min_labelled_rows=r.integer("trigger.min_labelled_rows", 100, lo=1),
-        performance_drop_se=optional("trigger.performance_drop_se", 2.5, lo=0, lo_open=True),
-        consecutive=r.integer("trigger.consecutive", 2, lo=1),
-        immediate_factor=optional("trigger.immediate_factor", 2.0, lo=1),
-        refit_every_batches=r.integer("trigger.refit_every_batches", 0, lo=0),
-        cooldown_batches=r.integer("trigger.cooldown_batches", 1, lo=0),
-        rebaseline_after=None if r._lookup("trigger.rebaseline_after") is False else r.integer(
-            "trigger.rebaseline_after", 3, lo=1),
-        combine=r.string("trigger.combine", "any", choices=("any", "all")),
-        data_drift_alone=r.boolean("trigger.data_drift_alone", False),
+        prediction_drift=r.boolean("trigger.prediction_drift", TriggerSpec.prediction_drift),
+        prediction_drift_method=r.string("trigger.prediction_drift_method",
+                                         TriggerSpec.prediction_drift_method, choices=DRIFT_METHODS),
+        prediction_drift_threshold=r.number("trigger.prediction_drift_threshold",
+                                            TriggerSpec.prediction_drift_threshold, lo=0, lo_open=True),
+        performance_drop=optional("trigger.performance_drop", TriggerSpec.performance_drop, lo=0, hi=1),
+        min_rows=r.integer("trigger.min_rows", TriggerSpec.min_rows, lo=1),
+        min_labelled_rows=r.integer("trigger.min_labelled_rows", TriggerSpec.min_labelled_rows, lo=1),
+        performance_drop_se=optional("trigger.performance_drop_se",
+                                     TriggerSpec.performance_drop_se, lo=0, lo_open=True),
+        consecutive=r.integer("trigger.consecutive", TriggerSpec.consecutive, lo=1),
+        immediate_factor=optional("trigger.immediate_factor", TriggerSpec.immediate_factor, lo=1),
+        refit_every_batches=r.integer("trigger.refit_every_batches", TriggerSpec.refit_every_batches, lo=0),
+        cooldown_batches=r.integer("trigger.cooldown_batches", TriggerSpec.cooldown_batches, lo=0),
+        rebaseline_after=None if r.off("trigger.rebaseline_after") else r.integer(
+            "trigger.rebaseline_after", TriggerSpec.rebaseline_after, lo=1),
+        combine=r.string("trigger.combine", TriggerSpec.combine, choices=("any", "all")),
+        data_drift_alone=r.boolean("trigger.data_drift_alone", TriggerSpec.data_drift_alone),
     )
-    for k in ("trigger.drift_share", "trigger.performance_drop", "trigger.performance_drop_se",
-              "trigger.rebaseline_after", "trigger.immediate_factor"):
-        if r._lookup(k) is False:
-            r._mark(k)
 
     families = FAMILIES.get(task or "", ())
-    trials = None if r._lookup("build.trials") is False else r.integer("build.trials", 20, lo=1)
-    timeout = None if r._lookup("build.timeout_seconds") is False else r.number(
-        "build.timeout_seconds", 600.0, lo=0, lo_open=True)
-    for k in ("build.trials", "build.timeout_seconds"):
-        if r._lookup(k) is False:
-            r._mark(k)
+    trials = None if r.off("build.trials") else r.integer("build.trials", BuildSpec.trials, lo=1)
+    timeout = None if r.off("build.timeout_seconds") else r.number(
+        "build.timeout_seconds", BuildSpec.timeout_seconds, lo=0, lo_open=True)
     if trials is None and timeout is None and not r.problems:
         r.problems.append("build.trials and build.timeout_seconds cannot both be false: the search needs a budget")
-    fractions = r.get("build.window_fractions", list, [1.0, 0.5, 0.25],
+    fractions = r.get("build.window_fractions", list, BuildSpec.window_fractions,
                       allowed="a non-empty list of numbers in (0, 1]",
                       check=lambda v: bool(v) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
                                                       and 0 < x <= 1 for x in v))
@@ -726,27 +722,29 @@ def load_policy(path: str | Path) -> Policy:
         trials=trials,
         timeout_seconds=timeout,
         families=r.strings("build.families", families, choices=families or None, allow_empty=False),
-        trans_primitives=r.strings("build.trans_primitives", ("divide_numeric", "multiply_numeric"),
+        trans_primitives=r.strings("build.trans_primitives", BuildSpec.trans_primitives,
                                    choices=TRANS_PRIMITIVES),
-        max_depth=r.integer("build.max_depth", 1, lo=1, hi=3),
-        max_features=r.integer("build.max_features", 60, lo=1),
-        validation_fraction=r.number("build.validation_fraction", 0.25, lo=0.05, hi=0.5),
+        max_depth=r.integer("build.max_depth", BuildSpec.max_depth, lo=1, hi=3),
+        max_features=r.integer("build.max_features", BuildSpec.max_features, lo=1),
+        validation_fraction=r.number("build.validation_fraction", BuildSpec.validation_fraction, lo=0.05, hi=0.5),
         window_fractions=tuple(float(x) for x in fractions),
-        seed=r.integer("build.seed", 0, lo=0),
-        strategy=r.string("build.strategy", "ladder", choices=STRATEGIES),
-        ladder_trials=r.integer("build.ladder_trials", 6, lo=1),
-        min_refit_rows=r.integer("build.min_refit_rows", 200, lo=20),
-        min_window_rows=r.integer("build.min_window_rows", 200, lo=1),
+        seed=r.integer("build.seed", BuildSpec.seed, lo=0),
+        strategy=r.string("build.strategy", BuildSpec.strategy, choices=STRATEGIES),
+        ladder_trials=r.integer("build.ladder_trials", BuildSpec.ladder_trials, lo=1),
+        min_refit_rows=r.integer("build.min_refit_rows", BuildSpec.min_refit_rows, lo=20),
+        min_window_rows=r.integer("build.min_window_rows", BuildSpec.min_window_rows, lo=1),
     )
 
     gates = _gates(r, task)
-    promotion = PromotionSpec(mode=r.string("promotion.mode", "auto", choices=PROMOTION_MODES),
-                              shadow_windows=r.integer("promotion.shadow_windows", 3, lo=1),
-                              shadow_min_wins=r.integer("promotion.shadow_min_wins", 2, lo=1), **_undo(r))
+    promotion = PromotionSpec(mode=r.string("promotion.mode", PromotionSpec.mode, choices=PROMOTION_MODES),
+                              shadow_windows=r.integer("promotion.shadow_windows", PromotionSpec.shadow_windows, lo=1),
+                              shadow_min_wins=r.integer("promotion.shadow_min_wins",
+                                                        PromotionSpec.shadow_min_wins, lo=1), **_undo(r))
     if promotion.shadow_min_wins > promotion.shadow_windows:
         r.problems.append(f"promotion.shadow_min_wins must be <= promotion.shadow_windows "
                           f"({promotion.shadow_windows}); got {promotion.shadow_min_wins}")
-    budget = BudgetSpec(daily_cpu_seconds=r.number("budget.daily_cpu_seconds", None, lo=0, lo_open=True))
+    budget = BudgetSpec(daily_cpu_seconds=r.number("budget.daily_cpu_seconds",
+                                                   BudgetSpec.daily_cpu_seconds, lo=0, lo_open=True))
     schedule = _schedule(r)
     monitor = _monitor(r)
     trust = _trust(r)
