@@ -308,7 +308,7 @@ def _loop_one(root: Path, att: Attack, seed: int, emulate: bool, log: Callable[[
             stopped = [r.split(":")[0] for r in rec.reasons if r.startswith("trust check")]
             stopped += [f"gate {g['name']}" for g in rec.gates if not g.get("passed")]
             if trust and not d.get("trust"):
-                stopped = [r.split(":")[0] for r in trust["reasons"]] + stopped
+                stopped = [r.split(":")[0] for r in trust.get("reasons", [])] + stopped
             promoted = (rec.champion or {}).get("promoted") if rec.decision == "promoted" else None
             row = LoopRow(att.name, i, int(att.poisoned[i].sum()), rec.decision, stopped, promoted, trust)
             if promoted and first is not None and i >= first:
