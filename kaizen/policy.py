@@ -255,6 +255,9 @@ class GateSpec:
     promotion_test: str = "significance"
     min_effect: float = 0.0
     confidence: float = 0.95
+    #: "margin": the golden-set change must be >= -golden_tolerance; "significance": it fails only when the
+    #: loss beyond golden_tolerance is significant at ``confidence`` (a paired bootstrap on the golden rows)
+    golden_test: str = "margin"
     bootstrap_resamples: int = 1000
     slices: tuple[SliceSpec, ...] = ()
     min_slice_rows: int = 30
@@ -290,6 +293,7 @@ def _gates(r: Reader, task: str | None) -> GateSpec:
         promotion_test=r.string("gates.promotion_test", d.promotion_test, choices=PROMOTION_TESTS),
         min_effect=r.number("gates.min_effect", d.min_effect, lo=0, hi=1),
         confidence=r.number("gates.confidence", d.confidence, lo=0.5, hi=0.999),
+        golden_test=r.string("gates.golden_test", d.golden_test, choices=PROMOTION_TESTS),
         bootstrap_resamples=r.integer("gates.bootstrap_resamples", d.bootstrap_resamples, lo=100, hi=100_000),
         slices=tuple(_gate_tables(r, "gates.slices", _slice)),
         min_slice_rows=r.integer("gates.min_slice_rows", d.min_slice_rows, lo=1),

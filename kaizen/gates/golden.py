@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from kaizen.gates._base import Evidence, Gate, GateResult
-from kaizen.metrics import improvement, score
+from kaizen.metrics import improvement, improvements, paired_bootstrap, score
 
 
 class GoldenGate(Gate):
-    """``improvement(challenger, champion) >= -gates.golden_tolerance`` on the golden set."""
+    """``improvement(challenger, champion) >= -gates.golden_tolerance`` on the golden set.
+
+    With ``gates.golden_test = "significance"`` a larger loss fails only when it is significant: the
+    ``gates.confidence`` quantile of the paired bootstrap of the change stays below ``-golden_tolerance``.
+    """
 
     name = "golden"
 
@@ -30,7 +36,21 @@ class GoldenGate(Gate):
                                champion=champ, challenger=chall)
         gain = improvement(metric, chall, champ)
         ok = gain >= -tol
+        numbers = dict(metric=metric, rows=len(g.y), champion=champ, challenger=chall, change=gain, tolerance=tol)
+        how = ""
+        spec = evidence.policy.gates
+        if not ok and spec.golden_test == "significance":
+            # the loss beyond the tolerance must be real, not the noise of a few hundred golden rows
+            old, new = paired_bootstrap(metric, g.y, (g.champion.labels, g.champion.scores),
+                                        (g.challenger.labels, g.challenger.scores), pos_label=pos,
+                                        seed=evidence.seed, resamples=spec.bootstrap_resamples)
+            gains = improvements(metric, new, old)
+            gains = gains[np.isfinite(gains)]
+            upper = float(np.quantile(gains, spec.confidence)) if len(gains) else float("nan")
+            ok = bool(np.isfinite(upper) and upper >= -tol)
+            numbers.update(upper_bound=upper, confidence=spec.confidence)
+            how = (f"; the loss is {'within' if ok else 'beyond'} the tolerance at {spec.confidence:.0%} confidence "
+                   f"(upper bound {upper:+.4f})")
         return self.result(
             ok, f"challenger {metric} {chall:.4f} vs champion {champ:.4f} on {len(g.y)} golden rows "
-                f"(change {gain:+.4f}; tolerance {tol:g}){'' if ok else ': regression'}",
-            metric=metric, rows=len(g.y), champion=champ, challenger=chall, change=gain, tolerance=tol)
+                f"(change {gain:+.4f}; tolerance {tol:g}){how}{'' if ok else ': regression'}", **numbers)

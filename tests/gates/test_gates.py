@@ -68,3 +68,28 @@ def test_run_gates_runs_every_gate_of_the_policy(policy) -> None:
     margin = run_gates(ev, (SanityGate(), ImprovementGate(), GoldenGate()))
     assert [r.name for r in margin] == ["sanity", "improvement", "golden"]
     assert [r.passed for r in margin] == [True, False, False]
+
+
+def _golden_policy(tmp_path: Path, test: str, tolerance: float):
+    doc = {k: dict(v) for k, v in BASE_POLICY.items()}
+    doc["gates"].update(golden_test=test, golden_tolerance=tolerance)
+    p = tmp_path / f"golden-{test}.toml"
+    p.write_text(to_toml(doc))
+    return load_policy(p)
+
+
+def test_a_significance_golden_test_forgives_noise_but_not_a_real_loss(tmp_path: Path) -> None:
+    r = np.random.default_rng(4)
+    y = r.integers(0, 2, 200)
+    champ = np.clip(y * 0.3 + r.random(200) * 0.7, 0, 1)
+    noisy = np.clip(champ + r.normal(0, 0.06, 200), 0, 1)            # a little worse, by chance of 200 rows
+    broken = np.clip(y * 0.05 + r.random(200) * 0.95, 0, 1)          # clearly worse
+    golden = lambda chall: Labelled("golden", y, preds(champ), preds(chall))  # noqa: E731
+    hold = make(Y, WEAK, GOOD)
+    margin, sig = _golden_policy(tmp_path, "margin", 0.01), _golden_policy(tmp_path, "significance", 0.01)
+    loss = GoldenGate().check(Evidence(margin, hold, golden(noisy)))
+    assert not loss.passed and loss.numbers["change"] < -0.01       # the margin fails a small, noisy loss ...
+    kept = GoldenGate().check(Evidence(sig, hold, golden(noisy)))
+    assert kept.passed and kept.numbers["upper_bound"] >= -0.01      # ... the significance test forgives it
+    real = GoldenGate().check(Evidence(sig, hold, golden(broken)))
+    assert not real.passed and real.numbers["upper_bound"] < -0.01 and "beyond the tolerance" in real.message
