@@ -257,7 +257,7 @@ class GateSpec:
     confidence: float = 0.95
     #: "margin": the golden-set change must be >= -golden_tolerance; "significance": it fails only when the
     #: loss beyond golden_tolerance is significant at ``confidence`` (a paired bootstrap on the golden rows)
-    golden_test: str = "margin"
+    golden_test: str = "significance"
     bootstrap_resamples: int = 1000
     slices: tuple[SliceSpec, ...] = ()
     min_slice_rows: int = 30
