@@ -14,7 +14,7 @@ from tests.trust.conftest import attack, champion, only, precision_recall, run, 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 @pytest.mark.parametrize("name", ["flip20", "flip", "flip40"])
 def test_one_segment_relabelled_blocks_the_cycle(name: str, seed: int, policy_file) -> None:
-    res, truth = run(only(policy_file(), "label_shift"), attack(name, seed), 3, seed)
+    res, truth = run(only(policy_file(label_shift="block"), "label_shift"), attack(name, seed), 3, seed)
     (found,) = res.findings
     assert found.fired and res.blocked, found.message
     assert found.numbers["column"] in ("tenure_months", "total_charges")  # long tenure, or its lifetime charges
@@ -26,7 +26,7 @@ def test_one_segment_relabelled_blocks_the_cycle(name: str, seed: int, policy_fi
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_a_slow_poisoning_adds_up(seed: int, policy_file) -> None:
-    policy = only(policy_file(), "label_shift")
+    policy = only(policy_file(label_shift="block"), "label_shift")
     res, truth = run(policy, attack("slow", seed), 4, seed)
     (found,) = res.findings
     assert found.fired and found.numbers["rows"] >= 1000  # judged over more than one batch
@@ -59,7 +59,7 @@ def _concept_run(seed: int, policy, upto: int):
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_concept_change_is_not_a_relabelled_segment(seed: int, policy_file) -> None:
-    res = _concept_run(seed, only(policy_file(), "label_shift"), upto=8)  # two batches under the new rule
+    res = _concept_run(seed, only(policy_file(label_shift="block"), "label_shift"), upto=8)  # two batches under the new rule
     (found,) = res.findings
     assert not found.fired and not res.blocked
     assert found.numbers["moved_segments"] >= 1  # labels did move against the champion ...
@@ -70,7 +70,7 @@ def test_a_concept_change_is_not_a_relabelled_segment(seed: int, policy_file) ->
 def test_the_champions_own_errors_are_discounted(seed: int, policy_file) -> None:
     """The logistic champion misses the price-per-GB ratio: without its predictions on the reference, its own
     error on heavy-usage customers reads as a moved segment on clean data."""
-    policy = only(policy_file(), "label_shift")
+    policy = only(policy_file(label_shift="block"), "label_shift")
     with_ref = run(policy, attack("clean", seed), 4, seed)[0].findings[0]
     without = run(policy, attack("clean", seed), 4, seed, with_reference=False)[0].findings[0]
     assert not with_ref.fired
@@ -80,13 +80,13 @@ def test_the_champions_own_errors_are_discounted(seed: int, policy_file) -> None
 
 def test_names_only_rows_carrying_the_label_that_rose(policy_file) -> None:
     att = attack("flip", 2)
-    res, _ = run(only(policy_file(), "label_shift"), att, 3, 2)
+    res, _ = run(only(policy_file(label_shift="block"), "label_shift"), att, 3, 2)
     new = pd.concat(att.scenario.batches[:4], ignore_index=True)
     assert (new.loc[res.findings[0].rows, "churned"] == 1).all()
 
 
 def test_regression_targets_are_not_judged(policy_file) -> None:
-    policy = only(policy_file(), "label_shift")
+    policy = only(policy_file(label_shift="block"), "label_shift")
     reg = dataclasses.replace(policy, model=dataclasses.replace(policy.model, task="regression"))
     (found,) = run(reg, attack("flip", 1), 3, 1)[0].findings
     assert not found.fired and found.message.startswith("not judged: regression targets")
@@ -96,7 +96,7 @@ def test_a_champion_without_probabilities_is_not_judged(policy_file) -> None:
     sc = attack("flip40", 3).scenario
     new = pd.concat(sc.batches[:4], ignore_index=True)
     labels = champion(3)(new).labels
-    res = check_training_rows(only(policy_file(), "label_shift"), new_rows=new, reference=sc.reference,
+    res = check_training_rows(only(policy_file(label_shift="block"), "label_shift"), new_rows=new, reference=sc.reference,
                               schema=schema_of(sc.reference), champion_predictions_on_new=Predictions(labels),
                               seed=3)
     (found,) = res.findings

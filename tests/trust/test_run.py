@@ -56,12 +56,12 @@ def test_drops_happen_before_the_next_check_looks(policy_file) -> None:
     them; only warned about, label_shift sees a relabelled segment and blocks the cycle."""
     dropped, _ = run(policy_file(), attack("duplicates", 1), 3, 1)
     assert not dropped.blocked and [f.check for f in dropped.fired] == ["duplicates"]
-    warned, _ = run(policy_file(duplicates="warn"), attack("duplicates", 1), 3, 1)
+    warned, _ = run(policy_file(duplicates="warn", label_shift="block"), attack("duplicates", 1), 3, 1)
     assert warned.blocked and "label_shift" in [f.check for f in warned.fired]
 
 
 def test_the_record(policy_file) -> None:
-    res, _ = run(policy_file(), attack("flip", 2), 3, 2)
+    res, _ = run(policy_file(label_shift="block"), attack("flip", 2), 3, 2)
     d = res.to_dict()
     json.dumps(d, allow_nan=False)
     assert d["blocked"] is True and d["new_rows"] == 4000
