@@ -59,7 +59,8 @@ def _concept_run(seed: int, policy, upto: int):
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_concept_change_is_not_a_relabelled_segment(seed: int, policy_file) -> None:
-    res = _concept_run(seed, only(policy_file(label_shift="block"), "label_shift"), upto=8)  # two batches under the new rule
+    # two batches under the new rule
+    res = _concept_run(seed, only(policy_file(label_shift="block"), "label_shift"), upto=8)
     (found,) = res.findings
     assert not found.fired and not res.blocked
     assert found.numbers["moved_segments"] >= 1  # labels did move against the champion ...
@@ -96,7 +97,8 @@ def test_a_champion_without_probabilities_is_not_judged(policy_file) -> None:
     sc = attack("flip40", 3).scenario
     new = pd.concat(sc.batches[:4], ignore_index=True)
     labels = champion(3)(new).labels
-    res = check_training_rows(only(policy_file(label_shift="block"), "label_shift"), new_rows=new, reference=sc.reference,
+    blocking = only(policy_file(label_shift="block"), "label_shift")
+    res = check_training_rows(blocking, new_rows=new, reference=sc.reference,
                               schema=schema_of(sc.reference), champion_predictions_on_new=Predictions(labels),
                               seed=3)
     (found,) = res.findings
