@@ -533,7 +533,7 @@ class TrustSpec:
 
     duplicates: str = "drop"
     outliers: str = "drop"
-    label_shift: str = "warn"
+    label_shift: str = "block"
     label_noise: str = "drop"
     #: a count or shift is suspicious this many standard errors beyond what the reference (or the champion) explains
     z: float = 5.0

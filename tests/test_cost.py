@@ -82,3 +82,7 @@ def test_cycles_record_energy_and_stop_improving_when_the_budget_is_spent(home) 
     later = run_cycle(home.config(), home.policy(), day="2099-01-01")
     assert later.decision in ("promoted", "rejected"), later.reasons
     assert later.cost["day"] == "2099-01-01" and later.cost["build_cpu_seconds"] > 0
+    # two batches of the new labelling rule read like one relabelled segment (trust.label_shift = "block"), but the
+    # champion broke decisively: an honest concept change, recorded, not blocked
+    assert later.window["trust"]["blocked"] is False
+    assert any(r.startswith("trust check label_shift: read as a concept change") for r in later.reasons)

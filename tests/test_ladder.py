@@ -120,3 +120,4 @@ def test_a_scheduled_refit_climbs_only_the_first_rung_and_is_gated(home) -> None
     home.arrive(2)
     third = run_cycle(home.config(), home.policy())
     assert not third.challenger and not third.trigger.get("scheduled")  # counting starts again after a build
+

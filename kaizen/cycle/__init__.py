@@ -184,7 +184,9 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
         # build: climb the ladder (kaizen/ladder.py) until a challenger passes the gates
         train, holdout, grown = split_by_time(window, policy)
         # data trust: poisoned-looking new rows are dropped, or the cycle is blocked (kaizen/trust)
-        train, holdout, blocked = check_trust(ctx, policy, window, champ_model, train, holdout)
+        decisive = any(sig.details.get("decisive") and sig.verdict == "fired" for sig in decision.signals)
+        train, holdout, blocked = check_trust(ctx, policy, window, champ_model, train, holdout,
+                                              decisive_drop=decisive)
         if blocked:
             idle_trigger(draft, True, history, policy)
             return draft.finish("rejected")

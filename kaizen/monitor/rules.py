@@ -330,13 +330,15 @@ def _quiet_reasons(policy: Policy, signals: list[RuleResult]) -> tuple[str, ...]
 def _sustain(policy: Policy, r: RuleResult, recs: list[Record] | None, *, reset: bool) -> RuleResult:
     """Hysteresis: a raw firing counts once it fired on ``consecutive`` windows in a row."""
     need = policy.trigger.consecutive
-    if not r.fired or need == 1:
+    if not r.fired:
         return r
     factor = policy.trigger.immediate_factor
     if (r.rule == PERFORMANCE and factor is not None and _finite(r.value) and _finite(r.threshold)
             and r.threshold > 0 and r.value >= factor * r.threshold):
-        return replace(r, message=r.message + f"; at least {factor:g} × its threshold: counts at once "
+        return replace(r, message=r.message + f"; at least {factor:g} × its threshold: decisive, counts at once "
                                               "(trigger.immediate_factor)", details={**r.details, "decisive": True})
+    if need == 1:
+        return r
     if recs is None:
         return replace(r, message=r.message + f"; trigger.consecutive = {need} not checked (no history given)")
     prev = 0 if reset and r.rule == PERFORMANCE else _streak(recs, r.rule, need - 1)

@@ -23,7 +23,7 @@ def _write(tmp_path: Path, trust: dict | None) -> Path:
 def test_defaults_without_a_trust_table(tmp_path: Path) -> None:
     spec = load_policy(_write(tmp_path, None)).trust
     assert spec == TrustSpec()
-    assert spec.actions == {"duplicates": "drop", "outliers": "drop", "label_shift": "warn", "label_noise": "drop"}
+    assert spec.actions == {"duplicates": "drop", "outliers": "drop", "label_shift": "block", "label_noise": "drop"}
 
 
 def test_every_setting_is_read(tmp_path: Path) -> None:
