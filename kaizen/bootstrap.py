@@ -103,36 +103,60 @@ def retrain(config: Config, policy: Policy, *, seed: int | None = None, registry
 
 def _retrain(ctx: RunContext, policy: Policy) -> Record:
     from kaizen.challenger.register import build_and_register
-    from kaizen.data.window import load_window
-    from kaizen.promotion import commit
 
-    draft, registry = ctx.draft, ctx.registry
-    champion = registry.champion(policy.name)
-    if champion is None:
-        raise RegistryError(f"model {policy.name!r} has no champion: run `kaizen bootstrap {policy.path}` first")
-    draft.sections["champion"] = {"version": champion.version}
+    champion = _champion(ctx, policy)
+    rows, schema = _every_labelled_row(ctx, policy)
+
+    def build() -> Any:
+        return build_and_register(ctx.registry, policy, schema, rows, workdir=ctx.workdir, seed=ctx.draft.seed,
+                                  cycle_id=ctx.draft.id, on_registered=ctx.draft.note_registered)
+
+    built = _build_and_promote(ctx, policy, champion, build, what="retrain")
+    ctx.draft.reasons.append(f"retrained on {len(rows)} labelled rows and promoted version {built.version} "
+                             "with no trigger and no gates (retrain_every_batch baseline)")
+    return ctx.draft.finish("promoted")
+
+
+def _champion(ctx: RunContext, policy: Policy) -> Any:
+    from kaizen.champion import serving_champion
+
+    champion = serving_champion(ctx.registry, policy)
+    ctx.draft.sections["champion"] = {"version": champion.version}
+    return champion
+
+
+def _every_labelled_row(ctx: RunContext, policy: Policy) -> tuple[pd.DataFrame, Any]:
+    """(rows, schema): every labelled row so far, oldest first (reference + labelled history + the labelled
+    current window), as the yardsticks learn from them."""
+    from kaizen.data.window import load_window
+
     window = load_window(policy)
-    draft.sections["window"] = window.summary()
+    ctx.draft.sections["window"] = window.summary()
     schema = window.schema
     cols = pool_columns(schema)
     parts = [window.reference[cols], labelled(window.history, schema)[cols], labelled(window.current, schema)[cols]]
-    train = cast_target(pd.concat([p for p in parts if len(p)], ignore_index=True),
-                        window.reference[schema.target], policy.model.task)
+    rows = cast_target(pd.concat([p for p in parts if len(p)], ignore_index=True),
+                       window.reference[schema.target], policy.model.task)
+    return rows, schema
+
+
+def _build_and_promote(ctx: RunContext, policy: Policy, champion: Any, build: Any, *, what: str) -> Any:
+    """Run ``build()`` in the run's MLflow run and make what it registered the champion: no trigger, no gates."""
+    from kaizen.promotion import commit
+
+    draft, registry = ctx.draft, ctx.registry
     with ctx.mlflow_run():
         draft.step(Step.BUILDING)
-        built = build_and_register(registry, policy, schema, train, workdir=ctx.workdir, seed=draft.seed,
-                                   cycle_id=draft.id, on_registered=draft.note_registered)
-        draft.sections["challenger"] = dict(built.section)
+        built = build()
+        draft.sections["challenger"] = {**dict(built.section), **draft.sections.get("challenger", {})}
         draft.add_cost(build_cpu_seconds=built.result.cpu_seconds)
         draft.step(Step.PROMOTING, version=built.version, replaced=champion.version)
         commit(registry, policy.name, built.version, metric=policy.model.metric,
-               reason=f"replaced by version {built.version} in retrain {draft.id}", cycle_id=draft.id,
+               reason=f"replaced by version {built.version} in {what} {draft.id}", cycle_id=draft.id,
                judged_against=champion.version)
         draft.sections["champion"]["replaced"] = champion.version
         draft.step(Step.PROMOTED, version=built.version, replaced=champion.version)
-    draft.reasons.append(f"retrained on {len(train)} labelled rows and promoted version {built.version} "
-                         "with no trigger and no gates (retrain_every_batch baseline)")
-    return draft.finish("promoted")
+    return built
 
 
 def refit_every_batch(config: Config, policy: Policy, *, recipe_version: str, seed: int | None = None,
@@ -154,38 +178,22 @@ def _refit_every_batch(ctx: RunContext, policy: Policy, recipe_version: str) -> 
     from kaizen.challenger.recipe import load_recipe
     from kaizen.challenger.register import refit_recipe_and_register
     from kaizen.champion import CACHE_DIR
-    from kaizen.data.window import load_window
-    from kaizen.promotion import commit
 
     draft, registry = ctx.draft, ctx.registry
-    champion = registry.champion(policy.name)
-    if champion is None:
-        raise RegistryError(f"model {policy.name!r} has no champion: run `kaizen bootstrap {policy.path}` first")
-    draft.sections["champion"] = {"version": champion.version}
+    champion = _champion(ctx, policy)
     recipe = load_recipe(registry.version(policy.name, recipe_version), ctx.config.state_dir / CACHE_DIR / policy.name)
     if recipe is None:
         raise RegistryError(f"version {recipe_version} of model {policy.name!r} has no Kaizen recipe to refit "
                             "(registered by hand, or its model artifacts are gone)")
-    window = load_window(policy)
-    draft.sections["window"] = window.summary()
-    schema = window.schema
-    cols = pool_columns(schema)
-    parts = [window.reference[cols], labelled(window.history, schema)[cols], labelled(window.current, schema)[cols]]
-    rows = cast_target(pd.concat([p for p in parts if len(p)], ignore_index=True),
-                       window.reference[schema.target], policy.model.task)
-    with ctx.mlflow_run():
-        draft.step(Step.BUILDING)
-        built = refit_recipe_and_register(registry, policy, schema, recipe, rows, workdir=ctx.workdir,
-                                          seed=draft.seed, cycle_id=draft.id, on_registered=draft.note_registered,
-                                          name="refit", tags={"kaizen.recipe_of": recipe_version})
-        draft.sections["challenger"] = {**built.section, "recipe_of": recipe_version}
-        draft.add_cost(build_cpu_seconds=built.result.cpu_seconds)
-        draft.step(Step.PROMOTING, version=built.version, replaced=champion.version)
-        commit(registry, policy.name, built.version, metric=policy.model.metric,
-               reason=f"replaced by version {built.version} in refit {draft.id}", cycle_id=draft.id,
-               judged_against=champion.version)
-        draft.sections["champion"]["replaced"] = champion.version
-        draft.step(Step.PROMOTED, version=built.version, replaced=champion.version)
+    rows, schema = _every_labelled_row(ctx, policy)
+    draft.sections["challenger"] = {"recipe_of": recipe_version}
+
+    def build() -> Any:
+        return refit_recipe_and_register(registry, policy, schema, recipe, rows, workdir=ctx.workdir,
+                                         seed=draft.seed, cycle_id=draft.id, on_registered=draft.note_registered,
+                                         name="refit", tags={"kaizen.recipe_of": recipe_version})
+
+    built = _build_and_promote(ctx, policy, champion, build, what="refit")
     draft.reasons.append(f"refit the recipe of version {recipe_version} ({recipe.family}, window fraction "
                          f"{recipe.params.get('window_fraction', 1.0)}) on the newest {built.result.train_rows} of "
                          f"{len(rows)} labelled rows and promoted version {built.version} with no trigger, no search "

@@ -28,10 +28,11 @@ import pandas as pd
 
 from kaizen.data.frames import model_frame, target_values
 from kaizen.data.schema import Schema
+from kaizen.errors import RegistryError
 from kaizen.policy import Policy
 
 __all__ = ["CACHE_DIR", "REFERENCE_TAG", "load_champion", "measure_baseline", "monitor_reference",
-           "reference_predictions"]
+           "reference_predictions", "serving_champion"]
 
 log = logging.getLogger("kaizen.champion")
 
@@ -39,6 +40,14 @@ log = logging.getLogger("kaizen.champion")
 REFERENCE_TAG = "kaizen.reference_artifact"
 #: ``<state_dir>/cache/<model>/v<version>-<key>.npz``: the champion's predictions on its monitoring reference
 CACHE_DIR = "cache"
+
+
+def serving_champion(registry: Any, policy: Policy) -> Any:
+    """The version behind the ``champion`` alias; :class:`RegistryError` saying what to do when there is none."""
+    champion = registry.champion(policy.name)
+    if champion is None:
+        raise RegistryError(f"model {policy.name!r} has no champion: run `kaizen bootstrap {policy.path}` first")
+    return champion
 
 
 _MODELS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()

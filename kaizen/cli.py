@@ -404,10 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
     _wait_flag(o)
     o.set_defaults(func=cmd_once)
 
-    bt = sub.add_parser("backtest", help="replay past batches through a policy and two baselines, in isolation",
+    bt = sub.add_parser("backtest", help="replay past batches through a policy and three baselines, in isolation",
                         description="Replay a folder of past production batches (features + labels) in order: each "
                         "batch is first scored by the champion serving at that moment, then joins the window and the "
-                        "policy's cycle runs. Baselines: static (never retrained) and retrain_every_batch. Runs in a "
+                        "policy's cycle runs. Baselines: static (never retrained), refit_every_batch (the bootstrap "
+                        "recipe refit each batch, no search) and retrain_every_batch (a full search each batch). "
+                        "Runs in a "
                         "temporary state; the live registry and promotion log are never touched.")
     bt.add_argument("policy", help="policy file or model name")
     bt.add_argument("--batches", required=True, metavar="DIR", help="folder of past batch files (.parquet/.csv)")

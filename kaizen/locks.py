@@ -19,18 +19,20 @@ from pathlib import Path
 
 from kaizen.errors import BusyError
 
-__all__ = ["PolicyLock"]
+__all__ = ["FileLock", "PolicyLock"]
 
 LOCKS_DIR = "locks"
 
 
-class PolicyLock:
-    """The exclusive lock of one policy in one state folder (a context manager)."""
+class FileLock:
+    """An exclusive, non-blocking ``flock`` on ``path``, held while the object's descriptor is open.
 
-    def __init__(self, state_dir: Path, policy: str, *, wait_seconds: float = 0.0) -> None:
-        self.path = Path(state_dir) / LOCKS_DIR / f"{policy}.lock"
-        self.policy = policy
-        self.wait_seconds = float(wait_seconds)
+    The file holds the holder's pid (for messages and ``kaizen status``). Shared by the policy
+    locks here and the daemon's state-folder lock (:mod:`kaizen.service.lock`).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
         self._fd: int | None = None
 
     def try_acquire(self) -> bool:
@@ -43,8 +45,27 @@ class PolicyLock:
             return False
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
+        os.fsync(fd)
         self._fd = fd
         return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+
+class PolicyLock(FileLock):
+    """The exclusive lock of one policy in one state folder (a context manager)."""
+
+    def __init__(self, state_dir: Path, policy: str, *, wait_seconds: float = 0.0) -> None:
+        super().__init__(Path(state_dir) / LOCKS_DIR / f"{policy}.lock")
+        self.policy = policy
+        self.wait_seconds = float(wait_seconds)
 
     def acquire(self) -> PolicyLock:
         """Take the lock, waiting up to ``wait_seconds``; :class:`BusyError` naming the holder if it stays held."""
@@ -64,11 +85,6 @@ class PolicyLock:
         except OSError:
             return "unknown"
         return text or "unknown"
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
     def __enter__(self) -> PolicyLock:
         return self.acquire()

@@ -133,6 +133,23 @@ def home(tmp_path: Path, churn_data: Path) -> Home:
     return make_home(tmp_path / "home", churn_data)
 
 
+#: a promoting cycle on batch 3 (concept drift); one window fraction, so the row counts are exact
+PROMOTE: dict[str, dict[str, Any]] = {
+    "trigger": {"drift_share": 0.05}, "gates": {"min_improvement": 0.0, "golden_tolerance": 1.0},
+    "build": {"window_fractions": [1.0]}}
+
+
+@pytest.fixture
+def promoting(home: Home) -> Home:
+    """A bootstrapped home whose production folder holds batch 3: the concept drift, a promoting cycle."""
+    from kaizen.bootstrap import bootstrap
+
+    home.write_policy(PROMOTE)
+    assert bootstrap(home.config(), home.policy()).decision == "promoted"
+    home.arrive(3)
+    return home
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Fail a whole-suite run when a ``tests/**/test_*.py`` file was not collected.
 

@@ -85,4 +85,7 @@ def test_cycles_record_energy_and_stop_improving_when_the_budget_is_spent(home) 
     # two batches of the new labelling rule read like one relabelled segment (trust.label_shift = "block"), but the
     # champion broke decisively: an honest concept change, recorded, not blocked
     assert later.window["trust"]["blocked"] is False
-    assert any(r.startswith("trust check label_shift: read as a concept change") for r in later.reasons)
+    [shift] = [c for c in later.window["trust"]["checks"] if c["check"] == "label_shift"]
+    assert shift["fired"] and shift["action"] == "warn" and "read as a concept change" in shift["message"]
+    assert any(r.startswith("trust check label_shift (warning): ") and "read as a concept change" in r
+               for r in later.reasons)

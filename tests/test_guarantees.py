@@ -23,21 +23,9 @@ from kaizen.journal import Journal
 from kaizen.ledger import Ledger
 from kaizen.registry import Registry
 from kaizen.review import approve
+from tests.conftest import PROMOTE
 
 ROOT = Path(__file__).resolve().parents[1]
-#: a promoting cycle on batch 3 (concept drift)
-PROMOTE = {"trigger": {"drift_share": 0.05}, "gates": {"min_improvement": 0.0, "golden_tolerance": 1.0},
-           "build": {"window_fractions": [1.0]}}
-
-
-@pytest.fixture
-def promoting(home):
-    home.write_policy(PROMOTE)
-    assert bootstrap(home.config(), home.policy()).decision == "promoted"
-    home.arrive(3)
-    return home
-
-
 def kaizen(home, *args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     e = {k: v for k, v in os.environ.items() if not k.startswith("KAIZEN_TEST_")}
     e.update(env or {})

@@ -6,7 +6,6 @@ Real MLflow (SQLite in a temp folder), Evidently, featuretools, Optuna; no mocks
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 import kaizen.models
 from kaizen.bootstrap import bootstrap
@@ -14,18 +13,7 @@ from kaizen.champion import CACHE_DIR
 from kaizen.cycle import run_cycle
 from kaizen.models import LoadedModel
 from kaizen.registry import Registry
-
-#: a promoting cycle on batch 3 (concept drift); one window fraction, so the row counts are exact
-PROMOTE = {"trigger": {"drift_share": 0.05}, "gates": {"min_improvement": 0.0, "golden_tolerance": 1.0},
-           "build": {"window_fractions": [1.0]}}
-
-
-@pytest.fixture
-def promoting(home):
-    home.write_policy(PROMOTE)
-    assert bootstrap(home.config(), home.policy()).decision == "promoted"
-    home.arrive(3)
-    return home
+from tests.conftest import PROMOTE
 
 
 def test_a_promoting_cycle_promotes_the_refit_on_train_plus_holdout(promoting) -> None:

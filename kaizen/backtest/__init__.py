@@ -1,7 +1,8 @@
 """Backtest: what would this policy have done over past batches, and what would it have cost?
 
 - :mod:`kaizen.backtest.replay` — :func:`run_backtest`: the prequential replay of a folder of
-  batches through the policy and two baselines, in an isolated temporary state.
+  batches through the policy and three baselines (static, refit_every_batch,
+  retrain_every_batch), in an isolated temporary state.
 - :mod:`kaizen.backtest.report` — the summary table, the PNG plot, the timing-free view.
 
 The result is one JSON-ready dict; its fields are documented in ``docs/backtest.md``.

@@ -21,6 +21,7 @@ import logging
 import threading
 from typing import Any
 
+from kaizen.champion import serving_champion
 from kaizen.config import Config
 from kaizen.cycle.challenge import (
     attempt_line,
@@ -47,7 +48,7 @@ from kaizen.cycle.watch import (
     window_only,
     write_cycle_report,
 )
-from kaizen.errors import BuildError, RegistryError
+from kaizen.errors import BuildError
 from kaizen.journal import Step
 from kaizen.ledger import Record, last_of
 from kaizen.policy import Policy
@@ -88,9 +89,7 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
     from kaizen.data.window import load_window
 
     draft, registry = ctx.draft, ctx.registry
-    champion = registry.champion(policy.name)
-    if champion is None:
-        raise RegistryError(f"model {policy.name!r} has no champion: run `kaizen bootstrap {policy.path}` first")
+    champion = serving_champion(registry, policy)
     draft.sections["champion"] = {"version": champion.version}
 
     # load: the window only; the history is read when a challenger is built

@@ -55,12 +55,9 @@ def check_trust(ctx: RunContext, policy: Policy, window: Window, champ_model: An
                 holdout: pd.DataFrame, *, decisive_drop: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
     """(train, holdout, blocked): the data-trust checks on the new rows; their findings go in ``window.trust``.
 
-    A ``label_shift`` block is read as a concept change, not a poisoning, when the champion's performance
-    fell decisively on the window (``decisive_drop``): a relabelled segment moves a few points of the metric,
-    an honest change of the labelling rule breaks the champion. The finding stays in the record as a warning.
+    ``decisive_drop`` (the champion broke on this window) reads a relabelled-looking segment as a
+    concept change (:func:`kaizen.trust.check_training_rows`, ``champion_broke``).
     """
-    import dataclasses
-
     from kaizen.trust import apply_drops, check_training_rows, pool_new_rows
 
     draft = ctx.draft
@@ -71,13 +68,7 @@ def check_trust(ctx: RunContext, policy: Policy, window: Window, champ_model: An
         policy, new_rows=new, reference=window.reference, schema=window.schema,
         champion_predictions_on_new=champ_model.predict(model_frame(new, window.schema)),
         champion_predictions_on_reference=champ_model.predict(model_frame(window.reference, window.schema)),
-        seed=draft.seed)
-    blocking = [f for f in trust.fired if f.action == "block"]
-    if trust.blocked and decisive_drop and blocking and all(f.check == "label_shift" for f in blocking):
-        note = ("trust check label_shift: read as a concept change, not a poisoning: the champion's performance fell "
-                "decisively on this window (trigger.immediate_factor); the segment is recorded, the cycle goes on")
-        trust = dataclasses.replace(trust, blocked=False, reasons=[note, *[r for r in trust.reasons
-                                                                           if "label_shift" not in r]])
+        seed=draft.seed, champion_broke=decisive_drop)
     draft.sections["window"]["trust"] = trust.to_dict()
     if trust.blocked:
         draft.reasons[:0] = list(trust.reasons)

@@ -89,3 +89,19 @@ class Gate(ABC):
 
     def result(self, passed: bool, message: str, **numbers: Any) -> GateResult:
         return GateResult(self.name, bool(passed), message, numbers)
+
+    def holdout_scores(self, evidence: Evidence) -> tuple[float, float] | GateResult:
+        """(champion, challenger) metric on the holdout rows, or the failing result when they cannot be compared."""
+        import math
+
+        from kaizen.metrics import score
+
+        h, spec = evidence.holdout, evidence.policy.model
+        if h.champion is None:
+            return self.result(False, "no champion predictions to compare with", rows=len(h.y))
+        champ = score(spec.metric, h.y, h.champion.labels, h.champion.scores, pos_label=spec.positive_label)
+        chall = score(spec.metric, h.y, h.challenger.labels, h.challenger.scores, pos_label=spec.positive_label)
+        if math.isnan(champ) or math.isnan(chall):
+            return self.result(False, f"{spec.metric} is undefined on the {len(h.y)} holdout rows",
+                               rows=len(h.y), champion=champ, challenger=chall)
+        return champ, chall

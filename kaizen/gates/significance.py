@@ -17,12 +17,10 @@ must find the challenger better at the same level (two-sided p below
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from kaizen.gates._base import Evidence, Gate, GateResult, Labelled
-from kaizen.metrics import improvement, improvements, paired_bootstrap, score
+from kaizen.metrics import improvement, improvements, paired_bootstrap
 
 __all__ = ["SignificanceGate", "interval", "mcnemar_midp"]
 
@@ -61,13 +59,10 @@ class SignificanceGate(Gate):
         policy, h = evidence.policy, evidence.holdout
         metric, pos = policy.model.metric, policy.model.positive_label
         spec = policy.gates
-        if h.champion is None:
-            return self.result(False, "no champion predictions to compare with", rows=len(h.y))
-        champ = score(metric, h.y, h.champion.labels, h.champion.scores, pos_label=pos)
-        chall = score(metric, h.y, h.challenger.labels, h.challenger.scores, pos_label=pos)
-        if math.isnan(champ) or math.isnan(chall):
-            return self.result(False, f"{metric} is undefined on the {len(h.y)} holdout rows",
-                               rows=len(h.y), champion=champ, challenger=chall)
+        scores = self.holdout_scores(evidence)
+        if isinstance(scores, GateResult):
+            return scores
+        champ, chall = scores
         gain = improvement(metric, chall, champ)
         old, new = paired_bootstrap(metric, h.y, (h.champion.labels, h.champion.scores),
                                     (h.challenger.labels, h.challenger.scores), pos_label=pos,

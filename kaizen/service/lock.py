@@ -11,40 +11,18 @@ import fcntl
 import os
 from pathlib import Path
 
+from kaizen.locks import FileLock
+
 __all__ = ["LOCK_NAME", "StateLock", "holder"]
 
 LOCK_NAME = "kaizen.lock"
 
 
-class StateLock:
+class StateLock(FileLock):
     """An exclusive lock on a state folder, held while the object's file descriptor is open."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.path = Path(state_dir) / LOCK_NAME
-        self._fd: int | None = None
-
-    def try_acquire(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        os.fsync(fd)
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
+        super().__init__(Path(state_dir) / LOCK_NAME)
 
 
 def holder(state_dir: Path) -> int | None:

@@ -72,6 +72,20 @@ def test_the_record(policy_file) -> None:
     assert res.cpu_seconds > 0
 
 
+def test_a_broken_champion_turns_a_label_shift_block_into_a_warning(policy_file) -> None:
+    """An honest one-column rule change looks like a relabelled segment; a decisive drop says which it is."""
+    policy = policy_file(label_shift="block")
+    blocked, _ = run(policy, attack("flip", 2), 3, 2)
+    kept, _ = run(policy, attack("flip", 2), 3, 2, champion_broke=True)
+    assert blocked.blocked and not kept.blocked
+    [shift] = [f for f in kept.fired if f.check == "label_shift"]
+    assert shift.action == "warn" and shift.message.endswith("fell decisively on this window")
+    assert kept.reasons[0].startswith("trust check label_shift (warning): ")
+    # only label_shift is read that way: a blocking duplicates check still blocks
+    dup = policy_file(duplicates="block")
+    assert run(dup, attack("duplicates", 1), 3, 1, champion_broke=True)[0].blocked
+
+
 def test_a_seeded_run_repeats_exactly(policy_file) -> None:
     a = run(policy_file(), attack("slow", 3), 4, 3)[0].to_dict()
     b = run(policy_file(), attack("slow", 3), 4, 3)[0].to_dict()
