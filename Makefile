@@ -14,7 +14,7 @@ export DO_NOT_TRACK         := true
 export MLFLOW_DISABLE_TELEMETRY := true
 export GIT_PYTHON_REFRESH   := quiet
 
-.PHONY: setup demo test lint clean-demo bench-service bench-backtest bench-quiet bench-state bench-cycle bench-log bench-significance
+.PHONY: setup demo test lint clean-demo bench-service bench-backtest bench-quiet bench-state bench-cycle bench-log bench-significance bench-incidents
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,9 @@ bench-log: setup
 
 bench-significance: setup
 	$(BIN)/python experiments/bench_significance.py
+
+bench-incidents: setup
+	$(BIN)/python experiments/bench_incidents.py
 
 clean-demo:
 	rm -rf .kaizen experiments/data

@@ -38,6 +38,7 @@ CLI::
 
     python experiments/attacks.py direct [--seed N] [--only flip,slow] [--out results.json]
     python experiments/attacks.py loop [--seed N] [--only flip,slow] [--emulate-trust] [--out results.json]
+    python experiments/attacks.py policy [--seed N] [--only flip,sign_flip] [--out results.json]
 """
 
 from __future__ import annotations
@@ -72,13 +73,26 @@ SCENARIO = dict(reference_rows=3000, golden_rows=600, batch_rows=1000, n_batches
 ATTACKS: dict[str, tuple[str, dict[str, Any]]] = {
     "clean": ("clean", {}),
     "flip": ("flip", {"share": 0.3}),
+    "flip10": ("flip", {"share": 0.1}),
     "flip20": ("flip", {"share": 0.2}),
     "flip40": ("flip", {"share": 0.4}),
+    "flip100": ("flip", {"share": 1.0}),
+    "flip10x4": ("flip", {"share": 0.1, "repeat": 4}),
+    "flip40x4": ("flip", {"share": 0.4, "repeat": 4}),
+    "flip100x4": ("flip", {"share": 1.0, "repeat": 4}),
     "duplicates": ("duplicates", {"copies": 150, "sources": 5}),
     "outliers": ("outliers", {"rows": 100}),
     "slow": ("slow", {"share": 0.15}),
+    "sign_flip": ("corrupt", {"column": "tenure_months", "how": "sign"}),
+    "scaled": ("corrupt", {"column": "monthly_charges", "how": "scale", "factor": 10.0}),
+    "scaled_down": ("corrupt", {"column": "total_charges", "how": "scale", "factor": 0.01}),
+    "remapped": ("corrupt", {"column": "contract", "how": "remap"}),
+    "copied": ("corrupt", {"column": "usage_gb", "how": "copy", "source": "monthly_charges"}),
 }
 LOOP_ATTACKS = ("clean", "flip", "duplicates", "outliers", "slow")
+#: what ``policy`` mode runs by default: every relabelling size, with and without repeated rows, every corruption
+POLICY_ATTACKS = ("clean", "flip10", "flip20", "flip", "flip40", "flip100", "flip10x4", "flip40x4", "flip100x4",
+                  "duplicates", "outliers", "slow", "sign_flip", "scaled", "scaled_down", "remapped", "copied")
 
 
 @dataclass(frozen=True)
@@ -110,6 +124,26 @@ def _flip(batch: pd.DataFrame, share: float, rng: np.random.Generator) -> tuple[
     mask = np.zeros(len(out), bool)
     mask[pick] = True
     return out, mask
+
+
+def _corrupt(batch: pd.DataFrame, column: str, how: str, *, factor: float = 1.0, source: str | None = None
+             ) -> tuple[pd.DataFrame, np.ndarray]:
+    """An upstream bug in one column of every row: ``sign`` (``-|x| - 1``), ``scale`` (x ``factor``), ``remap``
+    (a categorical's levels permuted one-to-one) or ``copy`` (``source``'s values written into ``column``)."""
+    out = batch.copy()
+    x = out[column]
+    if how == "sign":
+        out[column] = (-np.abs(x.to_numpy(float)) - 1).astype(x.dtype)
+    elif how == "scale":
+        out[column] = np.round(x.to_numpy(float) * factor, 4)
+    elif how == "remap":
+        levels = sorted(x.dropna().unique())
+        out[column] = x.map(dict(zip(levels, levels[1:] + levels[:1], strict=True)))
+    elif how == "copy":
+        out[column] = out[source].astype(x.dtype) if source else x
+    else:
+        raise ValueError(f"unknown corruption {how!r}")
+    return out, np.ones(len(out), bool)
 
 
 def _duplicates(batch: pd.DataFrame, copies: int, sources: int, rng: np.random.Generator
@@ -160,6 +194,17 @@ def build_attack(name: str, seed: int = 7, **scenario: Any) -> Attack:
     if kind == "flip":
         batches[at], poisoned[at] = _flip(batches[at], params["share"], rng)
         desc = f"batch {at}: {params['share']:.0%} of {seg} relabelled churned"
+        if params.get("repeat", 1) > 1:  # the poisoned batch delivered several times over, as exact copies
+            k = params["repeat"]
+            batches[at] = pd.concat([batches[at]] * k, ignore_index=True)
+            poisoned[at] = np.tile(poisoned[at], k)
+            desc += f", the batch repeated {k} times"
+    elif kind == "corrupt":
+        batches[at], poisoned[at] = _corrupt(batches[at], params["column"], params["how"],
+                                             factor=params.get("factor", 1.0), source=params.get("source"))
+        what = {"sign": "-|x| - 1", "scale": f"x {params.get('factor')}", "remap": "levels permuted",
+                "copy": f"a copy of {params.get('source')}"}[params["how"]]
+        desc = f"batch {at}: column {params['column']} corrupted upstream ({what}); labels true"
     elif kind == "duplicates":
         batches[at], poisoned[at] = _duplicates(batches[at], params["copies"], params["sources"], rng)
         desc = f"batch {at}: {params['copies']} copies of {params['sources']} rows with {seg}, labelled churned"
@@ -384,6 +429,92 @@ def _effects(cfg: Any, policy: Any, seed: int) -> dict[str, dict[str, float]]:
     return out
 
 
+# -- policy mode: the real cycle with the shipped policy ---------------------------------------------
+
+SHIPPED_POLICY = ROOT / "policies" / "churn.toml"
+
+
+@dataclass
+class PolicyRow:
+    attack: str
+    description: str
+    decisions: list[str]
+    first: str                      # the decision of the first cycle that saw the poisoned batch
+    first_reason: str
+    outcome: str                    # promoted | awaiting approval | held | blocked | nothing
+    auto_promotions: list[int]      # batches at or after the poison whose cycle promoted with nobody watching
+    seconds: float = 0.0
+
+
+def _toml_doc(doc: dict[str, Any], prefix: str = "") -> str:
+    """A nested dict as TOML (tables of scalars and lists, nested tables; enough for a policy)."""
+    flat = {k: v for k, v in doc.items() if not isinstance(v, dict)}
+    out = [f"[{prefix}]"] if prefix and flat else []
+    out += [f"{k} = {json.dumps(v)}" for k, v in flat.items()]
+    for k, v in doc.items():
+        if isinstance(v, dict):
+            out.append(_toml_doc(v, f"{prefix}.{k}" if prefix else k))
+    return "\n".join(out) + "\n"
+
+
+def _shipped_home(root: Path, sc: Scenario) -> tuple[Any, Any]:
+    """A home whose policy is the shipped policies/churn.toml, pointed at ``sc``'s files."""
+    import tomllib
+
+    from kaizen.config import load_config
+    from kaizen.policy import load_policy
+
+    data = root / "data"
+    (data / "production").mkdir(parents=True)
+    sc.reference.to_parquet(data / "reference.parquet", index=False)
+    sc.golden.to_parquet(data / "golden.parquet", index=False)
+    doc = tomllib.loads(SHIPPED_POLICY.read_text())
+    doc["data"].update(reference="../data/reference.parquet", production="../data/production",
+                       golden="../data/golden.parquet")
+    (root / "policies").mkdir()
+    (root / "policies" / "churn.toml").write_text(_toml_doc(doc))
+    (root / "config.toml").write_text('[state]\ndir = "state"\n')
+    return load_config(root / "config.toml"), load_policy(root / "policies" / "churn.toml")
+
+
+def policy_loop(seed: int = 7, attacks: Sequence[str] = POLICY_ATTACKS, *, log: Callable[[str], None] = print
+                ) -> list[PolicyRow]:
+    """Each attack end to end with the shipped policy: bootstrap, then the batches one by one through real cycles.
+
+    The outcome is what happened from the poisoned batch on: ``promoted`` (a cycle promoted with nobody
+    watching: the defence failed), ``awaiting approval``, ``held`` (a data incident, or a drop only the
+    flagged rows carried), ``blocked`` (rejected), or ``nothing`` (the poison moved no trigger)."""
+    from kaizen.bootstrap import bootstrap
+    from kaizen.cycle import run_cycle
+
+    out = []
+    for name in attacks:
+        att = build_attack(name, seed)
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix=f"kaizen-policy-{name}-") as tmp:
+            cfg, policy = _shipped_home(Path(tmp), att.scenario)
+            boot = bootstrap(cfg, policy)
+            if boot.decision != "promoted":
+                raise RuntimeError(f"bootstrap failed: {boot.reasons}")
+            first = att.first_poisoned() if att.first_poisoned() is not None else ATTACK_AT
+            decisions, reasons, auto = [], [], []
+            for i, batch in enumerate(att.scenario.batches):
+                batch.to_parquet(policy.data.production / f"batch_{i:03d}.parquet", index=False)
+                rec = run_cycle(cfg, policy, seed=seed)
+                decisions.append(rec.decision)
+                reasons.append(rec.reasons[0] if rec.reasons else "")
+                if i >= first and rec.decision == "promoted" and rec.kind == "cycle":
+                    auto.append(i)
+        after = decisions[first:]
+        outcome = ("promoted" if auto else "awaiting approval" if "awaiting_approval" in after else "held"
+                   if "held" in after else "blocked" if "rejected" in after else "nothing")
+        row = PolicyRow(name, att.description, decisions, decisions[first], reasons[first], outcome, auto,
+                        round(time.perf_counter() - t0, 1))
+        out.append(row)
+        log(f"{name:<12} {outcome:<18} decisions {' '.join(decisions)}  | {row.first_reason[:150]}")
+    return out
+
+
 #: the policy of tests/conftest.py's homes (churn, roc_auc, golden set), before ``LOOP_POLICY``
 BASE_POLICY: dict[str, dict[str, Any]] = {
     "model": {"name": "churn", "task": "binary_classification", "target": "churned", "metric": "roc_auc"},
@@ -443,7 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     prepare()
     ap = argparse.ArgumentParser(description="Seeded poisoning attacks: does Kaizen block them?")
-    ap.add_argument("mode", choices=("direct", "loop"))
+    ap.add_argument("mode", choices=("direct", "loop", "policy"))
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--only", default=None, help="comma-separated attacks (default: every one for direct, "
                                                  f"{', '.join(LOOP_ATTACKS)} for loop)")
@@ -452,7 +583,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="loop: run the trust checks before each cycle here (until the cycle calls them itself)")
     args = ap.parse_args(argv)
     names = [a for a in args.only.split(",") if a] if args.only else list(
-        ATTACKS if args.mode == "direct" else LOOP_ATTACKS)
+        {"direct": ATTACKS, "loop": LOOP_ATTACKS, "policy": POLICY_ATTACKS}[args.mode])
     bad = [a for a in names if a not in ATTACKS]
     if bad:
         ap.error(f"unknown attack(s) {', '.join(bad)}; expected some of {', '.join(ATTACKS)}")
@@ -463,6 +594,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure(logging.WARNING)
     if args.mode == "direct":
         result: Any = [dataclasses.asdict(r) for r in direct(args.seed, names)]
+    elif args.mode == "policy":
+        rows = policy_loop(args.seed, names)
+        result = [dataclasses.asdict(r) for r in rows]
+        print("\n| attack | what the attacker did | first decision | outcome |\n| --- | --- | --- | --- |")
+        for r in rows:
+            print(f"| {r.attack} | {r.description} | {r.first} | {r.outcome} |")
     else:
         result = loop(args.seed, names, emulate_trust=args.emulate_trust)
     if args.out:

@@ -7,8 +7,14 @@ the checkout shows the demo's decisions afterwards:
    a reference set, a golden set and 12 weekly production batches with a
    covariate shift from batch 3 and a concept change from batch 7;
 2. bootstraps the first champion from the reference set;
-3. lets the batches arrive one by one (plus one broken file, to show that a
-   bad batch is reported and skipped) and runs one cycle after each;
+3. lets the batches arrive one by one and runs one cycle after each, with
+   three things going wrong on the way: a broken file (a column missing:
+   reported and skipped), an export bug that flips the sign of one column
+   (a data incident: held, the champion keeps serving), and a batch whose
+   labels were tampered with (a quarter of the long-tenure customers
+   relabelled as churned: the champion looks broken only because of those
+   rows, so the cycle is held for a person instead of retraining on them);
+   each bad file is then fixed upstream, as an operator would;
 4. prints the promotion log.
 
 Re-running starts over: it deletes only state it created itself (marked by
@@ -31,11 +37,16 @@ from kaizen._env import prepare  # noqa: E402
 
 prepare()  # before numpy/scikit-learn load
 
+import numpy as np  # noqa: E402
+
+from experiments.attacks import _corrupt, _flip  # noqa: E402
 from experiments.scenarios import churn  # noqa: E402
 from kaizen.config import load_config  # noqa: E402
 from kaizen.policy import load_policy  # noqa: E402
 
 MARKER = "DEMO"
+#: the batches after which something goes wrong (see the module docstring)
+BROKEN, EXPORT_BUG, TAMPERED = 4, 5, 6
 
 
 def reset(state: Path, data: Path) -> None:
@@ -92,17 +103,29 @@ def main(argv: list[str] | None = None) -> int:
     production = policy.data.production
     production.mkdir(parents=True, exist_ok=True)
     incoming = sorted(Path(paths["incoming"]).iterdir())
+    rng = np.random.default_rng(args.seed)
     for i, src in enumerate(incoming):
-        shutil.copy(src, production / src.name)
+        if i == TAMPERED:  # labels tampered with upstream: a quarter of one segment relabelled as churned
+            tampered, _ = _flip(scenario.batches[i], 0.25, rng)
+            tampered.to_parquet(production / src.name, index=False)
+            rec = run_cycle(cfg, policy)
+            print(f"{src.name:<19} {line(rec)}  (labels tampered with)\n{'':<19}   why: {rec.reasons[0]}")
+        shutil.copy(src, production / src.name)  # (for TAMPERED: the labels corrected upstream, the file rewritten)
         rec = run_cycle(cfg, policy)
         print(f"{src.name:<19} {line(rec)}")
         if rec.decision in ("rejected", "failed"):
             print(f"{'':<19}   why: {rec.reasons[-1] if rec.decision == 'failed' else _failed(rec)}")
-        if i == 4:  # a broken file arrives: reported, skipped, nothing moves
+        if i == BROKEN:  # a broken file arrives: reported, skipped, nothing moves
             bad = production / (src.stem + "_broken.csv")
             scenario.batches[i].drop(columns=["tenure_months"]).to_csv(bad, index=False)
             rec = run_cycle(cfg, policy)
             print(f"{bad.name:<19} {line(rec)}\n{'':<19}   why: {rec.reasons[0]}")
+            bad.unlink()
+        if i == EXPORT_BUG:  # an export bug flips the sign of one column: a data incident, the champion keeps serving
+            bad = production / (src.stem + "_export.parquet")
+            _corrupt(scenario.batches[i + 1], "tenure_months", "sign")[0].to_parquet(bad, index=False)
+            rec = run_cycle(cfg, policy)
+            print(f"{bad.name:<19} {line(rec)}\n{'':<19}   why: {rec.reasons[0][:300]}")
             bad.unlink()
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f} s; promotion log: {cfg.ledger_path}")
     return 0

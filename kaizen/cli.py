@@ -154,7 +154,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     policy = load_policy(_policy_path(cfg, args.policy))
     from kaizen.backtest import plot, run_backtest, summary_table
 
-    result = run_backtest(policy, Path(args.batches), config=cfg, seed=args.seed, progress=not args.no_progress)
+    result = run_backtest(policy, Path(args.batches), config=cfg, seed=args.seed, progress=not args.no_progress,
+                          approve_after=None if args.approve_after == "never" else int(args.approve_after))
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -322,12 +323,13 @@ def cmd_history(args: argparse.Namespace) -> int:
     name, _ = _model(cfg, args.policy)
     current, note = None, None
     try:
-        from kaizen.registry import Registry
+        from kaizen.registry import Registry, reaching
 
-        champ = Registry.from_config(cfg).champion(name)
+        with reaching(cfg.tracking_uri, cfg.registry_uri):
+            champ = Registry.from_config(cfg).champion(name)
         current = champ.version if champ else None
-    except Exception as exc:  # the log alone still answers; say what could not be checked
-        note = f"the registry's current @champion could not be read ({type(exc).__name__}: {exc})"
+    except KaizenError as exc:  # the log alone still answers; say what could not be checked, and exit 1
+        note = f"the registry's current @champion could not be read: {exc}"
     periods = champion_periods(Ledger(cfg.ledger_path).records(), name, current=current)
     if args.json:
         print(json.dumps([p.to_dict() for p in periods], indent=2))
@@ -336,22 +338,18 @@ def cmd_history(args: argparse.Namespace) -> int:
     else:
         print(f"no champion of {name!r} in the promotion log ({cfg.ledger_path})")
     if note:
-        print(f"kaizen: {redact(note)}", file=sys.stderr)
+        print(f"kaizen: error: {' '.join(redact(note).split())}", file=sys.stderr)
+        return EXIT_FAILURE
     return 0
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    from kaizen.errors import RegistryError
-    from kaizen.registry import Registry
+    from kaizen.registry import Registry, reaching
     from kaizen.retention import describe, run
 
-    try:
+    with reaching(cfg.tracking_uri, cfg.registry_uri):
         registry = Registry.from_config(cfg)
-    except KaizenError:
-        raise
-    except Exception as exc:  # MLflow raises many types for a store it cannot open
-        raise RegistryError(f"MLflow registry unreachable: {type(exc).__name__}: {exc}") from exc
     plan, result = run(cfg, registry, dry_run=args.dry_run)
     if args.json:
         doc = {"dry_run": args.dry_run, "plan": plan.to_dict(), "result": result.to_dict() if result else None}
@@ -371,6 +369,12 @@ def _print_record(rec: Any, full: bool = False) -> None:
 
 
 # -- entry point ----------------------------------------------------------------------------------
+
+def _approve_after(value: str) -> str:
+    if value == "never" or (value.isdigit() and int(value) >= 0):
+        return value
+    raise argparse.ArgumentTypeError(f"must be an integer >= 0 or 'never'; got {value!r}")
+
 
 def _wait_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
@@ -417,6 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--plot", metavar="OUT.png", help="write a PNG: metric per batch, promotions, drift share")
     bt.add_argument("--seed", type=int, help="override build.seed (a seeded backtest repeats exactly)")
     bt.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    bt.add_argument("--approve-after", default="1", metavar="N|never", type=_approve_after,
+                    help="a challenger left awaiting approval is approved by a simulated person once N more batches "
+                    "were served by the old champion (default 1; 0: at once); 'never': nobody answers")
     bt.set_defaults(func=cmd_backtest)
 
     rn = sub.add_parser("run", help="run the service in the foreground: every policy on its schedule",

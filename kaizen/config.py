@@ -69,7 +69,7 @@ class RetentionSettings:
 
 
 #: events a webhook can subscribe to (kaizen/notify.py says which records raise each)
-NOTIFY_EVENTS = ("promoted", "rejected", "awaiting_approval", "rolled_back", "failed")
+NOTIFY_EVENTS = ("promoted", "rejected", "awaiting_approval", "held", "rebaselined", "rolled_back", "failed")
 WEBHOOK_FORMATS = ("json", "slack")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

@@ -34,8 +34,8 @@ from typing import Any
 
 from kaizen.ledger import Record, utcnow
 
-__all__ = ["Period", "champion_periods", "check_foreign_champion", "handle_foreign_champion", "kaizen_champion",
-           "new_champion", "render_history"]
+__all__ = ["ForeignChampion", "Period", "champion_periods", "check_foreign_champion", "handle_foreign_champion",
+           "kaizen_champion", "new_champion", "render_history"]
 
 #: version tags of a retired champion, removed when it serves again
 RETIRED_TAGS = ("kaizen.retired_at", "kaizen.retired_reason", "kaizen.retired_by")
@@ -119,16 +119,24 @@ def check_foreign_champion(policy: Any, history: list[Record], serving_version: 
             f"{expected} there ({rec.kind} {rec.id} at {rec.time}): the alias was moved outside Kaizen")
 
 
-def handle_foreign_champion(ctx: Any, policy: Any, history: list[Record], serving_version: str, *,
-                            serving_tags: Mapping[str, str] | None = None) -> str | None:
+@dataclass(frozen=True)
+class ForeignChampion:
+    """What :func:`handle_foreign_champion` did: the alert (a record's first reason), the ``champion`` section's
+    keys (``version``, ``foreign``, and ``restored`` or ``adopted``), and the version serving now."""
+
+    alert: str
+    section: dict[str, Any]
+    serving: str
+
+
+def handle_foreign_champion(registry: Any, policy: Any, history: list[Record], serving_version: str, *,
+                            cycle_id: str, serving_tags: Mapping[str, str] | None = None) -> ForeignChampion | None:
     """Act on a ``@champion`` moved outside Kaizen as ``policy.promotion.on_foreign_champion`` says.
 
-    For a cycle's body (``ctx`` is its :class:`~kaizen.runner.RunContext`, under the policy's lock).
-    Returns the alert (also put first in ``ctx.draft.reasons``), or None when the champion is
-    Kaizen's. It writes the ``champion`` section's ``version``, ``foreign`` and ``restored`` or
-    ``adopted``. After ``restore`` the alias points to the gated champion again: the caller
-    re-reads ``registry.champion``. A gated champion that cannot serve any more (its version or
-    its model files are gone) is not restored: the foreign one is adopted and the alert says why.
+    For a cycle's body (under the policy's lock; ``cycle_id`` is its record's id). Returns what it did,
+    or None when the champion is Kaizen's. After ``restore`` the alias points to the gated champion
+    again (``serving``). A gated champion that cannot serve any more (its version or its model files
+    are gone) is not restored: the foreign one is adopted and the alert says why.
     """
     why = check_foreign_champion(policy, history, serving_version, serving_tags=serving_tags)
     if why is None:
@@ -136,38 +144,34 @@ def handle_foreign_champion(ctx: Any, policy: Any, history: list[Record], servin
     from kaizen.promotion import commit
 
     expected, rec = kaizen_champion(history, policy.name)  # type: ignore[misc]
-    reg, draft, name = ctx.registry, ctx.draft, policy.name
+    reg, name = registry, policy.name
     action = policy.promotion.on_foreign_champion
     foreign = {"serving": str(serving_version), "expected": expected, "expected_record": rec.id, "action": action}
-    section = draft.sections.setdefault("champion", {})
     refused = _cannot_restore(reg, name, expected) if action == "restore" else None
     if refused:
         foreign.update(action="adopt", restore_refused=refused)
     if foreign["action"] == "restore":
-        commit(reg, name, expected, metric=policy.model.metric, cycle_id=draft.id, judged_against=None,
-               reason=f"@champion was moved to it outside Kaizen; cycle {draft.id} restored the gated champion "
+        commit(reg, name, expected, metric=policy.model.metric, cycle_id=cycle_id, judged_against=None,
+               reason=f"@champion was moved to it outside Kaizen; cycle {cycle_id} restored the gated champion "
                       f"version {expected} (promotion.on_foreign_champion = restore)", check=False)
         try:
             reg.untag(name, expected, RETIRED_TAGS)
         except Exception:  # stale retirement tags are cosmetic; the alias is back
             pass
-        section.update(version=expected, foreign=foreign, restored=expected)
         alert = (f"alert: {why}; restored the gated champion version {expected} (promotion.on_foreign_champion = "
                  f"\"restore\"); to serve version {serving_version}, run `kaizen rollback {name} --to "
                  f"{serving_version}`, which records who and why")
-    else:
-        reg.settle_promotion(name, str(serving_version), expected, cycle_id=draft.id,
-                             reason=f"replaced outside Kaizen by version {serving_version}; adopted in cycle "
-                                    f"{draft.id}")
-        reg.tag(name, str(serving_version), {"kaizen.status": "champion", "kaizen.promoted_at": utcnow(),
-                                             "kaizen.promoted_by": draft.id, "kaizen.adopted_by": draft.id})
-        reg.clear_baseline(name)
-        section.update(version=str(serving_version), foreign=foreign, adopted=str(serving_version))
-        alert = (f"alert: {why}; adopted version {serving_version} as champion (promotion.on_foreign_champion = "
-                 f"\"{action}\"{'; not restored: ' + refused if refused else ''}): its performance baseline is "
-                 "measured anew")
-    draft.reasons.insert(0, alert)
-    return alert
+        return ForeignChampion(alert, {"version": expected, "foreign": foreign, "restored": expected}, expected)
+    reg.settle_promotion(name, str(serving_version), expected, cycle_id=cycle_id,
+                         reason=f"replaced outside Kaizen by version {serving_version}; adopted in cycle {cycle_id}")
+    reg.tag(name, str(serving_version), {"kaizen.status": "champion", "kaizen.promoted_at": utcnow(),
+                                         "kaizen.promoted_by": cycle_id, "kaizen.adopted_by": cycle_id})
+    reg.clear_baseline(name)
+    alert = (f"alert: {why}; adopted version {serving_version} as champion (promotion.on_foreign_champion = "
+             f"\"{action}\"{'; not restored: ' + refused if refused else ''}): its performance baseline is "
+             "measured anew")
+    return ForeignChampion(alert, {"version": str(serving_version), "foreign": foreign,
+                                   "adopted": str(serving_version)}, str(serving_version))
 
 
 def _cannot_restore(registry: Any, name: str, version: str) -> str | None:

@@ -8,7 +8,9 @@ refitted → promoting → promoted → decided → recorded``; ``refitted`` onl
 will promote, the refit when it passed its checks, and ``gated_version`` the one
 gated). Each step rewrites ``<state>/journal/<cycle id>.json`` atomically
 (:func:`kaizen._io.write_atomic`) with the sections of the record assembled so
-far and every model version the run registered (``registered``). ``decided``
+far, every model version the run registered (``registered``), the cost so far
+(``cost``: CPU and wall seconds since the start, the day, the ``add_cost``
+values; :meth:`kaizen.runner.Draft.spent`), the seed and the report. ``decided``
 holds the finished record; once the record is in the promotion log
 (``recorded``) the file is removed.
 
@@ -136,6 +138,10 @@ class Journal:
                 entry[k] = v.to_dict() if k == "record" else v
             entry["reasons"] = list(draft.reasons)
             entry["sections"] = clean_floats({k: v for k, v in draft.sections.items() if k != "cost"})
+            # what a recovered record needs to be as complete as a live one (kaizen/recovery.py)
+            entry["cost"] = clean_floats(draft.spent()) if hasattr(draft, "spent") else {}
+            entry["seed"] = getattr(draft, "seed", None)
+            entry["report"] = getattr(draft, "report", None)
         try:
             payload = json.dumps(redact_obj(entry), default=json_default, allow_nan=False).encode()
             self.dir.mkdir(parents=True, exist_ok=True)

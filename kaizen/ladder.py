@@ -32,7 +32,7 @@ import pandas as pd
 
 from kaizen.data.frames import labelled
 from kaizen.data.window import Window
-from kaizen.ledger import Record
+from kaizen.past import Past
 from kaizen.policy import Policy
 
 __all__ = ["Climb", "RUNGS", "change_rows", "climb", "labelled_per_history_batch"]
@@ -63,25 +63,19 @@ def rungs_for(policy: Policy) -> tuple[str, ...]:
     return RUNGS if policy.build.strategy == "ladder" else (policy.build.strategy,)
 
 
-def change_rows(policy: Policy, window: Window, history: list[Record], current_fired: bool,
+def change_rows(policy: Policy, window: Window, past: Past, current_fired: bool,
                 pool: pd.DataFrame, current_train: int) -> tuple[int | None, str]:
     """(rows, why): how many of the newest ``pool`` rows come after the located change.
 
-    The change is the first batch of the oldest window in the current run of cycles whose
-    performance signal fired (this one included). None when this cycle's performance signal did
-    not fire (no change located). The count is extended back batch by batch (then into the
-    reference) to at least ``build.min_refit_rows``.
+    The change is the first batch of the oldest window in the current run of windows whose
+    performance signal fired (:meth:`kaizen.past.Past.performance_run`, this one included). None when
+    this cycle's performance signal did not fire (no change located). The count is extended back
+    batch by batch (then into the reference) to at least ``build.min_refit_rows``.
     """
     if not current_fired:
         return None, "no performance drop located a change"
     first = window.batches[0] if window.batches else None
-    for r in reversed([r for r in history if r.policy == policy.name and r.kind == "cycle"]):
-        sigs = (r.trigger or {}).get("signals")
-        if not sigs:
-            continue  # saw no new batch: not a window
-        perf = next((s for s in sigs if s.get("rule") == PERFORMANCE), None)
-        if perf is None or not perf.get("fired"):
-            break
+    for r in past.performance_run():
         batches = (r.window or {}).get("batches") or []
         if batches:
             first = batches[0]

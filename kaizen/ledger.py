@@ -30,7 +30,9 @@ __all__ = ["DECISIONS", "KINDS", "Ledger", "Record", "SCHEMA_VERSION", "clean_fl
            "json_default", "new_cycle_id", "utcnow"]
 
 SCHEMA_VERSION = 1
-DECISIONS = ("skipped", "promoted", "rejected", "awaiting_approval", "shadowing", "failed")
+#: ``held``: the cycle held back on suspicious data (a data incident, or a drop only flagged rows carry), the
+#: champion untouched; ``rebaselined``: the performance baseline was reset by a recorded decision
+DECISIONS = ("skipped", "promoted", "rejected", "awaiting_approval", "shadowing", "held", "rebaselined", "failed")
 KINDS = ("cycle", "bootstrap", "retrain", "approval", "rejection", "rollback")
 #: :meth:`Ledger.tail` and :meth:`Ledger.since` read the file backwards this many bytes at a time
 READ_BLOCK = 64 * 1024

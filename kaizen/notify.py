@@ -7,8 +7,9 @@ once: a notification never blocks or fails a cycle. Each delivery is an HTTP POS
 ``backoff_seconds`` × 2^attempt between tries.
 
 Events: ``promoted`` (a promotion that is not a rollback), ``rejected``, ``awaiting_approval``,
-``rolled_back`` (a record of kind ``rollback`` that did not fail) and ``failed``; skipped cycles send
-nothing.
+``held`` (a data incident, or a drop only rows the trust checks flagged carry: a person should look),
+``rebaselined`` (the performance baseline was reset), ``rolled_back`` (a record of kind ``rollback``
+that did not fail) and ``failed``; skipped cycles send nothing.
 
 Secrets: a webhook's URL (which often carries a token in its path) is read from the environment
 variable its ``url_env`` names, at send time, and never logged: log lines name the variable
@@ -48,7 +49,7 @@ def event_of(record: Any) -> str | None:
     """The notification event of ``record`` (None: nothing to announce)."""
     if record.kind == "rollback":
         return "rolled_back" if record.decision != "failed" else "failed"
-    if record.decision in ("promoted", "rejected", "awaiting_approval", "failed"):
+    if record.decision in ("promoted", "rejected", "awaiting_approval", "held", "rebaselined", "failed"):
         return str(record.decision)
     return None
 
@@ -82,7 +83,8 @@ def slack_message(config: Config, record: Any, event: str) -> dict[str, Any]:
     elif body["champion_version"]:
         versions = f" (champion v{body['champion_version']})"
     title = {"promoted": "promoted", "rejected": "rejected", "awaiting_approval": "awaits approval",
-             "rolled_back": "rolled back", "failed": "failed"}.get(event, event)
+             "held": "held for a person", "rebaselined": "baseline reset", "rolled_back": "rolled back",
+             "failed": "failed"}.get(event, event)
     text = f"Kaizen · {record.policy}: {title}{versions}"
     lines = [f"*{_mrkdwn(text)}*"]
     if body["reason"]:

@@ -86,7 +86,7 @@ class ModelSpec:
 #: What a data check does when a batch fails it (``[data.checks]``); see kaizen/data/checks.py.
 CHECK_ACTIONS = ("block", "warn", "off")
 CHECK_NAMES = ("infinite", "all_null", "magnitude", "out_of_range", "null_rate", "unknown_category",
-               "unknown_label", "label_range")
+               "unknown_label", "label_range", "sign_flip", "rescaled", "offset", "remapped", "copied_column")
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,10 @@ class ChecksSpec:
     """``[data.checks]``: the action of each value check on production batches, and its thresholds.
 
     Defaults block what cannot be real (infinities, unknown classes, a column entirely null,
-    values orders of magnitude outside the reference, a regression target far outside it)
-    and warn for the rest. See docs/policies.md and kaizen/data/checks.py.
+    values orders of magnitude outside the reference, a regression target far outside it, a
+    column an upstream bug corrupted: sign flip, unit change, offset, relabelled categories,
+    copied column) and warn for the rest. See docs/policies.md, kaizen/data/checks.py and
+    kaizen/data/incidents.py.
     """
 
     infinite: str = "block"
@@ -106,12 +108,40 @@ class ChecksSpec:
     unknown_category: str = "warn"
     unknown_label: str = "block"
     label_range: str = "block"
+    sign_flip: str = "block"
+    rescaled: str = "block"
+    offset: str = "block"
+    remapped: str = "block"
+    copied_column: str = "block"
     #: ``out_of_range`` / ``label_range``: allowed = reference [min, max] widened by this many ranges each side
     range_tolerance: float = 3.0
     #: ``magnitude``: a value is impossible beyond this many times the reference's largest absolute value
     magnitude_factor: float = 1000.0
     #: ``null_rate``: a column's null share may exceed the reference's by at most this
     max_null_rate_increase: float = 0.3
+    #: incident checks: a column with fewer values (in the batch or the reference) is not judged
+    incident_min_values: int = 50
+    #: ``sign_flip``: "(almost) all of one sign" allows this share of the non-zero values on the other side
+    sign_tolerance: float = 0.01
+    #: ``sign_flip`` (mirror) / ``rescaled`` / ``offset``: a mapped batch matches the reference when its
+    #: 5 %, 10 %, ..., 95 % quantiles are this close to the reference's on average (unit: its 5-95 % range)
+    match_distance: float = 0.1
+    #: ``rescaled``: a factor at least this far from 1 (x k or / k) is a unit change, not drift
+    scale_factor: float = 5.0
+    #: ``offset``: the share of the values a constant shift must move outside the reference [min, max] ...
+    offset_outside_share: float = 0.5
+    #: ... and its least size, in units of the reference's 5-95 % range (also what a mirror must beat)
+    offset_min_shift: float = 1.0
+    #: ``remapped``: the level frequencies must differ at least this much as labelled (total variation) ...
+    remap_distance: float = 0.25
+    #: ... and match within this much after the best one-to-one relabelling
+    remap_match: float = 0.2
+    #: ``copied_column``: two columns equal in a batch are a copy when equal on less than this share of the
+    #: reference rows
+    copy_max_reference_share: float = 0.5
+    #: exact duplicate rows are dropped from the window and history only while the reference's own share
+    #: of exact duplicates is below this (0: never dropped, only counted)
+    max_reference_duplicates: float = 0.01
 
     @property
     def actions(self) -> dict[str, str]:
@@ -241,7 +271,9 @@ class InvarianceSpec:
 @dataclass(frozen=True)
 class GateSpec:
     min_improvement: float = 0.005
-    golden_tolerance: float = 0.01
+    #: the golden gate's non-inferiority margin: the lower confidence bound of (challenger - champion) on the
+    #: golden set must be above -golden_margin (``gates.golden_tolerance`` is its older name)
+    golden_margin: float = 0.01
     holdout_fraction: float = 0.5
     min_holdout_rows: int = 50
     #: when the window's holdout is below ``min_holdout_rows``, it grows into the newest earlier batches,
@@ -255,9 +287,10 @@ class GateSpec:
     promotion_test: str = "significance"
     min_effect: float = 0.0
     confidence: float = 0.95
-    #: "margin": the golden-set change must be >= -golden_tolerance; "significance": it fails only when the
-    #: loss beyond golden_tolerance is significant at ``confidence`` (a paired bootstrap on the golden rows)
-    golden_test: str = "significance"
+    #: "non_inferiority": the one-sided ``confidence`` lower bound of the golden-set change (a paired bootstrap)
+    #: must be above -golden_margin: the challenger carries the burden of proof; "margin": the point estimate
+    #: must be >= -golden_margin (for golden sets too small to bound anything)
+    golden_test: str = "non_inferiority"
     bootstrap_resamples: int = 1000
     slices: tuple[SliceSpec, ...] = ()
     min_slice_rows: int = 30
@@ -276,6 +309,8 @@ class GateSpec:
 
 #: ``gates.promotion_test`` values, ``gates.fairness_metric`` values, ``[[gates.invariance]]`` changes
 PROMOTION_TESTS = ("significance", "margin")
+#: ``gates.golden_test`` values ("significance", which forgave any loss it could not prove, is gone)
+GOLDEN_TESTS = ("non_inferiority", "margin")
 FAIRNESS_METRICS = ("demographic_parity", "equal_opportunity")
 INVARIANCE_CHANGES = ("add", "set", "multiply")
 
@@ -285,7 +320,7 @@ def _gates(r: Reader, task: str | None) -> GateSpec:
     d = GateSpec()
     g = GateSpec(
         min_improvement=r.number("gates.min_improvement", d.min_improvement, lo=0, hi=1),
-        golden_tolerance=r.number("gates.golden_tolerance", d.golden_tolerance, lo=0, hi=1),
+        golden_margin=_golden_margin(r, d.golden_margin),
         holdout_fraction=r.number("gates.holdout_fraction", d.holdout_fraction, lo=0.1, hi=0.9),
         min_holdout_rows=r.integer("gates.min_holdout_rows", d.min_holdout_rows, lo=1),
         max_holdout_batches=r.integer("gates.max_holdout_batches", d.max_holdout_batches, lo=1),
@@ -293,7 +328,7 @@ def _gates(r: Reader, task: str | None) -> GateSpec:
         promotion_test=r.string("gates.promotion_test", d.promotion_test, choices=PROMOTION_TESTS),
         min_effect=r.number("gates.min_effect", d.min_effect, lo=0, hi=1),
         confidence=r.number("gates.confidence", d.confidence, lo=0.5, hi=0.999),
-        golden_test=r.string("gates.golden_test", d.golden_test, choices=PROMOTION_TESTS),
+        golden_test=r.string("gates.golden_test", d.golden_test, choices=GOLDEN_TESTS),
         bootstrap_resamples=r.integer("gates.bootstrap_resamples", d.bootstrap_resamples, lo=100, hi=100_000),
         slices=tuple(_gate_tables(r, "gates.slices", _slice)),
         min_slice_rows=r.integer("gates.min_slice_rows", d.min_slice_rows, lo=1),
@@ -310,6 +345,17 @@ def _gates(r: Reader, task: str | None) -> GateSpec:
     if g.fairness_column is not None and task == "regression":
         r.problems.append(f"gates.fairness_column needs task 'binary_classification'; got task {task!r}")
     return g
+
+
+def _golden_margin(r: Reader, default: float) -> float:
+    """``gates.golden_margin``, or its older name ``gates.golden_tolerance`` (not both)."""
+    old = r.number("gates.golden_tolerance", None, lo=0, hi=1)
+    new = r.number("gates.golden_margin", None, lo=0, hi=1)
+    if old is not None and new is not None:
+        r.problems.append(f"gates.golden_tolerance is the older name of gates.golden_margin: set one; got "
+                          f"{old:g} and {new:g}")
+    value = new if new is not None else old
+    return default if value is None else value
 
 
 def _gate_tables(r: Reader, key: str, read: Any) -> list[Any]:
@@ -520,6 +566,8 @@ def _monitor(r: Reader) -> MonitorSpec:
 #: and what each may do when it finds suspicious rows
 TRUST_CHECKS = ("duplicates", "outliers", "label_shift", "label_noise")
 TRUST_ACTIONS = ("warn", "drop", "block", "off")
+#: ``trust.on_ambiguous``: what a cycle does with a challenger that passed the gates on ambiguous evidence
+AMBIGUOUS_ACTIONS = ("approve", "block")
 
 
 @dataclass(frozen=True)
@@ -549,6 +597,9 @@ class TrustSpec:
     min_label_shift: float = 0.1
     #: label_noise: a label is contradicted when cross-validated models give it less than this probability
     noise_probability: float = 0.05
+    #: when the champion broke while the training rows carry a finding (kaizen.monitor.rules.act): "approve" waits
+    #: for a person's approval, "block" rejects; no setting promotes such a challenger unattended
+    on_ambiguous: str = "approve"
 
     @property
     def actions(self) -> dict[str, str]:
@@ -570,6 +621,7 @@ def _trust(r: Reader) -> TrustSpec:
         outlier_ratio=r.number("trust.outlier_ratio", d.outlier_ratio, lo=1),
         min_label_shift=r.number("trust.min_label_shift", d.min_label_shift, lo=0, hi=1),
         noise_probability=r.number("trust.noise_probability", d.noise_probability, lo=0, hi=0.5, lo_open=True),
+        on_ambiguous=r.string("trust.on_ambiguous", d.on_ambiguous, choices=AMBIGUOUS_ACTIONS),
     )
 
 
@@ -604,6 +656,19 @@ def _checks(r: Reader) -> ChecksSpec:
         magnitude_factor=r.number("data.checks.magnitude_factor", d.magnitude_factor, lo=1, lo_open=True),
         max_null_rate_increase=r.number("data.checks.max_null_rate_increase", d.max_null_rate_increase,
                                         lo=0, hi=1),
+        incident_min_values=r.integer("data.checks.incident_min_values", d.incident_min_values, lo=10),
+        sign_tolerance=r.number("data.checks.sign_tolerance", d.sign_tolerance, lo=0, hi=0.2),
+        match_distance=r.number("data.checks.match_distance", d.match_distance, lo=0, hi=1, lo_open=True),
+        scale_factor=r.number("data.checks.scale_factor", d.scale_factor, lo=1, lo_open=True),
+        offset_outside_share=r.number("data.checks.offset_outside_share", d.offset_outside_share,
+                                      lo=0, hi=1, lo_open=True),
+        offset_min_shift=r.number("data.checks.offset_min_shift", d.offset_min_shift, lo=0),
+        remap_distance=r.number("data.checks.remap_distance", d.remap_distance, lo=0, hi=1, lo_open=True),
+        remap_match=r.number("data.checks.remap_match", d.remap_match, lo=0, hi=1),
+        copy_max_reference_share=r.number("data.checks.copy_max_reference_share", d.copy_max_reference_share,
+                                          lo=0, hi=1, lo_open=True),
+        max_reference_duplicates=r.number("data.checks.max_reference_duplicates", d.max_reference_duplicates,
+                                          lo=0, hi=1),
     )
 
 

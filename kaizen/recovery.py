@@ -9,15 +9,21 @@ policy's lock), and by the service when it starts. For each journal file:
   it now. A torn half line from the dead writer stays behind, unread.
 - it reached ``promoting`` or ``promoted`` and the registry's ``champion`` alias
   points to its challenger → the alias moved before the process died: finish
-  the promotion's bookkeeping and write the ``promoted`` record (a ``rollback``
-  retires with its journalled reason and restores its journalled baseline).
+  the promotion's bookkeeping and write the ``promoted`` record as the live
+  path would (a ``rollback`` retires with its journalled reason and restores its
+  journalled baseline): ``champion.promoted`` and ``champion.replaced`` set, the
+  first reason ``promoted version N to champion (was M)`` (a rollback keeps its
+  own first reason), then one saying it was recorded at restart.
 - anything else → one ``failed`` record, ``aborted: process died during …``;
   every version it registered (``registered``, plus ``version`` and
   ``gated_version``) that does not serve is tagged ``kaizen.status = aborted``,
   and the ``challenger`` alias is dropped if it points at one of them.
 
-In every case the run's MLflow run is ended (``KILLED`` if it was still
-running) and its work folder removed.
+Every record carries the cost the run journalled at its last step (CPU and
+wall seconds up to then, the day, the energy estimate), its seed and report. In
+every case the run's MLflow run is ended, if it was still running, as
+``KILLED`` for an aborted run, else as a live run ends (``FINISHED`` for the
+promotion), named and tagged with the decision; its work folder is removed.
 
 The record keeps the cycle's id, and nothing is written for an id the log
 already holds, so recovering twice never duplicates a record.
@@ -43,13 +49,50 @@ PHASE = {Step.STARTED: "monitoring", Step.MONITORED: "the trigger decision", Ste
          Step.PROMOTING: "the promotion", Step.PROMOTED: "recording", Step.DECIDED: "recording"}
 
 
-def _record(entry: dict[str, Any], decision: str, reasons: list[str], error: str | None = None) -> Record:
+def _record(entry: dict[str, Any], decision: str, reasons: list[str], cost: dict[str, Any], *,
+            error: str | None = None, champion: dict[str, Any] | None = None, actor: str | None = None,
+            resolves: str | None = None) -> Record:
     s = entry.get("sections") or {}
     return Record(id=entry["id"], policy=entry["policy"], decision=decision, reasons=tuple(reasons),
                   kind=entry.get("kind") or "cycle",
-                  window=s.get("window", {}), trigger=s.get("trigger", {}), champion=s.get("champion", {}),
-                  challenger=s.get("challenger", {}), gates=tuple(s.get("gates", ())),
-                  mlflow_run_id=entry.get("run_id"), error=error)
+                  window=s.get("window", {}), trigger=s.get("trigger", {}),
+                  champion=s.get("champion", {}) if champion is None else champion,
+                  challenger=s.get("challenger", {}), gates=tuple(s.get("gates", ())), cost=cost,
+                  mlflow_run_id=entry.get("run_id"), report=entry.get("report"), seed=entry.get("seed"),
+                  actor=actor, error=error, resolves=resolves)
+
+
+def _cost(config: Config, entry: dict[str, Any]) -> dict[str, Any]:
+    """The cost the run journalled at its last step (CPU and wall seconds, the day, ``add_cost`` values), with the
+    energy estimate a live record adds (:meth:`kaizen.runner.Draft.finish`); ``{}`` for a journal without one."""
+    from kaizen.cost import CostModel
+
+    cost = dict(entry.get("cost") or {})
+    cpu = cost.get("cpu_seconds")
+    if isinstance(cpu, (int, float)):
+        cost.update(CostModel.from_config(config).estimate(cpu))
+    return cost
+
+
+def _promoted(entry: dict[str, Any], step: str, cost: dict[str, Any]) -> Record:
+    """The ``promoted`` record of a run that died after moving the alias, as :mod:`kaizen.cycle.promote` writes it."""
+    version, old = str(entry["version"]), entry.get("replaced")
+    old = None if old is None else str(old)
+    s = entry.get("sections") or {}
+    champion = {**s.get("champion", {}), "promoted": version, "replaced": old}
+    note = (f"recorded at restart from the journal: the process died during {PHASE[step]}, after the champion "
+            "alias moved")
+    journalled = list(entry.get("reasons", []))
+    rollback = (s.get("challenger") or {}).get("rollback") if entry.get("kind") == "rollback" else None
+    if rollback is not None and journalled:  # its first reason already says which version it restored, and why
+        reasons = [journalled[0], note, *journalled[1:]]
+    else:
+        gated = entry.get("gated_version")
+        of = f" (refit of version {gated})" if gated is not None and str(gated) != version else ""
+        reasons = [f"promoted version {version}{of} to champion (was {old or 'none'})", note, *journalled]
+    # an approval journals whom it answers and who answered (kaizen/review.py): its waiting record is then answered
+    return _record(entry, "promoted", reasons, cost, champion=champion,
+                   actor=(rollback or {}).get("actor") or entry.get("actor"), resolves=entry.get("resolves"))
 
 
 def _finish_promotion(registry: Any, entry: dict[str, Any]) -> None:
@@ -68,7 +111,7 @@ def _finish_promotion(registry: Any, entry: dict[str, Any]) -> None:
         registry.raise_baseline(name, chall["metric"], chall.get("holdout_metric"))
 
 
-def _settle(entry: dict[str, Any], ledger: Ledger, registry: Any) -> Record:
+def _settle(entry: dict[str, Any], ledger: Ledger, registry: Any, cost: dict[str, Any]) -> Record:
     step = entry.get("step", Step.STARTED)
     if step == Step.DECIDED and entry.get("record"):
         return Record.from_dict(entry["record"])
@@ -79,10 +122,7 @@ def _settle(entry: dict[str, Any], ledger: Ledger, registry: Any) -> Record:
         champ = registry.champion(entry["policy"])
         if champ is not None and champ.version == str(version):
             _finish_promotion(registry, entry)
-            reasons = [*entry.get("reasons", []),
-                       f"promoted version {version} to champion (was {entry.get('replaced')}); recorded at restart: "
-                       f"the process died during {PHASE[step]}, after the champion alias moved"]
-            return _record(entry, "promoted", reasons)
+            return _promoted(entry, step, cost)
     why = f"aborted: process died during {PHASE.get(step, step)} (last step journalled: {step})"
     left = [*entry.get("registered", []), version, entry.get("gated_version")]
     if entry.get("kind") == "rollback":  # it registers nothing: its version is an old one, left as it was
@@ -99,7 +139,7 @@ def _settle(entry: dict[str, Any], ledger: Ledger, registry: Any) -> Record:
                 registry.drop_challenger(entry["policy"])
         except Exception as exc:  # tagging is a courtesy; the record is what matters
             log.warning("could not tag aborted challenger v%s: %s", v_id, exc)
-    return _record(entry, "failed", [why, *entry.get("reasons", [])], error=why)
+    return _record(entry, "failed", [why, *entry.get("reasons", [])], cost, error=why)
 
 
 def recover_all(config: Config, journal: Journal, *, registry: Any = None) -> list[Record]:
@@ -149,7 +189,7 @@ def recover(config: Config, journal: Journal, *, policy: str, registry: Any = No
             log.info("cycle %s was already recorded; removed its journal", cid)
             continue
         try:
-            record = _settle(entry, ledger, registry)
+            record = _settle(entry, ledger, registry, _cost(config, entry))
         except Exception as exc:
             log.error("cannot settle interrupted cycle %s yet (%s); will retry", cid, exc)
             continue
@@ -159,7 +199,10 @@ def recover(config: Config, journal: Journal, *, policy: str, registry: Any = No
         if registry is not None and record.mlflow_run_id:
             from kaizen.runner import mirror
 
-            mirror(registry, record, status="KILLED")
+            # a decision that was reached (promoted: the alias moved; or decided) ends its run as a live one
+            # would (FINISHED, FAILED for a failed decision); an aborted run was killed
+            mirror(registry, record, status="KILLED" if record.error and record.error.startswith("aborted:")
+                   else None)
         shutil.rmtree(config.work_dir / cid, ignore_errors=True)
         journal.remove(cid)
         log.warning("recovered interrupted cycle %s of %s: %s (%s)", cid, entry["policy"], record.decision,

@@ -12,22 +12,29 @@ ids, nothing else. MLflow is imported only when a Registry is created.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kaizen._env import prepare
-from kaizen.errors import RegistryError
+from kaizen.errors import KaizenError, RegistryError
 from kaizen.ledger import utcnow
 
-__all__ = ["CHAMPION", "CHALLENGER", "Registry", "Version"]
+__all__ = ["CHAMPION", "CHALLENGER", "Registry", "Version", "reaching", "unreachable"]
+
+log = logging.getLogger("kaizen.registry")
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 SHADOW = "shadow"
 BASELINE_TAG = "kaizen.baseline"
+#: run tag of a champion version's monitoring run (:meth:`Registry.monitoring_run`): the version it watches
+MONITOR_OF = "kaizen.monitor_of"
 #: ``<state>/registry.marker``: this state folder has a registry; a vanished SQLite file is an error, not a fresh start
 MARKER = "registry.marker"
 #: MLflow's HTTP retry settings when the user set none: fail within seconds, not ~2 minutes
@@ -199,6 +206,14 @@ class Registry:
         cur = self.challenger(name)
         if cur is not None and cur.version == str(version):
             self.client.delete_registered_model_alias(name, CHALLENGER)
+        for k in [k for k in _MONITORING_RUNS if k[:2] == (self.tracking_uri, name) and k[2] != str(version)]:
+            del _MONITORING_RUNS[k]  # never hand out a retired champion's run, even if finishing it fails below
+        try:  # the retired champion's monitoring run is done (and any left RUNNING from before)
+            exp = self.client.get_experiment_by_name(f"kaizen/{name}")
+            if exp is not None:
+                self._finish_monitoring(name, exp.experiment_id, str(version), cycle_id)
+        except Exception as exc:  # a run's status is a courtesy to MLflow's UI; the alias has moved
+            log.warning("%s: could not finish the monitoring run of the retired champion: %s", name, exc)
 
     # -- registered-model tags (the performance baseline) -------------------
     def baseline(self, name: str) -> float | None:
@@ -243,21 +258,50 @@ class Registry:
 
     # -- runs ---------------------------------------------------------------
     def monitoring_run(self, model_name: str, version: str) -> str:
-        """The run that collects the quiet cycles' monitoring numbers of one champion version (created once)."""
+        """The RUNNING run that collects the quiet cycles' numbers of champion ``version`` (created once per term).
+
+        Called with the serving champion: a monitoring run still RUNNING for any other version (left by a
+        process from before retired champions' runs were finished) is finished here, in the same search.
+        A version that serves again after a rollback gets a new run: its old one stays FINISHED.
+        """
         key = (self.tracking_uri, model_name, str(version))
         if key in _MONITORING_RUNS:
             return _MONITORING_RUNS[key]
         exp = self.experiment_id(model_name)
-        found = self.client.search_runs([exp], filter_string=f"tags.`kaizen.monitor_of` = '{version}'",
-                                        max_results=1)
-        if found:
-            run_id = found[0].info.run_id
-        else:
-            run_id = self.client.create_run(exp, run_name=f"{model_name} · monitoring · champion v{version}",
-                                            tags={"kaizen.monitor_of": str(version), "kaizen.policy": model_name,
-                                                  "kaizen.kind": "monitoring"}).info.run_id
-        _MONITORING_RUNS[key] = run_id
-        return run_id
+        found = self._finish_monitoring(model_name, exp, str(version), None)
+        if found is None:
+            found = self.client.create_run(exp, run_name=f"{model_name} · monitoring · champion v{version}",
+                                           tags={MONITOR_OF: str(version), "kaizen.policy": model_name,
+                                                 "kaizen.kind": "monitoring"}).info.run_id
+        _MONITORING_RUNS[key] = found
+        return found
+
+    def _finish_monitoring(self, model_name: str, experiment_id: str, serving: str,
+                           cycle_id: str | None) -> str | None:
+        """Finish the RUNNING monitoring runs of ``model_name`` except ``serving``'s; return that one's id, if any.
+
+        Each finished run is tagged ``kaizen.retired_by``: ``cycle_id``, else (a run found late) the cycle
+        its version's ``kaizen.retired_by`` tag names, and leaves :data:`_MONITORING_RUNS`.
+        """
+        keep = None
+        runs = self.client.search_runs([experiment_id], filter_string="tags.`kaizen.kind` = 'monitoring' and "
+                                       "attributes.status = 'RUNNING'", max_results=1000)
+        for run in runs:
+            of = run.data.tags.get(MONITOR_OF)
+            if of == serving:
+                keep = keep or run.info.run_id
+                continue
+            by = cycle_id
+            if by is None and of:
+                try:
+                    by = self.version(model_name, of).tags.get("kaizen.retired_by")
+                except RegistryError:  # the version was deleted: the run is done all the same
+                    pass
+            self.client.set_tag(run.info.run_id, "kaizen.retired_by", by or "unknown")
+            self.client.set_terminated(run.info.run_id, status="FINISHED")
+            for k in [k for k, v in _MONITORING_RUNS.items() if v == run.info.run_id]:
+                del _MONITORING_RUNS[k]
+        return keep
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], *, step: int | None = None) -> None:
         """Log ``metrics`` to ``run_id`` at ``step`` (default: the current Unix time in seconds)."""
@@ -382,6 +426,69 @@ _MONITORING_RUNS: dict[tuple[str, str, str], str] = {}
 
 def _not_found(exc: Any) -> bool:
     return "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")) or "not found" in str(exc).lower()
+
+
+#: MLflow error codes of an answer that did not come from a usable MLflow server (not an MLflow
+#: endpoint, wrong credentials, overloaded)
+_UNUSABLE_CODES = ("ENDPOINT_NOT_FOUND", "UNAUTHENTICATED", "PERMISSION_DENIED", "TEMPORARILY_UNAVAILABLE")
+_ANSWERED = re.compile(r"RESOURCE_DOES_NOT_EXIST|RESOURCE_ALREADY_EXISTS|INVALID_PARAMETER_VALUE|BAD_REQUEST|"
+                       r"INVALID_STATE")
+
+
+def unreachable(exc: BaseException, *uris: str) -> RegistryError | None:
+    """A one-line :class:`RegistryError` naming ``uris`` (redacted) if ``exc`` means the registry cannot be reached.
+
+    "Cannot be reached": a connection, DNS, TLS or timeout failure (requests/urllib3), an MLflow answer
+    that is not from a usable server (:data:`_UNUSABLE_CODES`), a database that cannot be opened
+    (SQLAlchemy/sqlite3 ``OperationalError``), or an ``OSError`` (a SQLite folder that cannot be
+    created). ``exc`` or any exception behind it counts; a :class:`RegistryError` Kaizen raised over one
+    (e.g. ``model has no version``) is re-read for what it is. None for anything else: a missing model,
+    a bad argument and a bug keep their own error.
+    """
+    from kaizen.redact import redact
+
+    if isinstance(exc, KaizenError) and not isinstance(exc, RegistryError):
+        return None
+    cause = None
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if _ANSWERED.search(str(getattr(e, "error_code", ""))):
+            return None  # a server that answered "no such model", "bad argument", ... was reached
+        top = type(e).__module__.split(".")[0]
+        if isinstance(e, OSError) or top in ("requests", "urllib3", "sqlite3") or (
+                top == "sqlalchemy" and type(e).__name__ in ("OperationalError", "InterfaceError")) or (
+                str(getattr(e, "error_code", "")) in _UNUSABLE_CODES):
+            cause = e  # keep walking: the innermost says it best ("Connection refused")
+        e = e.__cause__ or e.__context__
+    if cause is None:
+        return None
+    if isinstance(cause, OSError) and cause.strerror:
+        why = cause.strerror + (f": {cause.filename}" if cause.filename else "")
+    else:
+        why = str(getattr(cause, "orig", None) or cause).split(". Response body:")[0]
+        why = " ".join(why.split())
+        why = why if len(why) <= 200 else why[:199] + "…"
+    named = list(dict.fromkeys(u for u in uris if u)) or ["the configured URI"]
+    where = named[0] + (f" (registry {named[1]})" if len(named) > 1 else "")
+    return RegistryError(redact(f"cannot reach the MLflow registry at {where}: {why}"))
+
+
+@contextlib.contextmanager
+def reaching(*uris: str) -> Iterator[None]:
+    """Turn an error that means "the registry at ``uris`` cannot be reached" into one-line :class:`RegistryError`.
+
+    For the places a command opens or first touches the registry (``kaizen gc``, ``rollback``,
+    ``history``, ``approve``, ``reject``); any other error passes unchanged (:func:`unreachable`).
+    """
+    try:
+        yield
+    except Exception as exc:
+        err = unreachable(exc, *uris)
+        if err is None:
+            raise
+        raise err from exc
 
 
 # -- what kaizen/retention.py reads: a version with its files, a run with its report -----------------

@@ -139,9 +139,13 @@ def plan(config: Config, registry: Any, *, now: float | None = None) -> Retentio
     if registry is None:
         notes.append("no registry: model versions, run reports and cached predictions were not examined")
     else:
+        from kaizen.registry import reaching
+
         champions = {}
         keep_runs = {r.mlflow_run_id for r in waiting if r.mlflow_run_id}
-        for name in registry.models():
+        with reaching(config.tracking_uri, config.registry_uri):  # the first call: unreachable is one line
+            names = registry.models()
+        for name in names:
             try:
                 v_items, v_kept, v_notes, champions[name] = _versions(registry, name, s, now, records, waiting)
                 r_items, r_marks = _run_reports(registry, name, s, now, keep_runs)

@@ -110,12 +110,15 @@ def approve(config: Config, record_id: str, *, actor: str | None = None, registr
     actor = actor or getpass.getuser()
     judged = str(rec.champion.get("version"))
     version = str(rec.challenger.get("version"))
-    if registry is None:
-        from kaizen.registry import Registry
+    from kaizen.registry import reaching
 
-        registry = Registry.from_config(config)
-    registry.version(rec.policy, version)  # raises if it is gone
-    serving = registry.champion(rec.policy)
+    with reaching(config.tracking_uri, config.registry_uri):  # an unreachable registry is one line, not a traceback
+        if registry is None:
+            from kaizen.registry import Registry
+
+            registry = Registry.from_config(config)
+        registry.version(rec.policy, version)  # raises if it is gone
+        serving = registry.champion(rec.policy)
     if serving is None or serving.version != judged:
         raise KaizenError(f"the champion of {rec.policy!r} changed since {record_id} was judged "
                           f"(then version {judged}, now {serving.version if serving else 'none'}); "
@@ -130,7 +133,7 @@ def approve(config: Config, record_id: str, *, actor: str | None = None, registr
         draft.sections["champion"] = {"version": judged}
         draft.sections["challenger"] = {"version": version}
         metric = rec.challenger.get("metric") or rec.champion.get("metric") or ""
-        draft.step(Step.PROMOTING, version=version, replaced=judged)
+        draft.step(Step.PROMOTING, version=version, replaced=judged, resolves=record_id, actor=actor)
         commit(ctx.registry, rec.policy, version, metric=metric, cycle_id=draft.id,
                reason=f"replaced by version {version}, approved by {actor}", judged_against=judged,
                holdout_metric=rec.challenger.get("holdout_metric"))
@@ -160,8 +163,12 @@ def _reject(config: Config, rec: Record, actor: str, why: str, *, registry: Any,
     version = str(rec.challenger.get("version"))
 
     def body(ctx: RunContext) -> Record:
+        from kaizen.registry import reaching
+
         _waiting(ctx.ledger, rec.id)
-        ctx.registry.tag(rec.policy, version, {"kaizen.status": "rejected", "kaizen.rejected_by": tagged_by or actor})
+        with reaching(config.tracking_uri, config.registry_uri):  # the failed record's reason: one line
+            ctx.registry.tag(rec.policy, version, {"kaizen.status": "rejected",
+                                                   "kaizen.rejected_by": tagged_by or actor})
         draft = ctx.draft
         draft.sections["champion"] = {"version": rec.champion.get("version")}
         draft.sections["challenger"] = {"version": version}
@@ -169,8 +176,8 @@ def _reject(config: Config, rec: Record, actor: str, why: str, *, registry: Any,
         return draft.finish("rejected", resolves=rec.id, actor=actor)
 
     out = run(config, rec.policy, body, kind="rejection", registry=registry, wait_seconds=wait_seconds)
-    if out.decision == "failed":
-        raise KaizenError(f"rejection of {rec.id} failed ({out.id}): {out.error}")
+    if out.decision == "failed":  # one line: the runner's text of a registry it could not open may hold two
+        raise KaizenError(f"rejection of {rec.id} failed ({out.id}): {' '.join(str(out.error).split())}")
     return out
 
 

@@ -91,12 +91,16 @@ def rollback(config: Config, policy_name: str, *, to: str | None = None, reason:
     docstring), and :class:`KaizenError` naming the failed record when the run failed under the lock
     (e.g. the model cannot be loaded). ``metric``: the policy's metric (read from the log if empty).
     """
-    actor = actor or ("kaizen" if automatic else getpass.getuser())
-    if registry is None:
-        from kaizen.registry import Registry
+    from kaizen.registry import reaching
 
-        registry = Registry.from_config(config)
-    plan_rollback(registry, policy_name, Ledger(config.ledger_path).records(), to=to, force=force)
+    actor = actor or ("kaizen" if automatic else getpass.getuser())
+    records = Ledger(config.ledger_path).records()
+    with reaching(config.tracking_uri, config.registry_uri):  # an unreachable registry is one line, not a traceback
+        if registry is None:
+            from kaizen.registry import Registry
+
+            registry = Registry.from_config(config)
+        plan_rollback(registry, policy_name, records, to=to, force=force)
 
     def body(ctx: RunContext) -> Record:
         return rollback_body(ctx, policy_name, to, reason, actor, force=force, automatic=automatic, metric=metric)

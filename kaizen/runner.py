@@ -114,6 +114,15 @@ class Draft:
         if self.on_step is not None and self.last_step:
             self.on_step(self.last_step, self, {})
 
+    def spent(self) -> dict[str, Any]:
+        """The cost so far: the ``add_cost`` values, CPU and wall seconds since the start, the day.
+
+        Journalled at every step (on the run's thread, like :meth:`finish`), so a record recovered
+        after the process died carries the cost up to its last step (:mod:`kaizen.recovery`).
+        """
+        return {**self.sections.get("cost", {}), "cpu_seconds": round(time.thread_time() - self.cpu0, 3),
+                "wall_seconds": round(time.perf_counter() - self.wall0, 3), "day": self.day}
+
     def add_cost(self, **seconds: float) -> None:
         cost = self.sections.setdefault("cost", {})
         for k, v in seconds.items():
@@ -296,14 +305,16 @@ def _recover(config: Config, journal: Journal, policy: str, registry: Any) -> No
 
 def _open_registry(config: Config) -> tuple[Any, str]:
     """The registry, or None and why (an unreachable MLflow is a failed run, recorded)."""
-    from kaizen.registry import Registry
+    from kaizen.registry import Registry, unreachable
 
     try:
         return Registry.from_config(config), ""
     except KaizenError as exc:
         return None, str(exc)
     except Exception as exc:  # MLflow raises many types for a store it cannot open
-        return None, f"MLflow registry unreachable: {type(exc).__name__}: {exc}"
+        err = unreachable(exc, config.tracking_uri, config.registry_uri)
+        text = str(err) if err is not None else f"MLflow registry unreachable: {type(exc).__name__}: {exc}"
+        return None, " ".join(text.split())
 
 
 def _guarded(config: Config, draft: Draft, what: str, body: Callable[[], Record]) -> Record:

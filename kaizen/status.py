@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kaizen.config import Config
+from kaizen.health import health
 from kaizen.ledger import Ledger, iso_utc
 
 __all__ = ["collect", "render"]
@@ -101,6 +102,7 @@ def collect(config: Config) -> dict[str, Any]:
             "last_decision": last.decision if last else None, "last_cycle": last.time if last else None,
             "last_cycle_id": last.id if last else None,
             "triggered_without_acting": int((last.trigger or {}).get("without_acting") or 0) if last else 0,
+            "health": health(records, name),
             "last_error": err,
             "consecutive_failures": lp.get("consecutive_failures", 0),
             "retry_at": lp.get("retry_at"),
@@ -114,7 +116,7 @@ def render(st: dict[str, Any]) -> str:
     head = (f"daemon: running (pid {d['pid']}, {d.get('state')}"
             + (f", http://{d['http']['host']}:{d['http']['port']}" if d.get("http") else "") + ")"
             if d["running"] else "daemon: not running (start it with `kaizen run`)")
-    rows = [("POLICY", "SCHEDULE", "NEXT RUN", "CHAMPION", "SINCE", "LAST DECISION", "LAST ERROR")]
+    rows = [("POLICY", "HEALTH", "SCHEDULE", "NEXT RUN", "CHAMPION", "SINCE", "LAST DECISION", "LAST ERROR")]
     for p in st["policies"]:
         nxt = p["next_run"] or (f"({p['scheduled_next_run']})" if p["scheduled_next_run"] else "-")
         if p["running"]:
@@ -125,12 +127,19 @@ def render(st: dict[str, Any]) -> str:
         if p.get("triggered_without_acting", 0) > 1:
             last += f" (triggered {p['triggered_without_acting']} times in a row without acting)"
         err = p["last_error"]
-        rows.append((p["policy"], p["schedule"] or "-", nxt, f"v{p['champion']}" if p["champion"] else "-",
+        h = p.get("health") or {}
+        state = {"red": "RED", "ok": "ok"}.get(h.get("state"), "-")
+        if h.get("state") == "red":
+            state += f" ({h['drop']:+.3f} below baseline)"
+        rows.append((p["policy"], state, p["schedule"] or "-", nxt, f"v{p['champion']}" if p["champion"] else "-",
                      p["champion_since"] or "-", last,
                      f"{err['time']}: {err['error'].splitlines()[0][:80]}" if err else "-"))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = [head, ""] + ["  ".join(str(c).ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
                           for r in rows]
+    for p in st["policies"]:
+        if (p.get("health") or {}).get("state") == "red":
+            lines.append(f"RED {p['policy']}: {p['health']['why']}")
     for path, problem in st["broken"].items():
         lines.append(f"broken policy file {path}: {problem}")
     return "\n".join(lines)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from kaizen.ledger import Ledger, Record
 
@@ -65,3 +70,79 @@ def test_log_table_json_and_show(home) -> None:
     assert "gate improvement: FAIL  worse" in shown.stdout
     missing = kaizen("show", "nope", cwd=home.root)
     assert missing.returncode == 1 and "no record 'nope'" in missing.stderr
+
+
+# -- an unreachable registry: one line, exit 1, no traceback, no secret ---------------------------------------
+
+SECRET = "S3cretPW"
+WAITING = "20260102T000000Z-churn-bbbb"
+
+
+@pytest.fixture
+def stderr_logs(capsys):
+    """Kaizen's log handlers write to the captured stderr, so a stray log line counts as a line too."""
+    handlers = [h for h in (*logging.getLogger("kaizen").handlers, *logging.getLogger().handlers)
+                if type(h) is logging.StreamHandler and (h in logging.getLogger("kaizen").handlers
+                                                         or getattr(h, "_kaizen", False))]  # kaizen.logs.configure's
+    old = [h.stream for h in handlers]
+    for h in handlers:
+        h.stream = sys.stderr  # not setStream: it flushes the old stream, which pytest may have closed
+    yield capsys
+    for h, stream in zip(handlers, old, strict=True):
+        h.stream = stream
+
+
+def _unreachable_home(root: Path, uri: str) -> Path:
+    (root / "policies").mkdir(parents=True)
+    (root / "config.toml").write_text(f'[state]\ndir = "state"\n\n[mlflow]\ntracking_uri = "{uri}"\n')
+    ledger = Ledger(root / "state" / "promotion-log.jsonl")
+    ledger.append(Record(id="20260101T000000Z-churn-aaaa", policy="churn", decision="promoted", kind="bootstrap",
+                         reasons=("bootstrapped version 1",), champion={"version": "1", "replaced": None},
+                         challenger={"version": "1"}))
+    ledger.append(Record(id=WAITING, policy="churn", decision="awaiting_approval", reasons=("manual",),
+                         champion={"version": "1"}, challenger={"version": "2"}))
+    return root / "config.toml"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again: nothing listens there
+
+
+@pytest.mark.parametrize("command", [["gc", "--dry-run"], ["rollback", "churn"], ["history", "churn"],
+                                     ["approve", WAITING], ["reject", WAITING]])
+@pytest.mark.parametrize("where", ["http", "sqlite"])
+def test_an_unreachable_registry_is_one_line_and_exit_1(tmp_path: Path, stderr_logs, command, where) -> None:
+    from kaizen.cli import main
+
+    port = _free_port()
+    uri = (f"http://kaizen:{SECRET}@127.0.0.1:{port}" if where == "http" else
+           f"sqlite:///{tmp_path / 'a-file' / 'mlflow' / 'mlflow.db'}")  # a folder that cannot be created
+    (tmp_path / "a-file").write_text("")
+    conf = _unreachable_home(tmp_path / "home", uri)
+    stderr_logs.readouterr()
+    t0 = time.monotonic()
+    code = main(["--config", str(conf), *command])
+    took = time.monotonic() - t0
+    out, err = stderr_logs.readouterr()
+    assert code == 1, err
+    [line] = err.splitlines()
+    assert "Traceback" not in out + err and SECRET not in out + err
+    shown = f"http://kaizen:***@127.0.0.1:{port}" if where == "http" else str(tmp_path / "a-file")
+    if command[0] == "history":  # the log still answers; the line says what could not be checked
+        assert "v1 " in out and "bootstrap 20260101T000000Z-churn-aaaa" in out
+        assert line.startswith("kaizen: error: the registry's current @champion could not be read: cannot reach "
+                               f"the MLflow registry at {uri.replace(SECRET, '***')}: ")
+    elif command[0] == "reject":  # it runs through the runner: its failed record is kept, and said in one line
+        assert line.startswith(f"kaizen: error: rejection of {WAITING} failed (") and shown in line
+        failed = Ledger(tmp_path / "home" / "state" / "promotion-log.jsonl").records()[-1]
+        assert (failed.kind, failed.decision, failed.resolves) == ("rejection", "failed", None)
+        assert shown in failed.error and SECRET not in failed.to_json()
+    else:
+        assert line.startswith(f"kaizen: error: cannot reach the MLflow registry at {uri.replace(SECRET, '***')}: ")
+    if where == "http":
+        assert line.endswith(": Connection refused")
+    else:
+        assert "Not a directory" in line
+    assert took < 15  # MLflow's default HTTP retries would take minutes

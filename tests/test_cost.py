@@ -72,20 +72,26 @@ def test_cycles_record_energy_and_stop_improving_when_the_budget_is_spent(home) 
     home.arrive(3)
     rec = run_cycle(home.config(), home.policy())
     assert rec.decision == "skipped", rec.reasons
-    assert rec.trigger["action"] == "improve"  # the trigger fired, the budget said no
-    assert rec.reasons[0].startswith("daily compute budget used up")  # the decisive reason first
+    assert rec.trigger["triggered"] is True and rec.trigger["action"] == "skip"  # the trigger fired, the budget said no
+    assert rec.reasons[0].startswith("cannot improve: daily compute budget used up")  # the decisive reason first
+    assert [g["verdict"] for g in rec.trigger["guards"] if g["rule"] == "budget"] == ["blocks"]
     assert rec.trigger["budget"]["daily_cpu_seconds"] == 0.01 and rec.trigger["budget"]["spent_cpu_seconds"] > 0.01
     assert rec.challenger == {} and rec.cost["day"] == boot.cost["day"]
     assert rec.cost["energy_kwh"] == pytest.approx(rec.cost["cpu_seconds"] * 15.0 / 3.6e6, rel=0.01)
     # another day has its own budget: the next batch builds a challenger
     home.arrive(4)
     later = run_cycle(home.config(), home.policy(), day="2099-01-01")
-    assert later.decision in ("promoted", "rejected"), later.reasons
     assert later.cost["day"] == "2099-01-01" and later.cost["build_cpu_seconds"] > 0
-    # two batches of the new labelling rule read like one relabelled segment (trust.label_shift = "block"), but the
-    # champion broke decisively: an honest concept change, recorded, not blocked
-    assert later.window["trust"]["blocked"] is False
+    # two batches of the new labelling rule read like one relabelled segment (trust.label_shift = "block"); the
+    # champion broke decisively even without the rows it flagged, so the block is overridden -- but a poisoning and
+    # an honest change look alike here: the challenger waits for a person, whatever promotion.mode says
+    assert later.decision == "awaiting_approval", later.reasons
+    assert later.reasons[0].startswith("ambiguous evidence: the champion's roc_auc broke on this window")
+    assert "trust check(s) label_shift would block" in later.reasons[0]
+    assert later.reasons[0].endswith(f"awaits `kaizen approve {later.id}` or `kaizen reject {later.id}`")
+    assert later.window["trust"]["blocked"] is True
     [shift] = [c for c in later.window["trust"]["checks"] if c["check"] == "label_shift"]
-    assert shift["fired"] and shift["action"] == "warn" and "read as a concept change" in shift["message"]
-    assert any(r.startswith("trust check label_shift (warning): ") and "read as a concept change" in r
-               for r in later.reasons)
+    assert shift["fired"] and shift["action"] == "block"
+    [act] = [g for g in later.trigger["act"] if g["rule"] == "trust"]
+    assert act["verdict"] == "asks" and act["details"]["overridden"] is True
+    assert later.trigger["ambiguity"]["verdict"] == "asks"

@@ -37,8 +37,12 @@ def _guard(st: Reg) -> Record:
     def body(ctx: Any) -> Record:
         champ = ctx.registry.champion("churn")
         ctx.draft.sections["champion"] = {"version": champ.version}
-        alert = handle_foreign_champion(ctx, pol, ctx.ledger.tail("churn", 200), champ.version,
-                                        serving_tags=champ.tags)
+        found = handle_foreign_champion(ctx.registry, pol, ctx.ledger.tail("churn", 200), champ.version,
+                                        cycle_id=ctx.draft.id, serving_tags=champ.tags)
+        alert = found.alert if found else None
+        if found:
+            ctx.draft.sections["champion"].update(found.section)
+            ctx.draft.reasons.insert(0, found.alert)
         ctx.draft.sections["champion"]["read_after"] = ctx.registry.champion("churn").version
         ctx.draft.reasons.append("monitored" if alert else "nothing to report")
         return ctx.draft.finish("skipped")

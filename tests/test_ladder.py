@@ -9,6 +9,7 @@ from kaizen.bootstrap import bootstrap
 from kaizen.cycle import run_cycle
 from kaizen.ladder import change_rows
 from kaizen.ledger import Record
+from kaizen.past import Past
 from kaizen.registry import Registry
 
 #: a promoting cycle on batch 3 (concept drift): the performance signal fires
@@ -94,13 +95,13 @@ def test_the_change_is_the_first_batch_of_the_current_run_of_alarms(home) -> Non
     pool = pd.DataFrame({"x": range(5000)})
     history = [_record(1, ["b2"], False), _record(2, ["b3"], True), _record(3, ["b3"], None),
                _record(4, ["b4"], True)]
-    rows, why = change_rows(policy, w, history, True, pool, current_train=200)
+    rows, why = change_rows(policy, w, Past(history, "churn"), True, pool, current_train=200)
     assert rows == 200 + 400 + 400 and "since batch b3" in why  # b3, b4 and this window's training rows
     # the alarm starts in this window: only its rows, extended back to min_refit_rows
-    rows, why = change_rows(policy, w, [_record(4, ["b4"], False)], True, pool, current_train=150)
+    rows, why = change_rows(policy, w, Past([_record(4, ["b4"], False)], "churn"), True, pool, current_train=150)
     assert rows == 150 + 400 and "extended back" in why
     # no performance alarm: no change located
-    assert change_rows(policy, w, history, False, pool, current_train=200)[0] is None
+    assert change_rows(policy, w, Past(history, "churn"), False, pool, current_train=200)[0] is None
 
 
 def test_a_scheduled_refit_climbs_only_the_first_rung_and_is_gated(home) -> None:
@@ -114,7 +115,8 @@ def test_a_scheduled_refit_climbs_only_the_first_rung_and_is_gated(home) -> None
     home.arrive(1)
     second = run_cycle(home.config(), home.policy())
     assert second.trigger["scheduled"] is True
-    assert any(r.startswith("scheduled refit: 2 or more batches") for r in second.reasons), second.reasons
+    assert any(r.startswith("scheduled refit: 2 batch(es) since the last challenger was built") for r in
+               second.reasons), second.reasons
     assert [a["rung"] for a in second.challenger["ladder"]] == ["refit"]
     assert second.decision in ("promoted", "rejected") and second.challenger["trials"] == 0
     home.arrive(2)

@@ -174,7 +174,10 @@ def test_events_of_records() -> None:
     assert event_of(Record(id="a", policy="p", decision="failed", kind="rollback")) == "failed"
     assert event_of(Record(id="a", policy="p", decision="promoted", kind="approval")) == "promoted"
     assert event_of(Record(id="a", policy="p", decision="skipped")) is None
-    assert set(NOTIFY_EVENTS) == {"promoted", "rejected", "awaiting_approval", "rolled_back", "failed"}
+    assert event_of(Record(id="a", policy="p", decision="held")) == "held"
+    assert event_of(Record(id="a", policy="p", decision="rebaselined")) == "rebaselined"
+    assert set(NOTIFY_EVENTS) == {"promoted", "rejected", "awaiting_approval", "held", "rebaselined", "rolled_back",
+                                  "failed"}
 
 
 def test_webhook_settings_are_checked_and_a_secret_is_never_repeated(tmp_path: Path) -> None:

@@ -166,6 +166,44 @@ def test_manual_rollback_leaves_one_consistent_record(served: Reg) -> None:
     assert st.registry.baseline("churn") == 0.81 and "no reason given" in back.reasons[0]
 
 
+def test_a_retired_champions_monitoring_run_is_finished_and_never_handed_out_again(tmp_path: Path) -> None:
+    """Promotion and rollback end the retired champion's monitoring run; one left RUNNING by an older process ends
+    at the next lookup; the per-process cache never returns a finished run."""
+    from kaizen import registry as registry_module
+
+    st = make_reg(tmp_path / "home")
+    reg = st.registry
+
+    def status(run_id: str) -> str:
+        return reg.client.get_run(run_id).info.status
+
+    def tag(run_id: str) -> str | None:
+        return reg.client.get_run(run_id).data.tags.get("kaizen.retired_by")
+
+    promote(st, "1", replaced=None, holdout=0.78)
+    mon1 = reg.monitoring_run("churn", "1")
+    assert reg.monitoring_run("churn", "1") == mon1 and status(mon1) == "RUNNING" and tag(mon1) is None
+
+    cycle = promote(st, "2", replaced="1", holdout=0.81, champion_holdout=0.77, baseline=0.78)
+    assert (status(mon1), tag(mon1)) == ("FINISHED", cycle.id)
+    mon2 = reg.monitoring_run("churn", "2")
+    assert mon2 != mon1 and status(mon2) == "RUNNING"
+
+    back = rollback(st.config, "churn", actor="alice", registry=reg)
+    assert (status(mon2), tag(mon2)) == ("FINISHED", back.id)
+    again = reg.monitoring_run("churn", "1")  # v1 serves again: a new run, never its finished one from the cache
+    assert again not in (mon1, mon2) and status(again) == "RUNNING"
+    assert reg.client.get_run(again).data.tags["kaizen.monitor_of"] == "1"
+
+    # a run an older process left RUNNING for a version that no longer serves (v2), and a fresh process
+    stale = reg.client.create_run(reg.experiment_id("churn"), tags={"kaizen.monitor_of": "2", "kaizen.kind":
+                                                                    "monitoring", "kaizen.policy": "churn"})
+    registry_module._MONITORING_RUNS.clear()
+    assert reg.monitoring_run("churn", "1") == again  # the same lookup as before: one search, found
+    assert (status(stale.info.run_id), tag(stale.info.run_id)) == ("FINISHED", back.id)  # v2's retired_by tag
+    assert status(again) == "RUNNING"
+
+
 @pytest.mark.parametrize("case,message", [
     ("current", r"version 2 is already the champion of 'churn': nothing to roll back"),
     ("unknown", r"cannot roll back 'churn' to version 9: model 'churn' has no version 9"),

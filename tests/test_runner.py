@@ -109,3 +109,87 @@ def test_an_unfinished_run_is_recovered_by_the_next_run_of_its_policy(config) ->
     assert [r.id for r in got] == [Dead.id, rec.id]
     assert got[0].decision == "failed" and got[0].reasons[0].startswith("aborted: process died during the trigger")
     assert not (config.work_dir / Dead.id).exists() and journal.pending() == []
+
+
+# -- a run SIGKILLed after moving the champion alias: recovery writes the record the live run would have -------
+
+_DIES = """
+import sys, time
+from kaizen.config import load_config
+from kaizen.journal import Step
+from kaizen.runner import run
+
+def body(ctx):
+    d = ctx.draft
+    d.run_id = "run-7"
+    d.sections["champion"] = {"version": "1", "holdout_metric": 0.7}
+    d.sections["challenger"] = {"version": "2", "metric": "roc_auc", "holdout_metric": 0.8}
+    d.reasons.append("drift share 0.40 >= 0.30")
+    d.add_cost(build_cpu_seconds=1.25)
+    t0 = time.thread_time()
+    while time.thread_time() - t0 < 0.3:
+        pass
+    d.step(Step.PROMOTING, version="2", replaced="1")  # then the alias moves (the fake registry says it did)
+    d.sections["champion"].update(promoted="2", replaced="1")
+    d.step(Step.PROMOTED, version="2", replaced="1")
+    raise AssertionError("KAIZEN_TEST_CRASH_AT should have killed the process")
+
+run(load_config(sys.argv[1]), "churn", body, registry=object(), seed=11)
+"""
+
+
+class MovedAlias:
+    """The registry after the dead process moved ``@champion`` to version 2; records what recovery does."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def champion(self, name: str):
+        return type("V", (), {"version": "2"})()
+
+    def settle_promotion(self, name, version, old, *, reason, cycle_id, when=None) -> None:
+        self.calls.append(("settle", name, version, old, cycle_id))
+
+    def raise_baseline(self, name, metric, value) -> None:
+        self.calls.append(("baseline", name, metric, value))
+
+    def finish_run(self, run_id, *, name=None, tags=None, status="FINISHED") -> None:
+        self.calls.append(("finish", run_id, name, status, (tags or {}).get("kaizen.decision")))
+
+
+@pytest.mark.parametrize("point,phase", [("promoting", "the promotion"), ("promoted", "recording")])
+def test_a_run_killed_after_the_alias_moved_is_recorded_as_the_live_run_would(config, point, phase) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from kaizen.cost import CostModel, today
+    from kaizen.recovery import recover
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KAIZEN_TEST_")},
+           "PYTHONPATH": str(root), "KAIZEN_TEST_CRASH_AT": point}
+    out = subprocess.run([sys.executable, "-c", _DIES, str(config.state_dir.parent / "config.toml")], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == -signal.SIGKILL, out.stderr[-2000:]
+    journal = Journal(config.state_dir, config.ledger_path)
+    [entry] = journal.pending()
+    assert entry["step"] == point and entry["cost"]["build_cpu_seconds"] == 1.25
+
+    reg = MovedAlias()
+    [rec] = recover(config, journal, policy="churn", registry=reg)
+    assert Ledger(config.ledger_path).records() == [rec] and journal.pending() == []
+    assert (rec.id, rec.kind, rec.decision, rec.error, rec.seed) == (entry["id"], "cycle", "promoted", None, 11)
+    assert rec.reasons == ("promoted version 2 to champion (was 1)",
+                           f"recorded at restart from the journal: the process died during {phase}, after the "
+                           "champion alias moved",
+                           "drift share 0.40 >= 0.30")
+    assert rec.champion == {"version": "1", "holdout_metric": 0.7, "promoted": "2", "replaced": "1"}
+    assert rec.challenger == {"version": "2", "metric": "roc_auc", "holdout_metric": 0.8}
+    cpu = rec.cost["cpu_seconds"]
+    assert 0.3 <= cpu < 30 and rec.cost["wall_seconds"] >= cpu * 0.5
+    assert rec.cost == {"build_cpu_seconds": 1.25, "cpu_seconds": cpu, "wall_seconds": rec.cost["wall_seconds"],
+                        "day": today(), **CostModel().estimate(cpu)}
+    assert reg.calls == [("settle", "churn", "2", "1", rec.id), ("baseline", "churn", "roc_auc", 0.8),
+                         ("finish", "run-7", "churn · cycle · promoted · v1 vs v2", "FINISHED", "promoted")]

@@ -218,19 +218,28 @@ def _drift_share(rec: Any) -> float | None:
 
 def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None, seed: int | None = None,
                  progress: bool = True, state_dir: Path | None = None,
-                 on_batch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                 on_batch: Callable[[dict[str, Any]], None] | None = None,
+                 approve_after: int | None = 1) -> dict[str, Any]:
     """Replay ``batches`` through ``policy`` and the three baselines; return the JSON-ready result.
 
     ``config`` is the live config (read for threads and the cost factors only). ``state_dir``
     keeps the temporary state there (it must not exist yet) instead of a deleted temp folder.
     ``seed`` overrides ``build.seed``; with a trial budget a seeded backtest repeats exactly.
+    ``approve_after``: how the replay answers a challenger left ``awaiting_approval`` (ambiguous
+    evidence, ``promotion.mode = "manual"``): a simulated person approves it once this many more
+    batches have been scored by the old champion (1: it serves one batch later than an automatic
+    promotion would have; 0: at once); None: nobody ever answers.
     """
+    if approve_after is not None and (isinstance(approve_after, bool) or approve_after < 0):
+        raise ValueError(f"The 'approve_after' parameter of run_backtest must be an integer >= 0 or None. Got "
+                         f"{approve_after!r} instead.")
     import mlflow
 
     from kaizen.bootstrap import bootstrap, refit_every_batch, retrain
     from kaizen.cycle import run_cycle
     from kaizen.data.window import load_reference
     from kaizen.registry import Registry
+    from kaizen.review import approve
 
     wall0 = time.perf_counter()
     batches = Path(batches).resolve()
@@ -280,6 +289,7 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
         static_uri = f"models:/{kz.name}/{boot['kaizen']['version']}"
         scorer = _Scorer(kz, schema)
         rows_out: list[dict[str, Any]] = []
+        pending: dict[str, int] = {}  # record id -> the batch before whose cycle a simulated person approves it
         bar = _progress(len(files), kz.name, progress)
         try:
             for i, (path, frame, problem) in enumerate(files):
@@ -304,8 +314,18 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
                 shutil.copy(path, production / path.name)
                 _reveal_labels(arrivals, i, kz)
                 day = _day(frame, schema.timestamp, i)
-                # 3. the arms act; what they promote serves from the next batch on
+                # 3. the arms act; what they promote serves from the next batch on (approvals first)
+                for rid in [r for r, due in pending.items() if due <= i]:
+                    del pending[rid]
+                    try:
+                        answer = approve(cfg, rid, actor="backtest (a person approving after "
+                                         f"{approve_after} batch(es))", registry=registry)
+                        entry.setdefault("approved", []).append({"record": rid, "decision": answer.decision})
+                    except KaizenError as exc:  # the champion changed meanwhile, or the approval expired
+                        entry.setdefault("approved", []).append({"record": rid, "refused": str(exc)})
                 rec = run_cycle(cfg, kz, seed=seed, registry=registry, day=day)
+                if rec.decision == "awaiting_approval" and approve_after is not None:
+                    pending[rec.id] = i + approve_after
                 cpu, build_cpu = _cost(rec)
                 entry.update(drift_share=_drift_share(rec), decision=rec.decision, cpu_seconds=cpu,
                              build_cpu_seconds=build_cpu, challenger_version=rec.challenger.get("version"),
@@ -360,6 +380,7 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
                      "watts_per_core": cost_model.watts_per_core,
                      "grid_gco2_per_kwh": cost_model.grid_gco2_per_kwh},
         "warnings": size_warnings,
+        "approve_after": approve_after,
         "bootstrap": boot,
         "batches": rows_out,
         "summary": summarize(rows_out, cost_model),
@@ -409,7 +430,10 @@ def summarize(rows: list[dict[str, Any]], cost_model: CostModel) -> dict[str, di
         "kaizen": arm([r["metric"] for r in rows], [r["cpu_seconds"] for r in rows],
                       [r["build_cpu_seconds"] for r in rows],
                       sum(1 for r in rows if r["challenger_version"] is not None),
-                      sum(1 for r in rows if r["decision"] == "promoted"), decisions=decisions,
+                      sum(1 for r in rows if r["decision"] == "promoted")
+                      + sum(1 for r in rows for a in r.get("approved", ()) if a.get("decision") == "promoted"),
+                      decisions=decisions,
+                      approvals=sum(1 for r in rows for a in r.get("approved", ()) if a.get("decision") == "promoted"),
                       budget_skips=sum(1 for r in rows if "daily compute budget" in (r.get("reason") or ""))),
         "static": arm([r["baselines"]["static"]["metric"] for r in rows], [0.0] * len(rows), [0.0] * len(rows),
                       0, 0),

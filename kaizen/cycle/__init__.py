@@ -1,17 +1,24 @@
-"""One improvement cycle for one policy: load → monitor → decide → build → gate → promote → record.
+"""One improvement cycle for one policy: look → monitor → decide → screen → build → gate → settle → record.
 
-The package reads like the cycle: this module is the orchestrator; ``watch`` looks at the
-window (what is new, the monitor, the trigger's inputs, the report), ``challenge`` builds and
-judges (the time split, the ladder, the refit on the holdout), ``promote`` commits (or shadows,
-or waits for a person, or rolls back).
+The package reads like the cycle. This module is the orchestrator and the only writer of the
+record: each step is a function of a step module that returns a frozen value —
+``watch`` (what is new, the monitor, quiet logging, the report), ``screen`` (the time split and the
+data-trust checks), ``challenge`` (the ladder, the gates, the refit on the holdout), ``promote``
+(promote, wait for a person, shadow, reject; a shadow's verdict; an automatic rollback) — and every
+decision about acting is a rule of the trigger family (:mod:`kaizen.monitor.rules`). The order of
+the record's reasons is one rule (:mod:`kaizen.cycle.reasons`).
 
-:func:`run_cycle` hands :func:`_cycle` to the one runner (:mod:`kaizen.runner`:
-the policy's lock, the crash journal, exactly one record). :func:`_cycle` reads
-top to bottom like the cycle; each step is a function of the step modules that
-returns a value, and only this orchestrator writes the record's sections.
-The ``champion`` alias moves only as the last registry write of a promoting
-cycle (:func:`kaizen.promotion.commit`), so a cycle that dies anywhere leaves
+:func:`run_cycle` hands :func:`_cycle` to the one runner (:mod:`kaizen.runner`: the policy's lock,
+the crash journal, exactly one record). The ``champion`` alias moves only as the last registry
+write of a promoting cycle (:func:`kaizen.promotion.commit`), so a cycle that dies anywhere leaves
 the registry as it was or fully promoted.
+
+Who may decide alone: a challenger is promoted with nobody watching only on evidence the
+suspicious rows did not produce. When the champion's metric fell, the new rows are screened
+*before* deciding; a drop that only the flagged rows carry holds the cycle for a person
+(``held``); a drop that stands without them while the training rows carry a finding makes the
+cycle ambiguous: the challenger waits for approval (``trust.on_ambiguous``). A corrupted column
+(a data incident) holds the cycle and the champion keeps serving.
 """
 
 from __future__ import annotations
@@ -23,34 +30,12 @@ from typing import Any
 
 from kaizen.champion import serving_champion
 from kaizen.config import Config
-from kaizen.cycle.challenge import (
-    attempt_line,
-    check_trust,
-    climb_ladder,
-    log_metrics,
-    refit_on_holdout,
-    split_by_time,
-)
-from kaizen.cycle.promote import auto_rollback, promote_or_wait, promote_shadow, shadow_verdict
-from kaizen.cycle.watch import (
-    idle_trigger,
-    log_monitor,
-    log_quiet,
-    log_window_input,
-    monitor_window,
-    new_problems,
-    nothing_to_do,
-    over_budget,
-    performance_baseline,
-    refit_due,
-    trigger_decision,
-    wants_report,
-    window_only,
-    write_cycle_report,
-)
+from kaizen.cycle.reasons import Reasons, Why
+from kaizen.cycle.work import Work
 from kaizen.errors import BuildError
 from kaizen.journal import Step
-from kaizen.ledger import Record, last_of
+from kaizen.ledger import Record
+from kaizen.past import Past
 from kaizen.policy import Policy
 from kaizen.runner import RunContext, run
 
@@ -85,145 +70,256 @@ def run_cycle(config: Config, policy: Policy, *, seed: int | None = None, stop: 
 
 
 def _cycle(ctx: RunContext, policy: Policy) -> Record:
-
+    from kaizen.champion import load_champion
+    from kaizen.cost import spent_on
+    from kaizen.cycle.promote import auto_rollback_reason, promote_shadow, settle, shadow_verdict
+    from kaizen.cycle.screen import screen
+    from kaizen.cycle.watch import (
+        labelled_predictions,
+        monitor_window,
+        new_incidents,
+        new_problems,
+        nothing_to_do,
+        performance_baseline,
+        wants_report,
+        window_only,
+    )
+    from kaizen.data.frames import model_frame
     from kaizen.data.window import load_window
-
-    draft, registry = ctx.draft, ctx.registry
-    champion = serving_champion(registry, policy)
-    draft.sections["champion"] = {"version": champion.version}
-
-    # load: the window only; the history is read when a challenger is built
-    window = load_window(window_only(policy))
-    draft.sections["window"] = window.summary()
-    # a bounded read of the log, newest last: what the trigger, the ladder and the "nothing new" check look back on
-    history = ctx.ledger.tail(policy.name, HISTORY_RECORDS)
-    # a champion alias moved outside Kaizen: restored (and alerted) or adopted, by promotion.on_foreign_champion
     from kaizen.history import handle_foreign_champion
+    from kaizen.monitor.rules import TriggerInputs, decide
 
-    if handle_foreign_champion(ctx, policy, history, champion.version, serving_tags=champion.tags):
+    draft, registry, work = ctx.draft, ctx.registry, Work.of(ctx)
+    why = Reasons(draft.reasons)
+    sections = draft.sections
+    past = Past(ctx.ledger.tail(policy.name, HISTORY_RECORDS), policy.name)
+
+    # the champion; an alias moved outside Kaizen is restored or adopted (promotion.on_foreign_champion)
+    champion = serving_champion(registry, policy)
+    sections["champion"] = {"version": champion.version}
+    foreign = handle_foreign_champion(registry, policy, list(past.records), champion.version, cycle_id=draft.id,
+                                      serving_tags=champion.tags)
+    if foreign is not None:
+        why.add(Why.ALERT, foreign.alert)
+        sections["champion"].update(foreign.section)
         champion = registry.champion(policy.name)
-    last = last_of(history, policy.name, kinds=("cycle",))
-    quiet = nothing_to_do(window, last, policy)
-    problems = new_problems(window, last)
-    draft.reasons.extend(problems)
-    if quiet:  # a batch rejected just now is the news; otherwise why there is nothing to do
-        draft.reasons.insert(len(problems) if any(" rejected: " in p for p in problems) else 0, quiet)
+
+    # look: the window only (the history is read when the cycle may act)
+    window = load_window(window_only(policy))
+    sections["window"] = window.summary()
+    last = past.last_cycle()
+    rejected, notes = new_problems(window, last)
+    incidents = new_incidents(window, last)
+    if incidents:  # a corrupted column: the batch is held back, nothing learns from it, the champion serves
+        why.extend(Why.INCIDENT, (f"data incident in batch {name}: " + "; ".join(msgs) + "; the batch is held back "
+                                  "(never scored, never learned from) and the champion keeps serving: fix the data "
+                                  "upstream" for name, msgs in incidents))
+        why.extend(Why.NEWS, rejected)
+        why.extend(Why.NOTE, notes)
+        return draft.finish("held")
+    why.extend(Why.NEWS, rejected)
+    why.extend(Why.NOTE, notes)
+    quiet = nothing_to_do(window, past.last_cycle(judged=True), policy)
+    if quiet:
+        why.add(Why.QUIET, quiet)
         return draft.finish("skipped")
 
     # monitor
-    from kaizen.champion import load_champion
-
     champ_model, _ = load_champion(champion, policy, ctx.config.registry_uri)
-    mon, sides = monitor_window(ctx, policy, champion, champ_model, window)
-    draft.sections["champion"]["window_metric"] = mon.champion_metric
+    watch = monitor_window(ctx.config, policy, champion, champ_model, window, workdir=ctx.workdir, seed=draft.seed)
+    mon = watch.monitor
+    sections["window"].update(watch.notes)
+    sections["champion"]["window_metric"] = mon.champion_metric
     draft.step(Step.MONITORED)
 
-    # a champion promoted recently that does worse than the one it replaced: rolled back
-    rolled = auto_rollback(ctx, policy, champion, mon, sides[2], window, history)
-    if rolled is not None:
-        return rolled
+    # a champion promoted recently that does worse than the one it replaced: rolled back (its own record)
+    rollback_why = auto_rollback_reason(policy, champion, mon, watch.current_predictions, window, past, draft.seed)
+    if rollback_why:
+        from kaizen.rollback import RollbackRefused, rollback_body
+
+        sections["trigger"] = {"monitor": mon.to_dict()}
+        try:
+            return rollback_body(ctx, policy.name, None, rollback_why, "kaizen", automatic=True,
+                                 metric=policy.model.metric)
+        except RollbackRefused as exc:
+            why.add(Why.NOTE, f"automatic rollback not done: {exc}")
 
     # a challenger in shadow: scored beside the champion on this window; promoted, rejected or still waiting
-    shadowed = shadow_verdict(ctx, policy, window, mon, history)
-    if shadowed is not None and shadowed[0] == "promote":
-        return promote_shadow(ctx, policy, champion, shadowed, mon)
+    shadowed = shadow_verdict(work, policy, window, mon, past)
+    if shadowed is not None and shadowed.action == "promote":
+        sections["trigger"] = {"monitor": mon.to_dict(), "shadow": shadowed.scores}
+        sections["challenger"] = {"version": shadowed.version.version, "metric": policy.model.metric,
+                                  "window_metric": shadowed.scores.get("window_metric")}
+        outcome = promote_shadow(work, policy, champion, shadowed)
+        sections["champion"].update(outcome.champion)
+        why.add(Why.OUTCOME, outcome.reason)
+        why.extend(Why.NOTE, outcome.also)
+        return draft.finish(outcome.decision)
 
-    # decide
-    baseline = performance_baseline(ctx, policy, champ_model, window)
-    decision = trigger_decision(policy, mon, baseline, window, sides[2], history, draft.seed)
-    draft.sections["trigger"] = {"monitor": mon.to_dict(), "baseline": baseline, **decision.to_dict()}
+    # decide: the trigger family, on the window's numbers
+    baseline, baseline_note = performance_baseline(registry, policy, champ_model, window)
+    why.add(Why.NOTE, baseline_note)
+    y, pred = labelled_predictions(policy, window, watch.current_predictions)
+    inputs = TriggerInputs(mon, baseline, labelled_y=y, labelled_pred=pred, history=past.records, seed=draft.seed,
+                           day=draft.day, shadow=shadowed.version.version if shadowed is not None else None,
+                           spent=lambda: spent_on(ctx.ledger.since(policy.name, draft.day), policy.name, draft.day))
+    decision = decide(policy, inputs)
+
+    # screen: when the cycle may act, or the champion's metric fell, the new rows are checked first, so that
+    # whether the champion broke is judged without the rows the trust checks flag
+    screened = None
+    perf = decision.performance
+    if decision.judged and (decision.improve or (perf is not None and perf.fired)):
+        full = load_window(policy)  # with its history
+        if len(full.labelled) != len(y):  # rows the window-only read could not tell were copies of history rows
+            watch = dataclasses.replace(watch, current_predictions=champ_model.predict(model_frame(full.current,
+                                                                                                   full.schema)))
+            y, pred = labelled_predictions(policy, full, watch.current_predictions)
+            inputs = dataclasses.replace(inputs, labelled_y=y, labelled_pred=pred)
+        screened = screen(policy, full, champ_model, seed=draft.seed)
+        if screened.trust is not None:
+            sections["window"]["trust"] = screened.trust.to_dict()
+        if screened.excluded is not None:
+            inputs = dataclasses.replace(inputs, excluded=screened.excluded, excluded_why=screened.excluded_why)
+            decision = decide(policy, inputs)
+    sections["trigger"] = {"monitor": mon.to_dict(), "baseline": baseline, **decision.to_dict()}
+    if decision.guards and (b := next((g for g in decision.guards if g.rule == "budget"), None)) is not None:
+        sections["trigger"]["budget"] = dict(b.details)
     if shadowed is not None:
-        draft.sections["trigger"]["shadow"] = shadowed[2]
-        draft.reasons.append(shadowed[1])
-        if shadowed[0] == "wait" and decision.improve:
-            decision = dataclasses.replace(decision, action="skip", reasons=(
-                f"a shadow challenger (version {shadowed[2]['version']}) is being evaluated; no other challenger "
-                "is built meanwhile", *decision.reasons))
+        sections["trigger"]["shadow"] = shadowed.scores
+        why.add(Why.NOTE, shadowed.why)
+
+    # a baseline moves only by a recorded decision: this cycle records the re-baselining, and nothing else
     if decision.rebaseline is not None:
         registry.set_baseline(policy.name, decision.rebaseline)
-    if mon.labelled_rows == 0:
-        draft.reasons.append(f"no labels have arrived for the window (0 of {mon.rows} rows labelled): "
-                             "the champion's performance is unknown and no challenger can be judged")
-    scheduled = not decision.improve and shadowed is None and refit_due(policy, decision, history)
-    if scheduled:
-        decision = dataclasses.replace(decision, action="improve", reasons=(
-            f"scheduled refit: {policy.trigger.refit_every_batches} or more batches since the last challenger was "
-            f"built (trigger.refit_every_batches); the champion's recipe is refit and gated, no search",
-            *decision.reasons))
-        draft.sections["trigger"].update(action="improve", scheduled=True)
-    if not decision.improve:
-        draft.reasons[:0] = decision.reasons
-        idle_trigger(draft, decision.triggered, history, policy)
-    else:
-        draft.reasons.extend(decision.reasons)
-        over = over_budget(draft, policy, ctx.ledger)
-        if over:
-            draft.reasons.insert(0, over)
-            idle_trigger(draft, True, history, policy)
-            decision = dataclasses.replace(decision, action="skip")
-    report = wants_report(policy, decision.improve, history)
-    if not decision.improve and not report:
-        # a quiet cycle opens no MLflow run: its numbers go to the champion's monitoring run
-        log_quiet(ctx, policy, champion, mon)
-        return draft.finish("skipped")
+        why.add(Why.OUTCOME, decision.rebaseline_reason)
+        why.extend(Why.DECISION, decision.reasons)
+        _quiet_log(ctx, policy, champion, mon)
+        return draft.finish("rebaselined")
 
-    with ctx.mlflow_run() as mlrun:
+    # a drop that only the flagged rows carry is no evidence: held for a person, nothing is built
+    if decision.explained and not decision.improve:
+        n, by = (screened.flagged, screened.excluded_why) if screened is not None else (0, "")
+        why.add(Why.OUTCOME, f"held: the champion's {policy.model.metric} fell on this window only because of {n} "
+                             f"labelled row(s) the data-trust checks flagged ({by}); without them it did not drop, so "
+                             "nothing is built — look at the flagged rows (window.trust) before they become training "
+                             "data")
+        why.extend(Why.DECISION, decision.reasons)
+        if screened is not None and screened.trust is not None:
+            why.extend(Why.NOTE, screened.trust.reasons)
+        sections["trigger"]["without_acting"] = past.idle_streak() + 1
+        _quiet_log(ctx, policy, champion, mon)
+        return draft.finish("held")
+
+    # may it act? the guards that need the training pool (kaizen.monitor.rules.act)
+    from kaizen.monitor.rules import ambiguity, data_findings, holdout_guard, trust_guard
+
+    why.extend(Why.STOP, decision.stops)
+    why.extend(Why.DECISION, decision.reasons)
+    stopped: str | None = None
+    tg = None
+    if decision.improve:
+        tg = trust_guard(policy, decision, screened.trust)
+        hold = holdout_guard(policy, len(screened.holdout))
+        sections["trigger"]["act"] = [g.to_dict() for g in (tg, hold) if g is not None]
+        if tg is not None and tg.blocks:
+            why.extend(Why.STOP, [r for r in screened.trust.reasons if "(blocks the cycle)" in r])
+            why.add(Why.STOP, tg.message)
+            why.extend(Why.NOTE, screened.trust.reasons)
+            stopped = "rejected"
+        elif hold.blocks:
+            why.add(Why.STOP, hold.message)
+            stopped = "skipped"
+    acting = decision.improve and stopped is None
+    if (decision.triggered or decision.improve) and not acting:
+        n = past.idle_streak() + 1
+        sections["trigger"]["without_acting"] = n
+        if n > 1:
+            why.add(Why.IDLE, f"the trigger has fired {n} cycles in a row without acting: check the reason above "
+                              "(budget, cooldown, too few labelled rows for the gates, a trust block)")
+    elif not acting:
+        sections["trigger"]["without_acting"] = 0
+    report = wants_report(policy, decision.triggered or decision.improve, past.windows_since_report())
+    if not acting and not report:
+        _quiet_log(ctx, policy, champion, mon)
+        return draft.finish(stopped or "skipped")
+
+    with ctx.mlflow_run():
+        from kaizen.cycle.challenge import attempt_line, climb_ladder, log_metrics, refit_on_holdout
+        from kaizen.cycle.watch import log_monitor, log_window_input, write_cycle_report
+
         log_monitor(mon)
         if report:
-            write_cycle_report(ctx, policy, window, sides)
-        if not decision.improve:
-            return draft.finish("skipped")
+            draft.report = write_cycle_report(policy, window, watch, path=ctx.workdir / "report" / f"{draft.id}.html",
+                                              seed=draft.seed, cycle_id=draft.id)
+        if not acting:
+            return draft.finish(stopped or "skipped")
 
-        window = load_window(policy)  # with its history, to train on
-        log_window_input(window, policy)
-        draft.sections["window"].update({k: v for k, v in window.summary().items()
-                                         if k not in draft.sections["window"] or k.startswith("history")})
-        draft.reasons.extend(r for r in new_problems(window, last) if r not in draft.reasons)
+        full = screened.window
+        log_window_input(full, policy)
+        sections["window"].update({k: v for k, v in full.summary().items()
+                                   if k not in sections["window"] or k.startswith("history")})
+        rejected, notes = new_problems(full, last)
+        why.extend(Why.NEWS, rejected)
+        why.extend(Why.NOTE, notes)
+        why.add(Why.NOTE, screened.grown)
+        overridden = tg if tg is not None and tg.verdict == "asks" else None
+        if screened.trust is not None:
+            why.extend(Why.NOTE, screened.trust.reasons)
 
         # build: climb the ladder (kaizen/ladder.py) until a challenger passes the gates
-        train, holdout, grown = split_by_time(window, policy)
-        # data trust: poisoned-looking new rows are dropped, or the cycle is blocked (kaizen/trust)
-        decisive = any(sig.details.get("decisive") and sig.verdict == "fired" for sig in decision.signals)
-        train, holdout, blocked = check_trust(ctx, policy, window, champ_model, train, holdout,
-                                              decisive_drop=decisive)
-        if blocked:
-            idle_trigger(draft, True, history, policy)
-            return draft.finish("rejected")
-        if len(holdout) < policy.gates.min_holdout_rows:
-            draft.reasons.insert(0, f"triggered but cannot act: {len(holdout)} labelled holdout rows in the newest "
-                                    f"batches are too few to judge a challenger (gates.min_holdout_rows = "
-                                    f"{policy.gates.min_holdout_rows}, gates.max_holdout_batches = "
-                                    f"{policy.gates.max_holdout_batches})")
-            idle_trigger(draft, True, history, policy)
-            return draft.finish("skipped")
-        if grown:
-            draft.reasons.append(grown)
         draft.step(Step.BUILDING)
-        climbed = climb_ladder(ctx, policy, window, champion, champ_model, train, holdout, decision, history,
-                         rungs=("refit",) if scheduled else None)
+        climbed = climb_ladder(work, policy, full, champion, champ_model, screened.train, screened.holdout, decision,
+                               past)
         draft.add_cost(build_cpu_seconds=climbed.cpu_seconds)
         if climbed.last is None:
             raise BuildError("no rung of the ladder built a challenger: " + "; ".join(
                 f"{a['rung']}: {a.get('error') or a.get('skipped')}" for a in climbed.attempts))
         built, judged = climbed.winner or climbed.last, climbed.judged
-        draft.sections["challenger"] = {**built.section, **judged.challenger, "rung": climbed.rung,
-                                        "ladder": climbed.attempts}
-        draft.sections["gates"] = [g.to_dict() for g in judged.gates]
-        draft.sections["champion"].update(judged.champion)
-        log_metrics(mlrun, judged)
+        sections["challenger"] = {**built.section, **judged.challenger, "rung": climbed.rung,
+                                  "ladder": climbed.attempts}
+        sections["gates"] = [g.to_dict() for g in judged.gates]
+        sections["champion"].update(judged.champion)
+        log_metrics(judged)
         verdict = "passed" if not judged.failed else "failed: " + ", ".join(g.name for g in judged.failed)
         draft.step(Step.GATED, version=built.version, verdict=verdict)
         if climbed.winner is None:
-            draft.reasons[:0] = [f"gate {g.name} failed: {g.message}" for g in judged.failed] + [
-                "no rung of the ladder passed the gates: " + "; ".join(attempt_line(a) for a in climbed.attempts)]
+            why.extend(Why.STOP, [f"gate {g.name} failed: {g.message}" for g in judged.failed])
+            why.add(Why.STOP, "no rung of the ladder passed the gates: " + "; ".join(
+                attempt_line(a) for a in climbed.attempts))
             return draft.finish("rejected")
-        draft.reasons.append(f"rung {climbed.rung} passed all gates: " + judged.messages())
+        why.add(Why.NOTE, f"rung {climbed.rung} passed all gates: " + judged.messages())
 
-        # refit on train + holdout, then promote (or wait for a person)
+        # refit on train + holdout, then settle: promote, or wait for a person, shadow, reject
         version = built.version
         if policy.gates.refit_on_holdout:
-            version = refit_on_holdout(ctx, policy, window, built, climbed.train, holdout, champ_model)
-        return promote_or_wait(ctx, policy, champion.version, version, built.version, judged)
+            refit = refit_on_holdout(work, policy, full, built, climbed.train, screened.holdout, champ_model)
+            sections["challenger"].update(gated_version=built.version, refit=refit.info)
+            if refit.passed:
+                sections["challenger"]["version"] = refit.version
+            draft.add_cost(refit_cpu_seconds=refit.cpu_seconds, build_cpu_seconds=refit.cpu_seconds)
+            why.add(Why.NOTE, refit.reason)
+            version = refit.version
+        ask = ambiguity(policy, decision, screened.trust, data_findings(_training_warnings(full)), overridden)
+        if ask is not None:
+            sections["trigger"]["ambiguity"] = ask.to_dict()
+        outcome = settle(work, policy, champion.version, version, built.version, judged, ask)
+        sections["champion"].update(outcome.champion)
+        why.add(Why.OUTCOME, outcome.reason)
+        why.extend(Why.NOTE, outcome.also)
+        return draft.finish(outcome.decision)
 
 
-# -- steps ----------------------------------------------------------------------------------------
+def _training_warnings(window: Any) -> list[tuple[str, tuple[str, ...]]]:
+    """(batch, warnings) of the batches a challenger learns from: the window's and its history's."""
+    used = set(window.batches) | set(window.history_batches)
+    return [(b, tuple(m)) for b, m in window.warnings if b in used]
+
+
+def _quiet_log(ctx: RunContext, policy: Policy, champion: Any, mon: Any) -> None:
+    """A cycle that opens no MLflow run logs its numbers to the champion's monitoring run."""
+    from kaizen.cycle.watch import log_quiet
+
+    run_id = log_quiet(ctx.registry, policy, champion, mon, cycle_id=ctx.draft.id)
+    if run_id is not None:
+        ctx.draft.sections.setdefault("trigger", {})["monitoring_run_id"] = run_id

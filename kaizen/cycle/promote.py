@@ -1,28 +1,43 @@
-"""The cycle's last word: promote (or shadow, or wait for a person), a shadow's verdict, an automatic rollback."""
+"""The cycle's last word: promote, wait for a person, shadow, or reject; a shadow's verdict; an automatic rollback.
+
+Every function returns a value (an :class:`Outcome`: the decision, its sentence, the champion
+section's new keys); the registry writes they make (tags, aliases, the commit) are the step's job,
+the record is the orchestrator's (:mod:`kaizen.cycle`).
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from kaizen.data.window import Window
 from kaizen.journal import Step
-from kaizen.ledger import Record
+from kaizen.past import Past
 from kaizen.policy import Policy
-from kaizen.runner import RunContext
 
-__all__ = ["auto_rollback", "promote_or_wait", "promote_shadow", "shadow_verdict"]
+__all__ = ["Outcome", "ShadowVerdict", "auto_rollback_reason", "promote_shadow", "settle", "shadow_verdict"]
 
 log = logging.getLogger("kaizen.cycle")
 
 
-def auto_rollback(ctx: RunContext, policy: Policy, champion: Any, mon: Any, cur_p: Any, window: Window,
-                   history: list[Record]) -> Record | None:
-    """Roll back to the retired champion when the new one's realised metric is worse beyond noise."""
+@dataclass(frozen=True)
+class Outcome:
+    """What the cycle decided at the end: ``decision``, its first reason, the champion section's new keys."""
+
+    decision: str
+    reason: str
+    champion: dict[str, Any] = field(default_factory=dict)
+    also: tuple[str, ...] = ()   # further sentences, after the decision's own
+
+
+def auto_rollback_reason(policy: Policy, champion: Any, mon: Any, cur_p: Any, window: Window, past: Past,
+                         seed: int | None) -> str | None:
+    """Why the champion is rolled back to the one it replaced (its realised metric worse beyond noise), or None."""
     from kaizen.metrics import standard_error
-    from kaizen.rollback import RollbackRefused, check_auto_rollback, rollback_body
+    from kaizen.rollback import check_auto_rollback
 
     if policy.promotion.auto_rollback_windows <= 0 or not mon.labelled_rows:
         return None
@@ -34,92 +49,93 @@ def auto_rollback(ctx: RunContext, policy: Policy, champion: Any, mon: Any, cur_
         y = y.astype(float) if policy.model.task == "regression" else y
         se = standard_error(policy.model.metric, y, np.asarray(cur_p.labels)[mask],
                             None if cur_p.scores is None else np.asarray(cur_p.scores)[mask],
-                            pos_label=policy.model.positive_label, seed=ctx.draft.seed)
+                            pos_label=policy.model.positive_label, seed=seed)
         se = float(se) if np.isfinite(se) else None
-    why = check_auto_rollback(policy, history, mon.champion_metric, mon.labelled_rows, champion.version,
-                              window_se=se)
-    if not why:
-        return None
-    ctx.draft.sections["trigger"] = {"monitor": mon.to_dict()}
-    try:
-        return rollback_body(ctx, policy.name, None, why, "kaizen", automatic=True, metric=policy.model.metric)
-    except RollbackRefused as exc:
-        ctx.draft.reasons.append(f"automatic rollback not done: {exc}")
-        return None
+    return check_auto_rollback(policy, list(past.records), mon.champion_metric, mon.labelled_rows, champion.version,
+                               window_se=se)
 
 
-def shadow_verdict(ctx: RunContext, policy: Policy, window: Window, mon: Any,
-            history: list[Record]) -> tuple[str, str, dict[str, Any], Any] | None:
-    """(action, why, scores, version) for a version in shadow, or None; a rejected shadow is settled here."""
+@dataclass(frozen=True)
+class ShadowVerdict:
+    action: str                # "promote", "reject" or "wait"
+    why: str
+    scores: dict[str, Any]
+    version: Any               # kaizen.registry.Version
+
+
+def shadow_verdict(work: Any, policy: Policy, window: Window, mon: Any, past: Past) -> ShadowVerdict | None:
+    """The verdict on a version in shadow after this window, or None; a rejected shadow is settled here."""
     from kaizen.champion import load_champion
     from kaizen.shadow import score, verdict
 
-    registry = ctx.registry
+    registry = work.registry
     shadow = registry.shadow(policy.name)
     if shadow is None:
         return None
-    model, _ = load_champion(shadow, policy, ctx.config.registry_uri)
+    model, _ = load_champion(shadow, policy, work.config.registry_uri)
     scores = score(policy, shadow, model, window, mon.champion_metric)
-    action, why = verdict(policy, history, scores)
+    action, why = verdict(policy, list(past.records), scores)
     if action == "reject":
-        registry.tag(policy.name, shadow.version, {"kaizen.status": "rejected", "kaizen.rejected_by": ctx.draft.id})
+        registry.tag(policy.name, shadow.version, {"kaizen.status": "rejected", "kaizen.rejected_by": work.cycle_id})
         registry.drop_shadow(policy.name)
-    return action, why, scores, shadow
+    return ShadowVerdict(action, why, scores, shadow)
 
 
-def promote_shadow(ctx: RunContext, policy: Policy, champion: Any, shadowed: tuple, mon: Any) -> Record:
+def promote_shadow(work: Any, policy: Policy, champion: Any, shadowed: ShadowVerdict) -> Outcome:
     from kaizen.promotion import StaleChampion, commit
 
-    draft, registry = ctx.draft, ctx.registry
-    _action, why, scores, shadow = shadowed
-    draft.sections["trigger"] = {"monitor": mon.to_dict(), "shadow": scores}
-    draft.sections["challenger"] = {"version": shadow.version, "metric": policy.model.metric,
-                                    "window_metric": scores.get("window_metric")}
-    draft.step(Step.PROMOTING, version=shadow.version, replaced=champion.version)
+    registry, shadow = work.registry, shadowed.version
+    work.journal(Step.PROMOTING, version=shadow.version, replaced=champion.version)
     try:
-        commit(registry, policy.name, shadow.version, metric=policy.model.metric, cycle_id=draft.id,
-               reason=f"replaced by shadow version {shadow.version} in cycle {draft.id}",
+        commit(registry, policy.name, shadow.version, metric=policy.model.metric, cycle_id=work.cycle_id,
+               reason=f"replaced by shadow version {shadow.version} in cycle {work.cycle_id}",
                judged_against=shadow.tags.get("kaizen.shadow_of"))
     except StaleChampion as exc:
         registry.tag(policy.name, shadow.version, {"kaizen.status": "rejected"})
         registry.drop_shadow(policy.name)
-        draft.reasons[:0] = [str(exc), why]
-        return draft.finish("rejected")
+        return Outcome("rejected", str(exc), also=(shadowed.why,))
     registry.drop_shadow(policy.name)
-    draft.sections["champion"].update(promoted=shadow.version, replaced=champion.version)
-    draft.step(Step.PROMOTED, version=shadow.version, replaced=champion.version)
-    draft.reasons[:0] = [f"promoted shadow version {shadow.version} to champion (was {champion.version})", why]
-    return draft.finish("promoted")
+    work.journal(Step.PROMOTED, version=shadow.version, replaced=champion.version)
+    return Outcome("promoted", f"promoted shadow version {shadow.version} to champion (was {champion.version})",
+                   {"promoted": shadow.version, "replaced": champion.version}, also=(shadowed.why,))
 
 
-def promote_or_wait(ctx: RunContext, policy: Policy, champion: str, version: str, gated: str, judged: Any) -> Record:
+def settle(work: Any, policy: Policy, champion: str, version: str, gated: str, judged: Any,
+           ask: Any = None) -> Outcome:
+    """Promote ``version`` (the refit of ``gated``, or ``gated`` itself), or wait, shadow or reject it.
+
+    ``ask`` (:func:`kaizen.monitor.rules.ambiguity`): the evidence is ambiguous; its verdict ``asks``
+    waits for a person and ``blocks`` rejects, whatever ``promotion.mode`` says.
+    """
     from kaizen.promotion import StaleChampion, commit
 
-    draft, registry = ctx.draft, ctx.registry
+    registry, cid = work.registry, work.cycle_id
     of = f" (refit of version {gated})" if version != gated else ""
+    answer = f"`kaizen approve {cid}` or `kaizen reject {cid}`"
+    if ask is not None and ask.verdict == "asks":
+        registry.tag(policy.name, version, {"kaizen.status": "awaiting_approval", "kaizen.ambiguous": "true"})
+        return Outcome("awaiting_approval", f"{ask.message}: version {version}{of} awaits {answer}")
+    if ask is not None:
+        registry.tag(policy.name, version, {"kaizen.status": "rejected", "kaizen.rejected_by": cid})
+        return Outcome("rejected", ask.message)
     if policy.promotion.mode == "shadow":
         registry.tag(policy.name, version, {"kaizen.status": "shadow", "kaizen.shadow_of": champion,
-                                            "kaizen.shadow_since": draft.id})
+                                            "kaizen.shadow_since": cid})
         registry.set_shadow(policy.name, version)
-        draft.reasons.insert(0, f"promotion mode is shadow: version {version}{of} is scored beside champion "
-                                f"{champion} on the next {policy.promotion.shadow_windows} windows and promoted if it "
-                                f"wins at least {policy.promotion.shadow_min_wins} of them")
-        return draft.finish("shadowing")
+        return Outcome("shadowing", f"promotion mode is shadow: version {version}{of} is scored beside champion "
+                                    f"{champion} on the next {policy.promotion.shadow_windows} windows and promoted "
+                                    f"if it wins at least {policy.promotion.shadow_min_wins} of them")
     if policy.promotion.mode == "manual":
         registry.tag(policy.name, version, {"kaizen.status": "awaiting_approval"})
-        draft.reasons.insert(0, f"promotion mode is manual: version {version}{of} awaits "
-                                f"`kaizen approve {draft.id}` or `kaizen reject {draft.id}`")
-        return draft.finish("awaiting_approval")
-    draft.step(Step.PROMOTING, version=version, replaced=champion)
+        return Outcome("awaiting_approval", f"promotion mode is manual: version {version}{of} awaits {answer}")
+    work.journal(Step.PROMOTING, version=version, replaced=champion)
     try:
         commit(registry, policy.name, version, metric=policy.model.metric,
-               reason=f"replaced by version {version} in cycle {draft.id}", cycle_id=draft.id,
+               reason=f"replaced by version {version} in cycle {cid}", cycle_id=cid,
                judged_against=champion, holdout_metric=judged.challenger["holdout_metric"])
     except StaleChampion as exc:
         registry.tag(policy.name, version, {"kaizen.status": "rejected"})
-        draft.reasons.insert(0, str(exc))
-        return draft.finish("rejected")
-    draft.sections["champion"].update(promoted=version, replaced=champion)
-    draft.step(Step.PROMOTED, version=version, replaced=champion)
-    draft.reasons.insert(0, f"promoted version {version}{of} to champion (was {champion})")
-    return draft.finish("promoted")
+        return Outcome("rejected", str(exc))
+    work.journal(Step.PROMOTED, version=version, replaced=champion)
+    return Outcome("promoted", f"promoted version {version}{of} to champion (was {champion})",
+                   {"promoted": version, "replaced": champion})

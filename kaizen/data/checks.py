@@ -28,11 +28,27 @@ unknown_category   warn     row    a categorical value the reference never had (
 unknown_label      block    row    classification: a label outside the reference's classes
 label_range        block    row    regression: a target outside the reference [min, max]
                                    widened as for out_of_range, or not a number
+sign_flip          block    batch  a one-signed numeric column turned to the other sign, or
+                                   a two-signed one is the reference mirrored (``-x``)
+rescaled           block    batch  a numeric column is the reference times a factor at least
+                                   ``scale_factor`` from 1 (a unit change)
+offset             block    batch  a numeric column is the reference plus a constant that
+                                   moves most of it outside the reference's [min, max]
+remapped           block    batch  a categorical column's level frequencies match the
+                                   reference's only after relabelling its levels
+copied_column      block    batch  a feature equals another feature on every row, unlike in
+                                   the reference
 =================  =======  =====  =====================================================
 
 Block by default what cannot be real (an infinity, an unknown class, a column that is
 entirely null, values orders of magnitude off, a target far outside anything seen);
 warn for what drift or a genuinely new category can produce.
+
+**Incidents.** The last five (``INCIDENT_CHECKS``, :mod:`kaizen.data.incidents`) recognise a
+column an upstream bug corrupted: its values are the reference's mapped by a sign flip, a unit
+change, an offset, a relabelling or a copy, which honest drift does not do. A batch failing one
+is rejected whole (newest or history) and listed as an incident (``Window.incidents``): neither
+the champion nor a challenger should ever see it.
 
 **Row-level vs batch-level.** A row-level check can point at the rows that fail it
 (``CheckResult.mask``): dropping them leaves rows that pass it. A batch-level check is a
@@ -58,16 +74,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kaizen.data import incidents
+from kaizen.data.incidents import Finding, ReferenceShapes
 from kaizen.data.schema import Schema
 from kaizen.policy import ChecksSpec
 
-__all__ = ["CHECKS", "ROW_LEVEL", "CheckResult", "NumericRange", "ReferenceProfile", "drop_failing_rows",
-           "run_checks"]
+__all__ = ["CHECKS", "INCIDENT_CHECKS", "ROW_LEVEL", "CheckResult", "NumericRange", "ReferenceProfile",
+           "drop_failing_rows", "run_checks"]
 
 CLASSIFICATION = "binary_classification"
 #: Checks whose failures name rows (dropped from history); the others judge a column as a whole.
 ROW_LEVEL = frozenset({"infinite", "magnitude", "out_of_range", "unknown_category", "unknown_label",
                        "label_range"})
+#: Checks that recognise a column corrupted upstream (batch-level): a failing batch is a data incident.
+INCIDENT_CHECKS = frozenset({"sign_flip", "rescaled", "offset", "remapped", "copied_column"})
 _STRICTNESS = {"off": 0, "warn": 1, "block": 2}
 
 
@@ -124,6 +144,7 @@ class ReferenceProfile:
     null_rates: Mapping[str, float]              # every feature
     classes: tuple[Any, ...] = ()                # classification: the reference's labels
     target_range: NumericRange | None = None     # regression: the reference target's range
+    shapes: ReferenceShapes | None = None        # what the incident checks compare with
 
     @classmethod
     def build(cls, reference: pd.DataFrame, schema: Schema, task: str) -> ReferenceProfile:
@@ -138,9 +159,10 @@ class ReferenceProfile:
             classes = tuple(sorted(pd.unique(target).tolist(), key=lambda v: (str(type(v)), v)))
         else:
             target_range = _range_of(target)
+        shapes = ReferenceShapes.build(reference, schema.numerical, list(categories))
         return cls(schema=schema, task=task, ranges=MappingProxyType(ranges),
                    categories=MappingProxyType(categories), null_rates=MappingProxyType(null_rates),
-                   classes=classes, target_range=target_range)
+                   classes=classes, target_range=target_range, shapes=shapes)
 
     @property
     def class_keys(self) -> frozenset[Any]:
@@ -166,6 +188,11 @@ class CheckResult:
     @property
     def row_level(self) -> bool:
         return self.check in ROW_LEVEL
+
+    @property
+    def incident(self) -> bool:
+        """A column corrupted upstream (a sign flip, a unit change, ...), not a suspicious value."""
+        return self.check in INCIDENT_CHECKS
 
     @property
     def message(self) -> str:
@@ -359,6 +386,57 @@ def check_label_range(frame: pd.DataFrame, p: ReferenceProfile, spec: ChecksSpec
                     extreme=_extreme(v, outside) if outside.any() else None)]
 
 
+def _found(check: str, spec: ChecksSpec, found: Finding | None) -> list[CheckResult]:
+    return [] if found is None else [_result(check, found.column, spec, found.rows, found.detail, **found.numbers)]
+
+
+def _not_copies(out: list[CheckResult], frame: pd.DataFrame, p: ReferenceProfile, spec: ChecksSpec
+                ) -> list[CheckResult]:
+    """``out`` without the columns that hold a copy of another column: copied_column tells that story."""
+    if not out or spec.copied_column == "off":
+        return out
+    copies = {r.column for r in check_copied_column(frame, p, spec)}
+    return [r for r in out if r.column not in copies]
+
+
+def _numeric_detector(check: str, detect: Callable[..., Finding | None]) -> Check:
+    def run(frame: pd.DataFrame, p: ReferenceProfile, spec: ChecksSpec) -> list[CheckResult]:
+        if p.shapes is None:
+            return []
+        out = []
+        for c, shape in p.shapes.numeric.items():
+            if c in frame.columns:
+                out += _found(check, spec, detect(c, _floats(frame[c]), shape, spec))
+        return _not_copies(out, frame, p, spec)
+    run.__name__ = run.__qualname__ = f"check_{check}"
+    run.__doc__ = detect.__doc__
+    return run
+
+
+check_sign_flip = _numeric_detector("sign_flip", incidents.sign_flip)
+check_rescaled = _numeric_detector("rescaled", incidents.rescaled)
+check_offset = _numeric_detector("offset", incidents.offset)
+
+
+def check_remapped(frame: pd.DataFrame, p: ReferenceProfile, spec: ChecksSpec) -> list[CheckResult]:
+    """Level frequencies that match the reference's only after relabelling the levels."""
+    if p.shapes is None:
+        return []
+    out = []
+    for c, shape in p.shapes.levels.items():
+        if c in frame.columns:
+            out += _found("remapped", spec, incidents.remapped(c, incidents.level_counts(frame[c]), shape, spec))
+    return _not_copies(out, frame, p, spec)
+
+
+def check_copied_column(frame: pd.DataFrame, p: ReferenceProfile, spec: ChecksSpec) -> list[CheckResult]:
+    """A feature equal to another feature on every row, unlike in the reference."""
+    if p.shapes is None:
+        return []
+    found = incidents.copied_columns(frame, p.shapes, p.schema.numerical, list(p.categories), spec)
+    return [r for f in found for r in _found("copied_column", spec, f)]
+
+
 #: Every check by name, in the order results are reported.
 CHECKS: Mapping[str, Check] = MappingProxyType({
     "infinite": check_infinite,
@@ -369,6 +447,11 @@ CHECKS: Mapping[str, Check] = MappingProxyType({
     "unknown_category": check_unknown_category,
     "unknown_label": check_unknown_label,
     "label_range": check_label_range,
+    "sign_flip": check_sign_flip,
+    "rescaled": check_rescaled,
+    "offset": check_offset,
+    "remapped": check_remapped,
+    "copied_column": check_copied_column,
 })
 
 

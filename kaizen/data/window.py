@@ -27,6 +27,21 @@ the policy names a timestamp column (file name otherwise) and split into window 
 as above. With a timestamp column whose order disagrees with the file names, the bound is
 therefore taken in file-name order.
 
+**Incidents.** A batch rejected by an incident check (:data:`~kaizen.data.checks.INCIDENT_CHECKS`: a
+column an upstream bug corrupted, e.g. its sign flipped) is also listed in ``Window.incidents`` with
+those checks' messages: it is rejected whole wherever it sits (window or history), so the champion is
+never judged on it and no challenger learns from it.
+
+**Exact duplicate rows.** After the batches are chosen, a row of the window or of the history that
+repeats an earlier row exactly (every column of the batch file, timestamp and target included; rows
+in time order, history before window) is dropped before anything is scored or learned, and counted per
+batch (``Window.duplicates``, ``Window.duplicate_rows``): ten copies of one batch are one batch, and a
+file delivered twice under two names trains once. Honest data can repeat rows (few coarse columns, no
+timestamp), so rows are dropped only while the reference's own share of exact duplicates (on the same
+columns) is below ``data.checks.max_reference_duplicates``; otherwise they are counted and kept
+(``Window.duplicates_dropped`` is False). A batch whose every row repeats earlier rows stays where it is,
+with no rows left.
+
 Warnings (checks set to "warn") never exclude anything; they are kept per batch on
 ``Window.warnings`` for every batch the cycle uses (window and history) and in
 :meth:`Window.summary`.
@@ -46,6 +61,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from kaizen.data.checks import CheckResult, ReferenceProfile, drop_failing_rows, run_checks
@@ -70,7 +86,9 @@ class Window:
     and why (batch name, problems): a bad batch is left out, it never blocks the batches after
     it. ``warnings`` holds (batch name, messages) of the window and history batches that
     passed with warnings; ``filtered`` (batch, check, column, rows dropped) the history rows
-    left out.
+    left out. ``incidents`` holds (batch name, messages) of the batches rejected by an incident
+    check (also in ``rejected``); ``duplicates`` (batch, rows) the exact duplicate rows of each
+    batch used, dropped unless ``duplicates_dropped`` is False.
     """
 
     schema: Schema
@@ -95,6 +113,19 @@ class Window:
     #: how labels arrive (``data.labels``), and with "separate" what the label files gave
     labels_mode: str = "in_batch"
     label_files: Labels | None = None
+    #: (batch, messages of its incident checks) of every batch an incident check rejected
+    incidents: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: (batch, rows repeating an earlier row exactly) of every batch used that has any
+    duplicates: tuple[tuple[str, int], ...] = ()
+    #: whether those rows were dropped: only while the reference is (almost) free of exact duplicates
+    duplicates_dropped: bool = True
+    #: the reference's own share of exact duplicate rows, on the same columns
+    reference_duplicate_share: float = 0.0
+
+    @property
+    def duplicate_rows(self) -> int:
+        """Exact duplicate rows in the batches used (dropped unless ``duplicates_dropped`` is False)."""
+        return sum(n for _, n in self.duplicates)
 
     @property
     def labelled(self) -> pd.DataFrame:
@@ -114,6 +145,10 @@ class Window:
             "rejected_batches": [{"batch": n, "problems": list(p)} for n, p in self.rejected],
             "warnings": [{"batch": n, "messages": list(m)} for n, m in self.warnings],
             "filtered_rows": [{"batch": b, "check": c, "column": col, "rows": n} for b, c, col, n in self.filtered],
+            "incidents": [{"batch": n, "messages": list(m)} for n, m in self.incidents],
+            "duplicates": [{"batch": n, "rows": k, "dropped": self.duplicates_dropped} for n, k in self.duplicates],
+            "duplicate_rows": self.duplicate_rows,
+            "reference_duplicate_share": self.reference_duplicate_share,
             "checks": asdict(self.checks),
             "digest": self.digest,
             "batch_labels": dict(self.batch_labels),
@@ -164,6 +199,38 @@ def _concat(frames: list[pd.DataFrame], schema: Schema, like: pd.DataFrame) -> p
         return like.iloc[0:0][cols]
     out = pd.concat([f.reindex(columns=cols) for f in frames], ignore_index=True)
     return _time_sorted(out, schema)
+
+
+def _row_keys(frame: pd.DataFrame, columns: list[str], schema: Schema) -> np.ndarray:
+    """One 64-bit hash per row over ``columns`` (missing ones null), values compared as the data means
+    them: numbers as floats (1 == 1.0, as CSV and Parquet may disagree), the timestamp as an instant, the
+    rest as text; null equals null."""
+    f = frame.reindex(columns=columns)
+    norm = {}
+    for c in columns:
+        s = f[c]
+        if c == schema.timestamp:
+            norm[c] = pd.to_datetime(s, utc=True, errors="coerce")
+        elif pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            norm[c] = s.astype("float64")
+        else:
+            norm[c] = s.astype(str).where(s.notna(), "\0null")
+    return pd.util.hash_pandas_object(pd.DataFrame(norm, index=f.index), index=False).to_numpy()
+
+
+def _duplicates(frames: list[pd.DataFrame], reference: pd.DataFrame, schema: Schema
+                ) -> tuple[list[np.ndarray], float]:
+    """For each frame (in order), which of its rows repeat an earlier row of it or of an earlier frame, on every
+    column of any of them; and the reference's own share of such rows on the same columns."""
+    columns = list(dict.fromkeys(c for f in frames for c in f.columns))
+    ref_columns = [c for c in columns if c in reference.columns]
+    ref_share = float(pd.Series(_row_keys(reference, ref_columns, schema)).duplicated().mean()) \
+        if ref_columns and len(reference) else 0.0
+    if not frames:
+        return [], ref_share
+    repeated = pd.Series(np.concatenate([_row_keys(f, columns, schema) for f in frames])).duplicated().to_numpy()
+    bounds = np.cumsum([0, *(len(f) for f in frames)])
+    return [repeated[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)], ref_share
 
 
 def load_reference(policy: Policy, source: Source | None = None
@@ -277,6 +344,7 @@ def load_window(policy: Policy, source: Source | None = None) -> Window:
     window: list[_Checked] = []
     history: list[_Checked] = []
     problems = {c.batch.name: c.batch.problems for c in read if not c.batch.ok}
+    incidents: dict[str, tuple[str, ...]] = {}
     for c in reversed(usable):
         newest = len(window) < d.window_batches
         if not newest and len(history) >= d.max_history_batches:
@@ -284,6 +352,8 @@ def load_window(policy: Policy, source: Source | None = None) -> Window:
         block = c.blocking(newest=newest)
         if block:
             problems[c.batch.name] = tuple(r.message for r in block)
+            if any(r.incident for r in block):
+                incidents[c.batch.name] = tuple(r.message for r in block if r.incident)
         else:
             (window if newest else history).append(c)
     window.reverse()
@@ -295,16 +365,26 @@ def load_window(policy: Policy, source: Source | None = None) -> Window:
         drops = [r for r in c.results if r.blocks and r.row_level]
         filtered += [(c.batch.name, r.check, r.column, r.rows) for r in drops]
         history_frames.append(_with_target(drop_failing_rows(c.batch.frame, drops), schema))
+    window_frames = [_with_target(c.batch.frame, schema) for c in window]
+
+    # exact duplicate rows: counted always, dropped while the reference is (almost) free of them
+    repeated, ref_share = _duplicates(history_frames + window_frames, reference, schema)
+    dropped = ref_share < d.checks.max_reference_duplicates
+    duplicates = [(c.batch.name, int(r.sum())) for c, r in zip(history + window, repeated, strict=True) if r.any()]
+    if dropped and duplicates:
+        kept = [f[~r].reset_index(drop=True) if r.any() else f
+                for f, r in zip(history_frames + window_frames, repeated, strict=True)]
+        history_frames, window_frames = kept[:len(history)], kept[len(history):]
 
     target = policy.model.target
     columns = list(dict.fromkeys([*schema.features, target, *(c for c in (schema.timestamp,) if c),
                                   *(c for c in (schema.prediction,))]))
     like = pd.DataFrame(columns=columns)
-    current = _concat([_with_target(c.batch.frame, schema) for c in window], schema, like)
+    current = _concat(window_frames, schema, like)
     order = {n: i for i, n in enumerate(names)}
     used = sorted(history + window, key=lambda c: order.get(c.batch.name, -1))
     parts = [("history", c.batch.name, f) for c, f in zip(history, history_frames, strict=True)]
-    parts += [("window", c.batch.name, _with_target(c.batch.frame, schema)) for c in window]
+    parts += [("window", c.batch.name, f) for c, f in zip(window, window_frames, strict=True)]
     return Window(
         schema=schema, reference=reference, golden=golden, current=current,
         history=_concat(history_frames, schema, like),
@@ -321,4 +401,8 @@ def load_window(policy: Policy, source: Source | None = None) -> Window:
         digest=content_digest(parts, columns, target, labels),
         labels_mode=d.labels,
         label_files=labels,
+        incidents=tuple((n, m) for n, m in sorted(incidents.items(), key=lambda kv: order.get(kv[0], -1))),
+        duplicates=tuple(duplicates),
+        duplicates_dropped=dropped,
+        reference_duplicate_share=ref_share,
     )

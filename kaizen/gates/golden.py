@@ -1,4 +1,14 @@
-"""The challenger must not regress on the trusted golden set."""
+"""The challenger must not regress on the trusted golden set: a non-inferiority test.
+
+The golden set is the one piece of evidence no production row produced, so the burden of proof
+lies on the challenger. With ``gates.golden_test = "non_inferiority"`` (the default) both models
+are scored on ``gates.bootstrap_resamples`` paired bootstrap resamples of the golden rows (seeded)
+and the challenger passes only when the one-sided ``gates.confidence`` lower bound of its change
+(:func:`kaizen.metrics.improvement`: challenger − champion, relative for rmse/mae) is above
+``-gates.golden_margin``. "Not significantly worse" is not enough: a 3-point loss on 400 rows
+that the noise cannot rule out fails. ``"margin"`` judges the point estimate alone (change
+``>= -golden_margin``), for golden sets too small to bound anything.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +19,17 @@ import numpy as np
 from kaizen.gates._base import Evidence, Gate, GateResult
 from kaizen.metrics import improvement, improvements, paired_bootstrap, score
 
+__all__ = ["GoldenGate", "lower_bound"]
+
+
+def lower_bound(gains: np.ndarray, confidence: float) -> float:
+    """The one-sided ``confidence`` lower bound of the finite ``gains`` (NaN when there are none)."""
+    g = gains[np.isfinite(gains)]
+    return float(np.quantile(g, 1 - confidence)) if len(g) else float("nan")
+
 
 class GoldenGate(Gate):
-    """``improvement(challenger, champion) >= -gates.golden_tolerance`` on the golden set.
-
-    With ``gates.golden_test = "significance"`` a larger loss fails only when it is significant: the
-    ``gates.confidence`` quantile of the paired bootstrap of the change stays below ``-golden_tolerance``.
-    """
+    """Non-inferiority on the golden set: the lower confidence bound of the change is above ``-golden_margin``."""
 
     name = "golden"
 
@@ -23,9 +37,10 @@ class GoldenGate(Gate):
         g = evidence.golden
         if g is None:
             return self.result(True, "no golden set in the policy: nothing to regress on", rows=0)
+        spec = evidence.policy.gates
         metric = evidence.policy.model.metric
         pos = evidence.policy.model.positive_label
-        tol = evidence.policy.gates.golden_tolerance
+        margin = spec.golden_margin
         chall = score(metric, g.y, g.challenger.labels, g.challenger.scores, pos_label=pos)
         if g.champion is None:
             return self.result(not math.isnan(chall), f"challenger {metric} {chall:.4f} on the golden set "
@@ -35,22 +50,21 @@ class GoldenGate(Gate):
             return self.result(False, f"{metric} is undefined on the golden set", rows=len(g.y),
                                champion=champ, challenger=chall)
         gain = improvement(metric, chall, champ)
-        ok = gain >= -tol
-        numbers = dict(metric=metric, rows=len(g.y), champion=champ, challenger=chall, change=gain, tolerance=tol)
-        how = ""
-        spec = evidence.policy.gates
-        if not ok and spec.golden_test == "significance":
-            # the loss beyond the tolerance must be real, not the noise of a few hundred golden rows
-            old, new = paired_bootstrap(metric, g.y, (g.champion.labels, g.champion.scores),
-                                        (g.challenger.labels, g.challenger.scores), pos_label=pos,
-                                        seed=evidence.seed, resamples=spec.bootstrap_resamples)
-            gains = improvements(metric, new, old)
-            gains = gains[np.isfinite(gains)]
-            upper = float(np.quantile(gains, spec.confidence)) if len(gains) else float("nan")
-            ok = bool(np.isfinite(upper) and upper >= -tol)
-            numbers.update(upper_bound=upper, confidence=spec.confidence)
-            how = (f"; the loss is {'within' if ok else 'beyond'} the tolerance at {spec.confidence:.0%} confidence "
-                   f"(upper bound {upper:+.4f})")
-        return self.result(
-            ok, f"challenger {metric} {chall:.4f} vs champion {champ:.4f} on {len(g.y)} golden rows "
-                f"(change {gain:+.4f}; tolerance {tol:g}){how}{'' if ok else ': regression'}", **numbers)
+        numbers = dict(metric=metric, rows=len(g.y), champion=champ, challenger=chall, change=gain, margin=margin,
+                       test=spec.golden_test)
+        head = (f"challenger {metric} {chall:.4f} vs champion {champ:.4f} on {len(g.y)} golden rows "
+                f"(change {gain:+.4f}")
+        if spec.golden_test == "margin":
+            ok = gain >= -margin
+            return self.result(ok, f"{head}; margin {margin:g}, point estimate)" + ("" if ok else ": regression"),
+                               **numbers)
+        old, new = paired_bootstrap(metric, g.y, (g.champion.labels, g.champion.scores),
+                                    (g.challenger.labels, g.challenger.scores), pos_label=pos,
+                                    seed=evidence.seed, resamples=spec.bootstrap_resamples)
+        low = lower_bound(improvements(metric, new, old), spec.confidence)
+        ok = bool(np.isfinite(low) and low > -margin)
+        numbers.update(lower_bound=low, confidence=spec.confidence, resamples=spec.bootstrap_resamples)
+        verdict = ("shows it is no worse than the margin" if ok else
+                   "does not show it is no worse than the margin: non-inferiority not shown")
+        return self.result(ok, f"{head}; {spec.confidence:.0%} lower bound {low:+.4f} vs margin -{margin:g}) "
+                               f"{verdict}", **numbers)

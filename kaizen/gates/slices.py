@@ -1,18 +1,17 @@
-"""No policy-defined slice of the holdout may regress beyond tolerance.
+"""Every policy-defined slice of the holdout must show non-inferiority: the challenger carries the burden of proof.
 
 Each ``[[gates.slices]]`` table cuts one column of the holdout rows into slices
-(``values``: one slice per value; ``edges``: ``[e0, e1)``, ``[e1, e2)``, ...,
-the last one closed). Both models are scored on every slice. A slice with
-fewer than ``gates.min_slice_rows`` rows (or where the metric is undefined) is
-reported, not judged. For the others, a one-sided bootstrap p-value (seeded,
-``gates.bootstrap_resamples`` resamples of the slice's rows, seeded by the slice's label so that a slice's
-p-value does not depend on the other slices listed) tests "the
-challenger is worse by more than ``gates.slice_tolerance``": the share of
-resamples where it is not. Across the judged slices the p-values are
-Holm-Bonferroni adjusted, so the more slices a policy lists the more evidence
-a regression needs (the chance that any good challenger is blocked by noise
-stays below ``1 - gates.confidence``). A slice regresses when its adjusted
-p-value is below ``1 - gates.confidence``.
+(``values``: one slice per value; ``edges``: ``[e0, e1)``, ``[e1, e2)``, ..., the last one
+closed). Both models are scored on every slice. A slice with fewer than
+``gates.min_slice_rows`` rows (or where the metric is undefined) is reported, not judged. For
+the others, ``gates.bootstrap_resamples`` paired resamples of the slice's rows (seeded, and by
+the slice's label, so a slice's verdict does not depend on the other slices listed) give the
+one-sided ``gates.confidence`` lower bound of the change (challenger − champion): the slice
+passes only when it is above ``-gates.slice_tolerance``. "Not significantly worse" is not
+enough: a slice whose noise cannot rule out a regression beyond the tolerance fails. The gate
+passes when every judged slice passes; as an intersection-union test it needs no correction
+for the number of slices (each must be shown, so listing more slices only makes it stricter).
+``p_value`` per slice is the share of resamples at or below ``-slice_tolerance``.
 """
 
 from __future__ import annotations
@@ -28,18 +27,7 @@ from kaizen.metrics import improvement, improvements, paired_bootstrap, score
 from kaizen.models import Predictions
 from kaizen.policy import SliceSpec
 
-__all__ = ["SlicesGate", "holm", "slice_masks"]
-
-
-def holm(p: list[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values, in the input order."""
-    m = len(p)
-    out = [0.0] * m
-    running = 0.0
-    for rank, i in enumerate(sorted(range(m), key=lambda k: p[k])):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        out[i] = running
-    return out
+__all__ = ["SlicesGate", "slice_masks"]
 
 
 def slice_masks(frame: Any, spec: SliceSpec) -> list[tuple[str, np.ndarray]]:
@@ -68,7 +56,7 @@ def _part(p: Predictions, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray | No
 
 
 class SlicesGate(Gate):
-    """No judged slice regresses beyond ``gates.slice_tolerance`` (Holm-adjusted one-sided bootstrap test)."""
+    """Every judged slice shows non-inferiority: its lower confidence bound is above ``-gates.slice_tolerance``."""
 
     name = "slices"
 
@@ -91,21 +79,18 @@ class SlicesGate(Gate):
             for label, mask in masks:
                 table.append(self._slice(evidence, h, label, mask))
         judged = [row for row in table if row["judged"]]
-        alpha = 1 - spec.confidence
-        for row, adj in zip(judged, holm([row["p_value"] for row in judged]), strict=True):
-            row["p_holm"] = adj
-            row["regressed"] = adj < alpha
-        bad = [row for row in judged if row["regressed"]]
-        numbers = dict(metric=policy.model.metric, tolerance=spec.slice_tolerance, alpha=round(alpha, 12),
+        bad = [row for row in judged if not row["shown"]]
+        numbers = dict(metric=policy.model.metric, tolerance=spec.slice_tolerance, confidence=spec.confidence,
                        min_rows=spec.min_slice_rows, judged=len(judged), reported=len(table) - len(judged),
                        slices=table, problems=problems)
         if problems or bad:
-            what = [f"slice {r['slice']} regressed: {r['change']:+.4f} (Holm-adjusted p {r['p_holm']:.3g} "
-                    f"< {alpha:.3g}; tolerance {spec.slice_tolerance:g})" for r in bad]
+            what = [f"slice {r['slice']}: change {r['change']:+.4f}, {spec.confidence:.0%} lower bound "
+                    f"{r['lower_bound']:+.4f} is not above -{spec.slice_tolerance:g}: non-inferiority not shown"
+                    for r in bad]
             return self.result(False, "; ".join(problems + what), **numbers)
-        return self.result(True, f"no slice regressed beyond {spec.slice_tolerance:g} ({len(judged)} judged with "
-                                 f"Holm-adjusted p-values, {len(table) - len(judged)} too small or undefined)",
-                           **numbers)
+        return self.result(True, f"every judged slice is shown no worse than -{spec.slice_tolerance:g} "
+                                 f"({len(judged)} judged at {spec.confidence:.0%}, {len(table) - len(judged)} too "
+                                 "small or undefined, reported)", **numbers)
 
     def _slice(self, ev: Evidence, h: Labelled, label: str, mask: np.ndarray) -> dict[str, Any]:
         policy = ev.policy
@@ -128,6 +113,8 @@ class SlicesGate(Gate):
                                 resamples=spec.bootstrap_resamples)
         gains = improvements(metric, b, a)
         gains = gains[np.isfinite(gains)]
-        # H0: the slice is within tolerance; its p-value is the share of resamples where it is
-        p = (1 + int(np.sum(gains >= -spec.slice_tolerance))) / (1 + len(gains))
-        return {**row, "judged": True, "p_value": p}
+        low = float(np.quantile(gains, 1 - spec.confidence)) if len(gains) else float("nan")
+        # H0: the slice is worse than the tolerance; its p-value is the share of resamples where it is
+        p = (1 + int(np.sum(gains <= -spec.slice_tolerance))) / (1 + len(gains))
+        return {**row, "judged": True, "lower_bound": low, "p_value": p,
+                "shown": bool(np.isfinite(low) and low > -spec.slice_tolerance)}

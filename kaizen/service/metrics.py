@@ -89,6 +89,13 @@ class ServiceMetrics:
                                    "that could not act (budget, cooldown, too few labelled rows)", ["policy"],
                                    registry=r)
         self.policies = Gauge("kaizen_policies", "Policy files by state", ["state"], registry=r)
+        self.below = Gauge("kaizen_champion_below_baseline", "1 when the champion's metric on its newest window is "
+                           "below its performance baseline by the threshold or more (red), else 0", ["policy"],
+                           registry=r)
+        self.champion_metric = Gauge("kaizen_champion_metric", "The champion's metric on its newest labelled window "
+                                     "(without rows the trust checks flagged)", ["policy"], registry=r)
+        self.baseline = Gauge("kaizen_performance_baseline", "The champion's performance baseline", ["policy"],
+                              registry=r)
         r.register(_Live(self))
 
     def add_policy(self, policy: str) -> None:
@@ -103,7 +110,7 @@ class ServiceMetrics:
         for outcome in DECISIONS:
             _drop(self.cycles, policy, outcome)
         for m in (self.promotions, self.rejections, self.failures, self.drift, self.last_cycle, self.streak,
-                  self.duration, self.idle_triggers):
+                  self.duration, self.idle_triggers, self.below, self.champion_metric, self.baseline):
             _drop(m, policy)
         with self._lock:
             self.last_success.pop(policy, None)
@@ -120,6 +127,7 @@ class ServiceMetrics:
                 t = datetime.fromisoformat(r.time.replace("Z", "+00:00")).timestamp()
                 with self._lock:
                     self.last_success[r.policy] = max(t, self.last_success.get(r.policy, 0.0))
+            self._health(r)
 
     def observe(self, record: Record, seconds: float, streak: int) -> None:
         p = record.policy
@@ -142,6 +150,22 @@ class ServiceMetrics:
         share = ((record.trigger or {}).get("monitor") or {}).get("drift_share")
         if share is not None:
             self.drift.labels(p).set(float(share))
+        self._health(record)
+
+    def _health(self, record: Record) -> None:
+        """The red/green verdict of :func:`kaizen.health.health` from the policy's newest window."""
+        from kaizen.health import health
+        from kaizen.past import is_window
+
+        if not is_window(record):
+            return
+        h = health([record], record.policy)
+        if h["state"] == "unknown":
+            return
+        self.below.labels(record.policy).set(1.0 if h["state"] == "red" else 0.0)
+        for gauge, key in ((self.champion_metric, "champion_metric"), (self.baseline, "baseline")):
+            if isinstance(h.get(key), (int, float)):
+                gauge.labels(record.policy).set(float(h[key]))
 
     def set_policy_counts(self, valid: int, broken: int) -> None:
         self.policies.labels("valid").set(valid)

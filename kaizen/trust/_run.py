@@ -52,8 +52,7 @@ class TrustResult:
 
 def check_training_rows(policy: Policy, *, new_rows: pd.DataFrame, reference: pd.DataFrame, schema: Schema,
                         champion_predictions_on_new: Predictions, seed: int,
-                        champion_predictions_on_reference: Predictions | None = None,
-                        champion_broke: bool = False) -> TrustResult:
+                        champion_predictions_on_reference: Predictions | None = None) -> TrustResult:
     """Judge the new labelled rows a challenger is about to learn from (and be judged on) before it does.
 
     ``new_rows``: the production rows of the training pool and the holdout, oldest first, with
@@ -66,10 +65,9 @@ def check_training_rows(policy: Policy, *, new_rows: pd.DataFrame, reference: pd
     one contract type on its own training rows is not evidence of poisoning); without them it
     cannot, and its record says so.
 
-    ``champion_broke``: the champion's performance fell decisively on the window. A relabelled
-    segment moves the metric a few points; an honest change of the labelling rule that lives in one
-    column reads the same to ``label_shift`` but breaks the champion. Then a ``label_shift`` set to
-    ``"block"`` only warns, saying it read the shift as a concept change.
+    A check reports what it found with the action the policy gives it, whatever the champion's
+    performance did: whether a block stands is the cycle's decision (:func:`kaizen.monitor.rules.trust_guard`),
+    taken on evidence the flagged rows did not produce.
 
     Checks run in :data:`CHECKS` order; a check set to ``"drop"`` removes its rows before the next
     check looks. ``blocked`` is true when a check set to ``"block"`` fired. Settings and numbers
@@ -97,10 +95,6 @@ def check_training_rows(policy: Policy, *, new_rows: pd.DataFrame, reference: pd
                              positive_label=policy.model.positive_label, predictions=pred, spec=spec, seed=seed,
                              reference_predictions=champion_predictions_on_reference)
         found = chk.check(inputs)
-        if champion_broke and chk.name == "label_shift" and action == "block" and found.fired:
-            action = "warn"
-            found = dataclasses.replace(found, action=action, message=found.message + "; read as a concept change, "
-                                        "not a poisoning: the champion's performance fell decisively on this window")
         findings.append(found)
         if found.fired and action == "drop":
             dropped.append(found.rows)

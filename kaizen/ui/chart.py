@@ -19,7 +19,7 @@ __all__ = ["Marker", "Point", "epoch", "svg_chart"]
 W, H = 760, 230
 LEFT, RIGHT, TOP, BOTTOM = 52, 48, 14, 30
 COLOURS = {"metric": "#1f6feb", "drift": "#d4700a", "promoted": "#1a7f37", "awaiting_approval": "#9a6700",
-           "rejected": "#cf222e", "rolled_back": "#8250df"}
+           "rejected": "#cf222e", "rolled_back": "#8250df", "held": "#bf3989", "rebaselined": "#8250df"}
 
 
 @dataclass(frozen=True)

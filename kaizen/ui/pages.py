@@ -97,7 +97,9 @@ class _Card:
     metric: str = ""
 
 
-def overview_page(snap: Snapshot, viewer: Viewer, *, chart_points: int, expired: set[str]) -> str:
+def overview_page(snap: Snapshot, viewer: Viewer, *, chart_points: int, expired: set[str],
+                  healths: dict[str, dict[str, Any]] | None = None) -> str:
+    """``healths``: per policy, :func:`kaizen.health.health` (a red verdict heads the policy's card)."""
     cards: dict[str, _Card] = {}
     series: dict[str, list[Point]] = {}
     marks: dict[str, list[Marker]] = {}
@@ -134,7 +136,15 @@ def overview_page(snap: Snapshot, viewer: Viewer, *, chart_points: int, expired:
         before = [m for m in mine_marks if m.t < start and m.kind in ("promoted", "rolled_back")]
         if points and before:  # when the champion of the first point began serving
             markers.insert(0, before[-1])
-        body.append(f'<section class="card" id="policy-{esc(name)}"><h2>{esc(name)}</h2><dl class="facts">')
+        h = (healths or {}).get(name) or {}
+        red = h.get("state") == "red"
+        body.append(f'<section class="card{" red" if red else ""}" id="policy-{esc(name)}"><h2>{esc(name)}</h2>')
+        if red:
+            body.append(f'<p class="health red" id="health-{esc(name)}"><strong>below baseline</strong>: '
+                        f'{esc(h.get("why", ""))}</p>')
+        elif h.get("state") == "ok":
+            body.append(f'<p class="health ok" id="health-{esc(name)}">{esc(h.get("why", ""))}</p>')
+        body.append('<dl class="facts">')
         if c.champion is not None:
             body.append(f'<dt>champion</dt><dd><strong class="champion">v{esc(promoted_version(c.champion))}'
                         f'</strong> since {esc(c.champion.time)} ({link(c.champion)})</dd>')

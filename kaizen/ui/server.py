@@ -105,8 +105,20 @@ def report_roots(config: Config) -> list[Path]:
     return out
 
 
+#: how many of a policy's newest records the overview reads for its health verdict (kaizen.health)
+HEALTH_RECORDS = 50
+
+
 class App:
     """The pages and actions, independent of the socket."""
+
+    def _healths(self, policies: list[str]) -> dict[str, dict[str, Any]]:
+        """Each policy's red/green verdict (kaizen.health) from a bounded read of the log's newest records."""
+        from kaizen.health import health
+        from kaizen.ledger import Ledger
+
+        ledger = Ledger(self.config.ledger_path)
+        return {p: health(ledger.tail(p, HEALTH_RECORDS), p) for p in policies}
 
     def __init__(self, config: Config, *, token: str | None = None, bound_host: str = "127.0.0.1") -> None:
         self.config = config
@@ -190,7 +202,8 @@ class App:
         if not parts:
             snap = self.view.snapshot()
             return _html(200, pages.overview_page(snap, viewer, chart_points=self.settings.chart_points,
-                                                  expired=self._expired(snap.waiting())))
+                                                  expired=self._expired(snap.waiting()),
+                                                  healths=self._healths(snap.policies())))
         if parts == ["decisions"]:
             return self._list(req, viewer)
         if len(parts) == 2 and parts[0] == "decisions":

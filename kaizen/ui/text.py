@@ -29,7 +29,7 @@ CSV_COLUMNS = ("time", "id", "policy", "kind", "decision", "answer", "champion_v
                "challenger_version", "promoted_version", "champion_holdout_metric", "challenger_holdout_metric",
                "champion_window_metric", "drift_share", "actor", "resolves", "mlflow_run_id", "why")
 _STYLE = {"promoted": "green", "rejected": "red", "failed": "bold red", "awaiting_approval": "yellow",
-          "skipped": "dim", "shadowing": "cyan"}
+          "skipped": "dim", "shadowing": "cyan", "held": "bold magenta", "rebaselined": "magenta"}
 
 
 def _fmt(v: Any) -> str:

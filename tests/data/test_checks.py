@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from kaizen.data import load_window
-from kaizen.data.checks import CHECKS, ROW_LEVEL, ReferenceProfile, drop_failing_rows, run_checks
+from kaizen.data.checks import CHECKS, INCIDENT_CHECKS, ROW_LEVEL, ReferenceProfile, drop_failing_rows, run_checks
 from kaizen.data.schema import infer_schema
 from kaizen.errors import PolicyError
 from kaizen.policy import CHECK_NAMES, ChecksSpec
@@ -70,9 +70,11 @@ def test_a_batch_that_cannot_be_real_is_rejected_with_column_check_and_numbers(h
     w = load_window(home.policy())
     assert w.batches == ("batch_000.parquet",)
     assert [name for name, _ in w.rejected] == ["batch_001.parquet"]
-    (message,) = w.rejected[0][1]
+    (message, *also) = w.rejected[0][1]   # a column scaled by 1e12 is also an incident (tests/data/test_incidents.py)
     assert re.fullmatch(expected, message), message
-    assert w.summary()["rejected_batches"] == [{"batch": "batch_001.parquet", "problems": [message]}]
+    assert [m.split(" on column")[0] for m in also] == (["check 'rescaled' (block)"] if "'magnitude'" in expected
+                                                         else [])
+    assert w.summary()["rejected_batches"] == [{"batch": "batch_001.parquet", "problems": [message, *also]}]
     assert w.history.empty or "batch_001.parquet" not in w.history_batches
 
 
@@ -92,7 +94,8 @@ def test_a_rejected_batch_is_in_neither_the_window_nor_the_history(home) -> None
     home.arrive(2)
     w = load_window(home.policy())
     assert w.batches == ("batch_002.parquet",) and w.history_batches == ("batch_000.parquet",)
-    assert w.rejected[0][0] == "batch_001.parquet" and "'magnitude'" in w.rejected[0][1][0]
+    # in history the batch-level incident rejects it whole (the magnitude rows alone would be dropped)
+    assert w.rejected[0][0] == "batch_001.parquet" and "check 'rescaled' (block)" in w.rejected[0][1][0]
     assert w.history["total_charges"].max() < 1e5 and len(w.history) == 500
 
 
@@ -320,7 +323,8 @@ def test_a_real_regression_stream_is_accepted_without_blocks(demand_home) -> Non
 def test_every_check_has_one_policy_action_and_a_level() -> None:
     assert tuple(CHECKS) == CHECK_NAMES
     assert set(ChecksSpec().actions) == set(CHECK_NAMES)
-    assert ROW_LEVEL < set(CHECK_NAMES) and set(CHECK_NAMES) - ROW_LEVEL == {"all_null", "null_rate"}
+    assert ROW_LEVEL < set(CHECK_NAMES) and set(CHECK_NAMES) - ROW_LEVEL == {"all_null", "null_rate"} | INCIDENT_CHECKS
+    assert INCIDENT_CHECKS == {"sign_flip", "rescaled", "offset", "remapped", "copied_column"}
 
 
 def test_the_profile_is_computed_once_from_the_reference(home) -> None:
@@ -349,8 +353,8 @@ def test_magnitude_is_reported_once_not_again_as_out_of_range(home) -> None:
     ref = pd.read_parquet(home.root / "data" / "reference.parquet")
     p = ReferenceProfile.build(ref, infer_schema(ref, target="churned", timestamp="ts"), "binary_classification")
     batch = _frame(home, 0).assign(total_charges=lambda d: d["total_charges"] * 1e12)
-    assert [r.check for r in run_checks(batch, p, ChecksSpec())] == ["magnitude"]
-    loose = ChecksSpec(magnitude="warn", out_of_range="block")
+    assert [r.check for r in run_checks(batch, p, ChecksSpec())] == ["magnitude", "rescaled"]
+    loose = ChecksSpec(magnitude="warn", out_of_range="block", rescaled="off")
     assert [(r.check, r.action) for r in run_checks(batch, p, loose)] == [("magnitude", "warn"),
                                                                           ("out_of_range", "block")]
 

@@ -77,3 +77,76 @@ def test_check_frame_accepts_a_good_frame(home) -> None:
     ref = pd.read_parquet(home.root / "data" / "reference.parquet")
     s = infer_schema(ref, target="churned", timestamp="ts")
     assert check_frame(ref, s, require_target=True) == []
+
+
+# --------------------------------------------------------------------------------------------
+# exact duplicate rows
+# --------------------------------------------------------------------------------------------
+
+def _batch(home, index: int) -> pd.DataFrame:
+    return pd.read_parquet(sorted(home.incoming.iterdir())[index])
+
+
+def test_ten_copies_of_a_batch_are_the_batch_once(home) -> None:
+    home.arrive(0)
+    home.arrive(1)
+    once = load_window(home.policy())
+    assert once.duplicates == () and once.duplicate_rows == 0 and once.summary()["duplicates"] == []
+
+    b = _batch(home, 1)
+    pd.concat([b] * 10, ignore_index=True).to_parquet(home.production / "batch_001.parquet")
+    w = load_window(home.policy())
+    assert w.batches == ("batch_001.parquet",) and len(w.current) == 500
+    pd.testing.assert_frame_equal(w.current, once.current)
+    assert w.duplicate_rows == 9 * 500 and w.duplicates_dropped
+    assert w.summary()["duplicates"] == [{"batch": "batch_001.parquet", "rows": 4500, "dropped": True}]
+    assert w.summary()["duplicate_rows"] == 4500 and w.reference_duplicate_share == 0.0
+    assert w.digest == once.digest  # the digest is of what remains: the batch, once
+    assert len(w.labelled) == len(once.labelled) and dict(w.batch_labels) == dict(once.batch_labels)
+
+
+def test_a_batch_delivered_twice_under_two_names_trains_once(home) -> None:
+    home.arrive(0)
+    _batch(home, 0).to_parquet(home.production / "batch_000_resent.parquet")
+    home.arrive(1)
+    w = load_window(home.policy())
+    assert w.batches == ("batch_001.parquet",)
+    assert w.history_batches == ("batch_000.parquet", "batch_000_resent.parquet")
+    assert len(w.history) == 500 and w.history_sizes == (500, 0)
+    assert w.duplicates == (("batch_000_resent.parquet", 500),)
+    assert not w.history.duplicated().any()
+
+
+def test_rows_repeating_a_history_row_leave_the_window_and_new_rows_stay(home) -> None:
+    home.arrive(0)
+    old, new = _batch(home, 0), _batch(home, 1)
+    pd.concat([new, old.iloc[:40]], ignore_index=True).to_parquet(home.production / "batch_001.parquet")
+    w = load_window(home.policy())
+    assert len(w.current) == 500 and w.duplicates == (("batch_001.parquet", 40),)
+    assert w.current["ts"].min() > w.history["ts"].max()  # the 40 old rows left, the new ones stayed
+
+
+def test_a_reference_with_duplicate_rows_keeps_them_counted(home) -> None:
+    ref_path = home.root / "data" / "reference.parquet"
+    ref = pd.read_parquet(ref_path)
+    pd.concat([ref, ref.iloc[:60]], ignore_index=True).to_parquet(ref_path)  # 60 of 1,560 rows repeat: 3.8 %
+    home.arrive(0)
+    b = _batch(home, 1)
+    pd.concat([b, b], ignore_index=True).to_parquet(home.production / "batch_001.parquet")
+    w = load_window(home.policy())
+    assert len(w.current) == 1000 and not w.duplicates_dropped and w.duplicate_rows == 500
+    assert round(w.reference_duplicate_share, 4) == round(60 / 1560, 4)
+    assert w.summary()["duplicates"] == [{"batch": "batch_001.parquet", "rows": 500, "dropped": False}]
+
+    policy = home.write_policy()  # this domain repeats rows: allow the reference 5 %
+    policy.write_text(policy.read_text() + "\n[data.checks]\nmax_reference_duplicates = 0.05\n")
+    assert len(load_window(home.policy()).current) == 500
+
+
+def test_duplicates_are_found_across_formats_and_dtypes(home) -> None:
+    home.arrive(0)
+    b = _batch(home, 0)
+    b.assign(age=b["age"].astype(float)).to_csv(home.production / "batch_000_copy.csv", index=False)
+    home.arrive(1)
+    w = load_window(home.policy())
+    assert w.duplicates == (("batch_000_copy.csv", 500),) and len(w.history) == 500

@@ -33,7 +33,7 @@ max_change = 0.02
 
 def test_defaults(make_policy) -> None:
     g = make_policy().gates
-    assert g == GateSpec(min_improvement=0.01, golden_tolerance=0.05, holdout_fraction=0.5, min_holdout_rows=50)
+    assert g == GateSpec(min_improvement=0.01, golden_margin=0.05, holdout_fraction=0.5, min_holdout_rows=50)
     assert (g.promotion_test, g.min_effect, g.confidence, g.bootstrap_resamples) == ("significance", 0.0, 0.95, 1000)
     assert g.max_latency_ms_per_1000 is None and g.max_model_mb is None and g.fairness_column is None
     assert [x.name for x in gates_for(make_policy())] == ["sanity", "significance", "golden", "behaviour"]

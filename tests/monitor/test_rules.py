@@ -341,8 +341,10 @@ def test_the_decisive_reason_comes_first_and_every_condition_is_recorded(tmp_pat
                              "prediction drift wasserstein score 0 (stable at threshold 0.15); champion accuracy "
                              "0.7900 on 400 labelled rows vs baseline 0.8000: drop +0.0100 "
                              "(threshold 0.0500 = performance_drop)",)
-    small = decide(policy, TriggerInputs(monitor(0.70, rows=50), 0.80, history=()))
-    assert small.reasons[0] == "cannot improve: 50 rows in the window (need 100)"
+    small = decide(policy, TriggerInputs(monitor(0.70, rows=50, drift_share=1.0), 0.80, history=()))
+    assert small.reasons == ("window too small to judge: 50 rows (need 100, trigger.min_rows); no signal is "
+                             "evaluated and the window does not count toward hysteresis or cooldown",)
+    assert not small.improve and small.signals == () and "signals" not in small.to_dict()
     out = d.to_dict()
     assert out["action"] == "improve" and out["triggered"] is True and out["combine"] == "any"
     assert [(s["rule"], s["verdict"]) for s in out["signals"]] == [
@@ -446,3 +448,86 @@ def test_a_decisive_drop_does_not_wait_out_the_cooldown(tmp_path: Path) -> None:
     assert cool.verdict == "holds" and "overridden" in cool.message
     # a drop that is not decisive (0.08 < 2 × 0.05) still waits: held, then the cooldown after batch 1's rejection
     assert 2 not in improved
+
+
+# --- a drop judged without the rows the trust checks flagged --------------------------------------
+
+
+def poisoned_window(seed: int = 3, n: int = 600, flipped: int = 90) -> tuple[float, np.ndarray, Predictions,
+                                                                             np.ndarray]:
+    """A fixed model scored on a window where ``flipped`` labels of confident negatives were turned positive.
+
+    Returns (baseline, y, predictions, mask of the flipped rows): the honest rows score at the baseline level,
+    the flipped ones drag roc_auc far below it."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    s = np.clip(0.5 + (y - 0.5) * 0.5 + rng.normal(0, 0.22, n), 0.001, 0.999)
+    p = Predictions((s >= 0.5).astype(int), s)
+    baseline = score("roc_auc", y, p.labels, p.scores)
+    victims = np.flatnonzero((y == 0) & (s < 0.3))[:flipped]
+    y = y.copy()
+    y[victims] = 1
+    mask = np.zeros(n, bool)
+    mask[victims] = True
+    return baseline, y, p, mask
+
+
+def test_a_drop_only_the_flagged_rows_carry_is_explained_and_counts_for_nothing(tmp_path: Path) -> None:
+    baseline, y, p, flipped = poisoned_window()
+    policy = make_policy(tmp_path, "roc_auc", performance_drop=0.03, consecutive=1, cooldown_batches=0,
+                         drift_share=False, prediction_drift=False, immediate_factor=2.0)
+    mon = monitor(score("roc_auc", y, p.labels, p.scores), rows=len(y), metric="roc_auc")
+    raw = decide(policy, TriggerInputs(mon, baseline, y, p, history=(), seed=0))
+    assert raw.improve and raw.decisive and raw.broke       # the poisoned labels make the champion look broken
+    clean = decide(policy, TriggerInputs(mon, baseline, y, p, history=(), seed=0, excluded=flipped,
+                                         excluded_why="label_shift: 90"))
+    perf = clean.performance
+    assert not clean.improve and not clean.broke and not clean.decisive and clean.explained
+    assert perf.verdict == "explained" and perf.fired is False
+    assert perf.details["excluded_rows"] == 90 and perf.details["clean_rows"] == len(y) - 90
+    assert perf.details["clean_drop"] == pytest.approx(0.0, abs=0.02) and perf.details["raw_drop"] > 0.1
+    assert perf.message.endswith("the drop comes from the flagged rows, no evidence the champion broke")
+    assert "without the 90 labelled row(s) the trust checks flagged (label_shift: 90)" in perf.message
+    # an explained window is not a window in which the signal fired: it never arms hysteresis
+    assert clean.to_dict()["signals"][0]["fired"] is False
+
+
+def test_the_decisive_override_of_the_cooldown_uses_the_figure_without_flagged_rows(tmp_path: Path) -> None:
+    baseline, y, p, flipped = poisoned_window(flipped=60)
+    policy = make_policy(tmp_path, "roc_auc", performance_drop=0.02, consecutive=1, cooldown_batches=1,
+                         drift_share=False, prediction_drift=False, immediate_factor=2.0)
+    promoted = Record(id="p0", policy="churn", decision="promoted", kind="cycle",
+                      trigger={"signals": [], "monitor": {}})
+    # the honest rows also lost 4 points (a real drop, not decisive on its own)
+    s = np.where(flipped, p.scores, np.clip(p.scores + np.random.default_rng(1).normal(0, 0.12, len(y)), 0, 1))
+    q = Predictions((s >= 0.5).astype(int), s)
+    mon = monitor(score("roc_auc", y, q.labels, q.scores), rows=len(y), metric="roc_auc")
+    raw = decide(policy, TriggerInputs(mon, baseline, y, q, history=(promoted,), seed=0))
+    clean = decide(policy, TriggerInputs(mon, baseline, y, q, history=(promoted,), seed=0, excluded=flipped))
+    assert raw.decisive and raw.improve                      # raw: decisive, so the cooldown is overridden
+    assert not clean.decisive and not clean.improve          # without the flagged rows: a drop, not decisive
+    cool = next(g for g in clean.guards if g.rule == "cooldown")
+    assert cool.verdict == "blocks" and clean.reasons[0].startswith("cannot improve: cooldown: 0 of the 1")
+
+
+def test_a_window_below_min_rows_is_not_judged_and_never_counts_toward_hysteresis(tmp_path: Path) -> None:
+    policy = make_policy(tmp_path, performance_drop=0.05, performance_drop_se=False, consecutive=2,
+                         cooldown_batches=0, drift_share=0.3)
+    # one-row batches drift "in 100 % of columns" and score 0 or 1: none of them may arm the trigger
+    mons = [monitor(0.0, rows=1, labelled=1, drift_share=1.0), monitor(0.70, drift_share=1.0),
+            monitor(0.0, rows=1, labelled=1, drift_share=1.0), monitor(0.70, drift_share=1.0)]
+    improved, ds = run_stream(policy, mons, 0.80)
+    assert [d.judged for d in ds] == [False, True, False, True]
+    assert ds[0].reasons[0].startswith("window too small to judge: 1 rows (need 100, trigger.min_rows)")
+    assert improved == [3]                     # 1: first window of two; 3: the second (2 was not a window)
+    assert ds[1].signals[-1].verdict == "held" and ds[3].signals[-1].details["windows"] == 2
+
+
+def test_the_schedule_refits_only_when_nothing_else_triggers_and_no_guard_blocks(tmp_path: Path) -> None:
+    policy = make_policy(tmp_path, performance_drop=0.05, performance_drop_se=False, consecutive=1,
+                         cooldown_batches=0, drift_share=False, prediction_drift=False, refit_every_batches=2)
+    improved, ds = run_stream(policy, [monitor(0.80)] * 4, 0.80, outcome=lambda i: "promoted")
+    # the stream's records have no challenger section, so the count runs on: due from the second window on
+    assert improved == [1, 2, 3] and ds[1].rungs == ("refit",) and ds[1].reasons[0].startswith("scheduled refit: 2")
+    assert not ds[0].improve and ds[0].schedule.verdict == "quiet"
+    assert ds[1].to_dict()["scheduled"] is True

@@ -4,7 +4,8 @@ One home, one bootstrap, one daemon per crash point (each restart recovers the p
 
 1. ``building+1``  killed inside the tuning          → one aborted record; champion unchanged
 2. ``promoting``   gates passed, alias not yet moved → one aborted record; champion unchanged
-3. ``promoted``    alias moved, nothing recorded     → recovery writes the promoted record, once
+3. ``promoted``    alias moved, nothing recorded     → recovery writes the promoted record, once, with the
+                                                       fields, reasons, cost and FINISHED run of a live one
 4. ``torn``        half a record written to the log  → recovery appends it whole; `kaizen log` still works
 5. no hook                                           → cycles go on normally; SIGTERM exits 0
 """
@@ -20,6 +21,7 @@ from collections import Counter
 from prometheus_client.parser import text_string_to_metric_families
 
 from kaizen.bootstrap import bootstrap
+from kaizen.cost import CostModel
 from kaizen.registry import Registry
 from tests.service.conftest import http_get, journals, records, running, wait_for, write_config
 
@@ -87,7 +89,19 @@ def test_sigkill_at_each_point_then_restart_keeps_the_invariants(home, daemons) 
         assert rec.decision == "failed" and rec.reasons[0].startswith(f"aborted: process died during {phase}")
     promoted = [r for r in recs if r.decision == "promoted" and r.kind == "cycle"]
     assert [r.id for r in promoted] == [c["id"]]  # written by the recovery, exactly once
-    assert "recorded at restart" in promoted[0].reasons[-1]
+    # ... as complete as the live path writes it (kaizen/cycle/promote.py, kaizen/runner.py Draft.finish)
+    p = promoted[0]
+    gated = c.get("gated_version")
+    of = f" (refit of version {gated})" if gated and str(gated) != str(c["version"]) else ""
+    assert p.reasons == (f"promoted version {c['version']}{of} to champion (was 1)",
+                         "recorded at restart from the journal: the process died during recording, after the "
+                         "champion alias moved", *c["reasons"])
+    assert p.champion == {**c["sections"]["champion"], "promoted": c["version"], "replaced": "1"}
+    assert p.challenger == c["sections"]["challenger"] and p.trigger == c["sections"]["trigger"]
+    assert (p.error, p.seed, p.report, p.mlflow_run_id) == (None, c["seed"], c["report"], c["run_id"])
+    cost = c["cost"]
+    assert cost["cpu_seconds"] > 0 and cost["build_cpu_seconds"] > 0 and cost["wall_seconds"] >= cost["cpu_seconds"]
+    assert p.cost == {**cost, **CostModel.from_config(home.config()).estimate(cost["cpu_seconds"])}
     assert by_id[d["id"]].decision == "skipped"
     champ = reg.champion("churn")
     assert champ.version == promoted[0].challenger["version"] == c["version"]
@@ -96,7 +110,9 @@ def test_sigkill_at_each_point_then_restart_keeps_the_invariants(home, daemons) 
     for entry in (a, b):  # challengers of aborted cycles are marked, never champion
         if entry.get("version"):
             assert reg.version("churn", entry["version"]).tags["kaizen.status"] == "aborted"
-    assert reg.client.get_run(c["run_id"]).info.status == "KILLED"
+    run = reg.client.get_run(c["run_id"])  # it did promote: its run ends as a live one, named as one
+    assert run.info.status == "FINISHED" and run.data.tags["kaizen.decision"] == "promoted"
+    assert run.info.run_name == f"churn · cycle · promoted · v{p.champion['version']} vs v{p.challenger['version']}"
     assert journals(home) == []
     # the torn half line is skipped by readers; `kaizen log` works and says so
     log = subprocess.run([sys.executable, "-m", "kaizen", "log"], cwd=home.root, capture_output=True, text=True,

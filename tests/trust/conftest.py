@@ -74,8 +74,8 @@ def policy_file(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Polic
     return make
 
 
-def run(policy: Policy, att: Attack, upto: int, seed: int, *, with_reference: bool = True,
-        champion_broke: bool = False) -> tuple[TrustResult, np.ndarray]:
+def run(policy: Policy, att: Attack, upto: int, seed: int, *, with_reference: bool = True
+        ) -> tuple[TrustResult, np.ndarray]:
     """``check_training_rows`` on every production row of ``att`` up to batch ``upto``; (result, poisoned mask)."""
     sc = att.scenario
     new = pd.concat(sc.batches[: upto + 1], ignore_index=True)
@@ -83,8 +83,7 @@ def run(policy: Policy, att: Attack, upto: int, seed: int, *, with_reference: bo
     predict = champion(seed)
     res = check_training_rows(policy, new_rows=new, reference=sc.reference, schema=schema_of(sc.reference),
                               champion_predictions_on_new=predict(new), seed=seed,
-                              champion_predictions_on_reference=predict(sc.reference) if with_reference else None,
-                              champion_broke=champion_broke)
+                              champion_predictions_on_reference=predict(sc.reference) if with_reference else None)
     return res, truth
 
 

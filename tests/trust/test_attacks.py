@@ -11,15 +11,34 @@ from kaizen.data.checks import ReferenceProfile, run_checks
 from kaizen.policy import ChecksSpec
 from tests.trust.conftest import schema_of
 
+POISONINGS = [a for a, (kind, _) in ATTACKS.items() if kind != "corrupt"]
+CORRUPTIONS = {a: params for a, (kind, params) in ATTACKS.items() if kind == "corrupt"}
+INCIDENT_OF = {"sign": "sign_flip", "scale": "rescaled", "remap": "remapped", "copy": "copied_column"}
 
-@pytest.mark.parametrize("name", list(ATTACKS))
+
+@pytest.mark.parametrize("name", POISONINGS)
 def test_poisoned_batches_pass_the_value_checks(name: str) -> None:
+    """Poisoned rows are plausible one by one: no value check stops them (the trust checks' business)."""
     att = build_attack(name, 5)
     ref = att.scenario.reference
     profile = ReferenceProfile.build(ref, schema_of(ref), "binary_classification")
     for i, batch in enumerate(att.scenario.batches):
         blocking = [r for r in run_checks(batch, profile, ChecksSpec()) if r.blocks]
         assert not blocking, (i, [r.detail for r in blocking])
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_a_corrupted_column_is_a_data_incident_at_its_batch_only(name: str) -> None:
+    """An upstream bug in one column is an incident on the batch it hits, named by check and column."""
+    att, params = build_attack(name, 5), CORRUPTIONS[name]
+    ref = att.scenario.reference
+    profile = ReferenceProfile.build(ref, schema_of(ref), "binary_classification")
+    for i, batch in enumerate(att.scenario.batches):
+        incidents = {(r.check, r.column) for r in run_checks(batch, profile, ChecksSpec()) if r.incident}
+        if i == ATTACK_AT:
+            assert (INCIDENT_OF[params["how"]], params["column"]) in incidents, incidents
+        else:
+            assert not incidents, (i, incidents)
 
 
 def test_seeded_and_marked() -> None:
