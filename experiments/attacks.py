@@ -328,7 +328,7 @@ def loop(seed: int = 7, attacks: Sequence[str] = LOOP_ATTACKS, *, emulate_trust:
 
 
 def _loop_one(root: Path, att: Attack, seed: int, emulate: bool, log: Callable[[str], None]) -> dict[str, Any]:
-    from kaizen.bootstrap import bootstrap
+    from kaizen.commands.bootstrap import bootstrap
     from kaizen.cycle import run_cycle
 
     t0 = time.perf_counter()
@@ -380,12 +380,12 @@ def _emulated_trust(cfg: Any, policy: Any, att: Attack, upto: int, kept: dict[in
     """The trust checks on batches ``0..upto`` as the production folder holds them; drops rewrite the files."""
     from kaizen.data.frames import model_frame
     from kaizen.data.schema import infer_schema
-    from kaizen.models import load_model
     from kaizen.registry import Registry
+    from kaizen.registry.models import load_model
     from kaizen.trust import check_training_rows
 
-    Registry.from_config(cfg)
-    model = load_model(f"models:/{policy.name}@champion", task=policy.model.task,
+    reg = Registry.from_config(cfg)
+    model = load_model(reg, policy.name, reg.champion(policy.name).version, task=policy.model.task,
                        positive_label=policy.model.positive_label)
     sc = att.scenario
     schema = infer_schema(sc.reference, target="churned", timestamp="ts")
@@ -410,16 +410,16 @@ def _effects(cfg: Any, policy: Any, seed: int) -> dict[str, dict[str, float]]:
     """The bootstrap champion's and the final champion's mean P(churn) on fresh clean rows of the attacked
     segment and of the outlier pocket, next to the labelling rule's mean probability for them."""
     from experiments.scenarios import _sigmoid, churn_logit
-    from kaizen.models import load_model
     from kaizen.registry import Registry
+    from kaizen.registry.models import load_model
 
     fresh = churn(seed=seed + 1000, **{**SCENARIO, "n_batches": 2, "covariate_at": 0}).batches
     segment = fresh[0][segment_mask(fresh[0])]
     with_pocket, injected = _outliers(fresh[1], 200, np.random.default_rng([seed, 1000]))
     pocket = with_pocket[injected]
-    Registry.from_config(cfg)  # this home's MLflow URIs for the loads below
-    models = {k: load_model(f"models:/{policy.name}{v}", task="binary_classification", positive_label=1)
-              for k, v in (("before", "/1"), ("after", "@champion"))}
+    reg = Registry.from_config(cfg)
+    models = {k: load_model(reg, policy.name, v, task="binary_classification", positive_label=1)
+              for k, v in (("before", "1"), ("after", reg.champion(policy.name).version))}
     out = {}
     for name, rows in (("segment", segment), ("pocket", pocket)):
         x = rows[[c for c in rows.columns if c not in ("ts", "churned")]]
@@ -484,7 +484,7 @@ def policy_loop(seed: int = 7, attacks: Sequence[str] = POLICY_ATTACKS, *, log: 
     The outcome is what happened from the poisoned batch on: ``promoted`` (a cycle promoted with nobody
     watching: the defence failed), ``awaiting approval``, ``held`` (a data incident, or a drop only the
     flagged rows carried), ``blocked`` (rejected), or ``nothing`` (the poison moved no trigger)."""
-    from kaizen.bootstrap import bootstrap
+    from kaizen.commands.bootstrap import bootstrap
     from kaizen.cycle import run_cycle
 
     out = []
@@ -549,16 +549,18 @@ def _write_home(root: Path, sc: Scenario, overrides: dict[str, dict[str, Any]]) 
 
 
 def _bootstrapped_champion(root: Path, sc: Scenario, seed: int, overrides: dict | None) -> tuple[Callable, Any]:
-    from kaizen.bootstrap import bootstrap
+    from kaizen.commands.bootstrap import bootstrap
     from kaizen.data.frames import model_frame
     from kaizen.data.schema import infer_schema
-    from kaizen.models import load_model
+    from kaizen.registry import Registry
+    from kaizen.registry.models import load_model
 
     cfg, policy = _write_home(root, sc, {**LOOP_POLICY, **(overrides or {})})
     rec = bootstrap(cfg, policy)
     if rec.decision != "promoted":
         raise RuntimeError(f"bootstrap did not make a champion: {rec.decision} {rec.reasons}")
-    model = load_model(f"models:/{policy.name}@champion", task=policy.model.task,
+    reg = Registry.from_config(cfg)
+    model = load_model(reg, policy.name, rec.champion["version"], task=policy.model.task,
                        positive_label=policy.model.positive_label)
     schema = infer_schema(sc.reference, target="churned", timestamp="ts")
     return (lambda frame: model.predict(model_frame(frame, schema))), policy

@@ -101,7 +101,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json")
     args = ap.parse_args()
-    from kaizen.bootstrap import bootstrap
+    from kaizen.commands.bootstrap import bootstrap
     from kaizen.config import load_config
     from kaizen.policy import load_policy
 

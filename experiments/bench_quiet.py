@@ -35,8 +35,8 @@ from kaizen._env import prepare
 
 prepare()
 
+from kaizen.data.predictions import Predictions  # noqa: E402
 from kaizen.data.schema import Schema, infer_schema  # noqa: E402
-from kaizen.models import Predictions  # noqa: E402
 from kaizen.policy import Policy, load_policy  # noqa: E402
 
 COLUMNS = 20

@@ -76,8 +76,8 @@ def _home(root: Path, data: Path, report: str | None) -> tuple[object, object]:
 
 
 def _sweep(cfg: object) -> int:
+    from kaizen.commands.retention import run
     from kaizen.registry import Registry
-    from kaizen.retention import run
 
     _plan, result = run(cfg, Registry.from_config(cfg))  # type: ignore[arg-type]
     return result.bytes_freed if result else 0
@@ -85,7 +85,7 @@ def _sweep(cfg: object) -> int:
 
 def demo(tmp: Path, seed: int) -> dict[str, object]:
     from experiments.scenarios import churn
-    from kaizen.bootstrap import bootstrap
+    from kaizen.commands.bootstrap import bootstrap
     from kaizen.cycle import run_cycle
 
     data = tmp / "demo-data"
@@ -100,8 +100,8 @@ def demo(tmp: Path, seed: int) -> dict[str, object]:
         shutil.copy(src, data / "production" / src.name)
         decisions.append(run_cycle(cfg, pol).decision)
         print(f"demo {src.name}: {decisions[-1]}", file=sys.stderr)
+    from kaizen.commands.retention import plan
     from kaizen.registry import Registry
-    from kaizen.retention import plan
 
     before = _bytes(cfg.state_dir)  # type: ignore[attr-defined]
     parts = _breakdown(cfg.state_dir)  # type: ignore[attr-defined]
@@ -115,7 +115,7 @@ def demo(tmp: Path, seed: int) -> dict[str, object]:
 
 def quiet(tmp: Path, n: int, sweep_every: int, report: str, seed: int) -> dict[str, object]:
     from experiments.scenarios import churn
-    from kaizen.bootstrap import bootstrap
+    from kaizen.commands.bootstrap import bootstrap
     from kaizen.cycle import run_cycle
 
     data = tmp / "quiet-data"

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batches", type=int, default=12)
     args = ap.parse_args(argv)
 
-    from kaizen.bootstrap import bootstrap
+    from kaizen.commands.bootstrap import bootstrap
     from kaizen.cycle import run_cycle
     from kaizen.logs import configure
 

@@ -105,7 +105,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     from kaizen.policy import load_policy
 
     policy = load_policy(_policy_path(cfg, args.policy))
-    from kaizen.bootstrap import bootstrap
+    from kaizen.commands.bootstrap import bootstrap
     from kaizen.ui.progress import StepLine
 
     with StepLine(journal=(cfg.state_dir, policy.name)):  # bootstrap takes no on_step: follow its journal entry
@@ -123,7 +123,7 @@ def cmd_once(args: argparse.Namespace) -> int:
         refs = [str(f) for f in policy_files(cfg.policies_dir)]
         if not refs:
             raise KaizenError(f"no policy files in {cfg.policies_dir}")
-    from kaizen.cycle import run_cycle
+    from kaizen.commands.tick import tick
 
     status = 0
     for ref in refs:
@@ -137,7 +137,7 @@ def cmd_once(args: argparse.Namespace) -> int:
             from kaizen.ui.progress import StepLine
 
             with StepLine() as progress:
-                rec = run_cycle(cfg, policy, seed=args.seed, wait_seconds=args.wait, on_step=progress.on_step)
+                rec = tick(cfg, policy, seed=args.seed, wait_seconds=args.wait, on_step=progress.on_step)
         except BusyError as exc:
             print(f"kaizen: {exc}", file=sys.stderr)
             status = status or BusyError.exit_code
@@ -232,7 +232,7 @@ def _expired(cfg: Any, waiting: list[Any]) -> set[str]:
     """The ids of ``waiting`` (unanswered approvals) past their policy's ``approval_expires``."""
     if not waiting:
         return set()
-    from kaizen.review import expired
+    from kaizen.commands.review import expired
 
     return expired(cfg, waiting)
 
@@ -276,7 +276,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def cmd_approve(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    from kaizen.review import approve
+    from kaizen.commands.review import approve
 
     _print_record(approve(cfg, args.id, actor=args.by, wait_seconds=args.wait))
     return 0
@@ -284,7 +284,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 def cmd_reject(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    from kaizen.review import reject
+    from kaizen.commands.review import reject
 
     _print_record(reject(cfg, args.id, actor=args.by, reason=args.reason or "", wait_seconds=args.wait))
     return 0
@@ -306,7 +306,7 @@ def _model(cfg: Any, ref: str) -> tuple[str, Any]:
 def cmd_rollback(args: argparse.Namespace) -> int:
     cfg = _config(args)
     name, policy = _model(cfg, args.policy)
-    from kaizen.rollback import rollback
+    from kaizen.commands.rollback import rollback
 
     rec = rollback(cfg, name, to=args.to, reason=args.reason or "", actor=args.by, force=args.force,
                    wait_seconds=args.wait, metric=policy.model.metric if policy else "")
@@ -316,8 +316,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     from kaizen.config import load_config
-    from kaizen.history import champion_periods, render_history
     from kaizen.ledger import Ledger
+    from kaizen.registry.history import champion_periods, render_history
 
     cfg = load_config(args.config)
     name, _ = _model(cfg, args.policy)
@@ -345,8 +345,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_gc(args: argparse.Namespace) -> int:
     cfg = _config(args)
+    from kaizen.commands.retention import describe, run
     from kaizen.registry import Registry, reaching
-    from kaizen.retention import describe, run
 
     with reaching(cfg.tracking_uri, cfg.registry_uri):
         registry = Registry.from_config(cfg)

@@ -50,7 +50,7 @@ class ServiceSettings:
 
 @dataclass(frozen=True)
 class RetentionSettings:
-    """``[retention]``: what ``kaizen gc`` and the service's housekeeping delete (see kaizen/retention.py).
+    """``[retention]``: what ``kaizen gc`` and the service's housekeeping delete (see kaizen/commands/retention.py).
 
     Reports and model artifacts go when older than their ``*_days`` or beyond their newest
     ``*_keep`` (per policy); the champion, the challenger, a version awaiting approval, the
@@ -153,11 +153,9 @@ def _service(r: Reader, state: Path, sqlite_abs: Any) -> ServiceSettings:
         shutdown_grace_seconds=r.number("service.shutdown_grace_seconds", d.shutdown_grace_seconds, lo=0),
         rescan_seconds=r.number("service.rescan_seconds", d.rescan_seconds, lo=0, lo_open=True),
         standby=r.boolean("service.standby", d.standby),
-        # One cycle at a time per process: MLflow's model logging reads process-wide URIs and Evidently,
-        # featuretools and Optuna set process-wide warning filters and log levels (docs/service.md).
-        workers=r.get("service.workers", int, d.workers, check=lambda v: v == 1,
-                      allowed="1 (cycles of different policies run one after another in one daemon; run more "
-                      "daemons on separate state folders to go wider)"),
+        # cycles of different policies at once: nothing they use is process-wide (MLflow through each policy's
+        # client, caches in the daemon's runtime); one policy's cycles never overlap (its lock)
+        workers=r.integer("service.workers", d.workers, lo=1, hi=64),
         backoff_seconds=r.number("service.backoff_seconds", d.backoff_seconds, lo=0),
         backoff_max_seconds=r.number("service.backoff_max_seconds", d.backoff_max_seconds, lo=0),
         log_format=r.string("service.log_format", d.log_format, choices=LOG_FORMATS),

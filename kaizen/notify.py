@@ -1,6 +1,6 @@
 """Webhook notifications of decisions: ``[[notify.webhooks]]`` in config.toml (docs/notifications.md).
 
-After the runner appends a record (:func:`kaizen.runner.run`), :func:`dispatch` picks its event and
+After the runner appends a record (:func:`kaizen.run.runner.run`), :func:`dispatch` picks its event and
 hands it to each webhook subscribed to that event, on a background thread per webhook, and returns at
 once: a notification never blocks or fails a cycle. Each delivery is an HTTP POST retried
 ``retries`` times on a network error, a timeout or an HTTP 408/429/5xx answer, waiting

@@ -230,7 +230,7 @@ class BuildSpec:
     validation_fraction: float = 0.25
     window_fractions: tuple[float, ...] = (1.0, 0.5, 0.25)
     seed: int = 0
-    #: the escalation ladder (kaizen/ladder.py): "ladder" climbs refit → small search → full search,
+    #: the escalation ladder (kaizen/cycle/ladder.py): "ladder" climbs refit → small search → full search,
     #: each rung only when the one below failed the gates; "refit", "small" or "full" pins one rung
     strategy: str = "ladder"
     #: trials of rung 2, the small search warm-started from the champion's recipe on raw features
@@ -429,15 +429,15 @@ class PromotionSpec:
     shadow_windows: int = 3
     shadow_min_wins: int = 2
     #: an ``awaiting_approval`` record may be approved for this long (seconds; None: no limit); after it
-    #: ``kaizen approve`` refuses it and the next cycle records it as rejected (expired); see kaizen/review.py
+    #: ``kaizen approve`` refuses it and the next cycle records it as rejected (expired); see kaizen/commands/review.py
     approval_expires_seconds: float | None = 7 * 86400.0
-    #: automatic rollback (kaizen/rollback.py): a new champion's first ``auto_rollback_windows`` labelled windows
-    #: (0: off) are compared with the retired champion's holdout metric; it is rolled back when the mean drop
+    #: automatic rollback (kaizen/monitor/rules/rollback.py): a new champion's first ``auto_rollback_windows`` labelled
+    #: windows (0: off) are compared with the retired champion's holdout metric; it is rolled back when the mean drop
     #: exceeds ``max(auto_rollback_tolerance, auto_rollback_se × SE)`` or one window's drop twice that
     auto_rollback_windows: int = 0
     auto_rollback_tolerance: float = 0.02
     auto_rollback_se: float | None = 2.0
-    #: what a cycle does when ``@champion`` was moved outside Kaizen (kaizen/history.py)
+    #: what a cycle does when ``@champion`` was moved outside Kaizen (kaizen/registry/history.py)
     on_foreign_champion: str = "restore"
 
 

@@ -13,6 +13,7 @@ prepare()
 os.environ.pop("KAIZEN_CONFIG", None)
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
+import contextlib  # noqa: E402
 import shutil  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -142,12 +143,29 @@ PROMOTE: dict[str, dict[str, Any]] = {
 @pytest.fixture
 def promoting(home: Home) -> Home:
     """A bootstrapped home whose production folder holds batch 3: the concept drift, a promoting cycle."""
-    from kaizen.bootstrap import bootstrap
+    from kaizen.commands.bootstrap import bootstrap
 
     home.write_policy(PROMOTE)
     assert bootstrap(home.config(), home.policy()).decision == "promoted"
     home.arrive(3)
     return home
+
+
+@contextlib.contextmanager
+def by_hand(registry: Any) -> Any:
+    """What a person registering a model by hand does: MLflow's fluent API pointed at ``registry``'s URIs.
+
+    Kaizen itself never sets process-wide MLflow state; a test that plays the person sets it here and
+    puts it back (MLflow's default) afterwards."""
+    import mlflow
+
+    mlflow.set_tracking_uri(registry.tracking_uri)
+    mlflow.set_registry_uri(registry.registry_uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -79,7 +79,7 @@ def _tree(root: Path) -> dict[str, tuple[str, int]]:
 @pytest.fixture(scope="module")
 def cli_run(stream: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Bootstrap a live champion, then backtest through the CLI and record the live state around it."""
-    from kaizen.bootstrap import bootstrap
+    from kaizen.commands.bootstrap import bootstrap
     from kaizen.registry import Registry
 
     cfg = _config(stream)
@@ -169,7 +169,7 @@ def test_refit_every_batch_refits_the_bootstrap_recipe_without_a_search(first: t
 
 def test_refit_every_batch_fails_on_a_version_it_cannot_refit(first: tuple[dict, Path], stream: Path,
                                                               tmp_path: Path) -> None:
-    from kaizen.bootstrap import refit_every_batch
+    from kaizen.commands.bootstrap import refit_every_batch
     from kaizen.config import Config
 
     _, kept = first

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kaizen.bootstrap import bootstrap
+from kaizen.commands.bootstrap import bootstrap
 from kaizen.cycle import run_cycle
 from kaizen.ledger import Ledger
 from kaizen.registry import Registry

@@ -63,7 +63,7 @@ def test_spend_is_summed_per_policy_and_day(tmp_path) -> None:
 
 
 def test_cycles_record_energy_and_stop_improving_when_the_budget_is_spent(home) -> None:
-    from kaizen.bootstrap import bootstrap
+    from kaizen.commands.bootstrap import bootstrap
     from kaizen.cycle import run_cycle
 
     home.write_policy({"trigger": {"drift_share": 0.05}, "budget": {"daily_cpu_seconds": 0.01}})

@@ -11,10 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kaizen.bootstrap import bootstrap
+from kaizen.commands.bootstrap import bootstrap
 from kaizen.cycle import run_cycle
 from kaizen.ledger import Ledger
 from kaizen.registry import Registry
+from tests.conftest import by_hand
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -156,7 +157,7 @@ def test_manual_mode_waits_for_approval_then_promotes(booted) -> None:
 
 
 def test_manual_reject_keeps_the_champion(booted) -> None:
-    from kaizen.review import reject
+    from kaizen.commands.review import reject
 
     booted.write_policy({"gates": {"min_improvement": 0.0, "golden_tolerance": 1.0},
                          "trigger": {"drift_share": 0.05}, "promotion": {"mode": "manual"}})
@@ -206,7 +207,7 @@ def test_a_hand_registered_sklearn_champion_works(home) -> None:
                                                  remainder=StandardScaler()), LogisticRegression(max_iter=2000))
     pipe.fit(x, y)
     reg = registry_of(home)
-    with mlflow.start_run(experiment_id=reg.experiment_id("churn")):
+    with by_hand(reg), mlflow.start_run(experiment_id=reg.experiment_id("churn")):
         info = mlflow.sklearn.log_model(pipe, name="m", registered_model_name="churn",
                                         serialization_format="cloudpickle", pip_requirements=["scikit-learn"])
     reg.client.set_registered_model_alias("churn", "champion", info.registered_model_version)

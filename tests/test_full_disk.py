@@ -21,10 +21,11 @@ import pytest
 
 from kaizen.config import load_config
 from kaizen.errors import DataError, LedgerError
-from kaizen.journal import Journal
 from kaizen.ledger import Ledger, Record, new_cycle_id
-from kaizen.recovery import recover
-from kaizen.runner import MAX_ERROR_CHARS, RunContext, UnwrittenDecision, retry_unwritten, run, unwritten
+from kaizen.run.journal import Journal
+from kaizen.run.recovery import recover
+from kaizen.run.runner import MAX_ERROR_CHARS, RunContext, UnwrittenDecision, retry_unwritten, run, unwritten
+from kaizen.run.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = 4096  # tmpfs allocates whole pages: the room left in a file's last page needs no new space
@@ -158,9 +159,11 @@ def test_the_journal_reserve_gives_back_what_the_decision_does_not_need(config) 
 
 def test_a_decision_the_log_refuses_is_kept_in_the_journal_and_appended_once_when_space_returns(
         config, kaizen_log) -> None:
+    rt = Runtime()  # this process's memory of decisions it could not write
     before = config.ledger_path.read_bytes()
     # the disk fills up during the run, and whatever the journal gives back is taken again at once
-    rec = run(config, "churn", fills_the_disk(), registry=NoRegistry(), on_step=refill_at(config, "decided"))
+    rec = run(config, "churn", fills_the_disk(), runtime=rt, registry=NoRegistry(),
+              on_step=refill_at(config, "decided"))
 
     assert config.ledger_path.read_bytes() == before  # no torn line
     journal = Journal(config.state_dir, config.ledger_path)
@@ -175,25 +178,26 @@ def test_a_decision_the_log_refuses_is_kept_in_the_journal_and_appended_once_whe
 
     # still full: the next run can append neither that decision nor its own, and loses neither
     with pytest.raises(UnwrittenDecision) as err:
-        run(config, "churn", big, registry=NoRegistry())
-    assert config.ledger_path.read_bytes() == before and unwritten(config) == [err.value.record]
+        run(config, "churn", big, runtime=rt, registry=NoRegistry())
+    assert config.ledger_path.read_bytes() == before and unwritten(rt, config) == [err.value.record]
 
     free_space(config.state_dir)
-    nxt = run(config, "churn", skipped, registry=NoRegistry())
-    again = run(config, "churn", skipped, registry=NoRegistry())
+    nxt = run(config, "churn", skipped, runtime=rt, registry=NoRegistry())
+    again = run(config, "churn", skipped, runtime=rt, registry=NoRegistry())
     recs = Ledger(config.ledger_path).records()
     assert [r.id for r in recs[1:]] == [rec.id, err.value.record.id, nxt.id, again.id]  # each once, in order
-    assert recs[1].reasons == (BIG_REASON,) and unwritten(config) == []
+    assert recs[1].reasons == (BIG_REASON,) and unwritten(rt, config) == []
     assert Ledger(config.ledger_path).skipped_lines == 0
     assert journal.pending() == [] and not list(journal.dir.glob(".*.reserve"))
 
 
 def test_a_decision_neither_the_log_nor_the_journal_can_hold_is_kept_in_memory_and_written_once(
         config, kaizen_log) -> None:
+    rt = Runtime()  # this process's memory of decisions it could not write
     before = config.ledger_path.read_bytes()
     fill(config.state_dir, leave=64 * 1024)  # room for the journal's first step, not for its reserve
     with pytest.raises(UnwrittenDecision) as err:
-        run(config, "churn", fills_the_disk(), registry=NoRegistry())
+        run(config, "churn", fills_the_disk(), runtime=rt, registry=NoRegistry())
     kept = err.value.record
     msg = str(err.value)
     assert "\n" not in msg and re.fullmatch(
@@ -201,18 +205,18 @@ def test_a_decision_neither_the_log_nor_the_journal_can_hold_is_kept_in_memory_a
         rf"\(ENOSPC\) after \d+ of \d+ bytes of record {kept.id}; the partial line was removed; nor could the "
         r"journal under .* hold it; it is kept only in this process's memory \(a running service appends it when "
         r"space returns; a command loses it when it ends\)", msg), msg
-    assert unwritten(config) == [kept] and config.ledger_path.read_bytes() == before
+    assert unwritten(rt, config) == [kept] and config.ledger_path.read_bytes() == before
     journal = Journal(config.state_dir, config.ledger_path)
     [stale] = journal.pending("churn")
     assert stale["id"] == kept.id and stale["step"] == "started"
     assert any("cannot reserve" in r.getMessage() for r in kaizen_log.records)
     # recovery must not take the live decision's stale journal for a dead run ("aborted")
-    assert recover(config, journal, policy="churn") == [] and journal.pending("churn") == [stale]
+    assert recover(config, journal, policy="churn", alive={kept.id}) == [] and journal.pending("churn") == [stale]
 
     free_space(config.state_dir)
-    assert [r.id for r in retry_unwritten(config)] == [kept.id]  # the service's tick
-    assert retry_unwritten(config) == [] and unwritten(config) == []
-    nxt = run(config, "churn", skipped, registry=NoRegistry())
+    assert [r.id for r in retry_unwritten(rt, config)] == [kept.id]  # the service's tick
+    assert retry_unwritten(rt, config) == [] and unwritten(rt, config) == []
+    nxt = run(config, "churn", skipped, runtime=rt, registry=NoRegistry())
     recs = Ledger(config.ledger_path).records()
     assert [r.id for r in recs[1:]] == [kept.id, nxt.id]
     assert recs[1].decision == "skipped" and recs[1].reasons == (BIG_REASON,)
@@ -220,13 +224,14 @@ def test_a_decision_neither_the_log_nor_the_journal_can_hold_is_kept_in_memory_a
 
 
 def test_the_next_run_of_the_policy_writes_a_decision_kept_in_memory_before_anything_else(config) -> None:
+    rt = Runtime()
     fill(config.state_dir, leave=64 * 1024)
     with pytest.raises(UnwrittenDecision) as err:
-        run(config, "churn", fills_the_disk(), registry=NoRegistry())
+        run(config, "churn", fills_the_disk(), registry=NoRegistry(), runtime=rt)
     free_space(config.state_dir)
-    nxt = run(config, "churn", skipped, registry=NoRegistry())
+    nxt = run(config, "churn", skipped, registry=NoRegistry(), runtime=rt)
     ids = [r.id for r in Ledger(config.ledger_path).records()]
-    assert ids[1:] == [err.value.record.id, nxt.id] and unwritten(config) == []
+    assert ids[1:] == [err.value.record.id, nxt.id] and unwritten(rt, config) == []
     assert Journal(config.state_dir, config.ledger_path).pending() == []  # no "aborted" record for the stale one
 
 
@@ -247,7 +252,7 @@ def test_a_full_disk_in_a_body_is_the_first_reason_in_one_error_line(tmp_path, t
     assert rec.reasons[1] == "cycle failed: OSError: [Errno 28] No space left on device" and rec.error == rec.reasons[0]
     assert errors(kaizen_log) == [f"cycle {rec.id} failed: {rec.reasons[0]}"]
     # the traceback is there for whoever asks for DEBUG
-    assert any(r.levelno == logging.DEBUG and r.exc_info for r in kaizen_log.records if r.name == "kaizen.runner")
+    assert any(r.levelno == logging.DEBUG and r.exc_info for r in kaizen_log.records if r.name == "kaizen.run.runner")
 
     def wrapped(ctx: RunContext) -> Record:
         try:
@@ -269,7 +274,7 @@ PROMOTE = {"trigger": {"drift_share": 0.05}, "gates": {"min_improvement": 0.0, "
 @pytest.fixture
 def booted(home, tmpfs):
     """A bootstrapped home whose state folder is a 32 MiB tmpfs, with the concept-drift batch arrived."""
-    from kaizen.bootstrap import bootstrap
+    from kaizen.commands.bootstrap import bootstrap
 
     home.write_policy(PROMOTE)
     tmpfs(home.root / "state", "32m")

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kaizen.bootstrap import bootstrap
-from kaizen.champion import CACHE_DIR
+from kaizen.commands.bootstrap import bootstrap
+from kaizen.commands.review import approve
 from kaizen.cycle import run_cycle
 from kaizen.errors import KaizenError, RegistryError
-from kaizen.journal import Journal
 from kaizen.ledger import Ledger
 from kaizen.registry import Registry
-from kaizen.review import approve
+from kaizen.registry.champion import CACHE_DIR
+from kaizen.run.journal import Journal
 from tests.conftest import PROMOTE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +61,7 @@ def test_two_concurrent_once_commands_promote_exactly_once(promoting) -> None:
 
 
 def test_a_busy_policy_makes_once_exit_75_naming_the_holder(promoting) -> None:
-    from kaizen.locks import PolicyLock
+    from kaizen.run.locks import PolicyLock
 
     with PolicyLock(promoting.config().state_dir, "churn"):
         out = kaizen(promoting, "once", "churn")

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from kaizen.history import champion_periods, check_foreign_champion, handle_foreign_champion, render_history
+from kaizen.commands.rollback import rollback
 from kaizen.ledger import Record
-from kaizen.rollback import rollback
-from kaizen.runner import run
+from kaizen.registry.history import champion_periods, check_foreign_champion, handle_foreign_champion, render_history
+from kaizen.run.runner import run
 from tests.test_rollback import Reg, make_reg, promote, quiet
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from kaizen.bootstrap import bootstrap
+from kaizen.commands.bootstrap import bootstrap
 from kaizen.cycle import run_cycle
-from kaizen.ladder import change_rows
+from kaizen.cycle.ladder import change_rows
 from kaizen.ledger import Record
 from kaizen.past import Past
 from kaizen.registry import Registry
+from tests.conftest import by_hand
 
 #: a promoting cycle on batch 3 (concept drift): the performance signal fires
 PROMOTE = {"trigger": {"drift_share": False, "prediction_drift": False, "performance_drop": 0.03},
@@ -59,7 +60,7 @@ def test_a_hand_registered_champion_has_no_recipe_so_the_ladder_starts_at_the_se
         def predict(self, context, model_input, params=None):
             return self.m.predict(model_input[feats].fillna(0))
 
-    with mlflow.start_run(experiment_id=reg.experiment_id("churn")):
+    with by_hand(reg), mlflow.start_run(experiment_id=reg.experiment_id("churn")):
         info = mlflow.pyfunc.log_model(name="m", python_model=Picky(model), registered_model_name="churn",
                                        pip_requirements=["scikit-learn"])
     reg.promote("churn", str(info.registered_model_version), reason="by hand", cycle_id="manual")

@@ -245,8 +245,8 @@ def test_query_open_only_and_the_cache_reads_only_what_was_appended(tmp_path: Pa
 
 
 def test_progress_line_follows_the_steps_and_the_journal(tmp_path: Path) -> None:
-    from kaizen.journal import Journal
-    from kaizen.runner import Draft
+    from kaizen.run.journal import Journal
+    from kaizen.run.runner import Draft
 
     out = io.StringIO()
     draft = Draft(id="20261126T140312Z-churn-1f3a", policy="churn")

@@ -19,7 +19,7 @@ from kaizen.config import NOTIFY_EVENTS, load_config
 from kaizen.errors import ConfigError
 from kaizen.ledger import Ledger, Record
 from kaizen.notify import dispatch, event_of, send
-from kaizen.runner import run
+from kaizen.run.runner import run
 
 SECRET = "T0KEN-s3cr3t-9f8e7d"
 ENV = "KAIZEN_TEST_WEBHOOK_URL"

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-import kaizen.models
-from kaizen.bootstrap import bootstrap
-from kaizen.champion import CACHE_DIR
+import kaizen.registry.models
+from kaizen.commands.bootstrap import bootstrap
 from kaizen.cycle import run_cycle
-from kaizen.models import LoadedModel
 from kaizen.registry import Registry
+from kaizen.registry.champion import CACHE_DIR
+from kaizen.registry.models import LoadedModel
 from tests.conftest import PROMOTE
 
 
@@ -57,7 +57,7 @@ def test_refit_on_holdout_false_promotes_the_gated_version(promoting) -> None:
 
 
 def test_manual_mode_awaits_approval_of_the_refit(promoting) -> None:
-    from kaizen.review import approve
+    from kaizen.commands.review import approve
 
     promoting.write_policy({**PROMOTE, "promotion": {"mode": "manual"}})
     rec = run_cycle(promoting.config(), promoting.policy())
@@ -82,14 +82,14 @@ class CountingModel(LoadedModel):
 
 
 def test_the_champion_predicts_its_reference_once(home, monkeypatch) -> None:
-    real = kaizen.models.load_model
+    real = kaizen.registry.models.load_model
 
-    def load(uri, *, task, positive_label=1):
-        m = real(uri, task=task, positive_label=positive_label)
+    def load(registry, name, version, *, task, positive_label=1, workdir=None):
+        m = real(registry, name, version, task=task, positive_label=positive_label, workdir=workdir)
         return CountingModel(m.pyfunc, uri=m.uri, task=m.task, positive_label=m.positive_label,
-                             sklearn_model=m._sk)
+                             sklearn_model=m._sk, size_bytes=m.size_bytes)
 
-    monkeypatch.setattr(kaizen.models, "load_model", load)
+    monkeypatch.setattr(kaizen.registry.models, "load_model", load)
     monkeypatch.setattr(CountingModel, "calls", [])
     assert bootstrap(home.config(), home.policy()).decision == "promoted"
     home.arrive(0)

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
+from kaizen.commands.retention import plan, run
 from kaizen.config import load_config
 from kaizen.errors import ConfigError
 from kaizen.ledger import Ledger, Record
 from kaizen.registry import Registry
-from kaizen.retention import plan, run
+from tests.conftest import by_hand
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = 86400.0
@@ -95,7 +96,7 @@ def _build(root: Path) -> State:
     st = State(root, cfg, reg)
     for v, (status, extra) in VERSIONS.items():
         cycle = f"2026110{v}T000000Z-churn-000{v}"
-        with mlflow.start_run(experiment_id=reg.experiment_id("churn"), run_name=cycle) as r:
+        with by_hand(reg), mlflow.start_run(experiment_id=reg.experiment_id("churn"), run_name=cycle) as r:
             info = mlflow.sklearn.log_model(LogisticRegression().fit(x, y), name="model",
                                             registered_model_name="churn", serialization_format="cloudpickle",
                                             pip_requirements=["scikit-learn"])

@@ -1,7 +1,7 @@
 """Rollback (manual and automatic) and approval expiry on a real MLflow registry (SQLite in tmp_path).
 
 Most tests use a small registry of real sklearn model versions whose promotions go through the real
-runner and :func:`kaizen.promotion.commit` (as a cycle does), so the log and the tags are the real
+runner and :func:`kaizen.registry.promotion.commit` (as a cycle does), so the log and the tags are the real
 ones; one test runs a real bootstrap and a real promoting cycle first. The automatic-rollback rule
 is a pure function of records, tested on seeded metric sequences.
 """
@@ -23,15 +23,17 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import pytest
 
+from kaizen.commands.rollback import rollback
 from kaizen.config import load_config
+from kaizen.cycle.rollback import RollbackRefused, rollback_body
 from kaizen.errors import KaizenError, PolicyError
-from kaizen.journal import Journal, Step
 from kaizen.ledger import Ledger, Record
+from kaizen.monitor.rules.rollback import check_auto_rollback
 from kaizen.policy import load_policy
 from kaizen.registry import Registry
-from kaizen.rollback import RollbackRefused, check_auto_rollback, rollback, rollback_body
-from kaizen.runner import run
-from tests.conftest import BASE_POLICY, to_toml
+from kaizen.run.journal import Journal, Step
+from kaizen.run.runner import run
+from tests.conftest import BASE_POLICY, by_hand, to_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,7 +77,7 @@ def make_reg(root: Path, versions: int = 3, promotion: dict[str, Any] | None = N
     st.write_policy(promotion or {})
     x, y = np.arange(20.0).reshape(-1, 1), np.array([0] * 10 + [1] * 10)
     for v in range(1, versions + 1):
-        with mlflow.start_run(experiment_id=reg.experiment_id("churn")):
+        with by_hand(reg), mlflow.start_run(experiment_id=reg.experiment_id("churn")):
             info = mlflow.sklearn.log_model(LogisticRegression(C=float(v)).fit(x, y), name="model",
                                             registered_model_name="churn", serialization_format="cloudpickle",
                                             pip_requirements=["scikit-learn"])
@@ -86,7 +88,7 @@ def make_reg(root: Path, versions: int = 3, promotion: dict[str, Any] | None = N
 def promote(st: Reg, version: str, *, replaced: str | None, holdout: float, champion_holdout: float | None = None,
             baseline: float | None = None) -> Record:
     """Promote ``version`` as a cycle (or, with no champion, a bootstrap) does: the runner, commit, one record."""
-    from kaizen.promotion import commit
+    from kaizen.registry.promotion import commit
 
     def body(ctx: Any) -> Record:
         d = ctx.draft
@@ -169,7 +171,6 @@ def test_manual_rollback_leaves_one_consistent_record(served: Reg) -> None:
 def test_a_retired_champions_monitoring_run_is_finished_and_never_handed_out_again(tmp_path: Path) -> None:
     """Promotion and rollback end the retired champion's monitoring run; one left RUNNING by an older process ends
     at the next lookup; the per-process cache never returns a finished run."""
-    from kaizen import registry as registry_module
 
     st = make_reg(tmp_path / "home")
     reg = st.registry
@@ -198,7 +199,7 @@ def test_a_retired_champions_monitoring_run_is_finished_and_never_handed_out_aga
     # a run an older process left RUNNING for a version that no longer serves (v2), and a fresh process
     stale = reg.client.create_run(reg.experiment_id("churn"), tags={"kaizen.monitor_of": "2", "kaizen.kind":
                                                                     "monitoring", "kaizen.policy": "churn"})
-    registry_module._MONITORING_RUNS.clear()
+    reg = Registry.from_config(st.config)  # a fresh process: no monitoring run remembered
     assert reg.monitoring_run("churn", "1") == again  # the same lookup as before: one search, found
     assert (status(stale.info.run_id), tag(stale.info.run_id)) == ("FINISHED", back.id)  # v2's retired_by tag
     assert status(again) == "RUNNING"
@@ -285,7 +286,7 @@ def test_a_killed_rollback_is_settled_by_the_next_run(served: Reg, point: str) -
     [entry] = Journal(st.config.state_dir, st.config.ledger_path).pending()
     assert (entry["kind"], entry["step"], entry["version"]) == ("rollback", point, "1")
 
-    from kaizen.recovery import recover
+    from kaizen.run.recovery import recover
 
     [rec] = recover(st.config, Journal(st.config.state_dir, st.config.ledger_path), policy="churn",
                     registry=st.registry)
@@ -303,8 +304,8 @@ def test_a_killed_rollback_is_settled_by_the_next_run(served: Reg, point: str) -
 
 
 def test_kaizen_rollback_and_history_after_a_real_promoting_cycle(home, capsys) -> None:
-    from kaizen.bootstrap import bootstrap
     from kaizen.cli import main
+    from kaizen.commands.bootstrap import bootstrap
     from kaizen.cycle import run_cycle
     from tests.test_guarantees import PROMOTE
 
@@ -479,7 +480,7 @@ def waiting(tmp_path: Path) -> tuple[Reg, Record]:
 
 def test_an_expired_approval_is_refused_listed_and_rejected_by_the_next_cycle(waiting, capsys) -> None:
     from kaizen.cli import main
-    from kaizen.review import approve, expire_pending, expired, pending
+    from kaizen.commands.review import approve, expire_pending, expired, pending
 
     st, rec = waiting
     deadline = DECIDED + timedelta(days=7)
@@ -507,7 +508,7 @@ def test_an_expired_approval_is_refused_listed_and_rejected_by_the_next_cycle(wa
 
 
 def test_an_approval_in_time_promotes_and_false_never_expires(waiting) -> None:
-    from kaizen.review import approve, expire_pending
+    from kaizen.commands.review import approve, expire_pending
 
     st, rec = waiting
     st.write_policy({"mode": "manual", "approval_expires": False})

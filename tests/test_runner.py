@@ -10,10 +10,10 @@ import pytest
 
 from kaizen.config import load_config
 from kaizen.errors import BusyError, DataError
-from kaizen.journal import Journal
 from kaizen.ledger import Ledger
-from kaizen.locks import PolicyLock
-from kaizen.runner import RunContext, run
+from kaizen.run.journal import Journal
+from kaizen.run.locks import PolicyLock
+from kaizen.run.runner import RunContext, run
 
 
 @pytest.fixture
@@ -116,8 +116,8 @@ def test_an_unfinished_run_is_recovered_by_the_next_run_of_its_policy(config) ->
 _DIES = """
 import sys, time
 from kaizen.config import load_config
-from kaizen.journal import Step
-from kaizen.runner import run
+from kaizen.run.journal import Step
+from kaizen.run.runner import run
 
 def body(ctx):
     d = ctx.draft
@@ -165,7 +165,7 @@ def test_a_run_killed_after_the_alias_moved_is_recorded_as_the_live_run_would(co
     import sys
 
     from kaizen.cost import CostModel, today
-    from kaizen.recovery import recover
+    from kaizen.run.recovery import recover
 
     root = Path(__file__).resolve().parents[1]
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("KAIZEN_TEST_")},

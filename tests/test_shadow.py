@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kaizen.bootstrap import bootstrap
+from kaizen.commands.bootstrap import bootstrap
 from kaizen.cycle import run_cycle
+from kaizen.cycle.shadow import verdict
 from kaizen.ledger import Record
 from kaizen.policy import load_policy
 from kaizen.registry import Registry
-from kaizen.shadow import verdict
 
 SHADOW = {"trigger": {"drift_share": 0.05}, "gates": {"min_improvement": 0.0, "golden_tolerance": 1.0},
           "promotion": {"mode": "shadow", "shadow_windows": 2, "shadow_min_wins": 2}}

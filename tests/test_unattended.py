@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kaizen.bootstrap import bootstrap
+from kaizen.commands.bootstrap import bootstrap
 from kaizen.cycle import run_cycle
 from kaizen.ledger import Ledger
 from kaizen.notify import event_of

@@ -7,9 +7,9 @@ For each batch, in time order:
 2. only then is the batch copied into the temporary production folder;
 3. the arms act: ``kaizen`` runs one real cycle of the policy (which may promote a new
    champion for the next batch); ``retrain_every_batch`` rebuilds on every labelled row with
-   the same build step and budget and always promotes (:func:`kaizen.bootstrap.retrain`);
+   the same build step and budget and always promotes (:func:`kaizen.commands.bootstrap.retrain`);
    ``refit_every_batch`` refits the bootstrap champion's recipe on the newest rows, no search,
-   and always promotes, as a cron job would (:func:`kaizen.bootstrap.refit_every_batch`);
+   and always promotes, as a cron job would (:func:`kaizen.commands.bootstrap.refit_every_batch`);
    ``static`` keeps the bootstrapped champion.
 
 Labels that arrive late (``data.labels = "separate"``): the label files of the batches folder's
@@ -170,24 +170,28 @@ def _day(frame: pd.DataFrame | None, timestamp: str | None, index: int) -> str:
 class _Scorer:
     """Loads each champion version once and scores a batch it has not seen (labels removed first)."""
 
-    def __init__(self, policy: Policy, schema: Any) -> None:
+    def __init__(self, policy: Policy, schema: Any, registry: Any, workdir: Path) -> None:
         self.policy = policy
         self.schema = schema
-        self._models: dict[str, Any] = {}
+        self.registry = registry
+        self.workdir = workdir
+        self._models: dict[tuple[str, str], Any] = {}
 
-    def __call__(self, uri: str, frame: pd.DataFrame) -> tuple[float | None, int]:
+    def __call__(self, name: str, version: str, frame: pd.DataFrame) -> tuple[float | None, int]:
         from kaizen.metrics import score
-        from kaizen.models import load_model
+        from kaizen.registry.models import load_model
 
         spec = self.policy.model
-        if uri not in self._models:
-            self._models[uri] = load_model(uri, task=spec.task, positive_label=spec.positive_label)
+        key = (name, str(version))
+        if key not in self._models:
+            self._models[key] = load_model(self.registry, name, version, task=spec.task,
+                                           positive_label=spec.positive_label, workdir=self.workdir)
         target = self.schema.target
         hidden = frame.drop(columns=[target], errors="ignore")  # the model never sees the labels it is scored on
         missing = [c for c in self.schema.features if c not in hidden.columns]
         if missing or target not in frame.columns:
             return None, 0
-        pred = self._models[uri].predict(hidden[list(self.schema.features)].reset_index(drop=True))
+        pred = self._models[key].predict(hidden[list(self.schema.features)].reset_index(drop=True))
         known = frame[target].notna().to_numpy()
         if not known.any():
             return None, 0
@@ -233,13 +237,13 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
     if approve_after is not None and (isinstance(approve_after, bool) or approve_after < 0):
         raise ValueError(f"The 'approve_after' parameter of run_backtest must be an integer >= 0 or None. Got "
                          f"{approve_after!r} instead.")
-    import mlflow
 
-    from kaizen.bootstrap import bootstrap, refit_every_batch, retrain
-    from kaizen.cycle import run_cycle
+    from kaizen.commands.bootstrap import bootstrap, refit_every_batch, retrain
+    from kaizen.commands.review import approve
+    from kaizen.commands.tick import tick
     from kaizen.data.window import load_reference
     from kaizen.registry import Registry
-    from kaizen.review import approve
+    from kaizen.run.runtime import Runtime
 
     wall0 = time.perf_counter()
     batches = Path(batches).resolve()
@@ -267,9 +271,9 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
         log.warning("backtest of %s: %s", policy.name, w)
 
     _warm_up()
-    previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    runtime = Runtime()  # the replay's own loaded champions and caches, as a daemon would keep them
     try:
-        registry = Registry.from_config(cfg)
+        registry = Registry.from_config(cfg, runtime=runtime)
         boot = {}
         recipes = {}
         for arm, pol in (("kaizen", kz), ("retrain_every_batch", every), ("refit_every_batch", refit)):
@@ -286,8 +290,7 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
         if not same:
             log.warning("backtest: the refit_every_batch bootstrap differs from kaizen's (%s vs %s); a search with a "
                         "timeout and no trial budget does not repeat", recipes["refit_every_batch"], recipes["kaizen"])
-        static_uri = f"models:/{kz.name}/{boot['kaizen']['version']}"
-        scorer = _Scorer(kz, schema)
+        scorer = _Scorer(kz, schema, registry, root / "scoring")
         rows_out: list[dict[str, Any]] = []
         pending: dict[str, int] = {}  # record id -> the batch before whose cycle a simulated person approves it
         bar = _progress(len(files), kz.name, progress)
@@ -299,13 +302,12 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
                 entry: dict[str, Any] = {"index": i, "name": path.name,
                                          "rows": 0 if frame is None else int(len(frame))}
                 scored: dict[str, tuple[float | None, int]] = {}
-                for arm, uri, version in (
-                        ("kaizen", champs["kaizen"].uri, champs["kaizen"].version),
-                        ("static", static_uri, boot["kaizen"]["version"]),
-                        ("retrain_every_batch", champs["retrain_every_batch"].uri,
-                         champs["retrain_every_batch"].version),
-                        ("refit_every_batch", champs["refit_every_batch"].uri, champs["refit_every_batch"].version)):
-                    scored[arm] = (None, 0) if frame is None else scorer(uri, frame)
+                for arm, name, version in (
+                        ("kaizen", kz.name, champs["kaizen"].version),
+                        ("static", kz.name, boot["kaizen"]["version"]),
+                        ("retrain_every_batch", every.name, champs["retrain_every_batch"].version),
+                        ("refit_every_batch", refit.name, champs["refit_every_batch"].version)):
+                    scored[arm] = (None, 0) if frame is None else scorer(name, version, frame)
                     entry.setdefault("_versions", {})[arm] = version
                 versions = entry.pop("_versions")
                 entry.update(champion_version=versions["kaizen"], metric=scored["kaizen"][0],
@@ -323,7 +325,7 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
                         entry.setdefault("approved", []).append({"record": rid, "decision": answer.decision})
                     except KaizenError as exc:  # the champion changed meanwhile, or the approval expired
                         entry.setdefault("approved", []).append({"record": rid, "refused": str(exc)})
-                rec = run_cycle(cfg, kz, seed=seed, registry=registry, day=day)
+                rec = tick(cfg, kz, seed=seed, registry=registry, day=day, runtime=runtime)
                 if rec.decision == "awaiting_approval" and approve_after is not None:
                     pending[rec.id] = i + approve_after
                 cpu, build_cpu = _cost(rec)
@@ -360,8 +362,6 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
         finally:
             bar.close()
     finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
         if state_dir is None:
             shutil.rmtree(root, ignore_errors=True)
 

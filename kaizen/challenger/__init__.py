@@ -3,7 +3,7 @@
 - :mod:`kaizen.challenger.features` — DFS on one table of raw rows; the same features on new rows.
 - :mod:`kaizen.challenger.search` — :func:`build_challenger`: search, refit, artifacts on disk;
   :func:`refit`: a finished build's recipe fit again on more rows.
-- :mod:`kaizen.challenger.model` — :class:`KaizenModel` (the pyfunc) and :func:`log_pipeline`.
+- :mod:`kaizen.challenger.model` — :class:`KaizenModel` (the pyfunc) and :func:`save_pipeline`.
 
 Importing this package is cheap: featuretools, Optuna, scikit-learn and
 MLflow load only when a function needs them. The names from
@@ -17,10 +17,10 @@ from typing import Any
 from kaizen.challenger.features import FeatureSet
 from kaizen.challenger.search import BuildResult, build_challenger, refit
 
-__all__ = ["BuildResult", "FeatureSet", "KaizenModel", "Predictor", "build_challenger", "log_pipeline",
+__all__ = ["BuildResult", "FeatureSet", "KaizenModel", "Predictor", "build_challenger", "save_pipeline",
            "predict_frame", "refit"]
 
-_FROM_MODEL = ("KaizenModel", "Predictor", "log_pipeline", "predict_frame")
+_FROM_MODEL = ("KaizenModel", "Predictor", "save_pipeline", "predict_frame")
 
 
 def __getattr__(name: str) -> Any:

@@ -18,7 +18,6 @@ featuretools and woodwork are imported inside the functions.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -103,17 +102,13 @@ def load_features(path: Path, *, identity: Sequence[str], categorical: Sequence[
 
 @contextmanager
 def quiet() -> Iterator[None]:
-    """Silence the known featuretools/woodwork/numpy noise, for this block only."""
-    from featuretools.exceptions import UnusedPrimitiveWarning
+    """numpy's floating-point error states off for this block (per thread); the libraries' warnings are filtered
+    once per process by :func:`kaizen._env.prepare` (warning filters are process-wide: never toggled here)."""
+    from kaizen._env import prepare
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning, module=r"featuretools\.")
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"woodwork\.")
-        warnings.filterwarnings("ignore", category=UnusedPrimitiveWarning)
-        # Correlation of columns with NaN or no spread during feature selection.
-        warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"numpy\.")
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            yield
+    prepare()
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        yield
 
 
 def raw_frame(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:

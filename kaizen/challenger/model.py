@@ -27,7 +27,7 @@ from kaizen.challenger import features as feats
 from kaizen.challenger.search import FEATURES_FILE, META_FILE, MODEL_FILE, BuildResult
 from kaizen.data.schema import Schema
 
-__all__ = ["KaizenModel", "Predictor", "log_pipeline", "predict_frame", "requirements"]
+__all__ = ["KaizenModel", "Predictor", "save_pipeline", "predict_frame", "requirements"]
 
 #: Packages the pyfunc needs at serving time, pinned to the versions that built it.
 SERVING_PACKAGES = ("featuretools", "woodwork", "pandas", "scikit-learn", "numpy", "joblib", "cloudpickle",
@@ -107,22 +107,18 @@ def requirements() -> list[str]:
     return [f"{pkg}=={version(pkg)}" for pkg in SERVING_PACKAGES]
 
 
-def log_pipeline(result: BuildResult, *, registered_model_name: str | None = None,
-                 name: str = "model") -> mlflow.models.model.ModelInfo:
-    """Log ``result`` as a pyfunc model in the active MLflow run (and register it if named).
+def save_pipeline(result: BuildResult, path: Path | str) -> None:
+    """Write ``result`` as a self-contained pyfunc model folder at ``path`` (its feature definitions, the fitted
+    pipeline, the build metadata and the ``kaizen`` package travel inside; pinned requirements).
 
-    Raises ``RuntimeError`` when no run is active: logging never starts a run
-    of its own.
+    Upload it with :meth:`kaizen.registry.runlog.RunLog.log_model`: saving touches no MLflow URI or run.
     """
-    if mlflow.active_run() is None:
-        raise RuntimeError("log_pipeline needs an active MLflow run; call it inside mlflow.start_run()")
     package_dir = Path(__file__).resolve().parents[1]
-    return mlflow.pyfunc.log_model(
-        name=name,
+    mlflow.pyfunc.save_model(
+        path=str(path),
         python_model=KaizenModel(),
         artifacts={"features": str(result.features_path), "model": str(result.model_path),
                    "build": str(result.meta_path)},
         code_paths=[str(package_dir)],
         pip_requirements=requirements(),
-        registered_model_name=registered_model_name,
     )

@@ -22,16 +22,15 @@ __all__ = ["load_recipe"]
 log = logging.getLogger("kaizen.challenger")
 
 
-def load_recipe(version: Any, cache_dir: Path) -> BuildResult | None:
-    """The build recipe of registered ``version`` (a :class:`kaizen.registry.Version`), or None."""
+def load_recipe(registry: Any, version: Any, cache_dir: Path) -> BuildResult | None:
+    """The build recipe of registered ``version`` (a :class:`kaizen.registry.Version`), or None; downloaded through
+    ``registry`` (a :class:`kaizen.registry.Registry`)."""
     folder = cache_dir / f"recipe-v{version.version}-{version.run_id}"
     if not (folder / META_FILE).exists():
-        import mlflow
-
         tmp = cache_dir / f".download-v{version.version}"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.uri, dst_path=str(tmp)))
+            local = registry.download_model(version.name, version.version, tmp)
         except Exception as exc:  # no artifacts, no recipe: the ladder starts at the search
             log.warning("version %s: cannot download its model (%s); no recipe to refit", version.version, exc)
             shutil.rmtree(tmp, ignore_errors=True)

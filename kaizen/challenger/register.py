@@ -1,8 +1,9 @@
 """Build (or refit) a challenger and register it: the build step's side of the registry.
 
-Both functions log into the MLflow run that is active (the runner's run), register the
+Every function logs into the run its :class:`~kaizen.registry.runlog.RunLog` names (the runner's run,
+through the policy's registry client: no process-wide MLflow state), registers the
 packaged model as a new version of the policy's model, store the rows it was fit on
-as the version's drift reference (:data:`kaizen.champion.REFERENCE_TAG`), and report each
+as the version's drift reference (:data:`kaizen.registry.champion.REFERENCE_TAG`), and report each
 registered version through ``on_registered`` at once, so crash recovery knows about it.
 """
 
@@ -17,9 +18,9 @@ from typing import Any
 
 import pandas as pd
 
-from kaizen.champion import REFERENCE_TAG
 from kaizen.data.schema import Schema
 from kaizen.policy import Policy
+from kaizen.registry.champion import REFERENCE_TAG
 
 __all__ = ["Built", "Refitted", "build_and_register", "refit_and_register", "refit_recipe_and_register"]
 
@@ -50,18 +51,17 @@ class Refitted:
     gates: tuple[Any, ...] = field(default_factory=tuple)
 
 
-def _log_and_register(res: Any, rows: pd.DataFrame, registry: Any, policy: Policy, workdir: Path, *,
+def _log_and_register(res: Any, rows: pd.DataFrame, registry: Any, runlog: Any, policy: Policy, workdir: Path, *,
                       model_name: str, reference_dir: str, tags: dict[str, str],
                       on_registered: Callable[[str], None]) -> str:
-    """Log the model and its training rows in the active run, then register it in one call (tags, description)."""
-    import mlflow
+    """Log the model and its training rows in ``runlog``'s run, then register it in one call (tags, description)."""
+    from kaizen.challenger.model import save_pipeline
 
-    from kaizen.challenger.model import log_pipeline
-
-    info = log_pipeline(res, name=model_name)
+    info = runlog.log_model(lambda path: save_pipeline(res, path), model_name)
     fitted = workdir / REFERENCE_FILE
+    fitted.parent.mkdir(parents=True, exist_ok=True)
     rows.iloc[len(rows) - res.train_rows:].to_parquet(fitted, index=False)
-    mlflow.log_artifact(str(fitted), artifact_path=reference_dir)
+    runlog.log_artifact(fitted, reference_dir)
     how = {"pipeline": "searched", "rung_full": "full search", "rung_small": "small warm-started search",
            "rung_refit": f"refit of champion v{tags.get('kaizen.recipe_of')}'s recipe, no search",
            REFIT_MODEL: f"version {tags.get('kaizen.refit_of')}'s recipe refit on its training + holdout rows"}
@@ -76,37 +76,39 @@ def _log_and_register(res: Any, rows: pd.DataFrame, registry: Any, policy: Polic
     return version
 
 
-def build_and_register(registry: Any, policy: Policy, schema: Schema, train: pd.DataFrame, *, workdir: Path,
+def build_and_register(registry: Any, runlog: Any, policy: Policy, schema: Schema, train: pd.DataFrame, *,
+                       workdir: Path,
                        seed: int, cycle_id: str, on_registered: Callable[[str], None],
                        stop: threading.Event | None = None, name: str = "pipeline",
                        enqueue: tuple[dict[str, Any], ...] = (), tags: dict[str, str] | None = None) -> Built:
-    """Search a challenger on ``train`` (oldest first), log it in the active run as ``name``, register it."""
+    """Search a challenger on ``train`` (oldest first), log it in ``runlog``'s run as ``name``, register it."""
     from kaizen.challenger import build_challenger
 
     result = build_challenger(train, schema=schema, policy=policy, workdir=workdir, seed=seed, stop=stop,
                               enqueue=enqueue)
-    version = _log_and_register(result, train, registry, policy, workdir, model_name=name,
+    version = _log_and_register(result, train, registry, runlog, policy, workdir, model_name=name,
                                 reference_dir=REFERENCE_DIR if name == "pipeline" else f"reference_{name}",
                                 tags={"kaizen.cycle_id": cycle_id, **(tags or {})}, on_registered=on_registered)
     return Built(result, version, {"version": version, **result.to_dict()})
 
 
-def refit_recipe_and_register(registry: Any, policy: Policy, schema: Schema, recipe: Any, rows: pd.DataFrame, *,
-                              workdir: Path, seed: int, cycle_id: str, on_registered: Callable[[str], None],
-                              name: str, tags: dict[str, str] | None = None) -> Built:
+def refit_recipe_and_register(registry: Any, runlog: Any, policy: Policy, schema: Schema, recipe: Any,
+                              rows: pd.DataFrame, *, workdir: Path, seed: int, cycle_id: str,
+                              on_registered: Callable[[str], None], name: str,
+                              tags: dict[str, str] | None = None) -> Built:
     """Fit ``recipe`` (a :class:`BuildResult`, e.g. the champion's) on ``rows`` without a search; register it."""
     from kaizen.challenger import refit
 
     result = refit(recipe, rows, schema=schema, policy=policy, workdir=workdir, seed=seed)
-    version = _log_and_register(result, rows, registry, policy, workdir, model_name=name,
+    version = _log_and_register(result, rows, registry, runlog, policy, workdir, model_name=name,
                                 reference_dir=f"reference_{name}",
                                 tags={"kaizen.cycle_id": cycle_id, **(tags or {})}, on_registered=on_registered)
     return Built(result, version, {"version": version, **result.to_dict()})
 
 
-def refit_and_register(registry: Any, policy: Policy, schema: Schema, result: Any, gated: str, rows: pd.DataFrame, *,
-                       workdir: Path, seed: int, cycle_id: str, on_registered: Callable[[str], None],
-                       check: Callable[[Any], Any]) -> Refitted:
+def refit_and_register(registry: Any, runlog: Any, policy: Policy, schema: Schema, result: Any, gated: str,
+                       rows: pd.DataFrame, *, workdir: Path, seed: int, cycle_id: str,
+                       on_registered: Callable[[str], None], check: Callable[[Any], Any]) -> Refitted:
     """Fit the gated recipe again on ``rows`` (train + holdout), register it and ``check`` it.
 
     ``check(model)`` returns the :class:`~kaizen.gates.judge.Judgement` of the loaded refit (the
@@ -115,7 +117,7 @@ def refit_and_register(registry: Any, policy: Policy, schema: Schema, result: An
     only if every check passes; otherwise, or if it cannot be built, the gated version goes on.
     """
     from kaizen.challenger import refit
-    from kaizen.models import load_model
+    from kaizen.registry.models import load_model
 
     info: dict[str, Any] = {"of": gated, "version": None, "rows": len(rows)}
     version = None
@@ -124,13 +126,13 @@ def refit_and_register(registry: Any, policy: Policy, schema: Schema, result: An
         res = refit(result, rows, schema=schema, policy=policy, workdir=workdir / "refit", seed=seed)
         cpu = res.cpu_seconds
         info.update(train_rows=res.train_rows, cpu_seconds=round(res.cpu_seconds, 3))
-        version = _log_and_register(res, rows, registry, policy, workdir / "refit", model_name=REFIT_MODEL,
+        version = _log_and_register(res, rows, registry, runlog, policy, workdir / "refit", model_name=REFIT_MODEL,
                                     reference_dir=REFIT_REFERENCE_DIR,
                                     tags={"kaizen.cycle_id": cycle_id, "kaizen.refit_of": gated},
                                     on_registered=on_registered)
         info["version"] = version
-        model = load_model(f"models:/{policy.name}/{version}", task=policy.model.task,
-                           positive_label=policy.model.positive_label)
+        model = load_model(registry, policy.name, version, task=policy.model.task,
+                           positive_label=policy.model.positive_label, workdir=workdir)
         judged = check(model)
     except Exception as exc:
         msg = f"{type(exc).__name__}: {exc}"

@@ -279,6 +279,8 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
     """
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no INFO line per trial; set, never toggled back
+
     wall0, cpu0 = time.perf_counter(), time.thread_time()
     spec, bspec = policy.model, policy.build
     seed = bspec.seed if seed is None else int(seed)
@@ -342,25 +344,20 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
 
     if stop is not None and stop.is_set():
         raise BuildError("build stopped before its first trial")
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no INFO line per trial; restored below
-    try:
-        study = optuna.create_study(
-            storage=storage, study_name=study_name, load_if_exists=storage is not None,
-            direction="maximize" if spec.higher_is_better else "minimize",
-            sampler=optuna.samplers.TPESampler(seed=seed))
-        first = len(study.trials)
-        for fixed in enqueue:
-            fixed = dict(fixed)
-            if fixed.get("family") not in families:
-                continue
-            if fixed.get("window_fraction") not in windows:
-                fixed.pop("window_fraction", None)
-            study.enqueue_trial(fixed, skip_if_exists=True)
-        study.optimize(objective, n_trials=bspec.trials, timeout=bspec.timeout_seconds, n_jobs=1,
-                       catch=(Exception,), callbacks=[check_stop], gc_after_trial=False)
-    finally:
-        optuna.logging.set_verbosity(verbosity)
+    study = optuna.create_study(
+        storage=storage, study_name=study_name, load_if_exists=storage is not None,
+        direction="maximize" if spec.higher_is_better else "minimize",
+        sampler=optuna.samplers.TPESampler(seed=seed))
+    first = len(study.trials)
+    for fixed in enqueue:
+        fixed = dict(fixed)
+        if fixed.get("family") not in families:
+            continue
+        if fixed.get("window_fraction") not in windows:
+            fixed.pop("window_fraction", None)
+        study.enqueue_trial(fixed, skip_if_exists=True)
+    study.optimize(objective, n_trials=bspec.trials, timeout=bspec.timeout_seconds, n_jobs=1,
+                   catch=(Exception,), callbacks=[check_stop], gc_after_trial=False)
 
     ours = [t for t in study.trials[first:] if t.state.is_finished()]
     counts = {s: sum(t.state.name == s for t in ours) for s in ("COMPLETE", "PRUNED", "FAIL")}

@@ -8,9 +8,9 @@ data-trust checks), ``challenge`` (the ladder, the gates, the refit on the holdo
 decision about acting is a rule of the trigger family (:mod:`kaizen.monitor.rules`). The order of
 the record's reasons is one rule (:mod:`kaizen.cycle.reasons`).
 
-:func:`run_cycle` hands :func:`_cycle` to the one runner (:mod:`kaizen.runner`: the policy's lock,
+:func:`run_cycle` hands :func:`_cycle` to the one runner (:mod:`kaizen.run.runner`: the policy's lock,
 the crash journal, exactly one record). The ``champion`` alias moves only as the last registry
-write of a promoting cycle (:func:`kaizen.promotion.commit`), so a cycle that dies anywhere leaves
+write of a promoting cycle (:func:`kaizen.registry.promotion.commit`), so a cycle that dies anywhere leaves
 the registry as it was or fully promoted.
 
 Who may decide alone: a challenger is promoted with nobody watching only on evidence the
@@ -28,16 +28,16 @@ import logging
 import threading
 from typing import Any
 
-from kaizen.champion import serving_champion
 from kaizen.config import Config
 from kaizen.cycle.reasons import Reasons, Why
 from kaizen.cycle.work import Work
 from kaizen.errors import BuildError
-from kaizen.journal import Step
 from kaizen.ledger import Record
 from kaizen.past import Past
 from kaizen.policy import Policy
-from kaizen.runner import RunContext, run
+from kaizen.registry.champion import serving_champion
+from kaizen.run.journal import Step
+from kaizen.run.runner import RunContext, run
 
 __all__ = ["HISTORY_RECORDS", "run_cycle"]
 
@@ -50,27 +50,21 @@ HISTORY_RECORDS = 200
 
 def run_cycle(config: Config, policy: Policy, *, seed: int | None = None, stop: threading.Event | None = None,
               registry: Any = None, day: str | None = None, on_step: Any = None,
-              wait_seconds: float = 0.0) -> Record:
+              wait_seconds: float = 0.0, runtime: Any = None) -> Record:
     """Run one cycle now and append its record to the promotion log; never raises for a failed cycle.
 
     ``day`` (``YYYY-MM-DD``, default today in UTC) is the day the cycle's CPU time is booked on for
     the policy's daily budget; a backtest passes the replayed batch's day. ``on_step`` also receives
     the cycle's progress (the service binds it to its logs). Raises :class:`~kaizen.errors.BusyError`
-    when another process runs this policy for longer than ``wait_seconds``.
+    when another process runs this policy for longer than ``wait_seconds``. Approvals that waited too
+    long are answered by :func:`kaizen.commands.tick.tick`, which callers run instead of this.
     """
-    from kaizen.ledger import Ledger
-    from kaizen.review import expire_pending
-
-    # approvals that waited too long are answered first, each by its own record (promotion.approval_expires)
-    expire_pending(config, policy.name, policy=policy, registry=registry, wait_seconds=wait_seconds,
-                   history=Ledger(config.ledger_path).tail(policy.name, HISTORY_RECORDS))
     return run(config, policy.name, lambda ctx: _cycle(ctx, policy), kind="cycle",
                seed=policy.build.seed if seed is None else int(seed), registry=registry, day=day,
-               on_step=on_step, stop=stop, wait_seconds=wait_seconds)
+               on_step=on_step, stop=stop, wait_seconds=wait_seconds, runtime=runtime)
 
 
 def _cycle(ctx: RunContext, policy: Policy) -> Record:
-    from kaizen.champion import load_champion
     from kaizen.cost import spent_on
     from kaizen.cycle.promote import auto_rollback_reason, promote_shadow, settle, shadow_verdict
     from kaizen.cycle.screen import screen
@@ -86,8 +80,9 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
     )
     from kaizen.data.frames import model_frame
     from kaizen.data.window import load_window
-    from kaizen.history import handle_foreign_champion
     from kaizen.monitor.rules import TriggerInputs, decide
+    from kaizen.registry.champion import load_champion
+    from kaizen.registry.history import handle_foreign_champion
 
     draft, registry, work = ctx.draft, ctx.registry, Work.of(ctx)
     why = Reasons(draft.reasons)
@@ -125,8 +120,8 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
         return draft.finish("skipped")
 
     # monitor
-    champ_model, _ = load_champion(champion, policy, ctx.config.registry_uri)
-    watch = monitor_window(ctx.config, policy, champion, champ_model, window, workdir=ctx.workdir, seed=draft.seed)
+    champ_model, _ = load_champion(registry, champion, policy, cache=ctx.runtime.models, workdir=ctx.workdir)
+    watch = monitor_window(work, policy, champion, champ_model, window)
     mon = watch.monitor
     sections["window"].update(watch.notes)
     sections["champion"]["window_metric"] = mon.champion_metric
@@ -135,7 +130,7 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
     # a champion promoted recently that does worse than the one it replaced: rolled back (its own record)
     rollback_why = auto_rollback_reason(policy, champion, mon, watch.current_predictions, window, past, draft.seed)
     if rollback_why:
-        from kaizen.rollback import RollbackRefused, rollback_body
+        from kaizen.cycle.rollback import RollbackRefused, rollback_body
 
         sections["trigger"] = {"monitor": mon.to_dict()}
         try:
@@ -244,19 +239,20 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
         _quiet_log(ctx, policy, champion, mon)
         return draft.finish(stopped or "skipped")
 
-    with ctx.mlflow_run():
+    with ctx.mlflow_run() as runlog:
         from kaizen.cycle.challenge import attempt_line, climb_ladder, log_metrics, refit_on_holdout
         from kaizen.cycle.watch import log_monitor, log_window_input, write_cycle_report
 
-        log_monitor(mon)
+        work = Work.of(ctx, runlog)
+        log_monitor(runlog, mon)
         if report:
-            draft.report = write_cycle_report(policy, window, watch, path=ctx.workdir / "report" / f"{draft.id}.html",
-                                              seed=draft.seed, cycle_id=draft.id)
+            draft.report = write_cycle_report(runlog, policy, window, watch, seed=draft.seed, cycle_id=draft.id,
+                                              path=ctx.workdir / "report" / f"{draft.id}.html")
         if not acting:
             return draft.finish(stopped or "skipped")
 
         full = screened.window
-        log_window_input(full, policy)
+        log_window_input(runlog, full, policy)
         sections["window"].update({k: v for k, v in full.summary().items()
                                    if k not in sections["window"] or k.startswith("history")})
         rejected, notes = new_problems(full, last)
@@ -267,7 +263,7 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
         if screened.trust is not None:
             why.extend(Why.NOTE, screened.trust.reasons)
 
-        # build: climb the ladder (kaizen/ladder.py) until a challenger passes the gates
+        # build: climb the ladder (kaizen/cycle/ladder.py) until a challenger passes the gates
         draft.step(Step.BUILDING)
         climbed = climb_ladder(work, policy, full, champion, champ_model, screened.train, screened.holdout, decision,
                                past)
@@ -280,7 +276,7 @@ def _cycle(ctx: RunContext, policy: Policy) -> Record:
                                   "ladder": climbed.attempts}
         sections["gates"] = [g.to_dict() for g in judged.gates]
         sections["champion"].update(judged.champion)
-        log_metrics(judged)
+        log_metrics(runlog, judged)
         verdict = "passed" if not judged.failed else "failed: " + ", ".join(g.name for g in judged.failed)
         draft.step(Step.GATED, version=built.version, verdict=verdict)
         if climbed.winner is None:

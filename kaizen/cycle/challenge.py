@@ -14,9 +14,9 @@ import pandas as pd
 
 from kaizen.data.frames import labelled
 from kaizen.data.window import Window
-from kaizen.journal import Step
 from kaizen.past import Past
 from kaizen.policy import Policy
+from kaizen.run.journal import Step
 
 __all__ = ["Refit", "attempt_line", "climb_ladder", "log_metrics", "refit_on_holdout"]
 
@@ -25,35 +25,36 @@ log = logging.getLogger("kaizen.cycle")
 
 def climb_ladder(work: Any, policy: Policy, window: Window, champion: Any, champ_model: Any, train: pd.DataFrame,
                  holdout: pd.DataFrame, decision: Any, past: Past) -> Any:
-    """The ladder's :class:`~kaizen.ladder.Climb`: every rung tried (``decision.rungs``, else the policy's) until one
-    passes the gates; each attempt registered, tagged with its verdict and journalled."""
+    """The ladder's :class:`~kaizen.cycle.ladder.Climb`: every rung tried (``decision.rungs``, else the policy's)
+    until one passes the gates; each attempt registered, tagged with its verdict and journalled."""
     from kaizen.challenger.recipe import load_recipe
     from kaizen.challenger.register import build_and_register, refit_recipe_and_register
-    from kaizen.champion import CACHE_DIR
+    from kaizen.cycle.ladder import PERFORMANCE, change_rows, climb
     from kaizen.gates.judge import judge
-    from kaizen.ladder import PERFORMANCE, change_rows, climb
-    from kaizen.models import load_model
+    from kaizen.registry.champion import CACHE_DIR
+    from kaizen.registry.models import load_model
 
     registry, schema = work.registry, window.schema
-    recipe = load_recipe(champion, work.config.state_dir / CACHE_DIR / policy.name)
+    recipe = load_recipe(registry, champion, work.config.state_dir / CACHE_DIR / policy.name)
     fired = any(s.rule == PERFORMANCE and s.fired for s in decision.signals)
     cur_train = max(0, len(train) - len(window.reference) - len(labelled(window.history, schema)))
     recent, why = change_rows(policy, window, past, fired, train, cur_train)
     common = dict(seed=work.seed, cycle_id=work.cycle_id, on_registered=work.registered)
 
     def build(rows: pd.DataFrame, *, policy: Policy, name: str, enqueue: tuple) -> Any:
-        return build_and_register(registry, policy, schema, rows, stop=work.stop, name=name, enqueue=enqueue,
+        return build_and_register(registry, work.runlog, policy, schema, rows, stop=work.stop, name=name,
+                                  enqueue=enqueue,
                                   tags={"kaizen.rung": name.removeprefix("rung_")}, workdir=work.workdir / name,
                                   **common)
 
     def refit(recipe: Any, rows: pd.DataFrame, *, name: str) -> Any:
-        return refit_recipe_and_register(registry, policy, schema, recipe, rows, name=name,
+        return refit_recipe_and_register(registry, work.runlog, policy, schema, recipe, rows, name=name,
                                          tags={"kaizen.rung": "refit", "kaizen.recipe_of": champion.version},
                                          workdir=work.workdir / name, **common)
 
     def judged(built: Any) -> Any:
-        model = load_model(f"models:/{policy.name}/{built.version}", task=policy.model.task,
-                           positive_label=policy.model.positive_label)
+        model = load_model(registry, policy.name, built.version, task=policy.model.task,
+                           positive_label=policy.model.positive_label, workdir=work.workdir)
         j = judge(policy, schema, champ_model, model, holdout, window.golden, train)
         verdict = "passed" if not j.failed else "failed: " + ", ".join(g.name for g in j.failed)
         tags = {"kaizen.gate": verdict, "kaizen.holdout_metric": f"{j.challenger['holdout_metric']:.6f}"}
@@ -74,10 +75,8 @@ def attempt_line(a: dict[str, Any]) -> str:
     return f"{a['rung']} v{a.get('version')} failed {', '.join(a.get('failed_gates') or [])}"
 
 
-def log_metrics(judged: Any) -> None:
-    import mlflow
-
-    mlflow.log_metrics({f"{who}_{k}": v for who, d in (("champion", judged.champion),
+def log_metrics(runlog: Any, judged: Any) -> None:
+    runlog.log_metrics({f"{who}_{k}": v for who, d in (("champion", judged.champion),
                                                        ("challenger", judged.challenger))
                         for k, v in d.items() if isinstance(v, float) and not np.isnan(v)})
 
@@ -102,7 +101,8 @@ def refit_on_holdout(work: Any, policy: Policy, window: Window, built: Any, trai
     schema = window.schema
     rows = pd.concat([train, holdout], ignore_index=True)
     out = refit_and_register(
-        work.registry, policy, schema, built.result, built.version, rows, workdir=work.workdir, seed=work.seed,
+        work.registry, work.runlog, policy, schema, built.result, built.version, rows, workdir=work.workdir,
+        seed=work.seed,
         cycle_id=work.cycle_id, on_registered=work.registered,
         check=lambda model: judge(policy, schema, champ_model, model, holdout, window.golden, rows,
                                   only=("sanity", "golden")))

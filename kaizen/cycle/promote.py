@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from kaizen.data.window import Window
-from kaizen.journal import Step
 from kaizen.past import Past
 from kaizen.policy import Policy
+from kaizen.run.journal import Step
 
 __all__ = ["Outcome", "ShadowVerdict", "auto_rollback_reason", "promote_shadow", "settle", "shadow_verdict"]
 
@@ -37,7 +37,7 @@ def auto_rollback_reason(policy: Policy, champion: Any, mon: Any, cur_p: Any, wi
                          seed: int | None) -> str | None:
     """Why the champion is rolled back to the one it replaced (its realised metric worse beyond noise), or None."""
     from kaizen.metrics import standard_error
-    from kaizen.rollback import check_auto_rollback
+    from kaizen.monitor.rules.rollback import check_auto_rollback
 
     if policy.promotion.auto_rollback_windows <= 0 or not mon.labelled_rows:
         return None
@@ -65,14 +65,15 @@ class ShadowVerdict:
 
 def shadow_verdict(work: Any, policy: Policy, window: Window, mon: Any, past: Past) -> ShadowVerdict | None:
     """The verdict on a version in shadow after this window, or None; a rejected shadow is settled here."""
-    from kaizen.champion import load_champion
-    from kaizen.shadow import score, verdict
+    from kaizen.cycle.shadow import score, verdict
+    from kaizen.registry.champion import load_champion
 
     registry = work.registry
     shadow = registry.shadow(policy.name)
     if shadow is None:
         return None
-    model, _ = load_champion(shadow, policy, work.config.registry_uri)
+    model, _ = load_champion(registry, shadow, policy, cache=work.runtime.models if work.runtime else None,
+                             workdir=work.workdir)
     scores = score(policy, shadow, model, window, mon.champion_metric)
     action, why = verdict(policy, list(past.records), scores)
     if action == "reject":
@@ -82,7 +83,7 @@ def shadow_verdict(work: Any, policy: Policy, window: Window, mon: Any, past: Pa
 
 
 def promote_shadow(work: Any, policy: Policy, champion: Any, shadowed: ShadowVerdict) -> Outcome:
-    from kaizen.promotion import StaleChampion, commit
+    from kaizen.registry.promotion import StaleChampion, commit
 
     registry, shadow = work.registry, shadowed.version
     work.journal(Step.PROMOTING, version=shadow.version, replaced=champion.version)
@@ -107,7 +108,7 @@ def settle(work: Any, policy: Policy, champion: str, version: str, gated: str, j
     ``ask`` (:func:`kaizen.monitor.rules.ambiguity`): the evidence is ambiguous; its verdict ``asks``
     waits for a person and ``blocks`` rejects, whatever ``promotion.mode`` says.
     """
-    from kaizen.promotion import StaleChampion, commit
+    from kaizen.registry.promotion import StaleChampion, commit
 
     registry, cid = work.registry, work.cycle_id
     of = f" (refit of version {gated})" if version != gated else ""

@@ -54,7 +54,7 @@ def split_by_time(window: Window, policy: Policy) -> tuple[pd.DataFrame, pd.Data
     n_hold = int(round(len(cur) * policy.gates.holdout_fraction))
     note = ""
     if n_hold < policy.gates.min_holdout_rows:
-        from kaizen.ladder import labelled_per_history_batch
+        from kaizen.cycle.ladder import labelled_per_history_batch
 
         counts = labelled_per_history_batch(window)
         extra_batches = max(0, policy.gates.max_holdout_batches - len(window.batches))

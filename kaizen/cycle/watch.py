@@ -32,7 +32,7 @@ class Watch:
 
     monitor: Any                  # kaizen.monitor.MonitorResult
     reference: pd.DataFrame
-    reference_predictions: Any    # kaizen.models.Predictions
+    reference_predictions: Any    # kaizen.registry.models.Predictions
     current_predictions: Any
     notes: dict[str, Any]         # for the record's window section
 
@@ -99,25 +99,27 @@ def new_problems(window: Window, last: Record | None) -> tuple[list[str], list[s
     return rejected, out
 
 
-def monitor_window(config: Any, policy: Policy, champion: Any, champ_model: Any, window: Window, *,
-                   workdir: Path, seed: int | None) -> Watch:
+def monitor_window(work: Any, policy: Policy, champion: Any, champ_model: Any, window: Window) -> Watch:
     """Fast drift and performance verdicts (no Evidently Report; that is written only when asked)."""
-    from kaizen.champion import CACHE_DIR, monitor_reference, reference_predictions
     from kaizen.monitor import run_monitor
+    from kaizen.registry.champion import CACHE_DIR, monitor_reference, reference_predictions
 
+    config, seed = work.config, work.seed
     cache = config.state_dir / CACHE_DIR / policy.name
-    reference, ident, notes = monitor_reference(champion, window.reference, policy, workdir, cache_dir=cache)
+    reference, ident, notes = monitor_reference(work.registry, champion, window.reference, policy, work.workdir,
+                                                cache_dir=cache)
     ref_p, how = reference_predictions(champion, champ_model, reference, ident, window.schema,
                                        registry_uri=config.tracking_uri, cache_dir=cache)
     cur_p = champ_model.predict(model_frame(window.current, window.schema))
     mon = run_monitor(reference, window.current, schema=window.schema, policy=policy, reference_predictions=ref_p,
-                      current_predictions=cur_p, reference_key=f"{config.tracking_uri}|{ident}", seed=seed)
+                      current_predictions=cur_p, reference_key=f"{config.tracking_uri}|{ident}", seed=seed,
+                      cache=work.runtime.reference_profiles if work.runtime is not None else None)
     return Watch(mon, reference, ref_p, cur_p, {**notes, "monitor_reference_predictions": how})
 
 
 def labelled_predictions(policy: Policy, window: Window, cur_p: Any) -> tuple[np.ndarray, Any]:
     """(targets, the champion's predictions) of the window's labelled rows, in order."""
-    from kaizen.models import Predictions
+    from kaizen.data.predictions import Predictions
 
     target = window.schema.target
     cur = window.current
@@ -136,11 +138,9 @@ def wants_report(policy: Policy, triggered: bool, windows_since_report: int) -> 
     return should_write_report(policy, triggered, windows_since_report)
 
 
-def write_cycle_report(policy: Policy, window: Window, watch: Watch, *, path: Path, seed: int | None,
+def write_cycle_report(runlog: Any, policy: Policy, window: Window, watch: Watch, *, path: Path, seed: int | None,
                        cycle_id: str) -> str | None:
-    """The Evidently HTML report, kept once: in the active MLflow run; returns where (None: no report)."""
-    import mlflow
-
+    """The Evidently HTML report, kept once: in the cycle's MLflow run; returns where (None: no report)."""
     from kaizen.monitor.report import write_report
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,8 +151,7 @@ def write_cycle_report(policy: Policy, window: Window, watch: Watch, *, path: Pa
     except Exception as exc:  # the report is evidence, not the decision: a cycle goes on without it
         log.warning("cycle %s: no Evidently report (%s: %s)", cycle_id, type(exc).__name__, exc)
         return None
-    mlflow.log_artifact(str(path), artifact_path="monitor")
-    return local_path(f"{mlflow.get_artifact_uri('monitor')}/{path.name}")
+    return local_path(runlog.log_artifact(path, "monitor"))
 
 
 def monitor_metrics(mon: Any) -> dict[str, float]:
@@ -161,10 +160,8 @@ def monitor_metrics(mon: Any) -> dict[str, float]:
     return {k: float(v) for k, v in values.items() if v is not None and np.isfinite(v)}
 
 
-def log_monitor(mon: Any) -> None:
-    import mlflow
-
-    mlflow.log_metrics(monitor_metrics(mon))
+def log_monitor(runlog: Any, mon: Any) -> None:
+    runlog.log_metrics(monitor_metrics(mon))
 
 
 def log_quiet(registry: Any, policy: Policy, champion: Any, mon: Any, *, cycle_id: str) -> str | None:
@@ -178,9 +175,9 @@ def log_quiet(registry: Any, policy: Policy, champion: Any, mon: Any, *, cycle_i
     return run_id
 
 
-def log_window_input(window: Window, policy: Policy) -> None:
+def log_window_input(runlog: Any, window: Window, policy: Policy) -> None:
     """The window as an MLflow dataset input of the cycle's run (the runs list's Dataset column)."""
-    import mlflow
+    import mlflow.data
 
     try:
         name = f"{policy.name} window {window.batches[0]}" + (f"..{window.batches[-1]}" if len(window.batches) > 1
@@ -190,7 +187,7 @@ def log_window_input(window: Window, policy: Policy) -> None:
         frame = frame.astype({c: float for c in frame.columns if pd.api.types.is_integer_dtype(frame[c])})
         ds = mlflow.data.from_pandas(frame, name=name, digest=(getattr(window, "digest", "") or "")[:36] or None,
                                      targets=window.schema.target if window.schema.target in frame else None)
-        mlflow.log_input(ds, context="production-window")
+        runlog.log_input(ds, context="production-window")
     except Exception as exc:  # evidence for people, not the decision
         log.warning("could not log the window as an MLflow dataset: %s", exc)
 
@@ -206,7 +203,7 @@ def performance_baseline(registry: Any, policy: Policy, champ_model: Any, window
                          ) -> tuple[float | None, str | None]:
     """(baseline, note): the stored performance baseline; measured (and stored) once for a champion registered by
     hand, the note saying so."""
-    from kaizen.champion import measure_baseline
+    from kaizen.registry.champion import measure_baseline
 
     value = registry.baseline(policy.name)  # RegistryError unless truly "not set"
     if value is not None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from kaizen.models import Predictions
+from kaizen.data.predictions import Predictions
 from kaizen.policy import Policy
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class Labelled:
 
 @runtime_checkable
 class Scorer(Protocol):
-    """What the latency and behaviour gates call: a loaded model (:class:`kaizen.models.LoadedModel`)."""
+    """What the latency and behaviour gates call: a loaded model (:class:`kaizen.registry.models.LoadedModel`)."""
 
     def predict(self, frame: pd.DataFrame) -> Predictions: ...
 

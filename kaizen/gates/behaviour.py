@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from kaizen.data.predictions import Predictions
 from kaizen.gates._base import Evidence, Gate, GateResult
-from kaizen.models import Predictions
 from kaizen.policy import InvarianceSpec
 
 __all__ = ["BehaviourGate", "SAME", "UNKNOWN_COLUMN", "changed"]

@@ -81,16 +81,5 @@ def judge(policy: Policy, schema: Schema, champion_model: Any, challenger_model:
 
 
 def _size(model: Any) -> int | None:
-    """Bytes of the registered files of ``model`` (its ``uri``); None when they cannot be listed."""
-    uri = getattr(model, "uri", None)
-    if not uri:
-        return None
-    from mlflow.exceptions import MlflowException
-
-    from kaizen.gates.size import artifact_bytes
-
-    try:
-        return artifact_bytes(uri)
-    except (MlflowException, OSError) as exc:
-        log.warning("cannot measure the size of %s: %s", uri, exc)
-        return None
+    """Bytes of the registered files of ``model`` as downloaded when it was loaded; None when unknown."""
+    return getattr(model, "size_bytes", None)

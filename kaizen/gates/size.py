@@ -2,33 +2,18 @@
 
 Runs when the policy sets ``gates.max_model_mb``. The size is every file of
 the registered model version (model, feature definitions, packaged code,
-environment files), measured by :func:`artifact_bytes` when the gates are
-judged and carried in :attr:`Evidence.challenger_bytes`.
+environment files), counted when the version is downloaded to be loaded
+(:attr:`kaizen.registry.models.LoadedModel.size_bytes`) and carried in
+:attr:`Evidence.challenger_bytes`.
 """
 
 from __future__ import annotations
 
 from kaizen.gates._base import Evidence, Gate, GateResult
 
-__all__ = ["MB", "SizeGate", "artifact_bytes"]
+__all__ = ["MB", "SizeGate"]
 
 MB = 1_000_000
-
-
-def artifact_bytes(uri: str) -> int:
-    """Total size of the files under MLflow artifact URI ``uri`` (``models:/name/3``, ``runs:/…``, ``file:…``),
-    listed through MLflow's artifact repositories (nothing is downloaded)."""
-    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
-    repo = get_artifact_repository(uri)
-    total, todo = 0, [None]
-    while todo:
-        for f in repo.list_artifacts(todo.pop()):
-            if f.is_dir:
-                todo.append(f.path)
-            else:
-                total += int(f.file_size or 0)
-    return total
 
 
 class SizeGate(Gate):

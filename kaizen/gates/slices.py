@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from kaizen.data.predictions import Predictions
 from kaizen.gates._base import Evidence, Gate, GateResult, Labelled
 from kaizen.metrics import improvement, improvements, paired_bootstrap, score
-from kaizen.models import Predictions
 from kaizen.policy import SliceSpec
 
 __all__ = ["SlicesGate", "slice_masks"]

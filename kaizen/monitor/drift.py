@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kaizen.data.predictions import Predictions
 from kaizen.data.schema import Schema
 from kaizen.errors import DataError
-from kaizen.models import Predictions
 from kaizen.monitor.methods import (
     NUMERICAL,
     PREDICTION,

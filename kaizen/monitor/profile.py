@@ -31,8 +31,8 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
+from kaizen.data.predictions import Predictions
 from kaizen.data.schema import Schema
-from kaizen.models import Predictions
 
 __all__ = ["REFERENCE_PROFILES", "ReferenceCache", "ReferenceProfile", "clean", "profile_reference",
            "sample_index", "take"]

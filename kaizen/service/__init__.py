@@ -1,8 +1,8 @@
 """The Kaizen service (``kaizen run``): scheduler, daemon lock, signals, health and metrics.
 
 The crash journal, its recovery and the per-policy lock are not the service's own:
-every command that changes the registry uses them through :mod:`kaizen.runner`
-(:mod:`kaizen.journal`, :mod:`kaizen.recovery`, :mod:`kaizen.locks`).
+every command that changes the registry uses them through :mod:`kaizen.run.runner`
+(:mod:`kaizen.run.journal`, :mod:`kaizen.run.recovery`, :mod:`kaizen.run.locks`).
 
 ::
 

@@ -14,7 +14,7 @@ Cycle failures never leave :meth:`Service.run_policy`: the cycle records them
 other policies go on.
 
 A full disk: every tick first appends the decisions that could not be written
-(kept in memory, :func:`kaizen.runner.retry_unwritten`, or in the journal, by
+(kept in memory, :func:`kaizen.run.runner.retry_unwritten`, or in the journal, by
 recovery), and ``/readyz`` answers 503 once the state folder's file system has
 less than ``[service] min_free_bytes`` free (``kaizen_state_free_bytes``).
 """
@@ -33,10 +33,11 @@ from typing import Any
 from kaizen._io import write_atomic
 from kaizen.config import Config
 from kaizen.errors import BusyError, KaizenError
-from kaizen.journal import Journal
 from kaizen.ledger import Ledger, Record, iso_utc, new_cycle_id, utcnow
-from kaizen.recovery import recover_all
-from kaizen.runner import UnwrittenDecision, retry_unwritten, unwritten
+from kaizen.run.journal import Journal
+from kaizen.run.recovery import recover_all
+from kaizen.run.runner import UnwrittenDecision, retry_unwritten, unwritten
+from kaizen.run.runtime import Runtime
 from kaizen.service import housekeeping, jobs, logs, signals
 from kaizen.service.http import CachedCheck, DiskSpace, HealthServer, registry_reachable
 from kaizen.service.lock import StateLock, holder
@@ -76,8 +77,10 @@ class Service:
         self.started = utcnow()
         self.health: dict[str, PolicyHealth] = {}
         self.disk = DiskSpace(config.state_dir, self.settings.min_free_bytes)
+        #: what this daemon carries from cycle to cycle (kept decisions, loaded champions, monitoring runs)
+        self.runtime = Runtime()
         self.metrics = ServiceMetrics(self._scheduler_alive, free_bytes=self.disk.free,
-                                      unwritten=lambda: len(unwritten(config)))
+                                      unwritten=lambda: len(unwritten(self.runtime, config)))
         self._registry_ok = CachedCheck(lambda: registry_reachable(config.registry_uri))
         self._idle = threading.Condition()
         self._active = 0
@@ -90,7 +93,7 @@ class Service:
             return 0
         try:
             jobs.attach(self)
-            recovered = recover_all(self.config, self.journal)
+            recovered = recover_all(self.config, self.journal, alive=self._alive())
             if recovered:
                 log.warning("recovered %d interrupted cycle(s)", len(recovered))
             self.metrics.seed(Ledger(self.config.ledger_path).records())
@@ -232,10 +235,10 @@ class Service:
 
     def _cycle(self, policy: Any) -> Record | None:
         """Run one cycle (the runner recovers the policy's unfinished runs first); None if another process has it."""
-        from kaizen.cycle import run_cycle
+        from kaizen.commands.tick import tick
 
         try:
-            return run_cycle(self.config, policy, stop=self.stop, on_step=_log_step)
+            return tick(self.config, policy, stop=self.stop, on_step=_log_step, runtime=self.runtime)
         except BusyError as exc:
             log.info("%s: skipped this tick: %s", policy.name, exc)
             return None
@@ -253,12 +256,16 @@ class Service:
                 log.exception("cannot write to the promotion log %s", self.config.ledger_path)
             return rec
 
+    def _alive(self) -> set[str]:
+        """Runs whose decision this daemon keeps in memory: not dead, whatever their journal says."""
+        return {r.id for r in unwritten(self.runtime, self.config)}
+
     def _write_kept(self) -> None:
         """Append the decisions a full disk kept out of the promotion log: in memory, or in the journal."""
         try:
-            retry_unwritten(self.config)
+            retry_unwritten(self.config, self.runtime)
             if self.journal.pending():  # a decided entry the log refused (recovery appends it), or a dead run
-                recover_all(self.config, self.journal)
+                recover_all(self.config, self.journal, alive=self._alive())
         except (KaizenError, OSError) as exc:  # still full: the next tick tries again (the first failure was logged)
             log.debug("decisions not yet written to the promotion log: %s", exc)
 

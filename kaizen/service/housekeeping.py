@@ -1,4 +1,4 @@
-"""The service's housekeeping: a retention sweep (:mod:`kaizen.retention`) every ``[retention] every``.
+"""The service's housekeeping: a retention sweep (:mod:`kaizen.commands.retention`) every ``[retention] every``.
 
 The daemon calls :func:`schedule` once its scheduler exists. The job is stored by reference
 (``"kaizen.service.housekeeping:sweep"``, no arguments), like the cycle jobs of
@@ -60,8 +60,8 @@ def sweep() -> None:
         log.error("retention job fired with no running service; ignored")
         return
     try:
+        from kaizen.commands.retention import run
         from kaizen.registry import Registry
-        from kaizen.retention import run
 
         registry = Registry.from_config(config)
         plan, result = run(config, registry, stop=_stop)

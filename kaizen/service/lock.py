@@ -11,7 +11,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from kaizen.locks import FileLock
+from kaizen.run.locks import FileLock
 
 __all__ = ["LOCK_NAME", "StateLock", "holder"]
 

@@ -3,7 +3,7 @@
 Handlers only post a command to the main loop's queue (``queue.SimpleQueue``
 is safe to use from a signal handler); the abort path flushes the log and
 leaves with ``os._exit`` so no thread can hold the process up. A cycle cut
-short that way is settled at the next start (:mod:`kaizen.recovery`).
+short that way is settled at the next start (:mod:`kaizen.run.recovery`).
 """
 
 from __future__ import annotations

@@ -29,8 +29,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from kaizen.data.predictions import Predictions
 from kaizen.data.schema import Schema
-from kaizen.models import Predictions
 from kaizen.policy import TrustSpec
 
 __all__ = ["Excess", "TrustCheck", "TrustFinding", "TrustInputs", "describe_span", "encode", "encoded_sources",

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kaizen.data.predictions import Predictions
 from kaizen.data.schema import Schema
-from kaizen.models import Predictions
 from kaizen.policy import Policy
 from kaizen.trust._base import TrustCheck, TrustFinding, TrustInputs
 from kaizen.trust.duplicates import Duplicates

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kaizen.models import Predictions
+from kaizen.data.predictions import Predictions
 from kaizen.trust._base import (
     TrustCheck,
     TrustFinding,

@@ -8,7 +8,7 @@
   :mod:`kaizen.ui.auth`'s business; the style sheet is in ``static/``.
 
 Nothing here imports MLflow, Evidently, featuretools or pandas at import time; approving from a page
-goes through :mod:`kaizen.review` (and so the one runner), imported when a person answers.
+goes through :mod:`kaizen.commands.review` (and so the one runner), imported when a person answers.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 One line, rewritten in place: ``churn 20261126T140312Z-churn-1f3a: building · 42s``. The step comes
 from the runner's ``on_step`` callback (``run_cycle(..., on_step=line.on_step)``) or, for a run whose
 entry point takes no callback (``bootstrap``), from the run's journal entry (``<state>/journal/<id>.json``,
-written at every step; :mod:`kaizen.journal`), read four times a second. The elapsed time ticks every
+written at every step; :mod:`kaizen.run.journal`), read four times a second. The elapsed time ticks every
 second, so a long build still shows it is alive. Piped or redirected, nothing is printed.
 """
 

@@ -14,7 +14,7 @@ Standard library server (:class:`http.server.ThreadingHTTPServer`), one thread p
 
 Every POST is refused (403) unless a review token is configured, the session's CSRF token comes back
 with the form, and the person proved the token (typed into the form, or on /login). An approval or a
-rejection goes through :func:`kaizen.review.approve`/:func:`~kaizen.review.reject` (the one runner:
+rejection goes through :func:`kaizen.commands.review.approve`/:func:`~kaizen.commands.review.reject` (the one runner:
 the policy's lock, the journal, exactly one record) with ``actor = "<name typed> via ui"``. Pages are
 sent with a Content-Security-Policy that allows no script; the Evidently report (which is all inline
 script) is sent sandboxed, as an opaque origin that cannot reach these pages' cookies. When bound to a
@@ -185,7 +185,7 @@ class App:
         if not rows:
             return set()
         try:
-            from kaizen.review import expired
+            from kaizen.commands.review import expired
 
             return expired(self.config, rows)
         except Exception as exc:  # expiry is a label here; the approval itself re-checks it
@@ -337,7 +337,7 @@ class App:
         session.by = by
         viewer = self._viewer(session)
         actor = f"{by} via ui"
-        from kaizen import review
+        from kaizen.commands import review
 
         try:
             if action == "approve":

@@ -48,7 +48,7 @@ def decision_label(row: Row, resolved: dict[str, Row], expired: AbstractSet[str]
 
 def cells(row: Row, resolved: dict[str, Row], expired: AbstractSet[str] = frozenset()) -> tuple[str, ...]:
     """The table's cells for ``row`` (as :data:`HEADER`), credentials redacted; ``expired``: approvals past
-    their ``[promotion] approval_expires`` (:func:`kaizen.review.expired`)."""
+    their ``[promotion] approval_expires`` (:func:`kaizen.commands.review.expired`)."""
     ch, cl = row.champion, row.challenger
     metric = ""
     if cl.get("holdout_metric") is not None:

@@ -43,17 +43,38 @@ def test_predict_tolerates_unseen_and_missing(classifier_build, classification_r
         predict_frame(classifier_build.artifacts_dir, classification_rows.drop(columns="plan"))
 
 
-def test_log_pipeline_needs_active_run(classifier_build, tmp_path):
+def _log(classifier_build, tmp_path: Path, name: str = "churn-test") -> tuple:
+    """Log and register ``classifier_build`` through a Registry bound to a temp SQLite store (no fluent MLflow)."""
+    from kaizen.challenger import save_pipeline
+    from kaizen.registry import Registry
+    from kaizen.registry.runlog import RunLog
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    reg = Registry(uri, uri, (tmp_path / "artifacts").as_uri())
+    run = reg.start_run(name, run_name="build-test", tags={})
+    info = RunLog(reg, run.info.run_id).log_model(lambda path: save_pipeline(classifier_build, path), "model")
+    return uri, reg, reg.register(name, info, tags={"kaizen.family": "test"})
+
+
+def test_a_model_is_logged_and_loaded_through_its_registry_and_nothing_process_wide_changes(
+        classifier_build, classification_rows, tmp_path):
+    import sys
+
     import mlflow
 
-    from kaizen.challenger import log_pipeline
+    from kaizen.registry.models import load_model
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    try:
-        with pytest.raises(RuntimeError, match="active MLflow run"):
-            log_pipeline(classifier_build)
-    finally:
-        mlflow.set_tracking_uri(None)
+    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri(), list(sys.path), mlflow.active_run())
+    uri, reg, version = _log(classifier_build, tmp_path)
+    assert version == "1" and reg.client.get_model_version("churn-test", "1").source.startswith("runs:/")
+    model = load_model(reg, "churn-test", version, task="binary_classification", positive_label=1)
+    rows = classification_rows.iloc[-150:]
+    got = model.predict(rows)
+    want = predict_frame(classifier_build.artifacts_dir, rows)
+    np.testing.assert_array_equal(got.labels, want["prediction"].to_numpy())
+    np.testing.assert_allclose(got.scores, want["proba"].to_numpy())
+    assert model.size_bytes > 100_000  # the model, its features and the packaged kaizen code
+    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri(), list(sys.path), mlflow.active_run()) == before
 
 
 LOADER = textwrap.dedent("""
@@ -73,26 +94,14 @@ LOADER = textwrap.dedent("""
 
 
 def test_logged_model_scores_in_a_fresh_process(classifier_build, classification_rows, tmp_path):
-    import mlflow
+    from kaizen.registry.models import load_model
 
-    from kaizen.challenger import log_pipeline
-
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        exp = mlflow.create_experiment("build-test", artifact_location=(tmp_path / "artifacts").as_uri())
-        with mlflow.start_run(experiment_id=exp):
-            info = log_pipeline(classifier_build, registered_model_name="churn-test")
-        assert info.registered_model_version == 1
-        in_process = mlflow.pyfunc.load_model("models:/churn-test/1")
-        rows, odd = classification_rows.iloc[-150:], _odd_rows(classification_rows)
-        expected = {"rows": predict_frame(classifier_build.artifacts_dir, rows),
-                    "odd": predict_frame(classifier_build.artifacts_dir, odd)}
-        pd.testing.assert_frame_equal(in_process.predict(rows), expected["rows"])
-    finally:
-        mlflow.set_tracking_uri(None)
-        mlflow.set_registry_uri(None)
+    uri, reg, version = _log(classifier_build, tmp_path)
+    in_process = load_model(reg, "churn-test", version, task="binary_classification", positive_label=1)
+    rows, odd = classification_rows.iloc[-150:], _odd_rows(classification_rows)
+    expected = {"rows": predict_frame(classifier_build.artifacts_dir, rows),
+                "odd": predict_frame(classifier_build.artifacts_dir, odd)}
+    pd.testing.assert_frame_equal(in_process.pyfunc.predict(rows), expected["rows"])
 
     rows.to_pickle(tmp_path / "rows.pkl")
     odd.to_pickle(tmp_path / "odd.pkl")

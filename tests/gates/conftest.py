@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from kaizen.data.predictions import Predictions
 from kaizen.gates import Labelled
-from kaizen.models import Predictions
 from kaizen.policy import Policy, load_policy
 from tests.conftest import BASE_POLICY, to_toml
 

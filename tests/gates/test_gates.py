@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kaizen.data.predictions import Predictions
 from kaizen.errors import PolicyError
 from kaizen.gates import Evidence, GoldenGate, ImprovementGate, Labelled, SanityGate, run_gates
-from kaizen.models import Predictions
 from kaizen.policy import load_policy
 from tests.conftest import BASE_POLICY, to_toml
 

@@ -7,7 +7,7 @@ turns on runs on the loaded models and leaves its numbers in the record.
 
 from __future__ import annotations
 
-from kaizen.bootstrap import bootstrap
+from kaizen.commands.bootstrap import bootstrap
 from kaizen.cycle import run_cycle
 
 SLICES = '''

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kaizen.data.predictions import Predictions
 from kaizen.gates import Evidence, ImprovementGate, Labelled, SignificanceGate
 from kaizen.gates.significance import mcnemar_midp
 from kaizen.metrics import bootstrap_weights, resampled_scores, score
-from kaizen.models import Predictions
 from tests.gates.conftest import labelled
 
 

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kaizen.data.predictions import Predictions
 from kaizen.data.schema import Schema, infer_schema
 from kaizen.errors import DataError, PolicyError
 from kaizen.metrics import score
-from kaizen.models import Predictions
 from kaizen.monitor import (
     ColumnDriftResult,
     MonitorResult,

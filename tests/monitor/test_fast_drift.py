@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kaizen.data.predictions import Predictions
 from kaizen.data.schema import infer_schema
-from kaizen.models import Predictions
 from kaizen.monitor import ColumnDriftResult, MonitorResult, run_monitor
 from kaizen.policy import DRIFT_METHODS, Policy, load_policy
 

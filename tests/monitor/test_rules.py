@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kaizen.data.predictions import Predictions
 from kaizen.errors import PolicyError
 from kaizen.ledger import Record
 from kaizen.metrics import score, standard_error
-from kaizen.models import Predictions
 from kaizen.monitor import ColumnDriftResult, MonitorResult
 from kaizen.monitor.rules import Decision, TriggerInputs, decide
 from kaizen.policy import Policy, load_policy

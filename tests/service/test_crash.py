@@ -20,7 +20,7 @@ from collections import Counter
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from kaizen.bootstrap import bootstrap
+from kaizen.commands.bootstrap import bootstrap
 from kaizen.cost import CostModel
 from kaizen.registry import Registry
 from tests.service.conftest import http_get, journals, records, running, wait_for, write_config
@@ -89,7 +89,7 @@ def test_sigkill_at_each_point_then_restart_keeps_the_invariants(home, daemons) 
         assert rec.decision == "failed" and rec.reasons[0].startswith(f"aborted: process died during {phase}")
     promoted = [r for r in recs if r.decision == "promoted" and r.kind == "cycle"]
     assert [r.id for r in promoted] == [c["id"]]  # written by the recovery, exactly once
-    # ... as complete as the live path writes it (kaizen/cycle/promote.py, kaizen/runner.py Draft.finish)
+    # ... as complete as the live path writes it (kaizen/cycle/promote.py, kaizen/run/runner.py Draft.finish)
     p = promoted[0]
     gated = c.get("gated_version")
     of = f" (refit of version {gated})" if gated and str(gated) != str(c["version"]) else ""

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 
 from experiments.attacks import Attack, build_attack
+from kaizen.data.predictions import Predictions
 from kaizen.data.schema import Schema, infer_schema
-from kaizen.models import Predictions
 from kaizen.policy import Policy, TrustSpec, load_policy
 from kaizen.trust import TrustResult, check_training_rows
 from tests.conftest import BASE_POLICY, to_toml

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kaizen.data.predictions import Predictions
 from kaizen.data.schema import infer_schema
-from kaizen.models import Predictions
 from kaizen.trust import TrustInputs
 from kaizen.trust.duplicates import Duplicates, burst_copies
 from tests.trust.conftest import attack, only, precision_recall, run

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from experiments.scenarios import churn
-from kaizen.models import Predictions
+from kaizen.data.predictions import Predictions
 from kaizen.trust import check_training_rows
 from tests.trust.conftest import attack, champion, only, precision_recall, run, schema_of
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kaizen.models import Predictions
+from kaizen.data.predictions import Predictions
 from kaizen.trust import apply_drops, check_training_rows, pool_new_rows
 from tests.trust.conftest import attack, champion, only, run, schema_of
 

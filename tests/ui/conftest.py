@@ -101,7 +101,7 @@ def serve(config: Any, token: str | None) -> Served:
 @pytest.fixture(scope="module")
 def reviewed(tmp_path_factory: pytest.TempPathFactory, churn_data: Path) -> Home:
     """A home whose log was written by real runs: a bootstrap, two quiet cycles, one challenger awaiting approval."""
-    from kaizen.bootstrap import bootstrap
+    from kaizen.commands.bootstrap import bootstrap
     from kaizen.cycle import run_cycle
 
     home = make_home(tmp_path_factory.mktemp("ui") / "home", churn_data)

@@ -21,7 +21,7 @@ from kaizen.past import PERFORMANCE, Past
 from kaizen.policy import Policy
 
 if TYPE_CHECKING:
-    from kaizen.models import Predictions
+    from kaizen.data.predictions import Predictions
 
 __all__ = ["DRIFT_SIGNALS", "PERFORMANCE", "Decision", "Rule", "RuleResult", "TriggerInputs", "finite"]
 

@@ -1,6 +1,6 @@
 """Finish or abort the runs a dead process left in the journal.
 
-Run by every run of a policy before it starts (:mod:`kaizen.runner`, under the
+Run by every run of a policy before it starts (:mod:`kaizen.run.runner`, under the
 policy's lock), and by the service when it starts. For each journal file:
 
 - its record is already in the promotion log → the process died after writing
@@ -36,8 +36,8 @@ import shutil
 from typing import Any
 
 from kaizen.config import Config
-from kaizen.journal import Journal, Step
 from kaizen.ledger import Ledger, Record
+from kaizen.run.journal import Journal, Step
 
 __all__ = ["recover", "recover_all"]
 
@@ -64,7 +64,7 @@ def _record(entry: dict[str, Any], decision: str, reasons: list[str], cost: dict
 
 def _cost(config: Config, entry: dict[str, Any]) -> dict[str, Any]:
     """The cost the run journalled at its last step (CPU and wall seconds, the day, ``add_cost`` values), with the
-    energy estimate a live record adds (:meth:`kaizen.runner.Draft.finish`); ``{}`` for a journal without one."""
+    energy estimate a live record adds (:meth:`kaizen.run.runner.Draft.finish`); ``{}`` for a journal without one."""
     from kaizen.cost import CostModel
 
     cost = dict(entry.get("cost") or {})
@@ -90,19 +90,20 @@ def _promoted(entry: dict[str, Any], step: str, cost: dict[str, Any]) -> Record:
         gated = entry.get("gated_version")
         of = f" (refit of version {gated})" if gated is not None and str(gated) != version else ""
         reasons = [f"promoted version {version}{of} to champion (was {old or 'none'})", note, *journalled]
-    # an approval journals whom it answers and who answered (kaizen/review.py): its waiting record is then answered
+    # an approval journals whom it answers and who answered (kaizen/commands/review.py): its waiting record is
+    # then answered
     return _record(entry, "promoted", reasons, cost, champion=champion,
                    actor=(rollback or {}).get("actor") or entry.get("actor"), resolves=entry.get("resolves"))
 
 
 def _finish_promotion(registry: Any, entry: dict[str, Any]) -> None:
-    """What :func:`kaizen.promotion.commit` does after the alias move, for a process that died right after it."""
+    """What :func:`kaizen.registry.promotion.commit` does after the alias move, for a process that died just after."""
     name, version, old = entry["policy"], str(entry["version"]), entry.get("replaced")
     registry.settle_promotion(name, version, str(old) if old else None, cycle_id=entry["id"],
                               reason=entry.get("retire_reason") or f"replaced by version {version} in cycle "
                                                                     f"{entry['id']}",
                               when=entry["steps"][-1]["time"])
-    if entry.get("kind") == "rollback":  # kaizen/rollback.py: the baseline it restores, not a raise
+    if entry.get("kind") == "rollback":  # kaizen/cycle/rollback.py: the baseline it restores, not a raise
         if entry.get("restore_baseline") is not None:
             registry.set_baseline(name, float(entry["restore_baseline"]))
         return
@@ -142,9 +143,10 @@ def _settle(entry: dict[str, Any], ledger: Ledger, registry: Any, cost: dict[str
     return _record(entry, "failed", [why, *entry.get("reasons", [])], cost, error=why)
 
 
-def recover_all(config: Config, journal: Journal, *, registry: Any = None) -> list[Record]:
+def recover_all(config: Config, journal: Journal, *, registry: Any = None,
+                alive: set[str] | frozenset[str] = frozenset()) -> list[Record]:
     """Settle the unfinished runs of every policy whose lock is free (a busy policy's run is alive)."""
-    from kaizen.locks import PolicyLock
+    from kaizen.run.locks import PolicyLock
 
     written: list[Record] = []
     for name in dict.fromkeys(e["policy"] for e in journal.pending()):
@@ -153,22 +155,21 @@ def recover_all(config: Config, journal: Journal, *, registry: Any = None) -> li
             log.info("%s: a run is in progress in another process; its journal is left to it", name)
             continue
         try:
-            written += recover(config, journal, policy=name, registry=registry)
+            written += recover(config, journal, policy=name, registry=registry, alive=alive)
         finally:
             lock.release()
     return written
 
 
-def recover(config: Config, journal: Journal, *, policy: str, registry: Any = None) -> list[Record]:
+def recover(config: Config, journal: Journal, *, policy: str, registry: Any = None,
+            alive: set[str] | frozenset[str] = frozenset()) -> list[Record]:
     """Settle every unfinished run of ``policy`` in ``journal``; return the records written.
 
-    The caller holds the policy's lock (:class:`kaizen.locks.PolicyLock`). A cycle whose decision this
-    process keeps in memory (a full disk, :func:`kaizen.runner.unwritten`) is not dead: its journal is left alone.
+    The caller holds the policy's lock (:class:`kaizen.run.locks.PolicyLock`). ``alive``: ids of runs whose
+    decision the calling process keeps in memory (a full disk, :class:`kaizen.run.runtime.Kept`): they are not
+    dead, and their journal is left alone.
     """
-    from kaizen.runner import unwritten
-
-    kept = {r.id for r in unwritten(config)}
-    entries = [e for e in journal.pending(policy) if e.get("id") not in kept]
+    entries = [e for e in journal.pending(policy) if e.get("id") not in alive]
     if not entries:
         return []
     ledger = Ledger(config.ledger_path)
@@ -197,7 +198,7 @@ def recover(config: Config, journal: Journal, *, policy: str, registry: Any = No
         known.add(cid)
         written.append(record)
         if registry is not None and record.mlflow_run_id:
-            from kaizen.runner import mirror
+            from kaizen.run.runner import mirror
 
             # a decision that was reached (promoted: the alias moved; or decided) ends its run as a live one
             # would (FINISHED, FAILED for a failed decision); an aborted run was killed

@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +32,7 @@ from kaizen.policy import Policy
 __all__ = ["CACHE_DIR", "REFERENCE_TAG", "load_champion", "measure_baseline", "monitor_reference",
            "reference_predictions", "serving_champion"]
 
-log = logging.getLogger("kaizen.champion")
+log = logging.getLogger("kaizen.registry.champion")
 
 #: model-version tag naming the artifact (in the version's run) that holds its training rows
 REFERENCE_TAG = "kaizen.reference_artifact"
@@ -50,32 +48,25 @@ def serving_champion(registry: Any, policy: Policy) -> Any:
     return champion
 
 
-_MODELS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
-_MODELS_LOCK = threading.Lock()
-#: loaded champions kept per process (a daemon's quiet cycles then skip MLflow's model loading)
-MODEL_CACHE_SIZE = 8
+def load_champion(registry: Any, champion: Any, policy: Policy, *, cache: Any = None,
+                  workdir: Path | None = None) -> tuple[Any, bool]:
+    """(model, from_cache): the champion version loaded through ``registry``; kept in ``cache`` (a
+    :class:`~kaizen.run.runtime.ModelCache`, the runtime's), since a version's model never changes."""
+    from kaizen.registry.models import load_model
 
+    def load() -> Any:
+        return load_model(registry, champion.name, champion.version, task=policy.model.task,
+                          positive_label=policy.model.positive_label, workdir=workdir)
 
-def load_champion(champion: Any, policy: Policy, registry_uri: str) -> tuple[Any, bool]:
-    """(model, from_cache): the champion version loaded once per process; a version's model never changes."""
-    from kaizen.models import load_model
-
-    key = (registry_uri, champion.name, champion.version, champion.run_id, policy.model.task,
+    if cache is None:
+        return load(), False
+    key = (registry.registry_uri, champion.name, champion.version, champion.run_id, policy.model.task,
            repr(policy.model.positive_label))
-    with _MODELS_LOCK:
-        if key in _MODELS:
-            _MODELS.move_to_end(key)
-            return _MODELS[key], True
-    model = load_model(champion.uri, task=policy.model.task, positive_label=policy.model.positive_label)
-    with _MODELS_LOCK:
-        _MODELS[key] = model
-        while len(_MODELS) > MODEL_CACHE_SIZE:
-            _MODELS.popitem(last=False)
-    return model, False
+    return cache.get(key, load)
 
 
-def monitor_reference(champion: Any, policy_reference: pd.DataFrame, policy: Policy, workdir: Path, *,
-                      cache_dir: Path | None = None) -> tuple[pd.DataFrame, str, dict[str, Any]]:
+def monitor_reference(registry: Any, champion: Any, policy_reference: pd.DataFrame, policy: Policy, workdir: Path,
+                      *, cache_dir: Path | None = None) -> tuple[pd.DataFrame, str, dict[str, Any]]:
     """(rows, identity, notes): the champion's training rows, or the policy's reference file.
 
     ``identity`` names where the rows came from (the key of the prediction cache). The champion's
@@ -92,11 +83,8 @@ def monitor_reference(champion: Any, policy_reference: pd.DataFrame, policy: Pol
                 return frame, ident, {**notes, "monitor_reference_rows": len(frame)}
             except Exception as exc:  # a bad cache file is downloaded again
                 log.warning("ignoring the reference cache %s: %s", cached, exc)
-        import mlflow
-
         try:
-            local = mlflow.artifacts.download_artifacts(run_id=champion.run_id, artifact_path=path,
-                                                        dst_path=str(workdir))
+            local = registry.download_artifact(champion.run_id, path, workdir)
             frame = pd.read_parquet(local)
         except Exception as exc:  # a missing artifact must not stop monitoring
             log.warning("champion v%s: cannot read its reference rows (%s); using the policy's reference file",
@@ -140,7 +128,7 @@ def reference_predictions(champion: Any, model: Any, reference: pd.DataFrame, id
     warning (a corrupt file is recomputed and rewritten). Writing a version's file removes the
     model's others.
     """
-    from kaizen.models import Predictions
+    from kaizen.data.predictions import Predictions
 
     key = hashlib.sha256(f"{registry_uri}|{champion.run_id}|{ident}".encode()).hexdigest()[:16]
     path = cache_dir / f"v{champion.version}-{key}.npz"

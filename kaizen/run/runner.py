@@ -7,13 +7,13 @@ A scheduled cycle, ``kaizen once``, ``bootstrap``, a retrain and a person's
         ─► registry ─► guarded body (its own MLflow run, its steps journalled) ─► journal "decided"
         ─► append exactly one record ─► journal "recorded" ─► mirror the decision on the MLflow run
 
-- The policy's lock (:class:`kaizen.locks.PolicyLock`) is held throughout: two
+- The policy's lock (:class:`kaizen.run.locks.PolicyLock`) is held throughout: two
   runs of one policy never interleave; the second waits ``wait_seconds`` and
   then raises :class:`~kaizen.errors.BusyError` naming the holder.
 - Whatever the body does — returns a record, raises a :class:`KaizenError`, or
   crashes — exactly one record is appended. A process that dies mid-run leaves
   its journal entry, which the next run of the policy (or the service's start)
-  settles (:mod:`kaizen.recovery`).
+  settles (:mod:`kaizen.run.recovery`).
 - The work folder ``<work_dir>/<cycle id>`` is always removed.
 - Cost is the CPU time of the calling thread (``time.thread_time``), so runs on
   different threads never bill each other.
@@ -24,7 +24,7 @@ A body is a function ``(ctx: RunContext) -> Record`` that ends with
 A full disk loses no decision. The promotion log's append is all or nothing
 (:meth:`kaizen.ledger.Ledger.append`). When it fails, the decision is in the
 journal (``decided``, written through the space the journal reserved at
-``started``, :mod:`kaizen.journal`) and the next run's recovery appends it.
+``started``, :mod:`kaizen.run.journal`) and the next run's recovery appends it.
 When the journal could not hold it either, this process keeps the record in
 memory (:func:`unwritten`), :func:`run` raises :class:`UnwrittenDecision` (one
 line: ``kaizen once`` exits 1 with it) and the next run of the policy in this
@@ -51,18 +51,16 @@ from typing import Any
 from kaizen.config import Config
 from kaizen.cost import CostModel, today
 from kaizen.errors import KaizenError, LedgerError, RegistryError
-from kaizen.journal import Journal, Step
 from kaizen.ledger import Ledger, Record, clean_floats, describe_os_error, new_cycle_id
-from kaizen.locks import PolicyLock
+from kaizen.run.journal import Journal, Step
+from kaizen.run.locks import PolicyLock
+from kaizen.run.runtime import Runtime
 
 __all__ = ["Draft", "RunContext", "UnwrittenDecision", "disk_full", "mirror", "retry_unwritten", "run",
            "unwritten"]
 
-log = logging.getLogger("kaizen.runner")
+log = logging.getLogger("kaizen.run.runner")
 
-#: decisions neither the promotion log nor the journal could hold, by (promotion log path, record id)
-_KEPT: dict[tuple[str, str], Record] = {}
-_KEPT_LOCK = threading.Lock()
 #: the longest a non-Kaizen error's text may take in a record's first reason (MLflow's carry SQL and parameters)
 MAX_ERROR_CHARS = 400
 
@@ -118,7 +116,7 @@ class Draft:
         """The cost so far: the ``add_cost`` values, CPU and wall seconds since the start, the day.
 
         Journalled at every step (on the run's thread, like :meth:`finish`), so a record recovered
-        after the process died carries the cost up to its last step (:mod:`kaizen.recovery`).
+        after the process died carries the cost up to its last step (:mod:`kaizen.run.recovery`).
         """
         return {**self.sections.get("cost", {}), "cpu_seconds": round(time.thread_time() - self.cpu0, 3),
                 "wall_seconds": round(time.perf_counter() - self.wall0, 3), "day": self.day}
@@ -152,6 +150,7 @@ class RunContext:
     registry: Any
     ledger: Ledger
     stop: threading.Event | None = None
+    runtime: Runtime = field(default_factory=Runtime)
 
     @property
     def workdir(self) -> Any:
@@ -159,8 +158,10 @@ class RunContext:
 
     @contextlib.contextmanager
     def mlflow_run(self) -> Iterator[Any]:
-        """The run's MLflow run, created through the registry's client and made active for model logging."""
-        import mlflow
+        """The run's MLflow run, created through the registry's client; yields its
+        :class:`~kaizen.registry.runlog.RunLog` (every write goes through that client: nothing process-wide).
+        The run is ended by :func:`mirror` once the record is written."""
+        from kaizen.registry.runlog import RunLog
 
         d = self.draft
         run = self.registry.start_run(d.policy, run_name=d.id, tags={"kaizen.cycle_id": d.id,
@@ -169,43 +170,48 @@ class RunContext:
         d.run_id = run.info.run_id
         if d.last_step:
             d.step(d.last_step)  # journal the run id before anything is logged to it
-        with mlflow.start_run(run_id=d.run_id) as active:
-            yield active
+        yield RunLog(self.registry, d.run_id)
 
 
 def run(config: Config, policy: str, body: Callable[[RunContext], Record], *, kind: str = "cycle",
         seed: int | None = None, registry: Any = None, day: str | None = None, on_step: OnStep | None = None,
-        stop: threading.Event | None = None, wait_seconds: float = 0.0, record_id: str | None = None) -> Record:
+        stop: threading.Event | None = None, wait_seconds: float = 0.0, record_id: str | None = None,
+        runtime: Runtime | None = None) -> Record:
     """Run ``body`` for ``policy`` under the runner's guarantees (module docstring); return its record.
+
+    ``runtime``: what this process carries from run to run (:class:`~kaizen.run.runtime.Runtime`: decisions kept
+    in memory, loaded champions, monitoring runs); a fresh one when None (a one-off command).
 
     Raises :class:`~kaizen.errors.BusyError` (before anything is written) when the policy's lock
     stays held for ``wait_seconds``; never raises for a failed body. Raises :class:`UnwrittenDecision`
     when neither the promotion log nor the journal could hold the decision (module docstring).
     """
+    runtime = runtime or Runtime()
     with PolicyLock(config.state_dir, policy, wait_seconds=wait_seconds):
         journal = Journal(config.state_dir, config.ledger_path)
         ledger = Ledger(config.ledger_path)
-        _recover(config, journal, policy, registry)  # leaves alone the cycles whose decision is kept in memory
-        _append_kept(config, policy, registry=registry)
+        _recover(config, journal, policy, registry, runtime)  # leaves alone the cycles whose decision is kept
+        _append_kept(config, policy, runtime, registry=registry)
         draft = Draft(id=record_id or new_cycle_id(policy), policy=policy, kind=kind, seed=seed,
                       day=day or today(), cost_model=CostModel.from_config(config),
                       on_step=_chain(journal.mark, on_step))
         draft.step(Step.STARTED)
         setup_error = ""
         if registry is None:
-            registry, setup_error = _open_registry(config)
+            registry, setup_error = _open_registry(config, runtime)
 
         def guarded() -> Record:
             if registry is None:
                 raise RegistryError(setup_error)
-            return body(RunContext(config=config, draft=draft, registry=registry, ledger=ledger, stop=stop))
+            return body(RunContext(config=config, draft=draft, registry=registry, ledger=ledger, stop=stop,
+                                   runtime=runtime))
 
         record = _guarded(config, draft, kind, guarded)
         draft.step(Step.DECIDED, record=record)
         try:
             record = ledger.append(record)
         except (OSError, LedgerError) as exc:
-            _not_appended(config, journal, record, exc)  # returns only when the journal holds the decision
+            _not_appended(config, journal, record, exc, runtime)  # returns only when the journal holds it
             return record
         draft.step(Step.RECORDED, record=record)
         with contextlib.suppress(Exception):  # webhooks (kaizen/notify.py): background threads, never fail a run
@@ -217,7 +223,7 @@ def run(config: Config, policy: str, body: Callable[[RunContext], Record], *, ki
         return record
 
 
-def _not_appended(config: Config, journal: Journal, record: Record, exc: Exception) -> None:
+def _not_appended(config: Config, journal: Journal, record: Record, exc: Exception, runtime: Runtime) -> None:
     """The log refused ``record``: say so in one line; keep it in memory if the journal could not hold it either."""
     why = str(exc) if isinstance(exc, LedgerError) else f"promotion log {config.ledger_path}: {describe_os_error(exc)}"
     what = f"{record.kind} {record.id} ({record.decision})"
@@ -226,41 +232,39 @@ def _not_appended(config: Config, journal: Journal, record: Record, exc: Excepti
         log.error("%s: %s; the decision is kept in the journal %s and is appended when space returns", what, why,
                   journal.path(record.id))
         return
-    with _KEPT_LOCK:
-        _KEPT[(str(config.ledger_path), record.id)] = record
+    runtime.kept.keep(config.ledger_path, record)
     raise UnwrittenDecision(record, f"{what} of {record.policy}: the decision could not be written: {why}; nor "
                                     f"could the journal under {journal.dir} hold it; it is kept only in this "
                                     "process's memory (a running service appends it when space returns; a command "
                                     "loses it when it ends)")
 
 
-def unwritten(config: Config | None = None) -> list[Record]:
-    """The decisions this process keeps in memory, not yet written (to ``config``'s promotion log, if given)."""
-    with _KEPT_LOCK:
-        return [r for (path, _), r in _KEPT.items() if config is None or path == str(config.ledger_path)]
+def unwritten(runtime: Runtime, config: Config | None = None) -> list[Record]:
+    """The decisions ``runtime`` keeps in memory, not yet written (to ``config``'s promotion log, if given)."""
+    return runtime.kept.records(None if config is None else config.ledger_path)
 
 
-def retry_unwritten(config: Config, *, registry: Any = None) -> list[Record]:
+def retry_unwritten(config: Config, runtime: Runtime, *, registry: Any = None) -> list[Record]:
     """Append the decisions kept in memory for ``config``'s log whose policy is free; return those written.
 
     The service calls it on every tick. A policy whose lock is held is left to its running run,
     which appends them itself first.
     """
     written: list[Record] = []
-    for name in dict.fromkeys(r.policy for r in unwritten(config)):
+    for name in dict.fromkeys(r.policy for r in unwritten(runtime, config)):
         lock = PolicyLock(config.state_dir, name)
         if not lock.try_acquire():
             continue
         try:
-            written += _append_kept(config, name, registry=registry)
+            written += _append_kept(config, name, runtime, registry=registry)
         finally:
             lock.release()
     return written
 
 
-def _append_kept(config: Config, policy: str, *, registry: Any = None) -> list[Record]:
+def _append_kept(config: Config, policy: str, runtime: Runtime, *, registry: Any = None) -> list[Record]:
     """Append ``policy``'s decisions kept in memory, oldest first, each once (the caller holds its lock)."""
-    todo = [r for r in unwritten(config) if r.policy == policy]
+    todo = [r for r in unwritten(runtime, config) if r.policy == policy]
     if not todo:
         return []
     ledger, journal = Ledger(config.ledger_path), Journal(config.state_dir, config.ledger_path)
@@ -272,8 +276,7 @@ def _append_kept(config: Config, policy: str, *, registry: Any = None) -> list[R
                 rec = ledger.append(rec)
                 if registry is not None:
                     mirror(registry, rec)
-            with _KEPT_LOCK:
-                _KEPT.pop((str(config.ledger_path), rec.id), None)
+            runtime.kept.drop(config.ledger_path, rec.id)
             journal.remove(rec.id)  # an earlier step of it may have reached the disk
             out.append(rec)
             log.warning("%s %s (%s) of %s: appended to the promotion log after the disk had been full", rec.kind,
@@ -294,21 +297,22 @@ def _chain(*callbacks: OnStep | None) -> OnStep:
     return on_step
 
 
-def _recover(config: Config, journal: Journal, policy: str, registry: Any) -> None:
-    from kaizen.recovery import recover
+def _recover(config: Config, journal: Journal, policy: str, registry: Any, runtime: Runtime) -> None:
+    from kaizen.run.recovery import recover
 
     try:
-        recover(config, journal, policy=policy, registry=registry)
+        recover(config, journal, policy=policy, registry=registry,
+                alive={r.id for r in unwritten(runtime, config)})
     except Exception as exc:  # recovery is retried by the next run; it must not block this one
         log.error("recovery of %s's unfinished runs failed (%s); will retry", policy, exc)
 
 
-def _open_registry(config: Config) -> tuple[Any, str]:
+def _open_registry(config: Config, runtime: Runtime) -> tuple[Any, str]:
     """The registry, or None and why (an unreachable MLflow is a failed run, recorded)."""
     from kaizen.registry import Registry, unreachable
 
     try:
-        return Registry.from_config(config), ""
+        return Registry.from_config(config, runtime=runtime), ""
     except KaizenError as exc:
         return None, str(exc)
     except Exception as exc:  # MLflow raises many types for a store it cannot open

@@ -12,7 +12,7 @@ made, so both questions are answered from it:
 - :func:`check_foreign_champion`: the version the alias points to differs from the
   one Kaizen's newest decision put there. :func:`handle_foreign_champion` (called
   by a cycle) then does what ``[promotion] on_foreign_champion`` says: ``restore``
-  moves the alias back to the gated champion (:func:`kaizen.promotion.commit`,
+  moves the alias back to the gated champion (:func:`kaizen.registry.promotion.commit`,
   unchecked) and puts an alert first in the record's reasons; ``adopt`` keeps the
   version, tags it champion (the displaced one retired) and forgets the
   performance baseline, which the cycle then measures anew for it.
@@ -20,7 +20,7 @@ made, so both questions are answered from it:
 A cycle that handled a foreign champion says so in its record's ``champion``
 section: ``foreign = {serving, expected, expected_record, action}`` and
 ``restored`` (the gated version, serving again) or ``adopted`` (the version kept).
-These keys are what later reads of the log (this module, :mod:`kaizen.rollback`)
+These keys are what later reads of the log (this module, :mod:`kaizen.cycle.rollback`)
 take as Kaizen's own alias moves, next to every ``promoted`` record.
 
 Quick to import: no MLflow (the registry is passed in or opened by the caller).
@@ -141,7 +141,7 @@ def handle_foreign_champion(registry: Any, policy: Any, history: list[Record], s
     why = check_foreign_champion(policy, history, serving_version, serving_tags=serving_tags)
     if why is None:
         return None
-    from kaizen.promotion import commit
+    from kaizen.registry.promotion import commit
 
     expected, rec = kaizen_champion(history, policy.name)  # type: ignore[misc]
     reg, name = registry, policy.name

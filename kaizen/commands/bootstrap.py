@@ -1,7 +1,7 @@
 """Runs that make a champion without a trigger: the first one (``bootstrap``) and the yardsticks
 ``retrain`` (a full search after every batch) and ``refit_every_batch`` (a cron job's refit).
 
-All go through the one runner (:mod:`kaizen.runner`): the policy's lock, the
+All go through the one runner (:mod:`kaizen.run.runner`): the policy's lock, the
 journal, exactly one record, even when the build fails.
 """
 
@@ -14,10 +14,10 @@ import pandas as pd
 from kaizen.config import Config
 from kaizen.data.frames import cast_target, labelled, pool_columns
 from kaizen.errors import RegistryError
-from kaizen.journal import Step
 from kaizen.ledger import Record
 from kaizen.policy import Policy
-from kaizen.runner import RunContext, run
+from kaizen.run.journal import Step
+from kaizen.run.runner import RunContext, run
 
 __all__ = ["bootstrap", "refit_every_batch", "retrain"]
 
@@ -42,8 +42,8 @@ def _bootstrap(ctx: RunContext, policy: Policy, force: bool) -> Record:
     from kaizen.challenger.register import build_and_register
     from kaizen.data.window import load_reference
     from kaizen.gates.judge import judge
-    from kaizen.models import load_model
-    from kaizen.promotion import commit
+    from kaizen.registry.models import load_model
+    from kaizen.registry.promotion import commit
 
     draft, registry = ctx.draft, ctx.registry
     current = registry.champion(policy.name)
@@ -57,15 +57,15 @@ def _bootstrap(ctx: RunContext, policy: Policy, force: bool) -> Record:
     draft.sections["window"] = {"batches": [], "reference_rows": len(reference), "train_rows": len(train),
                                 "holdout_rows": len(holdout)}
     draft.sections["champion"] = {"version": current.version if current else None}
-    with ctx.mlflow_run():
+    with ctx.mlflow_run() as runlog:
         draft.step(Step.BUILDING)
-        built = build_and_register(registry, policy, schema, train, workdir=ctx.workdir, seed=draft.seed,
+        built = build_and_register(registry, runlog, policy, schema, train, workdir=ctx.workdir, seed=draft.seed,
                                    cycle_id=draft.id, on_registered=draft.note_registered)
         draft.sections["challenger"] = dict(built.section)
         draft.add_cost(build_cpu_seconds=built.result.cpu_seconds)
         draft.step(Step.BUILT, version=built.version)
-        model = load_model(f"models:/{policy.name}/{built.version}", task=policy.model.task,
-                           positive_label=policy.model.positive_label)
+        model = load_model(registry, policy.name, built.version, task=policy.model.task,
+                           positive_label=policy.model.positive_label, workdir=ctx.workdir)
         judged = judge(policy, schema, None, model, holdout, golden, train, only=("sanity", "golden"))
         draft.sections["gates"] = [g.to_dict() for g in judged.gates]
         draft.sections["challenger"].update(judged.challenger)
@@ -107,9 +107,9 @@ def _retrain(ctx: RunContext, policy: Policy) -> Record:
     champion = _champion(ctx, policy)
     rows, schema = _every_labelled_row(ctx, policy)
 
-    def build() -> Any:
-        return build_and_register(ctx.registry, policy, schema, rows, workdir=ctx.workdir, seed=ctx.draft.seed,
-                                  cycle_id=ctx.draft.id, on_registered=ctx.draft.note_registered)
+    def build(runlog: Any) -> Any:
+        return build_and_register(ctx.registry, runlog, policy, schema, rows, workdir=ctx.workdir,
+                                  seed=ctx.draft.seed, cycle_id=ctx.draft.id, on_registered=ctx.draft.note_registered)
 
     built = _build_and_promote(ctx, policy, champion, build, what="retrain")
     ctx.draft.reasons.append(f"retrained on {len(rows)} labelled rows and promoted version {built.version} "
@@ -118,7 +118,7 @@ def _retrain(ctx: RunContext, policy: Policy) -> Record:
 
 
 def _champion(ctx: RunContext, policy: Policy) -> Any:
-    from kaizen.champion import serving_champion
+    from kaizen.registry.champion import serving_champion
 
     champion = serving_champion(ctx.registry, policy)
     ctx.draft.sections["champion"] = {"version": champion.version}
@@ -142,12 +142,12 @@ def _every_labelled_row(ctx: RunContext, policy: Policy) -> tuple[pd.DataFrame, 
 
 def _build_and_promote(ctx: RunContext, policy: Policy, champion: Any, build: Any, *, what: str) -> Any:
     """Run ``build()`` in the run's MLflow run and make what it registered the champion: no trigger, no gates."""
-    from kaizen.promotion import commit
+    from kaizen.registry.promotion import commit
 
     draft, registry = ctx.draft, ctx.registry
-    with ctx.mlflow_run():
+    with ctx.mlflow_run() as runlog:
         draft.step(Step.BUILDING)
-        built = build()
+        built = build(runlog)
         draft.sections["challenger"] = {**dict(built.section), **draft.sections.get("challenger", {})}
         draft.add_cost(build_cpu_seconds=built.result.cpu_seconds)
         draft.step(Step.PROMOTING, version=built.version, replaced=champion.version)
@@ -177,19 +177,20 @@ def refit_every_batch(config: Config, policy: Policy, *, recipe_version: str, se
 def _refit_every_batch(ctx: RunContext, policy: Policy, recipe_version: str) -> Record:
     from kaizen.challenger.recipe import load_recipe
     from kaizen.challenger.register import refit_recipe_and_register
-    from kaizen.champion import CACHE_DIR
+    from kaizen.registry.champion import CACHE_DIR
 
     draft, registry = ctx.draft, ctx.registry
     champion = _champion(ctx, policy)
-    recipe = load_recipe(registry.version(policy.name, recipe_version), ctx.config.state_dir / CACHE_DIR / policy.name)
+    recipe = load_recipe(registry, registry.version(policy.name, recipe_version),
+                         ctx.config.state_dir / CACHE_DIR / policy.name)
     if recipe is None:
         raise RegistryError(f"version {recipe_version} of model {policy.name!r} has no Kaizen recipe to refit "
                             "(registered by hand, or its model artifacts are gone)")
     rows, schema = _every_labelled_row(ctx, policy)
     draft.sections["challenger"] = {"recipe_of": recipe_version}
 
-    def build() -> Any:
-        return refit_recipe_and_register(registry, policy, schema, recipe, rows, workdir=ctx.workdir,
+    def build(runlog: Any) -> Any:
+        return refit_recipe_and_register(registry, runlog, policy, schema, recipe, rows, workdir=ctx.workdir,
                                          seed=draft.seed, cycle_id=draft.id, on_registered=draft.note_registered,
                                          name="refit", tags={"kaizen.recipe_of": recipe_version})
 

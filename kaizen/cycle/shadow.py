@@ -6,7 +6,7 @@ cycle records ``shadowing``. Each later cycle scores the shadow beside the champ
 the window's labelled rows (:func:`score`) and keeps the scores in its record
 (``trigger.shadow``). After ``promotion.shadow_windows`` windows (:func:`verdict`) the shadow is
 promoted if it beat the champion on at least ``promotion.shadow_min_wins`` of them — through
-:func:`kaizen.promotion.commit`, so a champion changed meanwhile refuses it — and otherwise
+:func:`kaizen.registry.promotion.commit`, so a champion changed meanwhile refuses it — and otherwise
 rejected. While a shadow runs, the trigger builds no other challenger.
 """
 

@@ -10,12 +10,12 @@ gated). Each step rewrites ``<state>/journal/<cycle id>.json`` atomically
 (:func:`kaizen._io.write_atomic`) with the sections of the record assembled so
 far, every model version the run registered (``registered``), the cost so far
 (``cost``: CPU and wall seconds since the start, the day, the ``add_cost``
-values; :meth:`kaizen.runner.Draft.spent`), the seed and the report. ``decided``
+values; :meth:`kaizen.run.runner.Draft.spent`), the seed and the report. ``decided``
 holds the finished record; once the record is in the promotion log
 (``recorded``) the file is removed.
 
 A file still there when the next run of the policy starts (or the service
-starts) belongs to a run whose process died; :mod:`kaizen.recovery` finishes or
+starts) belongs to a run whose process died; :mod:`kaizen.run.recovery` finishes or
 aborts it.
 
 A full disk. The atomic rewrite needs new blocks for the temporary file, so on
@@ -39,7 +39,7 @@ there the reserve is deleted instead, which gives its space back, and the
 atomic write is tried once more. The reserve goes with the journal file. Earlier steps never use the reserve: if
 they cannot be written, the cycle goes on with weaker crash recovery (one
 ERROR line). If even the reserve cannot hold the decision, :meth:`Journal.holds`
-tells the runner, which keeps the decision in memory (:mod:`kaizen.runner`).
+tells the runner, which keeps the decision in memory (:mod:`kaizen.run.runner`).
 
 Test hooks (never set them in production):
 
@@ -94,7 +94,7 @@ STEPS = tuple(Step)
 RESERVE_BYTES = 256 * 1024
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
-log = logging.getLogger("kaizen.journal")
+log = logging.getLogger("kaizen.run.journal")
 
 
 class Journal:
@@ -138,7 +138,7 @@ class Journal:
                 entry[k] = v.to_dict() if k == "record" else v
             entry["reasons"] = list(draft.reasons)
             entry["sections"] = clean_floats({k: v for k, v in draft.sections.items() if k != "cost"})
-            # what a recovered record needs to be as complete as a live one (kaizen/recovery.py)
+            # what a recovered record needs to be as complete as a live one (kaizen/run/recovery.py)
             entry["cost"] = clean_floats(draft.spent()) if hasattr(draft, "spent") else {}
             entry["seed"] = getattr(draft, "seed", None)
             entry["report"] = getattr(draft, "report", None)

@@ -37,7 +37,7 @@ from kaizen.policy import Policy
 
 __all__ = ["Climb", "RUNGS", "change_rows", "climb", "labelled_per_history_batch"]
 
-log = logging.getLogger("kaizen.ladder")
+log = logging.getLogger("kaizen.cycle.ladder")
 
 RUNGS = ("refit", "small", "full")
 PERFORMANCE = "performance_drop"

@@ -63,24 +63,26 @@ class Version:
 class Registry:
     """MLflow tracking + registry for Kaizen's cycles, at the URIs from config."""
 
-    def __init__(self, tracking_uri: str, registry_uri: str, artifact_location: str) -> None:
+    def __init__(self, tracking_uri: str, registry_uri: str, artifact_location: str, *,
+                 monitoring_runs: dict[tuple[str, str, str], str] | None = None) -> None:
+        """Bound to its URIs through its own client: nothing process-wide is set (no ``mlflow.set_*_uri``, no active
+        run), so registries of different policies on different servers work side by side in one process.
+        ``monitoring_runs``: where monitoring run ids are remembered between registries (a
+        :class:`~kaizen.run.runtime.Runtime`'s); a dict of its own when None."""
         prepare()
         _fail_fast(tracking_uri)
-        import mlflow
         from mlflow import MlflowClient
 
         if tracking_uri.startswith("sqlite:///"):
             os.makedirs(os.path.dirname(tracking_uri[len("sqlite:///"):]) or ".", exist_ok=True)
-        # MLflow's fluent model logging (log_model) reads the process-wide URIs: one registry per process
-        # (the service refuses more than one worker thread, see kaizen/config.py).
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(registry_uri)
         self.tracking_uri = tracking_uri
+        self.registry_uri = registry_uri
         self.artifact_location = artifact_location.rstrip("/")
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+        self._monitoring = {} if monitoring_runs is None else monitoring_runs
 
     @classmethod
-    def from_config(cls, config: Any) -> Registry:
+    def from_config(cls, config: Any, *, runtime: Any = None) -> Registry:
         """The registry of ``config``; refuses to create an empty one where the state folder had one."""
         marker = Path(config.state_dir) / MARKER
         had = marker.exists()
@@ -89,7 +91,8 @@ class Registry:
                 raise RegistryError(f"the MLflow database {uri[len('sqlite:///'):]} is gone, but state folder "
                                     f"{config.state_dir} used one ({marker} exists): restore the database, or delete "
                                     f"{marker.name} to start a new, empty registry on purpose")
-        registry = cls(config.tracking_uri, config.registry_uri, config.artifact_location)
+        registry = cls(config.tracking_uri, config.registry_uri, config.artifact_location,
+                       monitoring_runs=None if runtime is None else runtime.monitoring_runs)
         if not marker.exists():
             try:
                 from kaizen._io import write_atomic
@@ -141,6 +144,35 @@ class Registry:
 
     def set_challenger(self, name: str, version: str) -> None:
         self.client.set_registered_model_alias(name, CHALLENGER, str(version))
+
+    # -- files of runs and versions, through this registry's client -------------------------------------
+    def download_model(self, name: str, version: str, dst: Path) -> Path:
+        """The files of model version ``version`` of ``name``, downloaded into ``dst``; their local folder.
+
+        The version's source decides how: a run's folder (``runs:/<run>/<path>``, how Kaizen registers),
+        an MLflow 3 logged model (``models:/m-…``, how ``mlflow.pyfunc.log_model`` registers, e.g. a champion
+        registered by hand), or a storage URI. Every path goes through this registry's URIs, never the
+        process-wide ones (MLflow's own ``models:/`` resolution reads those).
+        """
+        from mlflow.artifacts import download_artifacts
+
+        mv = self.client.get_model_version(name, str(version))
+        src = str(mv.source or "")
+        dst.mkdir(parents=True, exist_ok=True)
+        if src.startswith("runs:/"):
+            run_id, _, path = src[len("runs:/"):].partition("/")
+            return Path(self.client.download_artifacts(run_id, path.strip("/"), str(dst)))
+        if src.startswith("models:/m-"):
+            where = self.client.get_logged_model(src[len("models:/"):].split("/")[0]).artifact_location
+        else:
+            where = self.client.get_model_version_download_uri(name, str(version))
+        return Path(download_artifacts(artifact_uri=where, dst_path=str(dst), tracking_uri=self.tracking_uri,
+                                       registry_uri=self.registry_uri))
+
+    def download_artifact(self, run_id: str, path: str, dst: Path) -> Path:
+        """One file or folder of run ``run_id``, downloaded into ``dst``."""
+        dst.mkdir(parents=True, exist_ok=True)
+        return Path(self.client.download_artifacts(run_id, path, str(dst)))
 
     def register(self, name: str, info: Any, *, tags: dict[str, Any], description: str = "") -> str:
         """Register a logged model (``ModelInfo``) as a new version of ``name`` with its tags, in one call."""
@@ -206,8 +238,8 @@ class Registry:
         cur = self.challenger(name)
         if cur is not None and cur.version == str(version):
             self.client.delete_registered_model_alias(name, CHALLENGER)
-        for k in [k for k in _MONITORING_RUNS if k[:2] == (self.tracking_uri, name) and k[2] != str(version)]:
-            del _MONITORING_RUNS[k]  # never hand out a retired champion's run, even if finishing it fails below
+        for k in [k for k in list(self._monitoring) if k[:2] == (self.tracking_uri, name) and k[2] != str(version)]:
+            self._monitoring.pop(k, None)  # never hand out a retired champion's run, even if finishing it fails below
         try:  # the retired champion's monitoring run is done (and any left RUNNING from before)
             exp = self.client.get_experiment_by_name(f"kaizen/{name}")
             if exp is not None:
@@ -265,15 +297,15 @@ class Registry:
         A version that serves again after a rollback gets a new run: its old one stays FINISHED.
         """
         key = (self.tracking_uri, model_name, str(version))
-        if key in _MONITORING_RUNS:
-            return _MONITORING_RUNS[key]
+        if key in self._monitoring:
+            return self._monitoring[key]
         exp = self.experiment_id(model_name)
         found = self._finish_monitoring(model_name, exp, str(version), None)
         if found is None:
             found = self.client.create_run(exp, run_name=f"{model_name} · monitoring · champion v{version}",
                                            tags={MONITOR_OF: str(version), "kaizen.policy": model_name,
                                                  "kaizen.kind": "monitoring"}).info.run_id
-        _MONITORING_RUNS[key] = found
+        self._monitoring[key] = found
         return found
 
     def _finish_monitoring(self, model_name: str, experiment_id: str, serving: str,
@@ -281,7 +313,7 @@ class Registry:
         """Finish the RUNNING monitoring runs of ``model_name`` except ``serving``'s; return that one's id, if any.
 
         Each finished run is tagged ``kaizen.retired_by``: ``cycle_id``, else (a run found late) the cycle
-        its version's ``kaizen.retired_by`` tag names, and leaves :data:`_MONITORING_RUNS`.
+        its version's ``kaizen.retired_by`` tag names, and is forgotten by the monitoring-run cache.
         """
         keep = None
         runs = self.client.search_runs([experiment_id], filter_string="tags.`kaizen.kind` = 'monitoring' and "
@@ -299,8 +331,8 @@ class Registry:
                     pass
             self.client.set_tag(run.info.run_id, "kaizen.retired_by", by or "unknown")
             self.client.set_terminated(run.info.run_id, status="FINISHED")
-            for k in [k for k, v in _MONITORING_RUNS.items() if v == run.info.run_id]:
-                del _MONITORING_RUNS[k]
+            for k in [k for k, v in list(self._monitoring.items()) if v == run.info.run_id]:
+                self._monitoring.pop(k, None)
         return keep
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], *, step: int | None = None) -> None:
@@ -328,7 +360,7 @@ class Registry:
         if run.info.status == "RUNNING":
             self.client.set_terminated(run_id, status=status)
 
-    # -- retention (kaizen/retention.py): what exists, where its files are, run tags --------------
+    # -- retention (kaizen/commands/retention.py): what exists, where its files are, run tags --------------
     def models(self) -> list[str]:
         """The models Kaizen keeps runs for (experiments named ``kaizen/<model>``), sorted."""
         out: list[str] = []
@@ -406,7 +438,7 @@ class Registry:
         for k, v in tags.items():
             self.client.set_tag(run_id, k, str(v))
 
-    # -- rollback and the champion guard (kaizen/rollback.py, kaizen/history.py) ------------------
+    # -- rollback and the champion guard (kaizen/cycle/rollback.py, kaizen/registry/history.py) ---------------
     def untag(self, name: str, version: str, keys: tuple[str, ...]) -> None:
         """Remove the version tags ``keys`` that are set (a restored champion's ``kaizen.retired_*``)."""
         have = self.version(name, version).tags
@@ -420,8 +452,6 @@ class Registry:
             self.client.delete_registered_model_tag(name, BASELINE_TAG)
 
 
-#: (tracking URI, model, version) → the version's monitoring run id, per process
-_MONITORING_RUNS: dict[tuple[str, str, str], str] = {}
 
 
 def _not_found(exc: Any) -> bool:
@@ -491,7 +521,7 @@ def reaching(*uris: str) -> Iterator[None]:
         raise err from exc
 
 
-# -- what kaizen/retention.py reads: a version with its files, a run with its report -----------------
+# -- what kaizen/commands/retention.py reads: a version with its files, a run with its report -----------------
 @dataclass(frozen=True)
 class StoredVersion(Version):
     """A version as listed for retention: where its model came from and when it was registered."""

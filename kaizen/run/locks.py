@@ -3,7 +3,7 @@
 Every command that can change a policy's registry entries or its promotion
 log — ``once``, a scheduled cycle of ``kaizen run``, ``bootstrap``,
 ``approve``/``reject``, a retrain — takes the policy's lock through the runner
-(:mod:`kaizen.runner`), so two of them never interleave: the second waits up to
+(:mod:`kaizen.run.runner`), so two of them never interleave: the second waits up to
 its patience and then refuses with the holder's pid. The kernel drops the lock
 when its holder exits, however it exits (SIGKILL included), so a stale file never
 blocks anyone. ``flock`` locks belong to an open file description: two threads

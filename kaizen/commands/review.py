@@ -1,9 +1,9 @@
 """A person's answer to a challenger that waits for approval (promotion mode "manual").
 
-``approve`` and ``reject`` run through the one runner (:mod:`kaizen.runner`): they
+``approve`` and ``reject`` run through the one runner (:mod:`kaizen.run.runner`): they
 take the policy's lock, are journalled, and append exactly one record that
 ``resolves`` the waiting one. An approval is refused when the champion changed
-since the challenger was judged (:func:`kaizen.promotion.commit`).
+since the challenger was judged (:func:`kaizen.registry.promotion.commit`).
 
 Approvals expire: a waiting record may be approved for ``[promotion]
 approval_expires`` of its policy (default 7 days; ``false``: no limit) after it
@@ -23,11 +23,11 @@ from typing import Any
 
 from kaizen.config import Config
 from kaizen.errors import KaizenError
-from kaizen.journal import Step
 from kaizen.ledger import Ledger, Record
-from kaizen.runner import RunContext, run
+from kaizen.run.journal import Step
+from kaizen.run.runner import RunContext, run
 
-log = logging.getLogger("kaizen.review")
+log = logging.getLogger("kaizen.commands.review")
 
 __all__ = ["approve", "expire_pending", "expired", "expires_at", "pending", "reject"]
 
@@ -125,7 +125,7 @@ def approve(config: Config, record_id: str, *, actor: str | None = None, registr
                           f"reject it and let a new cycle judge a challenger against the current champion")
 
     def body(ctx: RunContext) -> Record:
-        from kaizen.promotion import commit
+        from kaizen.registry.promotion import commit
 
         _waiting(ctx.ledger, record_id)  # re-read under the lock: nobody answered in between
         _refuse_expired(config, rec, now)  # nor did it expire while this waited for the lock

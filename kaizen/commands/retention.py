@@ -47,7 +47,7 @@ from kaizen.ledger import Ledger, Record, iso_utc, utcnow
 
 __all__ = ["Item", "Kept", "RetentionPlan", "RetentionResult", "apply", "describe", "plan", "run"]
 
-log = logging.getLogger("kaizen.retention")
+log = logging.getLogger("kaizen.commands.retention")
 
 DAY = 86400.0
 #: the version statuses whose files may go (see the module docstring for what always stays)
@@ -213,7 +213,7 @@ def _run_reports(registry: Any, name: str, s: RetentionSettings, now: float,
 
 def _versions(registry: Any, name: str, s: RetentionSettings, now: float, records: list[Record],
               waiting: list[Record]) -> tuple[list[Item], list[Kept], list[str], str | None]:
-    from kaizen.champion import REFERENCE_TAG
+    from kaizen.registry.champion import REFERENCE_TAG
 
     versions = registry.versions(name)  # newest first
     if not versions:
@@ -317,7 +317,7 @@ def _baseline_sources(name: str, baseline: float | None, versions: list[Any], re
 
 
 def _work_folders(config: Config, s: RetentionSettings, now: float) -> list[Item]:
-    from kaizen.journal import Journal
+    from kaizen.run.journal import Journal
 
     folder = config.work_dir
     if not folder.is_dir():
@@ -340,7 +340,7 @@ def _work_folders(config: Config, s: RetentionSettings, now: float) -> list[Item
 def _cache_files(config: Config, s: RetentionSettings, now: float,
                  champions: dict[str, str | None] | None) -> list[Item]:
     """Old cache files; without a registry only leftover temporary files (the champion is unknown)."""
-    from kaizen.champion import CACHE_DIR
+    from kaizen.registry.champion import CACHE_DIR
 
     root = config.state_dir / CACHE_DIR
     out = []
