@@ -16,10 +16,11 @@ export GIT_PYTHON_REFRESH   := quiet
 
 .PHONY: setup demo test lint clean-demo bench-service bench-backtest bench-quiet bench-state bench-cycle bench-log bench-significance bench-incidents
 
-$(STAMP): pyproject.toml
+# constraints.txt: the versions the suite last passed with (README.md, "Two commands": how to refresh it)
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)

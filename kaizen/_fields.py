@@ -1,23 +1,40 @@
 """Declarative checks for TOML tables, shared by config.py and policy.py.
 
-A :class:`Reader` walks one parsed TOML document. Each ``get`` names the key
-path, what is allowed and the default; every problem is collected (the whole
-file is checked, not up to its first error) in the house format::
+A setting is declared once, as a field of a frozen dataclass, with its default, what is
+allowed and its meaning (scikit-learn's ``_parameter_constraints``, as field metadata)::
+
+    @dataclass(frozen=True)
+    class TriggerSpec:
+        drift_share: float | None = setting(0.3, lo=0, hi=1, lo_open=True, off=True,
+                                            doc="signal: share of feature columns that drifted")
+
+:func:`read_spec` reads every declared field of such a class out of one table of a parsed TOML
+document through a :class:`Reader`, which collects every problem (the whole file is checked, not
+up to its first error) in the house format::
 
     gates.min_improvement must be a number in [0, 1]; got 1.5
 
-Unknown keys are problems too: a typo must never silently become a default.
+Unknown keys are problems too: a typo must never silently become a default. Fields declared
+without :func:`setting` (paths resolved against the file, sub-tables, settings that depend on
+each other) are read by explicit code and passed to :func:`read_spec`.
+
+Plugins (data checks, gates, trigger rules) declare their settings the same way, in a small
+dataclass of their own; :func:`assemble` joins them to their table's spec class.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 _MISSING = object()
+
+__all__ = ["MAX_TOML_BYTES", "Reader", "Setting", "assemble", "load_toml", "read_spec", "setting", "settings_of"]
 
 
 #: A config or policy file larger than this is not one (a mistake, or garbage): refuse, do not parse.
@@ -203,3 +220,131 @@ class Reader:
                 self.problems.append(f"{key} is not a known setting")
             elif isinstance(value, dict):
                 self.unknown_keys(f"{key}.", value, open_tables)
+
+
+# --------------------------------------------------------------------------- settings declared once
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """What one field of a spec allows; made by :func:`setting`, kept in the field's metadata."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    choices: tuple[str, ...] | None = None
+    off: bool = False
+    allowed: str | None = None
+    check: Callable[[Any], bool] | None = None
+    kind: type | tuple[type, ...] | None = None
+    allow_empty: bool = True
+    key: str | None = None
+    doc: str = ""
+
+
+def setting(default: Any = dataclasses.MISSING, *, lo: float | None = None, hi: float | None = None,
+            lo_open: bool = False, choices: Iterable[str] | None = None, off: bool = False,
+            allowed: str | None = None, check: Callable[[Any], bool] | None = None,
+            kind: type | tuple[type, ...] | None = None, allow_empty: bool = True, key: str | None = None,
+            doc: str = "") -> Any:
+    """A dataclass field that :func:`read_spec` reads: its default (none: the key is required) and what is allowed.
+
+    The kind of value comes from the field's annotation (``float``: a number, ``int``: an integer, ``bool``,
+    ``str`` or ``Path``: a non-empty string, ``tuple[str, ...]``: a list of strings) unless ``kind`` names
+    the Python types. ``lo``/``hi`` bound numbers (``lo_open``: ``lo`` itself excluded); ``choices`` lists the
+    allowed strings; ``off``: ``false`` in the file switches the setting off (the value is then None);
+    ``allowed`` replaces the generated "what is allowed" text; ``check`` is a further predicate on a value of
+    the right kind; ``allow_empty=False`` refuses an empty list; ``key`` is the key path when it is not the
+    field's name (relative to the table read); ``doc`` says what the setting means.
+    """
+    meta = Setting(lo=lo, hi=hi, lo_open=lo_open, choices=tuple(choices) if choices is not None else None,
+                   off=off, allowed=allowed, check=check, kind=kind, allow_empty=allow_empty, key=key, doc=doc)
+    return dataclasses.field(default=default, metadata={"setting": meta})
+
+
+def settings_of(cls: type) -> list[tuple[dataclasses.Field, Setting]]:
+    """The fields of dataclass ``cls`` declared with :func:`setting`, in field order."""
+    return [(f, f.metadata["setting"]) for f in dataclasses.fields(cls) if "setting" in f.metadata]
+
+
+def _kind(f: dataclasses.Field, s: Setting) -> str | tuple[type, ...]:
+    if s.kind is not None:
+        return s.kind if isinstance(s.kind, tuple) else (s.kind,)
+    words = set(re.findall(r"[A-Za-z_]+", f.type if isinstance(f.type, str) else repr(f.type)))
+    if "tuple" in words and "str" in words:
+        return "strings"
+    for word, kind in (("bool", "boolean"), ("float", "number"), ("int", "integer"), ("str", "string"),
+                       ("Path", "string")):
+        if word in words:
+            return kind
+    raise TypeError(f"setting {f.name!r}: cannot tell its kind from the annotation {f.type!r}; pass kind=")
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return _MISSING
+
+
+def read_field(r: Reader, key: str, f: dataclasses.Field, s: Setting) -> Any:
+    """The value of one declared field at ``key`` (its default when absent; a problem and the default when bad)."""
+    if s.off and r.off(key):
+        return None
+    default = _default(f)
+    kind = _kind(f, s)
+    if isinstance(kind, tuple):
+        return r.get(key, kind, default, allowed=s.allowed or "a value", check=s.check)
+    if s.check is not None:
+        types = {"number": (int, float), "integer": int, "boolean": bool, "string": str, "strings": list}[kind]
+        return r.get(key, types, default, allowed=s.allowed or "a valid value", check=s.check)
+    if kind == "number":
+        return r.number(key, default, lo=s.lo, hi=s.hi, lo_open=s.lo_open)
+    if kind == "integer":
+        return r.integer(key, default, lo=None if s.lo is None else int(s.lo), hi=None if s.hi is None else int(s.hi))
+    if kind == "boolean":
+        return r.boolean(key, default)
+    if kind == "strings":
+        return r.strings(key, default, choices=s.choices, allow_empty=s.allow_empty)
+    return r.string(key, default, choices=s.choices, allowed=s.allowed)
+
+
+def read_spec(r: Reader, section: str, cls: type, /, **explicit: Any) -> Any:
+    """``cls`` read from table ``section`` (``""``: the document's top level): every field declared with
+    :func:`setting`, then ``explicit`` values for the fields read by other code (they win)."""
+    if section:
+        r.table(section)
+    values: dict[str, Any] = {}
+    for f, s in settings_of(cls):
+        if f.name in explicit:
+            continue
+        rel = s.key or f.name
+        values[f.name] = read_field(r, f"{section}.{rel}" if section else rel, f, s)
+    return cls(**values, **explicit)
+
+
+def assemble(name: str, core: type, parts: Sequence[tuple[str, type]], *, module: str, doc: str | None = None) -> type:
+    """A frozen dataclass ``name``: the fields of dataclass ``core`` (and its methods), then those of each
+    ``(owner, settings dataclass)`` in ``parts``, in order.
+
+    This is how a plugin's settings join its table (``[gates]``, ``[trigger]``, ``[data.checks]``): the plugin
+    declares them once, in its own module. A name declared twice must be the same declaration (a field the
+    owners share through a common base class); two owners declaring one name differently is a programming error.
+    """
+    owners = {f.name: ("the core table", f) for f in dataclasses.fields(core)}
+    extra: list[tuple[str, Any, dataclasses.Field]] = []
+    for owner, cls in parts:
+        for f in dataclasses.fields(cls):
+            if f.name in owners:
+                if owners[f.name][1] is not f:
+                    raise TypeError(f"setting {f.name!r} of {name} is declared by both {owners[f.name][0]} and {owner}")
+                continue
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise TypeError(f"setting {f.name!r} of {owner} needs a default: a plugin is off until the policy asks")
+            owners[f.name] = (owner, f)
+            extra.append((f.name, f.type, dataclasses.field(default=f.default, default_factory=f.default_factory,
+                                                            metadata=f.metadata)))
+    cls = dataclasses.make_dataclass(name, extra, bases=(core,), frozen=True)
+    cls.__module__, cls.__qualname__ = module, name
+    cls.__doc__ = doc if doc is not None else core.__doc__
+    return cls

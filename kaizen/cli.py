@@ -179,6 +179,62 @@ def cmd_run(args: argparse.Namespace) -> int:
     return Service(cfg).run()
 
 
+def _coordination(cfg: Any, what: str) -> str:
+    url = cfg.coordination.url
+    if not url:
+        from kaizen.errors import ConfigError
+
+        raise ConfigError(f"{cfg.path or 'config.toml'}: `kaizen {what}` needs [coordination] url (or url_env): a "
+                          "PostgreSQL database for the scale-out path (docs/scale-out.md)")
+    return url
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    _coordination(cfg, "worker")
+    from kaizen.service.logs import configure_service_logging
+
+    configure_service_logging(cfg.service.log_format, cfg.service.log_level)
+    if args.tune:
+        from kaizen.scale.tuning import run_tuner
+
+        return run_tuner(cfg, wait=not args.once) or 0
+    from kaizen.scale.worker import run_worker
+
+    run_worker(cfg, config_path=Path(args.config or os.environ.get("KAIZEN_CONFIG", "config.toml")),
+               concurrency=args.concurrency or cfg.coordination.worker_concurrency, wait=not args.once,
+               name=args.name)
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Kaizen's schema, procrastinate's, MLflow's and Optuna's: one step, run once before anything starts."""
+    cfg = _config(args)
+    url = _coordination(cfg, "db upgrade")
+    from kaizen.scale.db import upgrade
+    from kaizen.scale.queue import schema
+
+    print(f"kaizen schema: version {upgrade(url)} at {redact(url)}")
+    print(f"job queue (procrastinate): {'created' if schema(url) else 'already there'}")
+    if args.mlflow_backend_store_uri:
+        import subprocess
+
+        done = subprocess.run([sys.executable, "-m", "mlflow", "db", "upgrade", args.mlflow_backend_store_uri],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            from kaizen.errors import KaizenError
+
+            raise KaizenError("mlflow db upgrade failed: " + redact(done.stderr.strip().splitlines()[-1]
+                                                                      if done.stderr.strip() else "no output"))
+        print(f"mlflow: migrated {redact(args.mlflow_backend_store_uri)}")
+    if cfg.coordination.optuna_storage:
+        from kaizen.scale.tuning import create_storage
+
+        create_storage(cfg.coordination.optuna_storage)
+        print(f"optuna: storage ready at {redact(cfg.coordination.optuna_storage)}")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from kaizen.config import load_config
     from kaizen.status import collect, render
@@ -432,6 +488,26 @@ def build_parser() -> argparse.ArgumentParser:
                         "and /metrics. SIGTERM/SIGINT stop gracefully (a second one aborts); SIGHUP reloads the "
                         "policies. See docs/service.md.")
     rn.set_defaults(func=cmd_run)
+
+    wk = sub.add_parser("worker", help="scale-out: run cycles from the PostgreSQL job queue (docs/scale-out.md)",
+                        description="Take cycles from the queue the leading `kaizen run` fills ([coordination] "
+                        "url), each in a child process of a fork server that imported the ML stack once, killed at "
+                        "[coordination] cycle_deadline_seconds. SIGTERM stops taking jobs and waits for the running "
+                        "ones. With --tune, join running Optuna searches instead (distributed tuning).")
+    wk.add_argument("--concurrency", type=int, default=None, metavar="N",
+                    help="cycles at once (default [coordination] worker_concurrency)")
+    wk.add_argument("--once", action="store_true", help="stop when the queue is empty")
+    wk.add_argument("--name", default=None, help="this worker's name in logs and the queue")
+    wk.add_argument("--tune", action="store_true", help="join running searches (Optuna trials) instead of cycles")
+    wk.set_defaults(func=cmd_worker)
+
+    db = sub.add_parser("db", help="scale-out: the databases Kaizen uses")
+    dbsub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    up = dbsub.add_parser("upgrade", help="create or migrate Kaizen's schema and its job queue (and MLflow's, "
+                          "Optuna's): one step, before any server or worker starts")
+    up.add_argument("--mlflow-backend-store-uri", default=None, metavar="URI",
+                    help="also run `mlflow db upgrade URI` for the MLflow server's own database")
+    up.set_defaults(func=cmd_db_upgrade)
 
     st = sub.add_parser("status", help="per policy: next run, champion, last decision and error (quick)")
     st.add_argument("--json", action="store_true")

@@ -18,8 +18,8 @@ from typing import Any
 from kaizen._fields import Reader, load_toml
 from kaizen.errors import ConfigError
 
-__all__ = ["Config", "NOTIFY_EVENTS", "NotifySettings", "RetentionSettings", "UISettings", "Webhook", "load_config",
-           "DEFAULT_CONFIG_NAME"]
+__all__ = ["Config", "CoordinationSettings", "DEFAULT_CONFIG_NAME", "NOTIFY_EVENTS", "NotifySettings",
+           "RetentionSettings", "UISettings", "Webhook", "load_config"]
 
 DEFAULT_CONFIG_NAME = "config.toml"
 
@@ -112,6 +112,33 @@ class NotifySettings:
 
 
 @dataclass(frozen=True)
+class CoordinationSettings:
+    """``[coordination]``: the scale-out path (docs/scale-out.md). Without a URL, the embedded default.
+
+    With ``url`` (or the environment variable ``url_env`` names, for a URL with a password) PostgreSQL is the
+    one coordination service: ``kaizen run`` replicas compete for the scheduler's lease and the leader
+    enqueues cycles; ``kaizen worker`` processes run them; policy locks, the crash journal and promotion
+    intents live in schema ``kaizen`` there (``kaizen db upgrade`` creates it)."""
+
+    url: str | None = None
+    #: how long a leader's lease lasts without a renewal (renewed every third of it): the failover time
+    lease_seconds: float = 15.0
+    #: a cycle running longer is killed by its worker (the run is recovered as aborted)
+    cycle_deadline_seconds: float = 3600.0
+    #: worker heartbeat interval; a worker silent for ``stalled_seconds`` has its jobs re-queued
+    heartbeat_seconds: float = 10.0
+    stalled_seconds: float = 30.0
+    #: how long a stopping worker waits for its running cycles
+    shutdown_grace_seconds: float = 60.0
+    #: how long a job waits for its policy's lock (another host runs the policy) before giving up the tick
+    lock_wait_seconds: float = 30.0
+    #: cycles one ``kaizen worker`` runs at once (each in its own process)
+    worker_concurrency: int = 1
+    #: Optuna's RDB storage for distributed tuning (a database of its own; ``kaizen worker --tune`` joins studies)
+    optuna_storage: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None
     state_dir: Path
@@ -128,6 +155,7 @@ class Config:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     ui: UISettings = field(default_factory=UISettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    coordination: CoordinationSettings = field(default_factory=CoordinationSettings)
 
     @property
     def reports_dir(self) -> Path:
@@ -239,6 +267,37 @@ def _notify(r: Reader) -> NotifySettings:
     return NotifySettings(webhooks=tuple(hooks))
 
 
+def _coordination(r: Reader) -> CoordinationSettings:
+    d = CoordinationSettings()
+    url = r.get("coordination.url", str, "", allowed="a PostgreSQL URL (postgresql://user@host:5432/db)",
+                check=lambda v: v == "" or v.split("://", 1)[0].split("+")[0] in ("postgresql", "postgres"))
+    env = r.get("coordination.url_env", str, "", allowed="the name of an environment variable")
+    if url and env:
+        r.problems.append("coordination.url and coordination.url_env are both set: set one (url_env for a URL "
+                          "with a password)")
+    if env:
+        env = _env_name(r, "coordination.url_env", env, "KAIZEN_COORDINATION_URL")
+        url = os.environ.get(env, "")
+        if not url:
+            r.problems.append(f"coordination.url_env names {env}, which is not set in the environment")
+    storage = r.get("coordination.optuna_storage", str, "", allowed="an Optuna RDB storage URL")
+    out = CoordinationSettings(
+        url=url or None,
+        lease_seconds=r.number("coordination.lease_seconds", d.lease_seconds, lo=1, hi=3600),
+        cycle_deadline_seconds=r.number("coordination.cycle_deadline_seconds", d.cycle_deadline_seconds, lo=1),
+        heartbeat_seconds=r.number("coordination.heartbeat_seconds", d.heartbeat_seconds, lo=0.1, hi=600),
+        stalled_seconds=r.number("coordination.stalled_seconds", d.stalled_seconds, lo=1),
+        shutdown_grace_seconds=r.number("coordination.shutdown_grace_seconds", d.shutdown_grace_seconds, lo=0),
+        lock_wait_seconds=r.number("coordination.lock_wait_seconds", d.lock_wait_seconds, lo=0),
+        worker_concurrency=r.integer("coordination.worker_concurrency", d.worker_concurrency, lo=1, hi=64),
+        optuna_storage=storage or None,
+    )
+    if out.stalled_seconds <= out.heartbeat_seconds:
+        r.problems.append(f"coordination.stalled_seconds must be larger than coordination.heartbeat_seconds "
+                          f"({out.heartbeat_seconds:g}); got {out.stalled_seconds:g}")
+    return out
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Load ``path`` (default: ``$KAIZEN_CONFIG`` or ``./config.toml``).
 
@@ -288,6 +347,7 @@ def load_config(path: str | Path | None = None) -> Config:
         retention=_retention(r),
         ui=_ui(r),
         notify=_notify(r),
+        coordination=_coordination(r),
     )
     r.unknown_keys()
     if r.problems:

@@ -4,19 +4,37 @@ A policy says what to watch (``[data]``), when to act (``[trigger]``), how to
 build a challenger (``[build]``), what must hold to promote it (``[gates]``)
 and who commits the promotion (``[promotion]``). It is data, never code:
 nothing in it is evaluated. See ``docs/policies.md`` for every field.
+
+Each setting is declared once, as a field with its default, bounds or choices, whether
+``false`` switches it off, and its meaning (:func:`kaizen._fields.setting`); one generic reader
+(:func:`kaizen._fields.read_spec`) reads a whole table. What depends on more than one key
+(paths relative to the file, ``[trigger.columns.X]`` and ``[[gates.slices]]`` tables, an older
+name, limits that depend on the task or on another setting) is explicit code after it.
+
+Plugins declare their own settings in their own module: the data checks fill ``[data.checks]``
+(:class:`ChecksSpec`, from :mod:`kaizen.data.checks`), the gates join ``[gates]``
+(:class:`GateSpec` = :class:`GateSettings` + each gate's) and the trigger rules join
+``[trigger]`` (:class:`TriggerSpec` = :class:`TriggerSettings` + each rule's); the model
+families of :mod:`kaizen.challenger.families` are ``build.families``. Those names are assembled
+from the plugin registries on first use (a module ``__getattr__``), so importing this module
+stays cheap and a plugin module may import from it; a plugin module imports those assembled
+classes for type hints only.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kaizen._fields import Reader, load_toml
+from kaizen._fields import Reader, Setting, assemble, load_toml, read_spec, setting
 from kaizen.errors import PolicyError
+
+if TYPE_CHECKING:  # assembled from the plugins on first use (the module __getattr__ below)
+    from kaizen.data.checks import ChecksSpec
 
 __all__ = [
     "BudgetSpec",
@@ -24,6 +42,7 @@ __all__ = [
     "ColumnDrift",
     "ChecksSpec",
     "DataSpec",
+    "GateSettings",
     "GateSpec",
     "InvarianceSpec",
     "ModelSpec",
@@ -32,6 +51,7 @@ __all__ = [
     "PromotionSpec",
     "ScheduleSpec",
     "SliceSpec",
+    "TriggerSettings",
     "TriggerSpec",
     "TrustSpec",
     "load_policies",
@@ -52,10 +72,6 @@ HIGHER_IS_BETTER = {"roc_auc": True, "accuracy": True, "f1": True, "r2": True,
 #: score is >= threshold; test methods (ks, chisquare, ...) when p < threshold.
 DRIFT_METHODS = ("wasserstein", "psi", "jensenshannon", "hellinger", "kl_div", "ks",
                  "chisquare", "z", "anderson", "cramer_von_mises", "mannw", "energy", "TVD")
-FAMILIES = {
-    "binary_classification": ("hist_gradient_boosting", "random_forest", "logistic_regression"),
-    "regression": ("hist_gradient_boosting", "random_forest", "ridge"),
-}
 #: featuretools transform primitives that make sense on one table of raw rows. Primitives that
 #: look at the whole frame (``percentile``) are left out: at serving time they would see the
 #: scored batch, not the training data, and give different features.
@@ -70,103 +86,55 @@ DEFAULT_EVERY = "1h"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+def _model_name(v: str) -> bool:
+    return bool(v) and all(c.isalnum() or c in "-_." for c in v)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    name: str
-    task: str
-    target: str
-    metric: str
-    positive_label: int | str = 1
+    """``[model]``: the registered model, its task, target and the metric every decision uses."""
+
+    name: str = setting(allowed="a registered-model name of letters, digits, '-', '_' or '.'", check=_model_name,
+                        doc="registered model name in MLflow; unique across policies")
+    task: str = setting(choices=TASKS)
+    target: str = setting(doc="the label column")
+    #: its choices depend on the task: read by :func:`load_policy`
+    metric: str = field(metadata={"doc": "the metric every decision uses"})
+    positive_label: int | str = setting(1, kind=(int, str), allowed="an integer or a string",
+                                        doc="the positive class (classification)")
 
     @property
     def higher_is_better(self) -> bool:
         return HIGHER_IS_BETTER[self.metric]
 
 
-#: What a data check does when a batch fails it (``[data.checks]``); see kaizen/data/checks.py.
-CHECK_ACTIONS = ("block", "warn", "off")
-CHECK_NAMES = ("infinite", "all_null", "magnitude", "out_of_range", "null_rate", "unknown_category",
-               "unknown_label", "label_range", "sign_flip", "rescaled", "offset", "remapped", "copied_column")
-
-
-@dataclass(frozen=True)
-class ChecksSpec:
-    """``[data.checks]``: the action of each value check on production batches, and its thresholds.
-
-    Defaults block what cannot be real (infinities, unknown classes, a column entirely null,
-    values orders of magnitude outside the reference, a regression target far outside it, a
-    column an upstream bug corrupted: sign flip, unit change, offset, relabelled categories,
-    copied column) and warn for the rest. See docs/policies.md, kaizen/data/checks.py and
-    kaizen/data/incidents.py.
-    """
-
-    infinite: str = "block"
-    all_null: str = "block"
-    magnitude: str = "block"
-    out_of_range: str = "warn"
-    null_rate: str = "warn"
-    unknown_category: str = "warn"
-    unknown_label: str = "block"
-    label_range: str = "block"
-    sign_flip: str = "block"
-    rescaled: str = "block"
-    offset: str = "block"
-    remapped: str = "block"
-    copied_column: str = "block"
-    #: ``out_of_range`` / ``label_range``: allowed = reference [min, max] widened by this many ranges each side
-    range_tolerance: float = 3.0
-    #: ``magnitude``: a value is impossible beyond this many times the reference's largest absolute value
-    magnitude_factor: float = 1000.0
-    #: ``null_rate``: a column's null share may exceed the reference's by at most this
-    max_null_rate_increase: float = 0.3
-    #: incident checks: a column with fewer values (in the batch or the reference) is not judged
-    incident_min_values: int = 50
-    #: ``sign_flip``: "(almost) all of one sign" allows this share of the non-zero values on the other side
-    sign_tolerance: float = 0.01
-    #: ``sign_flip`` (mirror) / ``rescaled`` / ``offset``: a mapped batch matches the reference when its
-    #: 5 %, 10 %, ..., 95 % quantiles are this close to the reference's on average (unit: its 5-95 % range)
-    match_distance: float = 0.1
-    #: ``rescaled``: a factor at least this far from 1 (x k or / k) is a unit change, not drift
-    scale_factor: float = 5.0
-    #: ``offset``: the share of the values a constant shift must move outside the reference [min, max] ...
-    offset_outside_share: float = 0.5
-    #: ... and its least size, in units of the reference's 5-95 % range (also what a mirror must beat)
-    offset_min_shift: float = 1.0
-    #: ``remapped``: the level frequencies must differ at least this much as labelled (total variation) ...
-    remap_distance: float = 0.25
-    #: ... and match within this much after the best one-to-one relabelling
-    remap_match: float = 0.2
-    #: ``copied_column``: two columns equal in a batch are a copy when equal on less than this share of the
-    #: reference rows
-    copy_max_reference_share: float = 0.5
-    #: exact duplicate rows are dropped from the window and history only while the reference's own share
-    #: of exact duplicates is below this (0: never dropped, only counted)
-    max_reference_duplicates: float = 0.01
-
-    @property
-    def actions(self) -> dict[str, str]:
-        """Check name -> action, for every check."""
-        return {k: getattr(self, k) for k in CHECK_NAMES}
-
-
 @dataclass(frozen=True)
 class DataSpec:
-    reference: Path
-    production: Path
-    golden: Path | None = None
-    timestamp_column: str | None = None
-    prediction_column: str = "prediction"
-    ignore_columns: tuple[str, ...] = ()
-    window_batches: int = 1
-    #: history is the newest N valid batches before the window; older files are not read
-    max_history_batches: int = 50
-    checks: ChecksSpec = field(default_factory=ChecksSpec)
-    #: how labels arrive: "in_batch" (the batch files' target column, null until a file is rewritten) or
-    #: "separate" (files of ``id_column`` + target in ``labels_path``, joined onto every batch read)
-    labels: str = "in_batch"
-    labels_path: Path | None = None
-    #: identifies a production row; never a feature, never an "unexpected column"
-    id_column: str | None = None
+    """``[data]``: the reference set, the production batches, the golden set, how labels arrive.
+
+    Paths are relative to the policy file's folder (resolved by :func:`load_policy`).
+    """
+
+    reference: Path = setting(allowed="a path to a Parquet or CSV file",
+                              doc="feature columns + target (+ timestamp); fixes the schema")
+    production: Path = setting(allowed="a path to a folder of batch files")
+    golden: Path | None = setting(None, allowed="a path to a Parquet or CSV file",
+                                  doc="trusted labelled set that never changes by itself")
+    timestamp_column: str | None = setting(None, doc="orders rows and batches; without it, file-name order")
+    prediction_column: str = setting("prediction", doc="what the serving model said (not a feature)")
+    ignore_columns: tuple[str, ...] = setting((), doc="columns that are neither features nor target")
+    window_batches: int = setting(1, lo=1, doc="the current window is the newest N valid batches")
+    max_history_batches: int = setting(50, lo=0, doc="history is the newest N valid batches before the window; "
+                                                     "older files are not read")
+    #: ``[data.checks]``, read by :func:`load_policy`
+    checks: ChecksSpec = field(default_factory=lambda: _lazy("ChecksSpec")())
+    labels: str = setting("in_batch", choices=LABEL_MODES,
+                          doc="how labels arrive: \"in_batch\" (the batch files' target column, null until a file "
+                              "is rewritten) or \"separate\" (files of id_column + target in labels_path, joined "
+                              "onto every batch read)")
+    labels_path: Path | None = setting(None, allowed="a path to a folder of label files")
+    id_column: str | None = setting(None, doc="identifies a production row; never a feature, never an "
+                                              "\"unexpected column\"")
 
     @property
     def excluded_columns(self) -> tuple[str, ...]:
@@ -176,13 +144,15 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class ColumnDrift:
-    method: str
-    threshold: float
+    """One ``[trigger.columns.X]`` table."""
+
+    method: str = setting(choices=DRIFT_METHODS, allowed="an Evidently drift method")
+    threshold: float = setting(lo=0, lo_open=True)
 
 
 @dataclass(frozen=True)
-class TriggerSpec:
-    """When a cycle improves instead of skipping.
+class TriggerSettings:
+    """When a cycle improves instead of skipping (``[trigger]``); :class:`TriggerSpec` adds the rules' own settings.
 
     Signals (``drift_share``, ``prediction_drift``, ``performance_drop`` sized to the metric's
     standard error by ``performance_drop_se``) must fire on ``consecutive`` windows and combine
@@ -192,59 +162,78 @@ class TriggerSpec:
     in a row reset the baseline. Exact semantics: :mod:`kaizen.monitor.rules`.
     """
 
-    drift_share: float | None = 0.3
-    drift_method: str = "wasserstein"
-    drift_threshold: float = 0.1
+    drift_share: float | None = setting(0.3, lo=0, hi=1, lo_open=True, off=True,
+                                        doc="signal: share of feature columns that drifted")
+    drift_method: str = setting("wasserstein", choices=DRIFT_METHODS, doc="default per-column method")
+    drift_threshold: float = setting(0.1, lo=0, lo_open=True, doc="default per-column threshold")
+    #: ``[trigger.columns.X]``, read by :func:`load_policy`
     columns: Mapping[str, ColumnDrift] = field(default_factory=lambda: MappingProxyType({}))
-    prediction_drift: bool = True
-    prediction_drift_method: str = "wasserstein"
-    prediction_drift_threshold: float = 0.15
-    performance_drop: float | None = 0.02
-    min_rows: int = 100
-    min_labelled_rows: int = 100
-    performance_drop_se: float | None = 2.5
-    consecutive: int = 2
-    #: a performance drop of at least this many times its threshold counts at once, without waiting for
-    #: ``consecutive`` windows (an abrupt change must not serve a broken model one batch longer); None: never
-    immediate_factor: float | None = 2.0
-    #: a scheduled, gated refit of the champion's recipe (the ladder's first rung only) once this many
-    #: batches have arrived since the last challenger was built; 0: never (only the signals build)
-    refit_every_batches: int = 0
-    cooldown_batches: int = 1
-    rebaseline_after: int | None = 3
-    combine: str = "any"
-    data_drift_alone: bool = False
+    prediction_drift: bool = setting(True, doc="signal: the champion's scores (or labels/values) drifted")
+    prediction_drift_method: str = setting("wasserstein", choices=DRIFT_METHODS)
+    prediction_drift_threshold: float = setting(0.15, lo=0, lo_open=True)
+    performance_drop: float | None = setting(0.02, lo=0, hi=1, off=True,
+                                             doc="signal: the champion's metric fell at least this far below the "
+                                                 "baseline (the floor of the threshold)")
+    min_rows: int = setting(100, lo=1, doc="rows in the window; a smaller window is not judged at all")
+    min_labelled_rows: int = setting(100, lo=1, doc="guard: labelled rows in the window")
+    performance_drop_se: float | None = setting(2.5, lo=0, lo_open=True, off=True,
+                                                doc="the performance threshold is max(performance_drop, this x SE)")
+    consecutive: int = setting(2, lo=1, doc="hysteresis: a signal counts once it fired on this many windows in a row")
+    immediate_factor: float | None = setting(2.0, lo=1, off=True,
+                                             doc="a performance drop of at least this many times its threshold "
+                                                 "counts at once, without waiting for consecutive windows (an abrupt "
+                                                 "change must not serve a broken model one batch longer)")
+    refit_every_batches: int = setting(0, lo=0, doc="a scheduled, gated refit of the champion's recipe (the ladder's "
+                                                    "first rung only) once this many batches have arrived since the "
+                                                    "last challenger was built; 0: never")
+    cooldown_batches: int = setting(1, lo=0, doc="guard: after a promotion or a rejection, this many cycles with new "
+                                                 "batches may not improve")
+    rebaseline_after: int | None = setting(3, lo=1, off=True,
+                                           doc="after this many failed challengers in a row, reset the baseline")
+    combine: str = setting("any", choices=("any", "all"), doc="improve when any counting signal fired, or all")
+    data_drift_alone: bool = setting(False, doc="whether drift may trigger while labelled performance shows no drop")
 
     def drift_for(self, column: str) -> ColumnDrift:
         return self.columns.get(column, ColumnDrift(self.drift_method, self.drift_threshold))
 
 
-@dataclass(frozen=True)
-class BuildSpec:
-    trials: int | None = 20
-    timeout_seconds: float | None = 600.0
-    families: tuple[str, ...] = ()
-    trans_primitives: tuple[str, ...] = ("divide_numeric", "multiply_numeric")
-    max_depth: int = 1
-    max_features: int = 60
-    validation_fraction: float = 0.25
-    window_fractions: tuple[float, ...] = (1.0, 0.5, 0.25)
-    seed: int = 0
-    #: the escalation ladder (kaizen/cycle/ladder.py): "ladder" climbs refit → small search → full search,
-    #: each rung only when the one below failed the gates; "refit", "small" or "full" pins one rung
-    strategy: str = "ladder"
-    #: trials of rung 2, the small search warm-started from the champion's recipe on raw features
-    ladder_trials: int = 6
-    #: fewest labelled rows rung 1 refits on: the rows since a located change, extended back batch by
-    #: batch until there are this many
-    min_refit_rows: int = 200
-    #: fewest rows a searched training window may hold: a tiny window that wins one validation slice by
-    #: chance makes a brittle model (the ladder's refit covers "since the change")
-    min_window_rows: int = 200
-
-
 #: ``build.strategy`` values
 STRATEGIES = ("ladder", "refit", "small", "full")
+
+
+def _fractions(v: list[Any]) -> bool:
+    return bool(v) and all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x <= 1 for x in v)
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """``[build]``: how a challenger is built (the search, its budget, the features, the escalation ladder)."""
+
+    trials: int | None = setting(20, lo=1, off=True, doc="Optuna trials")
+    timeout_seconds: float | None = setting(600.0, lo=0, lo_open=True, off=True,
+                                            doc="search time cap (checked between trials); not both false")
+    #: the model families searched; read by :func:`load_policy` (its choices are the task's families)
+    families: tuple[str, ...] = ()
+    trans_primitives: tuple[str, ...] = setting(("divide_numeric", "multiply_numeric"), choices=TRANS_PRIMITIVES,
+                                                doc="featuretools transform primitives")
+    max_depth: int = setting(1, lo=1, hi=3, doc="DFS depth")
+    max_features: int = setting(60, lo=1, doc="cap on model inputs; raw columns are always kept")
+    validation_fraction: float = setting(0.25, lo=0.05, hi=0.5,
+                                         doc="newest share of the training pool that scores each trial")
+    window_fractions: tuple[float, ...] = setting((1.0, 0.5, 0.25), kind=list, check=_fractions,
+                                                  allowed="a non-empty list of numbers in (0, 1]",
+                                                  doc="searched: how much recent history to learn from")
+    seed: int = setting(0, lo=0, doc="seeds the sampler, the estimators and sampling")
+    strategy: str = setting("ladder", choices=STRATEGIES,
+                            doc="the escalation ladder (kaizen/cycle/ladder.py): \"ladder\" climbs refit -> small "
+                                "search -> full search, each rung only when the one below failed the gates; "
+                                "\"refit\", \"small\" or \"full\" pins one rung")
+    ladder_trials: int = setting(6, lo=1, doc="trials of rung 2, the small search warm-started from the champion's "
+                                              "recipe on raw features")
+    min_refit_rows: int = setting(200, lo=20, doc="fewest labelled rows rung 1 refits on: the rows since a located "
+                                                  "change, extended back batch by batch until there are this many")
+    min_window_rows: int = setting(200, lo=1, doc="fewest rows a searched training window may hold: a tiny window "
+                                                  "that wins one validation slice by chance makes a brittle model")
 
 
 @dataclass(frozen=True)
@@ -268,45 +257,6 @@ class InvarianceSpec:
     max_change: float
 
 
-@dataclass(frozen=True)
-class GateSpec:
-    min_improvement: float = 0.005
-    #: the golden gate's non-inferiority margin: the lower confidence bound of (challenger - champion) on the
-    #: golden set must be above -golden_margin (``gates.golden_tolerance`` is its older name)
-    golden_margin: float = 0.01
-    holdout_fraction: float = 0.5
-    min_holdout_rows: int = 50
-    #: when the window's holdout is below ``min_holdout_rows``, it grows into the newest earlier batches,
-    #: up to this many batches in all (window included)
-    max_holdout_batches: int = 3
-    #: after the gates pass, fit the winning recipe again on train + holdout and promote that
-    #: version if it passes the sanity and golden gates (else the gated version)
-    refit_on_holdout: bool = True
-    #: "significance": the holdout gain's confidence interval must clear ``min_effect``;
-    #: "margin": the plain gain must reach ``min_improvement`` (kaizen/gates/, docs/policies.md)
-    promotion_test: str = "significance"
-    min_effect: float = 0.0
-    confidence: float = 0.95
-    #: "non_inferiority": the one-sided ``confidence`` lower bound of the golden-set change (a paired bootstrap)
-    #: must be above -golden_margin: the challenger carries the burden of proof; "margin": the point estimate
-    #: must be >= -golden_margin (for golden sets too small to bound anything)
-    golden_test: str = "non_inferiority"
-    bootstrap_resamples: int = 1000
-    slices: tuple[SliceSpec, ...] = ()
-    min_slice_rows: int = 30
-    slice_tolerance: float = 0.02
-    fairness_column: str | None = None
-    fairness_metric: str = "demographic_parity"
-    fairness_tolerance: float = 0.02
-    #: None: no latency gate / no size gate
-    max_latency_ms_per_1000: float | None = None
-    latency_repeats: int = 5
-    max_model_mb: float | None = None
-    #: the challenger must score the holdout with its columns reordered and an unknown column added
-    check_schema: bool = True
-    invariance: tuple[InvarianceSpec, ...] = ()
-
-
 #: ``gates.promotion_test`` values, ``gates.fairness_metric`` values, ``[[gates.invariance]]`` changes
 PROMOTION_TESTS = ("significance", "margin")
 #: ``gates.golden_test`` values ("significance", which forgave any loss it could not prove, is gone)
@@ -315,47 +265,80 @@ FAIRNESS_METRICS = ("demographic_parity", "equal_opportunity")
 INVARIANCE_CHANGES = ("add", "set", "multiply")
 
 
-def _gates(r: Reader, task: str | None) -> GateSpec:
-    """``[gates]`` with its ``[[gates.slices]]`` and ``[[gates.invariance]]`` tables; defaults from GateSpec."""
-    d = GateSpec()
-    g = GateSpec(
-        min_improvement=r.number("gates.min_improvement", d.min_improvement, lo=0, hi=1),
-        golden_margin=_golden_margin(r, d.golden_margin),
-        holdout_fraction=r.number("gates.holdout_fraction", d.holdout_fraction, lo=0.1, hi=0.9),
-        min_holdout_rows=r.integer("gates.min_holdout_rows", d.min_holdout_rows, lo=1),
-        max_holdout_batches=r.integer("gates.max_holdout_batches", d.max_holdout_batches, lo=1),
-        refit_on_holdout=r.boolean("gates.refit_on_holdout", d.refit_on_holdout),
-        promotion_test=r.string("gates.promotion_test", d.promotion_test, choices=PROMOTION_TESTS),
-        min_effect=r.number("gates.min_effect", d.min_effect, lo=0, hi=1),
-        confidence=r.number("gates.confidence", d.confidence, lo=0.5, hi=0.999),
-        golden_test=r.string("gates.golden_test", d.golden_test, choices=GOLDEN_TESTS),
-        bootstrap_resamples=r.integer("gates.bootstrap_resamples", d.bootstrap_resamples, lo=100, hi=100_000),
-        slices=tuple(_gate_tables(r, "gates.slices", _slice)),
-        min_slice_rows=r.integer("gates.min_slice_rows", d.min_slice_rows, lo=1),
-        slice_tolerance=r.number("gates.slice_tolerance", d.slice_tolerance, lo=0, hi=1),
-        fairness_column=r.string("gates.fairness_column", GateSpec.fairness_column),
-        fairness_metric=r.string("gates.fairness_metric", d.fairness_metric, choices=FAIRNESS_METRICS),
-        fairness_tolerance=r.number("gates.fairness_tolerance", d.fairness_tolerance, lo=0, hi=1),
-        max_latency_ms_per_1000=r.number("gates.max_latency_ms_per_1000", None, lo=0, lo_open=True),
-        latency_repeats=r.integer("gates.latency_repeats", d.latency_repeats, lo=1, hi=100),
-        max_model_mb=r.number("gates.max_model_mb", GateSpec.max_model_mb, lo=0, lo_open=True),
-        check_schema=r.boolean("gates.check_schema", d.check_schema),
-        invariance=tuple(_gate_tables(r, "gates.invariance", _invariance)),
-    )
-    if g.fairness_column is not None and task == "regression":
-        r.problems.append(f"gates.fairness_column needs task 'binary_classification'; got task {task!r}")
-    return g
+@dataclass(frozen=True)
+class GateSettings:
+    """What must hold to promote (``[gates]``); :class:`GateSpec` adds the settings gates declare in their modules."""
+
+    min_improvement: float = setting(0.005, lo=0, hi=1, doc="with promotion_test = \"margin\": the challenger must "
+                                                            "beat the champion by this on the holdout rows")
+    golden_margin: float = setting(0.01, lo=0, hi=1,
+                                   doc="the golden gate's non-inferiority margin: the lower confidence bound of "
+                                       "(challenger - champion) on the golden set must be above -golden_margin "
+                                       "(gates.golden_tolerance is its older name)")
+    holdout_fraction: float = setting(0.5, lo=0.1, hi=0.9,
+                                      doc="newest share of the window's labelled rows that judges both models")
+    min_holdout_rows: int = setting(50, lo=1, doc="fewest holdout rows that can judge a challenger")
+    max_holdout_batches: int = setting(3, lo=1, doc="when the window's holdout is below min_holdout_rows, it grows "
+                                                    "into the newest earlier batches, up to this many batches in all "
+                                                    "(window included)")
+    refit_on_holdout: bool = setting(True, doc="after the gates pass, fit the winning recipe again on train + "
+                                               "holdout and promote that version if it passes the sanity and golden "
+                                               "gates (else the gated version)")
+    promotion_test: str = setting("significance", choices=PROMOTION_TESTS,
+                                  doc="\"significance\": the holdout gain's confidence interval must clear "
+                                      "min_effect; \"margin\": the plain gain must reach min_improvement")
+    min_effect: float = setting(0.0, lo=0, hi=1)
+    confidence: float = setting(0.95, lo=0.5, hi=0.999)
+    golden_test: str = setting("non_inferiority", choices=GOLDEN_TESTS,
+                               doc="\"non_inferiority\": the one-sided confidence lower bound of the golden-set "
+                                   "change (a paired bootstrap) must be above -golden_margin: the challenger carries "
+                                   "the burden of proof; \"margin\": the point estimate must be >= -golden_margin")
+    bootstrap_resamples: int = setting(1000, lo=100, hi=100_000)
+    #: ``[[gates.slices]]``, read by :func:`load_policy`
+    slices: tuple[SliceSpec, ...] = ()
+    min_slice_rows: int = setting(30, lo=1, doc="a slice (or fairness group) with fewer rows is reported, not judged")
+    slice_tolerance: float = setting(0.02, lo=0, hi=1)
+    fairness_column: str | None = setting(None, doc="turns on the fairness gate for this column's groups")
+    fairness_metric: str = setting("demographic_parity", choices=FAIRNESS_METRICS)
+    fairness_tolerance: float = setting(0.02, lo=0, hi=1)
+    max_latency_ms_per_1000: float | None = setting(None, lo=0, lo_open=True, doc="None: no latency gate")
+    latency_repeats: int = setting(5, lo=1, hi=100)
+    max_model_mb: float | None = setting(None, lo=0, lo_open=True, doc="None: no size gate")
+    check_schema: bool = setting(True, doc="the challenger must score the holdout with its columns reordered and an "
+                                           "unknown column added")
+    #: ``[[gates.invariance]]``, read by :func:`load_policy`
+    invariance: tuple[InvarianceSpec, ...] = ()
 
 
-def _golden_margin(r: Reader, default: float) -> float:
-    """``gates.golden_margin``, or its older name ``gates.golden_tolerance`` (not both)."""
-    old = r.number("gates.golden_tolerance", None, lo=0, hi=1)
-    new = r.number("gates.golden_margin", None, lo=0, hi=1)
+def _declared(cls: type, name: str) -> Setting:
+    return next(f.metadata["setting"] for f in fields(cls) if f.name == name)
+
+
+def _golden_margin(r: Reader) -> float | None:
+    """``gates.golden_margin``, or its older name ``gates.golden_tolerance`` (not both); None: the default."""
+    s = _declared(GateSettings, "golden_margin")
+    old = r.number("gates.golden_tolerance", None, lo=s.lo, hi=s.hi)
+    new = r.number("gates.golden_margin", None, lo=s.lo, hi=s.hi)
     if old is not None and new is not None:
         r.problems.append(f"gates.golden_tolerance is the older name of gates.golden_margin: set one; got "
                           f"{old:g} and {new:g}")
-    value = new if new is not None else old
-    return default if value is None else value
+    return new if new is not None else old
+
+
+def _gates(r: Reader, task: str | None) -> Any:
+    """``[gates]`` with its ``[[gates.slices]]`` and ``[[gates.invariance]]`` tables; a gate that needs a task
+    the policy does not have is a problem."""
+    from kaizen.gates import GATES
+
+    spec = _lazy("GateSpec")
+    margin = _golden_margin(r)
+    g = read_spec(r, "gates", spec, golden_margin=GateSettings.golden_margin if margin is None else margin,
+                  slices=tuple(_gate_tables(r, "gates.slices", _slice)),
+                  invariance=tuple(_gate_tables(r, "gates.invariance", _invariance)))
+    for gate in GATES:
+        if gate.tasks is not None and task in TASKS and task not in gate.tasks and gate.enabled(g):
+            r.problems.append(f"gates.{gate.switch} needs task {' or '.join(map(repr, gate.tasks))}; got task {task!r}")
+    return g
 
 
 def _gate_tables(r: Reader, key: str, read: Any) -> list[Any]:
@@ -423,61 +406,67 @@ def _invariance(r: Reader, at: str, t: dict[str, Any]) -> InvarianceSpec | None:
 
 @dataclass(frozen=True)
 class PromotionSpec:
-    mode: str = "auto"
-    #: mode "shadow": the challenger that passed the gates is scored beside the champion on the next
-    #: ``shadow_windows`` windows and promoted only if it beats it on at least ``shadow_min_wins`` of them
-    shadow_windows: int = 3
-    shadow_min_wins: int = 2
-    #: an ``awaiting_approval`` record may be approved for this long (seconds; None: no limit); after it
-    #: ``kaizen approve`` refuses it and the next cycle records it as rejected (expired); see kaizen/commands/review.py
-    approval_expires_seconds: float | None = 7 * 86400.0
-    #: automatic rollback (kaizen/monitor/rules/rollback.py): a new champion's first ``auto_rollback_windows`` labelled
-    #: windows (0: off) are compared with the retired champion's holdout metric; it is rolled back when the mean drop
-    #: exceeds ``max(auto_rollback_tolerance, auto_rollback_se × SE)`` or one window's drop twice that
-    auto_rollback_windows: int = 0
-    auto_rollback_tolerance: float = 0.02
-    auto_rollback_se: float | None = 2.0
-    #: what a cycle does when ``@champion`` was moved outside Kaizen (kaizen/registry/history.py)
-    on_foreign_champion: str = "restore"
+    """``[promotion]``: who commits a promotion, shadow mode, approval expiry, rollback, the champion guard."""
+
+    mode: str = setting("auto", choices=PROMOTION_MODES)
+    shadow_windows: int = setting(3, lo=1, doc="mode \"shadow\": the challenger that passed the gates is scored "
+                                               "beside the champion on the next shadow_windows windows ...")
+    shadow_min_wins: int = setting(2, lo=1, doc="... and promoted only if it beats it on at least this many of them")
+    #: ``promotion.approval_expires`` (a duration, or false), read by :func:`_approval_expires`
+    approval_expires_seconds: float | None = field(default=7 * 86400.0, metadata={
+        "doc": "an awaiting_approval record may be approved for this long (None: no limit); after it kaizen approve "
+               "refuses it and the next cycle records it as rejected (expired); see kaizen/commands/review.py"})
+    auto_rollback_windows: int = setting(0, lo=0, doc="automatic rollback (kaizen/monitor/rules/rollback.py): a new "
+                                                      "champion's first auto_rollback_windows labelled windows (0: "
+                                                      "off) are compared with the retired champion's holdout metric")
+    auto_rollback_tolerance: float = setting(0.02, lo=0, hi=1, doc="it is rolled back when the mean drop exceeds "
+                                                                   "max(auto_rollback_tolerance, auto_rollback_se x "
+                                                                   "SE) or one window's drop twice that")
+    auto_rollback_se: float | None = setting(2.0, lo=0, lo_open=True, off=True)
+    on_foreign_champion: str = setting("restore", choices=("restore", "adopt"),
+                                       doc="what a cycle does when @champion was moved outside Kaizen "
+                                           "(kaizen/registry/history.py)")
 
 
 #: ``[promotion] on_foreign_champion`` values
-FOREIGN_CHAMPION_ACTIONS = ("restore", "adopt")
+FOREIGN_CHAMPION_ACTIONS = _declared(PromotionSpec, "on_foreign_champion").choices
 
 
-def _undo(r: Reader) -> dict[str, object]:
-    """The ``[promotion]`` settings of rollback, the champion guard and approval expiry (PromotionSpec fields)."""
-    expires: float | None = PromotionSpec.approval_expires_seconds
+def _approval_expires(r: Reader) -> float | None:
+    """``promotion.approval_expires``: a duration such as ``"7d"``, or ``false`` (no limit)."""
     if r.off("promotion.approval_expires"):
-        expires = None
-    else:
-        text = r.string("promotion.approval_expires", None, allowed="a duration such as \"12h\" or \"7d\", or false")
-        if text is not None:
-            expires = parse_duration(text)
-            if expires is None:
-                r.problem("promotion.approval_expires", "a positive duration such as \"12h\" or \"7d\", or false", text)
-    se = None if r.off("promotion.auto_rollback_se") else r.number(
-        "promotion.auto_rollback_se", PromotionSpec.auto_rollback_se, lo=0, lo_open=True)
-    return {"approval_expires_seconds": expires,
-            "auto_rollback_windows": r.integer("promotion.auto_rollback_windows",
-                                               PromotionSpec.auto_rollback_windows, lo=0),
-            "auto_rollback_tolerance": r.number("promotion.auto_rollback_tolerance",
-                                                PromotionSpec.auto_rollback_tolerance, lo=0, hi=1),
-            "auto_rollback_se": se,
-            "on_foreign_champion": r.string("promotion.on_foreign_champion", PromotionSpec.on_foreign_champion,
-                                            choices=FOREIGN_CHAMPION_ACTIONS)}
+        return None
+    text = r.string("promotion.approval_expires", None, allowed="a duration such as \"12h\" or \"7d\", or false")
+    if text is None:
+        return PromotionSpec.approval_expires_seconds
+    seconds = parse_duration(text)
+    if seconds is None:
+        r.problem("promotion.approval_expires", "a positive duration such as \"12h\" or \"7d\", or false", text)
+        return PromotionSpec.approval_expires_seconds
+    return seconds
+
+
+def _promotion(r: Reader) -> PromotionSpec:
+    p = read_spec(r, "promotion", PromotionSpec, approval_expires_seconds=_approval_expires(r))
+    if p.shadow_min_wins > p.shadow_windows:
+        r.problems.append(f"promotion.shadow_min_wins must be <= promotion.shadow_windows "
+                          f"({p.shadow_windows}); got {p.shadow_min_wins}")
+    return p
 
 
 @dataclass(frozen=True)
 class BudgetSpec:
     """Compute the policy may spend per UTC day (CPU seconds of its cycles); None: no cap."""
 
-    daily_cpu_seconds: float | None = None
+    daily_cpu_seconds: float | None = setting(None, lo=0, lo_open=True)
 
 
 @dataclass(frozen=True)
 class ScheduleSpec:
-    """When ``kaizen run`` starts this policy's cycles: every N seconds, or a crontab line (UTC)."""
+    """When ``kaizen run`` starts this policy's cycles: every N seconds, or a crontab line (UTC).
+
+    Read by :func:`_schedule` (``[schedule] every`` is a duration, ``cron`` a crontab line, not both).
+    """
 
     every_seconds: float | None = 3600.0
     cron: str | None = None
@@ -548,18 +537,17 @@ class MonitorSpec:
     ``kaizen.monitor.report.should_write_report``.
     """
 
-    report: str = "on_trigger"
-    report_every: int = 0
-    max_rows: int = 50_000
+    report: str = setting("on_trigger", choices=REPORT_MODES)
+    report_every: int = setting(0, lo=0, doc="with \"on_trigger\": also write it on every Nth quiet cycle")
+    max_rows: int = setting(50_000, lo=100, doc="the reference, the window and its labelled rows are each compared "
+                                                "on at most this many rows")
 
 
 def _monitor(r: Reader) -> MonitorSpec:
-    report = r.string("monitor.report", MonitorSpec.report, choices=REPORT_MODES)
-    every = r.integer("monitor.report_every", MonitorSpec.report_every, lo=0)
-    max_rows = r.integer("monitor.max_rows", MonitorSpec.max_rows, lo=100)
-    if report == "never" and every:
-        r.problems.append(f"monitor.report_every must be 0 when monitor.report is 'never'; got {every}")
-    return MonitorSpec(report=report, report_every=every, max_rows=max_rows)
+    m = read_spec(r, "monitor", MonitorSpec)
+    if m.report == "never" and m.report_every:
+        r.problems.append(f"monitor.report_every must be 0 when monitor.report is 'never'; got {m.report_every}")
+    return m
 
 
 #: ``[trust]``: the data-trust checks on a challenger's new training rows (kaizen/trust/), in the order they run,
@@ -579,27 +567,30 @@ class TrustSpec:
     are shared. Defaults and their reasons: docs/policies.md; the checks: :mod:`kaizen.trust`.
     """
 
-    duplicates: str = "drop"
-    outliers: str = "drop"
-    label_shift: str = "block"
-    label_noise: str = "drop"
-    #: a count or shift is suspicious this many standard errors beyond what the reference (or the champion) explains
-    z: float = 5.0
-    #: fewest new rows a check judges; checks look at the newest rows, halving from all of them down to this
-    min_rows: int = 200
-    #: duplicates: numeric features rounded to this many significant digits make a row's key
-    duplicate_digits: int = 3
-    #: outliers: the share of the reference's own rows that IsolationForest's score cut leaves below it
-    outlier_quantile: float = 0.005
-    #: outliers: how many times that share the new rows may hold below the cut (feature drift moves rows too)
-    outlier_ratio: float = 6.0
-    #: label_shift: the smallest move of a segment's positive rate (regression: mean, in reference target sds)
-    min_label_shift: float = 0.1
-    #: label_noise: a label is contradicted when cross-validated models give it less than this probability
-    noise_probability: float = 0.05
-    #: when the champion broke while the training rows carry a finding (kaizen.monitor.rules.act): "approve" waits
-    #: for a person's approval, "block" rejects; no setting promotes such a challenger unattended
-    on_ambiguous: str = "approve"
+    duplicates: str = setting("drop", choices=TRUST_ACTIONS)
+    outliers: str = setting("drop", choices=TRUST_ACTIONS)
+    label_shift: str = setting("block", choices=TRUST_ACTIONS)
+    label_noise: str = setting("drop", choices=TRUST_ACTIONS)
+    z: float = setting(5.0, lo=1, doc="a count or shift is suspicious this many standard errors beyond what the "
+                                      "reference (or the champion) explains")
+    min_rows: int = setting(200, lo=20, doc="fewest new rows a check judges; checks look at the newest rows, "
+                                            "halving from all of them down to this")
+    duplicate_digits: int = setting(3, lo=1, hi=15, doc="duplicates: numeric features rounded to this many "
+                                                        "significant digits make a row's key")
+    outlier_quantile: float = setting(0.005, lo=0, hi=0.5, lo_open=True,
+                                      doc="outliers: the share of the reference's own rows that IsolationForest's "
+                                          "score cut leaves below it")
+    outlier_ratio: float = setting(6.0, lo=1, doc="outliers: how many times that share the new rows may hold below "
+                                                  "the cut (feature drift moves rows too)")
+    min_label_shift: float = setting(0.1, lo=0, hi=1, doc="label_shift: the smallest move of a segment's positive "
+                                                          "rate (regression: mean, in reference target sds)")
+    noise_probability: float = setting(0.05, lo=0, hi=0.5, lo_open=True,
+                                       doc="label_noise: a label is contradicted when cross-validated models give it "
+                                           "less than this probability")
+    on_ambiguous: str = setting("approve", choices=AMBIGUOUS_ACTIONS,
+                                doc="when the champion broke while the training rows carry a finding "
+                                    "(kaizen.monitor.rules.act): \"approve\" waits for a person's approval, \"block\" "
+                                    "rejects; no setting promotes such a challenger unattended")
 
     @property
     def actions(self) -> dict[str, str]:
@@ -607,22 +598,9 @@ class TrustSpec:
         return {k: getattr(self, k) for k in TRUST_CHECKS}
 
 
-def _trust(r: Reader) -> TrustSpec:
-    """``[trust]``: one action per check, the thresholds; defaults from :class:`TrustSpec`."""
-    r.table("trust")
-    d = TrustSpec()
-    actions = {name: r.string(f"trust.{name}", getattr(d, name), choices=TRUST_ACTIONS) for name in TRUST_CHECKS}
-    return TrustSpec(
-        **actions,
-        z=r.number("trust.z", d.z, lo=1),
-        min_rows=r.integer("trust.min_rows", d.min_rows, lo=20),
-        duplicate_digits=r.integer("trust.duplicate_digits", d.duplicate_digits, lo=1, hi=15),
-        outlier_quantile=r.number("trust.outlier_quantile", d.outlier_quantile, lo=0, hi=0.5, lo_open=True),
-        outlier_ratio=r.number("trust.outlier_ratio", d.outlier_ratio, lo=1),
-        min_label_shift=r.number("trust.min_label_shift", d.min_label_shift, lo=0, hi=1),
-        noise_probability=r.number("trust.noise_probability", d.noise_probability, lo=0, hi=0.5, lo_open=True),
-        on_ambiguous=r.string("trust.on_ambiguous", d.on_ambiguous, choices=AMBIGUOUS_ACTIONS),
-    )
+if TYPE_CHECKING:  # for type checkers: the assembled classes have these fields, and the plugins' own
+    GateSpec = GateSettings
+    TriggerSpec = TriggerSettings
 
 
 @dataclass(frozen=True)
@@ -644,32 +622,54 @@ class Policy:
         return self.model.name
 
 
-def _checks(r: Reader) -> ChecksSpec:
-    """``[data.checks]``: one action per check, the thresholds; defaults from :class:`ChecksSpec`."""
-    r.table("data.checks")
-    d = ChecksSpec()
-    actions = {name: r.string(f"data.checks.{name}", getattr(d, name), choices=CHECK_ACTIONS)
-               for name in CHECK_NAMES}
-    return ChecksSpec(
-        **actions,
-        range_tolerance=r.number("data.checks.range_tolerance", d.range_tolerance, lo=0),
-        magnitude_factor=r.number("data.checks.magnitude_factor", d.magnitude_factor, lo=1, lo_open=True),
-        max_null_rate_increase=r.number("data.checks.max_null_rate_increase", d.max_null_rate_increase,
-                                        lo=0, hi=1),
-        incident_min_values=r.integer("data.checks.incident_min_values", d.incident_min_values, lo=10),
-        sign_tolerance=r.number("data.checks.sign_tolerance", d.sign_tolerance, lo=0, hi=0.2),
-        match_distance=r.number("data.checks.match_distance", d.match_distance, lo=0, hi=1, lo_open=True),
-        scale_factor=r.number("data.checks.scale_factor", d.scale_factor, lo=1, lo_open=True),
-        offset_outside_share=r.number("data.checks.offset_outside_share", d.offset_outside_share,
-                                      lo=0, hi=1, lo_open=True),
-        offset_min_shift=r.number("data.checks.offset_min_shift", d.offset_min_shift, lo=0),
-        remap_distance=r.number("data.checks.remap_distance", d.remap_distance, lo=0, hi=1, lo_open=True),
-        remap_match=r.number("data.checks.remap_match", d.remap_match, lo=0, hi=1),
-        copy_max_reference_share=r.number("data.checks.copy_max_reference_share", d.copy_max_reference_share,
-                                          lo=0, hi=1, lo_open=True),
-        max_reference_duplicates=r.number("data.checks.max_reference_duplicates", d.max_reference_duplicates,
-                                          lo=0, hi=1),
-    )
+# --------------------------------------------------------------------------- names the plugins make
+
+#: assembled on first use: ``[data.checks]`` from the data checks, ``[gates]`` and ``[trigger]`` with the
+#: settings their plugins declare, and the model families per task
+_LAZY = ("ChecksSpec", "CHECK_ACTIONS", "CHECK_NAMES", "FAMILIES", "GateSpec", "TriggerSpec")
+
+
+def _load(name: str) -> Any:
+    if name in ("ChecksSpec", "CHECK_ACTIONS", "CHECK_NAMES"):
+        from kaizen.data import checks
+
+        return {"ChecksSpec": checks.ChecksSpec, "CHECK_ACTIONS": checks.CHECK_ACTIONS,
+                "CHECK_NAMES": tuple(checks.CHECKS)}[name]
+    if name == "FAMILIES":
+        from kaizen.challenger.families import FAMILIES
+
+        return FAMILIES
+    if name == "GateSpec":
+        from kaizen.gates import GATES
+
+        return assemble("GateSpec", GateSettings, [(f"gate {g.name!r}", g.settings) for g in GATES if g.settings],
+                        module=__name__, doc="``[gates]``: :class:`GateSettings` and the settings each gate declares "
+                                             "(:mod:`kaizen.gates`).")
+    from kaizen.monitor.rules import RULES
+
+    return assemble("TriggerSpec", TriggerSettings, [(f"rule {x.name!r}", x.settings) for x in RULES if x.settings],
+                    module=__name__, doc="``[trigger]``: :class:`TriggerSettings` and the settings each trigger rule "
+                                         "declares (:mod:`kaizen.monitor.rules`).")
+
+
+def _lazy(name: str) -> Any:
+    value = globals().get(name)
+    if value is None:
+        value = globals()[name] = _load(name)
+    return value
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return _lazy(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --------------------------------------------------------------------------- reading a file
+
+def _checks(r: Reader) -> Any:
+    """``[data.checks]``: one action per check, the thresholds; every setting declared by a check module."""
+    return read_spec(r, "data.checks", _lazy("ChecksSpec"))
 
 
 def _label_problems(d: DataSpec, m: ModelSpec) -> list[str]:
@@ -698,6 +698,54 @@ def _resolve(base: Path, value: str | None) -> Path | None:
     return (p if p.is_absolute() else base / p).resolve()
 
 
+def _model(r: Reader) -> ModelSpec:
+    """``[model]``; the metric's choices depend on the task."""
+    values = {f.name: None for f in fields(ModelSpec) if "setting" not in f.metadata}
+    m = read_spec(r, "model", ModelSpec, **values)
+    metrics = METRICS.get(m.task or "", tuple(HIGHER_IS_BETTER))
+    metric = r.string("model.metric", choices=metrics, allowed=f"one of {', '.join(map(repr, metrics))} for task "
+                                                               f"{m.task!r}")
+    return ModelSpec(name=m.name, task=m.task, target=m.target, metric=metric, positive_label=m.positive_label)
+
+
+_PATHS = ("reference", "production", "golden", "labels_path")
+
+
+def _data(r: Reader, base: Path, model: ModelSpec) -> DataSpec:
+    """``[data]``: paths relative to the policy file's folder, ``[data.checks]``, the label settings together."""
+    d = read_spec(r, "data", DataSpec, checks=_checks(r))
+    d = DataSpec(**{f.name: (_resolve(base, getattr(d, f.name)) if f.name in _PATHS else getattr(d, f.name))
+                    for f in fields(DataSpec)})
+    r.problems.extend(_label_problems(d, model))
+    return d
+
+
+def _trigger(r: Reader) -> Any:
+    """``[trigger]`` and its ``[trigger.columns.X]`` tables."""
+    columns: dict[str, ColumnDrift] = {}
+    for col, spec in r.table("trigger.columns").items():
+        key = f"trigger.columns.{col}"
+        if not isinstance(spec, dict):
+            r.problem(key, "a table with method and threshold", spec)
+            continue
+        columns[col] = read_spec(r, key, ColumnDrift)
+    return read_spec(r, "trigger", _lazy("TriggerSpec"), columns=MappingProxyType(columns))
+
+
+def _build(r: Reader, task: str | None) -> BuildSpec:
+    """``[build]``: ``families`` from the task's model families (:mod:`kaizen.challenger.families`), a budget."""
+    from kaizen.challenger.families import FAMILIES, default_families
+
+    families = FAMILIES.get(task or "", ())
+    chosen = r.strings("build.families", default_families(task) if task in FAMILIES else (),
+                       choices=families or None, allow_empty=False)
+    b = read_spec(r, "build", BuildSpec, families=chosen)
+    if b.trials is None and b.timeout_seconds is None and not r.problems:
+        r.problems.append("build.trials and build.timeout_seconds cannot both be false: the search needs a budget")
+    return BuildSpec(**{**{f.name: getattr(b, f.name) for f in fields(BuildSpec)},
+                        "window_fractions": tuple(float(x) for x in b.window_fractions)})
+
+
 def load_policy(path: str | Path) -> Policy:
     """Parse and validate one policy file; raise :class:`PolicyError` listing every problem.
 
@@ -708,118 +756,19 @@ def load_policy(path: str | Path) -> Policy:
     if doc is None:
         raise PolicyError(str(path), [problem or "unreadable"])
     r = Reader(doc)
-    base = path.resolve().parent
-
-    task = r.string("model.task", choices=TASKS)
-    metrics = METRICS.get(task or "", tuple(HIGHER_IS_BETTER))
-    model = ModelSpec(
-        name=r.get("model.name", str, allowed="a registered-model name of letters, digits, '-', '_' or '.'",
-                   check=lambda v: bool(v) and all(c.isalnum() or c in "-_." for c in v)),
-        task=task,
-        target=r.string("model.target"),
-        metric=r.string("model.metric", choices=metrics,
-                        allowed=f"one of {', '.join(map(repr, metrics))} for task {task!r}"),
-        positive_label=r.get("model.positive_label",
-                             (int, str), ModelSpec.positive_label, allowed="an integer or a string"),
-    )
-
-    data = DataSpec(
-        reference=_resolve(base, r.string("data.reference", allowed="a path to a Parquet or CSV file")),
-        production=_resolve(base, r.string("data.production", allowed="a path to a folder of batch files")),
-        golden=_resolve(base, r.string("data.golden", DataSpec.golden, allowed="a path to a Parquet or CSV file")),
-        timestamp_column=r.string("data.timestamp_column", DataSpec.timestamp_column),
-        prediction_column=r.string("data.prediction_column", DataSpec.prediction_column),
-        ignore_columns=r.strings("data.ignore_columns", DataSpec.ignore_columns),
-        window_batches=r.integer("data.window_batches", DataSpec.window_batches, lo=1),
-        max_history_batches=r.integer("data.max_history_batches", DataSpec.max_history_batches, lo=0),
-        checks=_checks(r),
-        labels=r.string("data.labels", DataSpec.labels, choices=LABEL_MODES),
-        labels_path=_resolve(base, r.string("data.labels_path",
-                                            DataSpec.labels_path, allowed="a path to a folder of label files")),
-        id_column=r.string("data.id_column", DataSpec.id_column),
-    )
-    r.problems.extend(_label_problems(data, model))
-
-    columns: dict[str, ColumnDrift] = {}
-    for col, spec in r.table("trigger.columns").items():
-        key = f"trigger.columns.{col}"
-        if not isinstance(spec, dict):
-            r.problem(key, "a table with method and threshold", spec)
-            continue
-        r.table(key)
-        columns[col] = ColumnDrift(
-            method=r.string(f"{key}.method", choices=DRIFT_METHODS, allowed="an Evidently drift method"),
-            threshold=r.number(f"{key}.threshold", lo=0, lo_open=True),
-        )
-    optional = lambda k, d, **kw: None if r.off(k) else r.number(k, d, **kw)  # noqa: E731
-    trigger = TriggerSpec(
-        drift_share=optional("trigger.drift_share", TriggerSpec.drift_share, lo=0, hi=1, lo_open=True),
-        drift_method=r.string("trigger.drift_method", TriggerSpec.drift_method, choices=DRIFT_METHODS),
-        drift_threshold=r.number("trigger.drift_threshold", TriggerSpec.drift_threshold, lo=0, lo_open=True),
-        columns=MappingProxyType(columns),
-        prediction_drift=r.boolean("trigger.prediction_drift", TriggerSpec.prediction_drift),
-        prediction_drift_method=r.string("trigger.prediction_drift_method",
-                                         TriggerSpec.prediction_drift_method, choices=DRIFT_METHODS),
-        prediction_drift_threshold=r.number("trigger.prediction_drift_threshold",
-                                            TriggerSpec.prediction_drift_threshold, lo=0, lo_open=True),
-        performance_drop=optional("trigger.performance_drop", TriggerSpec.performance_drop, lo=0, hi=1),
-        min_rows=r.integer("trigger.min_rows", TriggerSpec.min_rows, lo=1),
-        min_labelled_rows=r.integer("trigger.min_labelled_rows", TriggerSpec.min_labelled_rows, lo=1),
-        performance_drop_se=optional("trigger.performance_drop_se",
-                                     TriggerSpec.performance_drop_se, lo=0, lo_open=True),
-        consecutive=r.integer("trigger.consecutive", TriggerSpec.consecutive, lo=1),
-        immediate_factor=optional("trigger.immediate_factor", TriggerSpec.immediate_factor, lo=1),
-        refit_every_batches=r.integer("trigger.refit_every_batches", TriggerSpec.refit_every_batches, lo=0),
-        cooldown_batches=r.integer("trigger.cooldown_batches", TriggerSpec.cooldown_batches, lo=0),
-        rebaseline_after=None if r.off("trigger.rebaseline_after") else r.integer(
-            "trigger.rebaseline_after", TriggerSpec.rebaseline_after, lo=1),
-        combine=r.string("trigger.combine", TriggerSpec.combine, choices=("any", "all")),
-        data_drift_alone=r.boolean("trigger.data_drift_alone", TriggerSpec.data_drift_alone),
-    )
-
-    families = FAMILIES.get(task or "", ())
-    trials = None if r.off("build.trials") else r.integer("build.trials", BuildSpec.trials, lo=1)
-    timeout = None if r.off("build.timeout_seconds") else r.number(
-        "build.timeout_seconds", BuildSpec.timeout_seconds, lo=0, lo_open=True)
-    if trials is None and timeout is None and not r.problems:
-        r.problems.append("build.trials and build.timeout_seconds cannot both be false: the search needs a budget")
-    fractions = r.get("build.window_fractions", list, BuildSpec.window_fractions,
-                      allowed="a non-empty list of numbers in (0, 1]",
-                      check=lambda v: bool(v) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                                      and 0 < x <= 1 for x in v))
-    build = BuildSpec(
-        trials=trials,
-        timeout_seconds=timeout,
-        families=r.strings("build.families", families, choices=families or None, allow_empty=False),
-        trans_primitives=r.strings("build.trans_primitives", BuildSpec.trans_primitives,
-                                   choices=TRANS_PRIMITIVES),
-        max_depth=r.integer("build.max_depth", BuildSpec.max_depth, lo=1, hi=3),
-        max_features=r.integer("build.max_features", BuildSpec.max_features, lo=1),
-        validation_fraction=r.number("build.validation_fraction", BuildSpec.validation_fraction, lo=0.05, hi=0.5),
-        window_fractions=tuple(float(x) for x in fractions),
-        seed=r.integer("build.seed", BuildSpec.seed, lo=0),
-        strategy=r.string("build.strategy", BuildSpec.strategy, choices=STRATEGIES),
-        ladder_trials=r.integer("build.ladder_trials", BuildSpec.ladder_trials, lo=1),
-        min_refit_rows=r.integer("build.min_refit_rows", BuildSpec.min_refit_rows, lo=20),
-        min_window_rows=r.integer("build.min_window_rows", BuildSpec.min_window_rows, lo=1),
-    )
-
-    gates = _gates(r, task)
-    promotion = PromotionSpec(mode=r.string("promotion.mode", PromotionSpec.mode, choices=PROMOTION_MODES),
-                              shadow_windows=r.integer("promotion.shadow_windows", PromotionSpec.shadow_windows, lo=1),
-                              shadow_min_wins=r.integer("promotion.shadow_min_wins",
-                                                        PromotionSpec.shadow_min_wins, lo=1), **_undo(r))
-    if promotion.shadow_min_wins > promotion.shadow_windows:
-        r.problems.append(f"promotion.shadow_min_wins must be <= promotion.shadow_windows "
-                          f"({promotion.shadow_windows}); got {promotion.shadow_min_wins}")
-    budget = BudgetSpec(daily_cpu_seconds=r.number("budget.daily_cpu_seconds",
-                                                   BudgetSpec.daily_cpu_seconds, lo=0, lo_open=True))
+    model = _model(r)
+    data = _data(r, path.resolve().parent, model)
+    trigger = _trigger(r)
+    build = _build(r, model.task)
+    gates = _gates(r, model.task)
+    promotion = _promotion(r)
+    budget = read_spec(r, "budget", BudgetSpec)
     schedule = _schedule(r)
     monitor = _monitor(r)
-    trust = _trust(r)
+    trust = read_spec(r, "trust", TrustSpec)
 
     r.unknown_keys(open_tables=("trigger.columns",))
-    for col in columns:
+    for col in trigger.columns:
         r.unknown_keys(f"trigger.columns.{col}.", doc["trigger"]["columns"][col])
     if data.timestamp_column and data.timestamp_column == model.target:
         r.problems.append(f"data.timestamp_column must differ from model.target; got {model.target!r} for both")

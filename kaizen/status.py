@@ -1,55 +1,67 @@
 """``kaizen status``: per policy, the next run, the champion and since when, the last decision and error.
 
 Quick by design: it reads the policy files, the promotion log, the job store
-(the next run times, straight from its table) and the daemon's status file;
-it imports no MLflow, Evidently, pandas or scikit-learn. The champion shown
-is the one the promotion log says was promoted last (the log records every
-alias move Kaizen makes; a move made by hand in MLflow is not seen here).
+(the next run times, through APScheduler's job store API, never starting a
+scheduler) and the daemon's status file; it imports no MLflow, Evidently,
+pandas or scikit-learn. The champion shown is the one the promotion log says
+was promoted last (the log records every alias move Kaizen makes; a move made
+by hand in MLflow is not seen here).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
+import logging
 from pathlib import Path
 from typing import Any
 
 from kaizen.config import Config
 from kaizen.health import health
-from kaizen.ledger import Ledger, iso_utc
+from kaizen.ledger import Ledger
 
 __all__ = ["collect", "render"]
 
-JOB_PREFIX = "cycle:"  # kaizen.service.scheduler.JOB_PREFIX, not imported to stay light
+#: statements that would change the job store: ``kaizen status`` only reads it
+_WRITES = ("INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "REPLACE")
+
+
+def _refuse_writes(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    """SQLAlchemy ``before_cursor_execute`` hook: the job store belongs to the daemon's scheduler."""
+    if statement.lstrip().upper().startswith(_WRITES):
+        raise PermissionError("kaizen status does not write to the job store")
+
+
+def _drop(record: logging.LogRecord) -> bool:
+    return False
 
 
 def _job_runs(url: str) -> dict[str, str | None]:
-    """Next run time per policy from the APScheduler job store's table (no unpickling)."""
-    rows: list[tuple[str, float | None]] = []
-    try:
-        if url.startswith("sqlite:///"):
-            path = Path(url[len("sqlite:///"):])
-            if not path.exists():
-                return {}
-            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2)
-            try:
-                rows = con.execute("select id, next_run_time from apscheduler_jobs").fetchall()
-            finally:
-                con.close()
-        else:
-            from sqlalchemy import create_engine, text
+    """Next run time per policy, read with APScheduler's ``SQLAlchemyJobStore.get_all_jobs()``.
 
-            engine = create_engine(url)
-            try:
-                with engine.connect() as con:
-                    rows = list(con.execute(text("select id, next_run_time from apscheduler_jobs")))
-            finally:
-                engine.dispose()
+    The store is never started (that would create its table) and every write is refused: the store
+    drops a job whose function no longer imports, which is the daemon's business, not ours; such a
+    store reads as unreadable here. Unreadable, missing or not yet created: no next run times.
+    """
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+        return {}  # not created yet (and opening it would create it)
+    try:
+        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+        from sqlalchemy import event
+
+        from kaizen.service.scheduler import next_runs
+
+        store = SQLAlchemyJobStore(url=url)
+        # its "Unable to restore job ... removing it" would be untrue here (the removal is refused)
+        quiet = logging.getLogger("apscheduler.jobstores")
+        quiet.addFilter(_drop)
+        try:
+            event.listen(store.engine, "before_cursor_execute", _refuse_writes)
+            return next_runs(store.get_all_jobs())  # unpickling imports the jobs' "module:function"s (light)
+        finally:
+            quiet.removeFilter(_drop)
+            store.shutdown()
     except Exception:
         return {}
-    return {jid[len(JOB_PREFIX):]: iso_utc(t) for jid, t in rows if jid.startswith(JOB_PREFIX)}
-
-
 
 
 def collect(config: Config) -> dict[str, Any]:

@@ -1,6 +1,17 @@
 """Shared fixtures: a temp Kaizen home (config + policy + SQLite MLflow) on small seeded data.
 
 Everything is real: MLflow on SQLite in a temp folder, Evidently, featuretools, Optuna.
+
+What is made once per session and copied (tests/test_copied_homes.py checks the copies):
+
+* a freshly migrated, empty MLflow database (creating one takes seconds): every home made by
+  :func:`make_home` starts with a copy of it and the ``registry.marker`` Kaizen writes next to it;
+* a real bootstrap per policy text (:func:`restore_bootstrap`), for tests that need a champion and
+  do not test bootstrapping itself. A copied state folder gets its absolute paths rewritten (MLflow's
+  rows, the promotion log, every text file) from the template's home to the test's.
+
+Under pytest-xdist the templates live next to the workers' temp folders and are built once, by
+whichever worker needs them first (an ``flock`` serialises the builders).
 """
 
 from __future__ import annotations
@@ -14,7 +25,14 @@ os.environ.pop("KAIZEN_CONFIG", None)
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 import contextlib  # noqa: E402
+import fcntl  # noqa: E402
+import hashlib  # noqa: E402
+import io  # noqa: E402
+import logging  # noqa: E402
 import shutil  # noqa: E402
+import sqlite3  # noqa: E402
+import threading  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -62,6 +80,14 @@ def to_toml(doc: dict[str, dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def policy_toml(overrides: dict[str, dict[str, Any]] | None = None) -> str:
+    """The base policy with ``overrides`` per section, as TOML text."""
+    doc = {k: dict(v) for k, v in BASE_POLICY.items()}
+    for section, values in (overrides or {}).items():
+        doc.setdefault(section, {}).update(values)
+    return to_toml(doc)
+
+
 @dataclass
 class Home:
     """A Kaizen home in a temp folder: config.toml, policies/, data/ and state."""
@@ -78,12 +104,9 @@ class Home:
         return self.root / "data" / "incoming"
 
     def write_policy(self, overrides: dict[str, dict[str, Any]] | None = None, name: str = "churn") -> Path:
-        doc = {k: dict(v) for k, v in BASE_POLICY.items()}
-        for section, values in (overrides or {}).items():
-            doc.setdefault(section, {}).update(values)
         path = self.root / "policies" / f"{name}.toml"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(to_toml(doc))
+        path.write_text(policy_toml(overrides))
         return path
 
     def config(self) -> Any:
@@ -105,20 +128,23 @@ class Home:
         return dst
 
 
+#: the scenario of ``churn_data`` (a module-level constant so a template built by another xdist worker is the same)
+CHURN_SCENARIO = dict(seed=5, reference_rows=1500, golden_rows=400, batch_rows=500, n_batches=6, covariate_at=2,
+                      concept_at=3)
+
+
 @pytest.fixture(scope="session")
-def churn_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small seeded churn scenario written once per session."""
-    from experiments.scenarios import churn
-
-    out = tmp_path_factory.mktemp("churn-data")
-    sc = churn(seed=5, reference_rows=1500, golden_rows=400, batch_rows=500, n_batches=6,
-               covariate_at=2, concept_at=3)
-    sc.write(out)
-    return out
+def churn_data() -> Path:
+    """A small seeded churn scenario written once per session (once per run under xdist)."""
+    return _templates().churn_data()
 
 
-def make_home(root: Path, data: Path, overrides: dict[str, dict[str, Any]] | None = None) -> Home:
-    """A Kaizen home at ``root`` with the scenario files of ``data`` and the base policy (+ overrides)."""
+def make_home(root: Path, data: Path, overrides: dict[str, dict[str, Any]] | None = None, *,
+              registry: bool = True) -> Home:
+    """A Kaizen home at ``root`` with the scenario files of ``data`` and the base policy (+ overrides).
+
+    ``registry``: start with an empty migrated MLflow database (a copy of the session's) and its marker, as
+    after Kaizen's first command; False leaves the state folder to be made by whatever runs first."""
     (root / "data").mkdir(parents=True)
     for name in ("reference.parquet", "golden.parquet"):
         shutil.copy(data / name, root / "data" / name)
@@ -126,6 +152,8 @@ def make_home(root: Path, data: Path, overrides: dict[str, dict[str, Any]] | Non
     (root / "config.toml").write_text('[state]\ndir = "state"\n')
     h = Home(root=root, scenario=None)
     h.write_policy(overrides)
+    if registry:
+        seed_registry(root)
     return h
 
 
@@ -142,11 +170,10 @@ PROMOTE: dict[str, dict[str, Any]] = {
 
 @pytest.fixture
 def promoting(home: Home) -> Home:
-    """A bootstrapped home whose production folder holds batch 3: the concept drift, a promoting cycle."""
-    from kaizen.commands.bootstrap import bootstrap
+    """A bootstrapped home whose production folder holds batch 3: the concept drift, a promoting cycle.
 
-    home.write_policy(PROMOTE)
-    assert bootstrap(home.config(), home.policy()).decision == "promoted"
+    The bootstrap is the session's real one under ``PROMOTE``, copied (:func:`restore_bootstrap`)."""
+    assert restore_bootstrap(home, PROMOTE).decision == "promoted"
     home.arrive(3)
     return home
 
@@ -168,21 +195,312 @@ def by_hand(registry: Any) -> Any:
         mlflow.set_registry_uri(None)
 
 
+# -- copying state folders --------------------------------------------------------------------------------
+
+def _is_sqlite(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(16) == b"SQLite format 3\x00"
+
+
+def _rewrite_sqlite(db: Path, old: str, new: str) -> None:
+    """Every text value of every column of every table that contains ``old`` gets ``new`` instead."""
+    con = sqlite3.connect(db)
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                            "AND name NOT LIKE 'sqlite_%'")]
+        for table in tables:
+            for col in [r[1] for r in con.execute(f'PRAGMA table_info("{table}")')]:
+                con.execute(f'UPDATE "{table}" SET "{col}" = replace("{col}", ?, ?) '
+                            f'WHERE typeof("{col}") = \'text\' AND instr("{col}", ?) > 0', (old, new, old))
+                left = con.execute(f'SELECT count(*) FROM "{table}" WHERE instr(CAST("{col}" AS BLOB), ?) > 0',
+                                   (old.encode(),)).fetchone()[0]
+                if left:
+                    raise AssertionError(f"{db}: {table}.{col} holds {old} in {left} non-text value(s)")
+        con.commit()
+    finally:
+        con.close()
+
+
+def copy_state(src: Path, dst: Path, old_root: Path, new_root: Path) -> None:
+    """Copy the state folder ``src`` to ``dst`` (replacing what it held), the absolute paths under ``old_root``
+    rewritten to ``new_root``: in SQLite databases (every text column of every table), in the promotion log and in
+    every other text file. A binary file holding the old path is an error, never a silently stale copy."""
+    old, new = str(old_root), str(new_root)
+    for child in (list(dst.iterdir()) if dst.exists() else []):  # emptied, not removed: it may be a mount point
+        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True)
+    for path in sorted(dst.rglob("*")):
+        if not path.is_file() or path.is_symlink():
+            continue
+        if _is_sqlite(path):
+            _rewrite_sqlite(path, old, new)
+            continue
+        data = path.read_bytes()
+        if old.encode() not in data:
+            continue
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise AssertionError(f"{path}: a binary file holds the template's path {old}") from None
+        st = path.stat()
+        path.write_bytes(text.replace(old, new).encode("utf-8"))
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # a copy keeps the file's age (retention reads it)
+
+
+# -- the session's templates ------------------------------------------------------------------------------
+
+class Templates:
+    """What the session builds once: the churn scenario's files, an empty migrated MLflow database, bootstraps.
+
+    ``base`` is shared by the xdist workers of one run (``tmp_path_factory``'s root); each template is built
+    under an ``flock`` by the first worker that needs it and marked done, then only read."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.base.mkdir(parents=True, exist_ok=True)
+        self._local: dict[str, Any] = {}
+        self._lock = threading.RLock()
+
+    @contextlib.contextmanager
+    def _building(self, name: str) -> Iterator[tuple[Path, bool]]:
+        """(folder of template ``name``, whether it still has to be built), under an exclusive lock."""
+        folder = self.base / name
+        with self._lock, open(self.base / f"{name}.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            done = folder / ".done"
+            todo = not done.exists()
+            if todo and folder.exists():
+                shutil.rmtree(folder)  # a builder that failed half-way
+            yield folder, todo
+            if todo:
+                done.write_text("")
+
+    def churn_data(self) -> Path:
+        with self._building("churn-data") as (folder, todo):
+            if todo:
+                from experiments.scenarios import churn
+
+                churn(**CHURN_SCENARIO).write(folder)
+        return folder
+
+    def registry(self) -> Path:
+        """A home root whose ``state`` holds a freshly migrated empty MLflow database and its marker."""
+        with self._building("registry") as (folder, todo):
+            if todo:
+                from kaizen.config import load_config
+                from kaizen.registry import Registry
+
+                root = folder / "home"
+                root.mkdir(parents=True)
+                (root / "config.toml").write_text('[state]\ndir = "state"\n')
+                # MLflow puts its "Default" experiment under the working folder: the home's, as in a subprocess
+                with contextlib.chdir(root):
+                    Registry.from_config(load_config(root / "config.toml")).client.search_experiments()
+        return folder / "home"
+
+    def home(self, key: str, build: Callable[[Path], Any]) -> Path:
+        """The root of a home ``build(root)`` made once per session (per run under xdist) for ``key``."""
+        with self._building("home-" + hashlib.sha256(key.encode()).hexdigest()[:12]) as (folder, todo):
+            if todo:
+                build(folder / "home")
+        return folder / "home"
+
+    def bootstrapped(self, policy_text: str) -> Path:
+        """The root of a home on the churn scenario with this policy (``policies/churn.toml``), really bootstrapped."""
+        key = hashlib.sha256(policy_text.encode()).hexdigest()[:12]
+        with self._building(f"bootstrap-{key}") as (folder, todo):
+            root = folder / "home"
+            if todo:
+                from kaizen.commands.bootstrap import bootstrap
+
+                h = make_home(root, self.churn_data())
+                (root / "policies" / "churn.toml").write_text(policy_text)
+                rec = bootstrap(h.config(), h.policy())
+                assert rec.decision == "promoted", rec.reasons
+        return root
+
+
+_TEMPLATES: list[Templates] = []
+
+
+def _templates() -> Templates:
+    assert _TEMPLATES, "the session's templates are made by the autouse fixture _kaizen_templates"
+    return _TEMPLATES[-1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _kaizen_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by the workers of this run
+    _TEMPLATES.append(Templates(base / "kaizen-templates"))
+    yield _TEMPLATES[-1]
+    _TEMPLATES.pop()
+
+
+def seed_registry(root: Path) -> None:
+    """Give the home at ``root`` (state folder ``state``) the session's empty migrated MLflow database."""
+    template = _templates().registry()
+    copy_state(template / "state", root / "state", template, root)
+
+
+def copy_template(key: str, build: Callable[[Path], Any], root: Path) -> Path:
+    """Make the home at ``root`` (which must not exist) a copy of the one ``build(root)`` makes, built once per
+    session for ``key`` (the same key must always build the same home) and copied with its paths rewritten."""
+    template = _templates().home(key, build)
+    copy_state(template, root, template, root)
+    return root
+
+
+def restore_bootstrap(home: Home, overrides: dict[str, dict[str, Any]] | None = None) -> Any:
+    """Write the base policy + ``overrides`` into ``home`` and give it the state of a real bootstrap under exactly
+    that policy (built once per session, copied here); returns the bootstrap's record."""
+    from kaizen.ledger import Ledger
+
+    home.write_policy(overrides)
+    template = _templates().bootstrapped((home.root / "policies" / "churn.toml").read_text())
+    copy_state(template / "state", home.root / "state", template, home.root)
+    [rec] = Ledger(home.root / "state" / "promotion-log.jsonl").records()
+    return rec
+
+
+# -- process-wide logging state ---------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _logging_kept() -> Iterator[None]:
+    """Put back what ``kaizen.logs.configure`` (called by ``kaizen.cli.main``) changes process-wide: the levels and
+    handlers of Kaizen's and the root logger (and the libraries' it quiets), captured warnings, the threads'
+    excepthook."""
+    kaizen, root = logging.getLogger("kaizen"), logging.getLogger()
+    levels = {name: logging.getLogger(name).level for name in ("kaizen", "", *_noisy())}
+    handlers, top, propagate = list(kaizen.handlers), list(root.handlers), kaizen.propagate
+    hook, captured = threading.excepthook, logging._warnings_showwarning is not None  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        kaizen.handlers[:], kaizen.propagate = handlers, propagate
+        for h in [h for h in root.handlers if getattr(h, "_kaizen", False) and h not in top]:
+            root.removeHandler(h)  # pytest's own handlers on the root logger change per test phase: leave them
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        threading.excepthook = hook
+        logging.captureWarnings(captured)
+
+
+@pytest.fixture(autouse=True)
+def _no_logging_leaks() -> Iterator[None]:
+    """A test that calls ``kaizen.cli.main`` (which configures logging) leaves no trace for the next one."""
+    with _logging_kept():
+        yield
+
+
+def _noisy() -> tuple[str, ...]:
+    from kaizen.logs import _NOISY
+
+    return _NOISY
+
+
+# -- the CLI in this process ------------------------------------------------------------------------------
+
+@dataclass
+class Ran:
+    """What ``subprocess.run(..., capture_output=True, text=True)`` returns, for an in-process ``kaizen`` call."""
+
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _stream() -> io.TextIOWrapper:
+    return io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
+
+
+def _text(stream: io.TextIOWrapper) -> str:
+    stream.flush()
+    return stream.buffer.getvalue().decode("utf-8", errors="replace")  # type: ignore[attr-defined]
+
+
+def kaizen_main(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Ran:
+    """``kaizen ARGS`` run by ``kaizen.cli.main`` in this process, from folder ``cwd`` with ``env`` added.
+
+    For tests of output and exit codes only: signals, crashes and a fresh process's imports need a real
+    subprocess. What ``main`` changes process-wide (the log handlers' streams and levels, captured warnings,
+    the threads' excepthook, the working folder, the environment) is put back afterwards."""
+    from kaizen.cli import main
+
+    out, err = _stream(), _stream()
+    kaizen, root = logging.getLogger("kaizen"), logging.getLogger()
+    ours = [h for h in (*kaizen.handlers, *root.handlers) if isinstance(h, logging.StreamHandler)
+            and (h in kaizen.handlers or getattr(h, "_kaizen", False))]
+    saved_streams = [h.stream for h in ours]
+    saved_env = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    for h in ours:
+        h.stream = err  # not setStream: it flushes the old stream, which pytest may have closed
+    try:
+        with (_logging_kept(), contextlib.chdir(cwd), contextlib.redirect_stdout(out),
+              contextlib.redirect_stderr(err)):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse: --help, bad usage
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        for h, stream in zip(ours, saved_streams, strict=True):
+            h.stream = stream
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return Ran(["kaizen", *args], code, _text(out), _text(err))
+
+
+
+# -- collection: the fast subset, xdist groups, the guard ---------------------------------------------------
+
+#: ``make test-fast``: the unit tests of the rules, gates, checks, trust, ledger and policy, and a few real cycles
+#: on real MLflow, so that every package is exercised. A file maps to None (all its tests) or to test names.
+FAST: dict[str, set[str] | None] = {}
+
+_ALL_FILES = pytest.StashKey[set]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Before any deselection (``-m``, ``-k``): remember which files were collected (for the guard below), mark
+    the ``FAST`` tests ``fast``, and keep a module whose tests share a module-scoped fixture on one xdist worker."""
+    root = Path(__file__).resolve().parent
+    config.stash[_ALL_FILES] = {Path(str(item.path)).resolve() for item in items}
+    for item in items:
+        rel = Path(str(item.path)).resolve().relative_to(root.parent).as_posix()
+        if rel in FAST and (FAST[rel] is None or getattr(item, "originalname", item.name) in FAST[rel]):
+            item.add_marker(pytest.mark.fast)
+        info = getattr(item, "_fixtureinfo", None)
+        if info is not None and not item.get_closest_marker("xdist_group") and any(
+                defs and defs[-1].scope in ("module", "class") for defs in info.name2fixturedefs.values()):
+            item.add_marker(pytest.mark.xdist_group(rel))
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Fail a whole-suite run when a ``tests/**/test_*.py`` file was not collected.
+    """Fail a run over the whole ``tests`` folder when a ``tests/**/test_*.py`` file was not collected.
 
     pytest silently skips folders it treats as output (``norecursedirs``: ``build``, ``dist``, ...);
-    a test file there would never run. Only a run over the whole ``tests`` folder is checked.
+    a test file there would never run. The check compares the files on disk with those collected before
+    any ``-m``/``-k`` selection, so a marker-selected run (``make test-fast``) is checked too and never
+    fails for the files it deselected; under xdist each worker collects everything and checks.
     """
     root = Path(__file__).resolve().parent
     args = [Path(a.split("::")[0]).resolve() for a in session.config.args] or [root]
     opt = session.config.option
-    if not any(a == root or a == root.parent for a in args) or opt.keyword or opt.markexpr:
+    if not any(a == root or a == root.parent for a in args):
         return
     ignored = [Path(p).resolve() for p in (opt.ignore or []) + (opt.ignore_glob or [])]
     on_disk = {p.resolve() for p in root.rglob("test_*.py") if "__pycache__" not in p.parts
                and not any(p.resolve() == i or i in p.resolve().parents for i in ignored)}
-    collected = {Path(str(item.fspath)).resolve() for item in session.items}
+    collected = session.config.stash.get(_ALL_FILES, None)
+    if collected is None:  # nothing was collected at all (modifyitems is not called then)
+        collected = {Path(str(item.path)).resolve() for item in session.items}
     missing = sorted(str(p.relative_to(root.parent)) for p in on_disk - collected)
     if missing:
         raise pytest.UsageError("test files that pytest did not collect (rename their folders or fix "

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +11,7 @@ from kaizen.commands.bootstrap import bootstrap
 from kaizen.cycle import run_cycle
 from kaizen.ledger import Ledger
 from kaizen.registry import Registry
-from tests.conftest import Home, make_home
+from tests.conftest import Home, kaizen_main, make_home
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +79,7 @@ def test_broken_policy_is_a_clear_message_and_a_recorded_skip(booted: Home) -> N
     good = path.read_text()
     path.write_text(good.replace('metric = "roc_auc"', 'metric = "auc"'))
     try:
-        r = subprocess.run([sys.executable, "-m", "kaizen", "once", "churn"], cwd=booted.root,
-                           capture_output=True, text=True, timeout=300)
+        r = kaizen_main("once", "churn", cwd=booted.root)
     finally:
         path.write_text(good)
     assert r.returncode == 78 and "Traceback" not in r.stderr
@@ -97,8 +94,7 @@ def test_unparsable_policy_is_reported_too(booted: Home) -> None:
     path = booted.root / "policies" / "broken.toml"
     path.write_text("[model\n")
     try:
-        r = subprocess.run([sys.executable, "-m", "kaizen", "once", str(path)], cwd=booted.root,
-                           capture_output=True, text=True, timeout=300)
+        r = kaizen_main("once", str(path), cwd=booted.root)
     finally:
         path.unlink()
     assert r.returncode == 78 and "Traceback" not in r.stderr and "not valid TOML" in r.stderr

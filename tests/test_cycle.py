@@ -15,7 +15,7 @@ from kaizen.commands.bootstrap import bootstrap
 from kaizen.cycle import run_cycle
 from kaizen.ledger import Ledger
 from kaizen.registry import Registry
-from tests.conftest import by_hand
+from tests.conftest import by_hand, kaizen_main, restore_bootstrap
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,12 +26,22 @@ def registry_of(home) -> Registry:
 
 @pytest.fixture
 def booted(home):
+    """A home with a champion: the session's real bootstrap under the base policy, copied."""
+    rec = restore_bootstrap(home)
+    assert rec.decision == "promoted" and rec.kind == "bootstrap"
+    return home
+
+
+@pytest.fixture
+def bootstrapped(home):
+    """A home bootstrapped here, for the test of the bootstrap itself."""
     rec = bootstrap(home.config(), home.policy())
     assert rec.decision == "promoted" and rec.kind == "bootstrap"
     return home
 
 
-def test_bootstrap_registers_a_champion_with_a_baseline(booted) -> None:
+def test_bootstrap_registers_a_champion_with_a_baseline(bootstrapped) -> None:
+    booted = bootstrapped
     reg = registry_of(booted)
     champ = reg.champion("churn")
     assert champ is not None and champ.version == "1"
@@ -145,14 +155,12 @@ def test_manual_mode_waits_for_approval_then_promotes(booted) -> None:
     assert rec.decision == "awaiting_approval", rec.reasons
     reg = registry_of(booted)
     assert reg.champion("churn").version == "1"
-    r = subprocess.run([sys.executable, "-m", "kaizen", "approve", rec.id, "--by", "alice"], cwd=booted.root,
-                       capture_output=True, text=True, timeout=300)
+    r = kaizen_main("approve", rec.id, "--by", "alice", cwd=booted.root)
     assert r.returncode == 0, r.stderr
     assert reg.champion("churn").version == rec.challenger["version"]
     records = Ledger(booted.config().ledger_path).records()
     assert records[-1].kind == "approval" and records[-1].resolves == rec.id and records[-1].actor == "alice"
-    again = subprocess.run([sys.executable, "-m", "kaizen", "approve", rec.id], cwd=booted.root,
-                           capture_output=True, text=True, timeout=300)
+    again = kaizen_main("approve", rec.id, cwd=booted.root)
     assert again.returncode == 1 and "already answered" in again.stderr
 
 

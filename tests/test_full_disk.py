@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,8 +25,8 @@ from kaizen.run.journal import Journal
 from kaizen.run.recovery import recover
 from kaizen.run.runner import MAX_ERROR_CHARS, RunContext, UnwrittenDecision, retry_unwritten, run, unwritten
 from kaizen.run.runtime import Runtime
+from tests.conftest import Ran, kaizen_main, restore_bootstrap
 
-ROOT = Path(__file__).resolve().parents[1]
 PAGE = 4096  # tmpfs allocates whole pages: the room left in a file's last page needs no new space
 BIG_REASON = "y" * 6000  # a decision larger than any page's room
 
@@ -273,12 +272,10 @@ PROMOTE = {"trigger": {"drift_share": 0.05}, "gates": {"min_improvement": 0.0, "
 
 @pytest.fixture
 def booted(home, tmpfs):
-    """A bootstrapped home whose state folder is a 32 MiB tmpfs, with the concept-drift batch arrived."""
-    from kaizen.commands.bootstrap import bootstrap
-
-    home.write_policy(PROMOTE)
+    """A bootstrapped home (the session's bootstrap, copied) whose state folder is a 32 MiB tmpfs, with the
+    concept-drift batch arrived."""
     tmpfs(home.root / "state", "32m")
-    assert bootstrap(home.config(), home.policy()).decision == "promoted"
+    assert restore_bootstrap(home, PROMOTE).decision == "promoted"
     home.arrive(3)
     return home
 
@@ -325,11 +322,8 @@ def _align_log_to_a_page(cfg) -> None:
     assert cfg.ledger_path.stat().st_size % PAGE == 0
 
 
-def kaizen(home, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAIZEN_TEST_")}
-    env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run([sys.executable, "-m", "kaizen", "--config", str(home.root / "config.toml"), *args],
-                          capture_output=True, text=True, env=env, cwd=home.root, timeout=600)
+def kaizen(home, *args: str) -> Ran:
+    return kaizen_main("--config", str(home.root / "config.toml"), *args, cwd=home.root)
 
 
 def test_once_on_a_full_disk_exits_1_with_one_line_saying_the_decision_could_not_be_written(booted) -> None:

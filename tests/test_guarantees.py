@@ -23,7 +23,7 @@ from kaizen.ledger import Ledger
 from kaizen.registry import Registry
 from kaizen.registry.champion import CACHE_DIR
 from kaizen.run.journal import Journal
-from tests.conftest import PROMOTE
+from tests.conftest import PROMOTE, kaizen_main, restore_bootstrap
 
 ROOT = Path(__file__).resolve().parents[1]
 def kaizen(home, *args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -64,7 +64,7 @@ def test_a_busy_policy_makes_once_exit_75_naming_the_holder(promoting) -> None:
     from kaizen.run.locks import PolicyLock
 
     with PolicyLock(promoting.config().state_dir, "churn"):
-        out = kaizen(promoting, "once", "churn")
+        out = kaizen_main("--config", str(promoting.root / "config.toml"), "once", "churn", cwd=promoting.root)
     assert out.returncode == 75, out.stderr
     assert f"policy 'churn' is busy: another kaizen process (pid {os.getpid()})" in out.stderr
     assert Journal(promoting.config().state_dir, promoting.config().ledger_path).pending() == []
@@ -85,7 +85,8 @@ def test_sigkill_of_once_is_recovered_by_the_next_command(promoting, point: str,
     assert reg.champion("churn").version == "1"
 
     promoting.write_policy(PROMOTE)
-    out = kaizen(promoting, "once", "churn")  # the next command settles the dead one first
+    out = kaizen_main("--config", str(promoting.root / "config.toml"), "once", "churn",
+                      cwd=promoting.root)  # the next command settles the dead one first
     assert out.returncode == 0, out.stderr[-2000:]
     recs = Ledger(cfg.ledger_path).records()
     dead = [r for r in recs if r.id == entry["id"]]
@@ -110,9 +111,8 @@ def test_approve_is_refused_when_the_champion_changed(booted_manual) -> None:
 
 @pytest.fixture
 def booted_manual(home):
-    home.write_policy({**PROMOTE, "promotion": {"mode": "manual"}, "gates": {**PROMOTE["gates"],
-                                                                           "refit_on_holdout": False}})
-    assert bootstrap(home.config(), home.policy()).decision == "promoted"
+    assert restore_bootstrap(home, {**PROMOTE, "promotion": {"mode": "manual"},
+                                    "gates": {**PROMOTE["gates"], "refit_on_holdout": False}}).decision == "promoted"
     home.arrive(3)
     rec = run_cycle(home.config(), home.policy())
     assert rec.decision == "awaiting_approval", rec.reasons
@@ -192,8 +192,7 @@ def test_a_corrupt_prediction_cache_is_recomputed(promoting) -> None:
 
 
 def test_a_window_of_two_batches(home) -> None:
-    home.write_policy({"data": {"window_batches": 2}})
-    assert bootstrap(home.config(), home.policy()).decision == "promoted"
+    assert restore_bootstrap(home, {"data": {"window_batches": 2}}).decision == "promoted"
     a, b = home.arrive(0), home.arrive(1)
     rec = run_cycle(home.config(), home.policy())
     assert rec.window["batches"] == [a.name, b.name] and rec.window["rows"] == 1000

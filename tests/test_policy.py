@@ -97,3 +97,26 @@ def test_refit_on_holdout_is_a_boolean_defaulting_to_true(tmp_path: Path) -> Non
     assert load_policy(write(tmp_path, base(gates={"refit_on_holdout": False}))).gates.refit_on_holdout is False
     with pytest.raises(PolicyError, match="gates.refit_on_holdout"):
         load_policy(write(tmp_path, base(gates={"refit_on_holdout": "yes"})))
+
+
+def test_the_plugins_settings_join_their_tables_and_importing_stays_cheap(tmp_path: Path) -> None:
+    """GateSpec / TriggerSpec / ChecksSpec are assembled from the plugins on first use: importing kaizen.policy
+    loads no numeric library, and loading a policy (``kaizen status`` does) loads no pandas or model library."""
+    import pickle
+    import subprocess
+    import sys
+
+    from kaizen import policy as P
+
+    pol = load_policy(write(tmp_path, base(gates={"max_brier_loss": 0.01}, trigger={"min_labelled_share": 0.5})))
+    assert type(pol.gates) is P.GateSpec and pol.gates.max_brier_loss == 0.01
+    assert type(pol.trigger) is P.TriggerSpec and pol.trigger.min_labelled_share == 0.5
+    assert pickle.loads(pickle.dumps(pol.gates)) == pol.gates  # the class is found by its module and name
+    code = ("import sys\nimport kaizen.policy as p\n"
+            "before = sorted(m for m in ('numpy', 'pandas') if m in sys.modules)\n"
+            f"p.load_policy({str(write(tmp_path, base(), 'q.toml'))!r})\n"
+            "after = sorted(m for m in ('pandas', 'sklearn', 'optuna', 'mlflow', 'evidently', 'featuretools') "
+            "if m in sys.modules)\nprint(before, after)")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "[] []", out.stdout + out.stderr

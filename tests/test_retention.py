@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +16,7 @@ from kaizen.config import load_config
 from kaizen.errors import ConfigError
 from kaizen.ledger import Ledger, Record
 from kaizen.registry import Registry
-from tests.conftest import by_hand
+from tests.conftest import by_hand, copy_template, kaizen_main, seed_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = 86400.0
@@ -73,13 +71,27 @@ def _age(path: Path, days: float) -> None:
 @pytest.fixture
 def state(tmp_path: Path) -> State:
     """A home of its own, for a test that deletes."""
-    return _build(tmp_path / "home")
+    return _copy(tmp_path / "home")
 
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> State:
     """One home for the tests that only plan (and leave it as they found it)."""
-    return _build(tmp_path_factory.mktemp("retention") / "home")
+    return _copy(tmp_path_factory.mktemp("retention") / "home")
+
+
+def _copy(root: Path) -> State:
+    """The home :func:`_build` makes, built once per session and copied to ``root`` (files keep their ages)."""
+
+    def build(at: Path) -> None:
+        st = _build(at)
+        (at / "built.json").write_text(json.dumps({"runs": st.runs, "files": {k: str(p) for k, p in st.files.items()}}))
+
+    copy_template("tests/test_retention.py _build", build, root)
+    built = json.loads((root / "built.json").read_text())
+    cfg = load_config(root / "config.toml")
+    return State(root, cfg, Registry.from_config(cfg), runs={int(v): r for v, r in built["runs"].items()},
+                 files={k: Path(p) for k, p in built["files"].items()})
 
 
 def _build(root: Path) -> State:
@@ -90,6 +102,7 @@ def _build(root: Path) -> State:
 
     (root / "policies").mkdir(parents=True)
     (root / "config.toml").write_text('[state]\ndir = "state"\n' + SETTINGS)
+    seed_registry(root)
     cfg = load_config(root / "config.toml")
     reg = Registry.from_config(cfg)
     x, y = np.arange(20.0).reshape(-1, 1), np.array([0] * 10 + [1] * 10)
@@ -244,18 +257,14 @@ def test_keep_champions_zero_lets_every_unprotected_retired_version_go(shared: S
 
 def test_kaizen_gc_dry_run_prints_the_plan(shared: State) -> None:
     state = shared
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "DO_NOT_TRACK": "true",
-           "MLFLOW_DISABLE_TELEMETRY": "true", "GIT_PYTHON_REFRESH": "quiet"}
-    r = subprocess.run([sys.executable, "-m", "kaizen", "gc", "--dry-run"], cwd=state.root, capture_output=True,
-                       text=True, timeout=300, env=env)
+    r = kaizen_main("gc", "--dry-run", cwd=state.root)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"would delete {len(_expected(state))} item(s), ")
     assert "churn v1  (retired, beyond the newest 2 versions of churn)" in r.stdout
     assert f"{state.files['r_old']}  (older than 14 days (20.0 days old))" in r.stdout
     assert "churn v8: champion" in r.stdout
     assert state.files["r_old"].exists() and state.model_dir(1).exists()
-    j = subprocess.run([sys.executable, "-m", "kaizen", "gc", "--dry-run", "--json"], cwd=state.root,
-                       capture_output=True, text=True, timeout=300, env=env)
+    j = kaizen_main("gc", "--dry-run", "--json", cwd=state.root)
     doc = json.loads(j.stdout)
     assert doc["dry_run"] is True and doc["result"] is None
     assert {(i["kind"], i["target"]) for i in doc["plan"]["items"]} == _expected(state)

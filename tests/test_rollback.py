@@ -33,7 +33,7 @@ from kaizen.policy import load_policy
 from kaizen.registry import Registry
 from kaizen.run.journal import Journal, Step
 from kaizen.run.runner import run
-from tests.conftest import BASE_POLICY, by_hand, to_toml
+from tests.conftest import BASE_POLICY, by_hand, copy_template, restore_bootstrap, seed_registry, to_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,14 +66,26 @@ class Reg:
 
 
 def make_reg(root: Path, versions: int = 3, promotion: dict[str, Any] | None = None) -> Reg:
+    """The registry built once per session for these arguments, copied to ``root``."""
+    copy_template(f"tests/test_rollback.py make_reg {versions} {promotion!r}",
+                  lambda r: _build_reg(r, versions, promotion), root)
+    return _open(root)
+
+
+def _open(root: Path) -> Reg:
+    cfg = load_config(root / "config.toml")
+    return Reg(root, cfg, Registry.from_config(cfg))
+
+
+def _build_reg(root: Path, versions: int, promotion: dict[str, Any] | None) -> Reg:
     import mlflow
     from sklearn.linear_model import LogisticRegression
 
     (root / "policies").mkdir(parents=True)
     (root / "config.toml").write_text('[state]\ndir = "state"\n')
-    cfg = load_config(root / "config.toml")
-    reg = Registry.from_config(cfg)
-    st = Reg(root, cfg, reg)
+    seed_registry(root)
+    st = _open(root)
+    reg = st.registry
     st.write_policy(promotion or {})
     x, y = np.arange(20.0).reshape(-1, 1), np.array([0] * 10 + [1] * 10)
     for v in range(1, versions + 1):
@@ -127,12 +139,18 @@ def quiet(st: Reg, champion: str, *, metric: float, baseline: float, batch: str,
 
 @pytest.fixture
 def served(tmp_path: Path) -> Reg:
-    """v1 bootstrapped (baseline 0.78), two quiet cycles of v1 (the last read baseline 0.76), v2 promoted over it."""
-    st = make_reg(tmp_path / "home")
-    promote(st, "1", replaced=None, holdout=0.78)
-    quiet(st, "1", metric=0.77, baseline=0.78, batch="b1")
-    quiet(st, "1", metric=0.75, baseline=0.76, batch="b2")
-    promote(st, "2", replaced="1", holdout=0.81, champion_holdout=0.77, baseline=0.76)
+    """v1 bootstrapped (baseline 0.78), two quiet cycles of v1 (the last read baseline 0.76), v2 promoted over it.
+
+    Built once per session, copied here."""
+
+    def build(root: Path) -> None:
+        st = _build_reg(root, 3, None)
+        promote(st, "1", replaced=None, holdout=0.78)
+        quiet(st, "1", metric=0.77, baseline=0.78, batch="b1")
+        quiet(st, "1", metric=0.75, baseline=0.76, batch="b2")
+        promote(st, "2", replaced="1", holdout=0.81, champion_holdout=0.77, baseline=0.76)
+
+    st = _open(copy_template("tests/test_rollback.py served", build, tmp_path / "home"))
     assert st.registry.baseline("churn") == 0.81 and st.champion() == "2"
     return st
 
@@ -305,13 +323,11 @@ def test_a_killed_rollback_is_settled_by_the_next_run(served: Reg, point: str) -
 
 def test_kaizen_rollback_and_history_after_a_real_promoting_cycle(home, capsys) -> None:
     from kaizen.cli import main
-    from kaizen.commands.bootstrap import bootstrap
     from kaizen.cycle import run_cycle
     from tests.test_guarantees import PROMOTE
 
-    home.write_policy(PROMOTE)
+    assert restore_bootstrap(home, PROMOTE).decision == "promoted"
     cfg = home.config()
-    assert bootstrap(cfg, home.policy()).decision == "promoted"
     home.arrive(3)
     promoted = run_cycle(cfg, home.policy())
     assert promoted.decision == "promoted", promoted.reasons

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kaizen.commands.bootstrap import bootstrap
 from kaizen.cycle import run_cycle
 from kaizen.ledger import Ledger
 from kaizen.notify import event_of
+from tests.conftest import restore_bootstrap
 
 
 def _batch(home, index: int) -> pd.DataFrame:
@@ -32,7 +32,8 @@ def _relabel(frame: pd.DataFrame, share: float, seed: int = 0) -> pd.DataFrame:
 
 @pytest.fixture
 def booted(home):
-    assert bootstrap(home.config(), home.policy()).decision == "promoted"
+    """A home with a champion: the session's real bootstrap under the base policy, copied."""
+    assert restore_bootstrap(home).decision == "promoted"
     return home
 
 
@@ -111,8 +112,8 @@ def test_a_sign_flipped_column_is_a_data_incident_the_cycle_holds_and_the_champi
 def test_with_on_ambiguous_block_an_ambiguous_challenger_is_rejected_instead_of_waiting(home) -> None:
     """The label_shift concept-change case of tests/test_cost.py: with trust.on_ambiguous = "block" the challenger
     that passed every gate is rejected, with the finding first; no setting promotes it unattended."""
-    home.write_policy({"trigger": {"drift_share": 0.05}, "trust": {"on_ambiguous": "block"}})
-    assert bootstrap(home.config(), home.policy()).decision == "promoted"
+    assert restore_bootstrap(home, {"trigger": {"drift_share": 0.05}, "trust": {"on_ambiguous": "block"}}
+                             ).decision == "promoted"
     home.arrive(3)
     home.arrive(4)
     rec = run_cycle(home.config(), home.policy())

@@ -42,9 +42,11 @@ import numpy as np
 import pandas as pd
 
 from kaizen.challenger import features as feats
+from kaizen.challenger.families import FAMILIES, default_families
+from kaizen.challenger.families import family as family_named
 from kaizen.data.schema import Schema
 from kaizen.errors import BuildError
-from kaizen.policy import FAMILIES, Policy
+from kaizen.policy import Policy
 
 __all__ = ["BuildResult", "build_challenger", "make_pipeline", "refit", "trial_params", "BUILD_FORMAT"]
 
@@ -110,54 +112,25 @@ class BuildResult:
 
 # --------------------------------------------------------------------------- search space
 
+#: recipe keys that are not the estimator's: searched for every family
+_SHARED = ("window_fraction", "engineered")
+
+
 def _suggest(trial: Any, families: tuple[str, ...], window_fractions: tuple[float, ...]) -> tuple[str, dict]:
-    """Sample one configuration; param names are prefixed per family so ranges never clash."""
+    """Sample one configuration: the family, its hyperparameters (:mod:`kaizen.challenger.families`; trial
+    parameters prefixed per family so ranges never clash), the training window and the features."""
     family = trial.suggest_categorical("family", list(families))
-    p: dict[str, Any] = {}
-    if family == "hist_gradient_boosting":
-        p["learning_rate"] = trial.suggest_float("hgb_learning_rate", 0.02, 0.3, log=True)
-        p["max_leaf_nodes"] = trial.suggest_int("hgb_max_leaf_nodes", 8, 64)
-        p["min_samples_leaf"] = trial.suggest_int("hgb_min_samples_leaf", 10, 100)
-        p["l2_regularization"] = trial.suggest_float("hgb_l2_regularization", 1e-4, 1.0, log=True)
-        p["max_iter"] = trial.suggest_int("hgb_max_iter", 50, 300)
-    elif family == "random_forest":
-        p["n_estimators"] = trial.suggest_int("rf_n_estimators", 50, 150)
-        p["max_depth"] = trial.suggest_int("rf_max_depth", 3, 16)
-        p["min_samples_leaf"] = trial.suggest_int("rf_min_samples_leaf", 1, 20)
-        p["max_features"] = trial.suggest_categorical("rf_max_features", ["sqrt", 0.5])
-    elif family == "logistic_regression":
-        p["C"] = trial.suggest_float("lr_C", 1e-3, 100.0, log=True)
-    elif family == "ridge":
-        p["alpha"] = trial.suggest_float("ridge_alpha", 1e-3, 100.0, log=True)
-    else:
-        raise ValueError(f"unknown model family {family!r}")
+    p = family_named(family).suggest(trial)
     p["window_fraction"] = trial.suggest_categorical("window_fraction", list(window_fractions))
     p["engineered"] = trial.suggest_categorical("engineered", [True, False])
     return family, p
 
 
 def _estimator(family: str, params: dict[str, Any], task: str, seed: int) -> Any:
-    hp = {k: v for k, v in params.items() if k not in ("window_fraction", "engineered")}
-    classify = task == "binary_classification"
-    if family == "hist_gradient_boosting":
-        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-
-        cls = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
-        return cls(early_stopping=False, random_state=seed, **hp)
-    if family == "random_forest":
-        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-
-        cls = RandomForestClassifier if classify else RandomForestRegressor
-        return cls(n_jobs=1, random_state=seed, **hp)
-    if family == "logistic_regression" and classify:
-        from sklearn.linear_model import LogisticRegression
-
-        return LogisticRegression(max_iter=2000, random_state=seed, **hp)
-    if family == "ridge" and not classify:
-        from sklearn.linear_model import Ridge
-
-        return Ridge(random_state=seed, **hp)
-    raise ValueError(f"model family {family!r} does not fit task {task!r}; allowed: {FAMILIES.get(task)}")
+    f = family_named(family)
+    if task not in f.tasks:
+        raise ValueError(f"model family {family!r} does not fit task {task!r}; allowed: {FAMILIES.get(task)}")
+    return f.estimator({k: v for k, v in params.items() if k not in _SHARED}, task, seed)
 
 
 def make_pipeline(family: str, params: dict[str, Any], *, task: str, numeric: tuple[str, ...],
@@ -169,7 +142,7 @@ def make_pipeline(family: str, params: dict[str, Any], *, task: str, numeric: tu
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median", keep_empty_features=True))]
-    if family in ("logistic_regression", "ridge"):
+    if family_named(family).scale:
         steps.append(("scale", StandardScaler()))
     parts: list[tuple[str, Any, list[str]]] = []
     if numeric:
@@ -284,7 +257,7 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
     wall0, cpu0 = time.perf_counter(), time.thread_time()
     spec, bspec = policy.model, policy.build
     seed = bspec.seed if seed is None else int(seed)
-    families = tuple(bspec.families) or FAMILIES[spec.task]
+    families = tuple(bspec.families) or default_families(spec.task)
     skewed = feats.batch_dependent(bspec.trans_primitives)
     if skewed:
         raise BuildError(f"build.trans_primitives {skewed!r} are computed over the whole batch being scored "
@@ -425,25 +398,21 @@ def refit(result: BuildResult, rows: pd.DataFrame, *, schema: Schema, policy: Po
                                cpu_seconds=time.thread_time() - cpu0, wall_seconds=time.perf_counter() - wall0)
 
 
-_PREFIX = {"hist_gradient_boosting": "hgb_", "random_forest": "rf_", "logistic_regression": "lr_", "ridge": "ridge_"}
-
-
 def trial_params(family: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """A finished recipe's configuration in the search's parameter names (for ``enqueue``)."""
+    f = family_named(family)
     out: dict[str, Any] = {"family": family}
     for k, v in params.items():
-        out[k if k in ("window_fraction", "engineered") else _PREFIX.get(family, "") + k] = v
+        out[k if k in _SHARED else f.trial_name(k)] = v
     return out
 
 
 def _params(trial: Any) -> tuple[str, dict[str, Any]]:
     """Family and unprefixed hyperparameters of a finished trial."""
     family = trial.params["family"]
-    params: dict[str, Any] = {}
-    for key, value in trial.params.items():
-        if key == "family":
-            continue
-        params[key.split("_", 1)[1] if key.startswith(("hgb_", "rf_", "lr_", "ridge_")) else key] = value
+    f = family_named(family)
+    params = {key if key in _SHARED else f.param_name(key): value
+              for key, value in trial.params.items() if key != "family"}
     return family, params
 
 

@@ -322,7 +322,7 @@ def _work_folders(config: Config, s: RetentionSettings, now: float) -> list[Item
     folder = config.work_dir
     if not folder.is_dir():
         return []
-    journal = Journal(config.state_dir, config.ledger_path).dir
+    journal = Journal(config.state_dir, config.ledger_path).dir  # the embedded journal folder (files to sweep)
     running = {p.stem for p in journal.glob("*.json")} if journal.is_dir() else set()
     out = []
     for p in sorted(folder.iterdir()):

@@ -83,7 +83,7 @@ def shadow_verdict(work: Any, policy: Policy, window: Window, mon: Any, past: Pa
 
 
 def promote_shadow(work: Any, policy: Policy, champion: Any, shadowed: ShadowVerdict) -> Outcome:
-    from kaizen.registry.promotion import StaleChampion, commit
+    from kaizen.registry.promotion import PromotionRefused, commit
 
     registry, shadow = work.registry, shadowed.version
     work.journal(Step.PROMOTING, version=shadow.version, replaced=champion.version)
@@ -91,7 +91,7 @@ def promote_shadow(work: Any, policy: Policy, champion: Any, shadowed: ShadowVer
         commit(registry, policy.name, shadow.version, metric=policy.model.metric, cycle_id=work.cycle_id,
                reason=f"replaced by shadow version {shadow.version} in cycle {work.cycle_id}",
                judged_against=shadow.tags.get("kaizen.shadow_of"))
-    except StaleChampion as exc:
+    except PromotionRefused as exc:
         registry.tag(policy.name, shadow.version, {"kaizen.status": "rejected"})
         registry.drop_shadow(policy.name)
         return Outcome("rejected", str(exc), also=(shadowed.why,))
@@ -108,7 +108,7 @@ def settle(work: Any, policy: Policy, champion: str, version: str, gated: str, j
     ``ask`` (:func:`kaizen.monitor.rules.ambiguity`): the evidence is ambiguous; its verdict ``asks``
     waits for a person and ``blocks`` rejects, whatever ``promotion.mode`` says.
     """
-    from kaizen.registry.promotion import StaleChampion, commit
+    from kaizen.registry.promotion import PromotionRefused, commit
 
     registry, cid = work.registry, work.cycle_id
     of = f" (refit of version {gated})" if version != gated else ""
@@ -134,7 +134,7 @@ def settle(work: Any, policy: Policy, champion: str, version: str, gated: str, j
         commit(registry, policy.name, version, metric=policy.model.metric,
                reason=f"replaced by version {version} in cycle {cid}", cycle_id=cid,
                judged_against=champion, holdout_metric=judged.challenger["holdout_metric"])
-    except StaleChampion as exc:
+    except PromotionRefused as exc:  # a stale champion, or (scale-out) a fenced epoch
         registry.tag(policy.name, version, {"kaizen.status": "rejected"})
         return Outcome("rejected", str(exc))
     work.journal(Step.PROMOTED, version=version, replaced=champion)

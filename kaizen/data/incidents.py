@@ -37,7 +37,8 @@ at 1,000 rows. Where two detectors would tell one story, one does: ``sign_flip``
 ``rescaled`` and ``offset``, ``copied_column`` before the others (see :mod:`kaizen.data.checks`).
 
 This module knows nothing of checks or policies beyond the thresholds it is handed:
-:mod:`kaizen.data.checks` turns each :class:`Finding` into a ``CheckResult``.
+:mod:`kaizen.data.checks` turns each :class:`Finding` into a ``CheckResult`` (one module per check,
+``sign_flip.py`` ... ``copied_column.py``, which also declare the thresholds).
 """
 
 from __future__ import annotations
@@ -45,12 +46,14 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
-from kaizen.policy import ChecksSpec
+if TYPE_CHECKING:  # pandas loads when a detector runs: the policy reader imports the check modules
+    import pandas as pd
+
+    from kaizen.data.checks import ChecksSpec
 
 __all__ = ["GRID", "Finding", "LevelShape", "NumericShape", "ReferenceShapes", "copied_columns", "distance",
            "level_counts", "offset", "remapped", "rescaled", "sign_flip"]
@@ -137,6 +140,8 @@ def _label(value: Any) -> str:
 
 def level_counts(s: pd.Series) -> pd.Series:
     """Level (:func:`_label`) -> count of the non-null values of ``s``, most frequent first."""
+    import pandas as pd
+
     counts = s.value_counts(dropna=True)
     out = pd.Series(counts.to_numpy(), index=[_label(v) for v in counts.index], dtype="int64")
     if out.index.has_duplicates:
@@ -155,6 +160,8 @@ class ReferenceShapes:
 
     @classmethod
     def build(cls, reference: pd.DataFrame, numerical: Sequence[str], categorical: Sequence[str]) -> ReferenceShapes:
+        import pandas as pd
+
         numeric = {}
         for c in numerical:
             shape = NumericShape.of(pd.to_numeric(reference[c], errors="coerce").to_numpy("float64", na_value=np.nan))
@@ -178,6 +185,8 @@ class ReferenceShapes:
 
 
 def _columns(frame: pd.DataFrame, numerical: Sequence[str], categorical: Sequence[str]) -> dict[str, np.ndarray]:
+    import pandas as pd
+
     out = {c: pd.to_numeric(frame[c], errors="coerce").to_numpy("float64", na_value=np.nan)
            for c in numerical if c in frame.columns}
     cats = [c for c in categorical if c in frame.columns and not pd.api.types.is_datetime64_any_dtype(frame[c])]
@@ -500,6 +509,8 @@ def copied_columns(frame: pd.DataFrame, shapes: ReferenceShapes, numerical: Sequ
 
 def _own_distance(s: pd.Series, column: str, shapes: ReferenceShapes) -> float:
     """How far a column's batch values sit from its own reference (quantile distance or total variation)."""
+    import pandas as pd
+
     if column in shapes.numeric:
         ref = shapes.numeric[column]
         v = pd.to_numeric(s, errors="coerce").to_numpy("float64", na_value=np.nan)

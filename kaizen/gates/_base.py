@@ -2,7 +2,11 @@
 
 A gate reads :class:`Evidence` (champion and challenger predictions on the
 same rows) and the policy's ``[gates]`` thresholds, and returns a
-:class:`GateResult` with the numbers behind its verdict. Gates never load
+:class:`GateResult` with the numbers behind its verdict. A gate module declares
+everything else about its gate on its class: its place in the suite (``order``),
+when the policy turns it on (:meth:`Gate.enabled`), the ``[gates]`` settings it adds
+(``settings``: a dataclass of :func:`kaizen._fields.setting` fields) and the tasks it
+can judge (``tasks``, with ``switch`` the setting that turns it on). Gates never load
 models, touch the registry or change anything: they are functions of their
 evidence, so each is tested on hand-made predictions. Two gates call the
 loaded challenger the evidence carries: latency times its ``predict``,
@@ -14,7 +18,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -79,9 +83,24 @@ class GateResult:
 
 
 class Gate(ABC):
-    """One regression test a challenger must pass. Subclasses set ``name``."""
+    """One regression test a challenger must pass. Subclasses set ``name`` and ``order``; a gate is stateless.
 
-    name: str = ""
+    ``order``: gates run in increasing order (a rejection lists the failures in that order);
+    ``settings``: the ``[gates]`` settings this gate adds to :class:`kaizen.policy.GateSpec` (None: it reads
+    shared ones only); ``tasks``: the tasks it can judge (None: every task), ``switch``: the setting that turns
+    it on, named when a policy of another task sets it.
+    """
+
+    name: ClassVar[str] = ""
+    order: ClassVar[int] = 0
+    settings: ClassVar[type | None] = None
+    tasks: ClassVar[tuple[str, ...] | None] = None
+    switch: ClassVar[str] = ""
+
+    def enabled(self, gates: Any) -> bool:
+        """Whether the policy's ``[gates]`` (a :class:`kaizen.policy.GateSpec`) turn this gate on; always, unless
+        overridden."""
+        return True
 
     @abstractmethod
     def check(self, evidence: Evidence) -> GateResult:

@@ -58,6 +58,10 @@ class BehaviourGate(Gate):
     """Every ``[[gates.invariance]]`` holds and (``gates.check_schema``) the input schema is accepted."""
 
     name = "behaviour"
+    order = 60
+
+    def enabled(self, gates: Any) -> bool:
+        return bool(gates.check_schema or gates.invariance)
 
     def check(self, evidence: Evidence) -> GateResult:
         spec = evidence.policy.gates

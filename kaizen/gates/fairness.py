@@ -48,6 +48,12 @@ class FairnessGate(Gate):
     """The challenger's parity gap is at most the champion's + ``gates.fairness_tolerance``."""
 
     name = "fairness"
+    order = 50
+    tasks = ("binary_classification",)
+    switch = "fairness_column"
+
+    def enabled(self, gates: Any) -> bool:
+        return gates.fairness_column is not None
 
     def check(self, evidence: Evidence) -> GateResult:
         policy, h, frame = evidence.policy, evidence.holdout, evidence.holdout_frame

@@ -32,6 +32,7 @@ class GoldenGate(Gate):
     """Non-inferiority on the golden set: the lower confidence bound of the change is above ``-golden_margin``."""
 
     name = "golden"
+    order = 30
 
     def check(self, evidence: Evidence) -> GateResult:
         g = evidence.golden

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kaizen.gates._base import Evidence, Gate, GateResult
 from kaizen.metrics import improvement
 
@@ -10,6 +12,10 @@ class ImprovementGate(Gate):
     """``improvement(challenger, champion) >= gates.min_improvement`` on the holdout rows."""
 
     name = "improvement"
+    order = 20
+
+    def enabled(self, gates: Any) -> bool:
+        return gates.promotion_test == "margin"
 
     def check(self, evidence: Evidence) -> GateResult:
         metric = evidence.policy.model.metric

@@ -11,6 +11,7 @@ its load: set the budget with headroom.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +27,10 @@ class LatencyGate(Gate):
     """p95 over ``gates.latency_repeats`` timed predictions of 1,000 rows <= ``gates.max_latency_ms_per_1000``."""
 
     name = "latency"
+    order = 70
+
+    def enabled(self, gates: Any) -> bool:
+        return gates.max_latency_ms_per_1000 is not None
 
     def check(self, evidence: Evidence) -> GateResult:
         spec = evidence.policy.gates

@@ -12,6 +12,7 @@ class SanityGate(Gate):
     regression values within a wide band around the training target's range."""
 
     name = "sanity"
+    order = 10
     #: regression predictions may leave the training range by this many range widths
     range_slack = 1.0
 

@@ -17,6 +17,8 @@ must find the challenger better at the same level (two-sided p below
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from kaizen.gates._base import Evidence, Gate, GateResult, Labelled
@@ -54,6 +56,10 @@ class SignificanceGate(Gate):
     ``gates.min_effect`` (accuracy: and McNemar's mid-p test finds the challenger better)."""
 
     name = "significance"
+    order = 20
+
+    def enabled(self, gates: Any) -> bool:
+        return gates.promotion_test == "significance"
 
     def check(self, evidence: Evidence) -> GateResult:
         policy, h = evidence.policy, evidence.holdout

@@ -9,6 +9,8 @@ environment files), counted when the version is downloaded to be loaded
 
 from __future__ import annotations
 
+from typing import Any
+
 from kaizen.gates._base import Evidence, Gate, GateResult
 
 __all__ = ["MB", "SizeGate"]
@@ -20,6 +22,10 @@ class SizeGate(Gate):
     """``challenger_bytes / 1e6 <= gates.max_model_mb``."""
 
     name = "size"
+    order = 80
+
+    def enabled(self, gates: Any) -> bool:
+        return gates.max_model_mb is not None
 
     def check(self, evidence: Evidence) -> GateResult:
         budget = evidence.policy.gates.max_model_mb

@@ -59,6 +59,10 @@ class SlicesGate(Gate):
     """Every judged slice shows non-inferiority: its lower confidence bound is above ``-gates.slice_tolerance``."""
 
     name = "slices"
+    order = 40
+
+    def enabled(self, gates: Any) -> bool:
+        return bool(gates.slices)
 
     def check(self, evidence: Evidence) -> GateResult:
         policy, h, frame = evidence.policy, evidence.holdout, evidence.holdout_frame

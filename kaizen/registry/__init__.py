@@ -80,6 +80,8 @@ class Registry:
         self.artifact_location = artifact_location.rstrip("/")
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
         self._monitoring = {} if monitoring_runs is None else monitoring_runs
+        #: the scale-out path's promotion fence (kaizen.scale.fence.Fence); None on the embedded default
+        self.fence: Any = None
 
     @classmethod
     def from_config(cls, config: Any, *, runtime: Any = None) -> Registry:
@@ -93,6 +95,11 @@ class Registry:
                                     f"{marker.name} to start a new, empty registry on purpose")
         registry = cls(config.tracking_uri, config.registry_uri, config.artifact_location,
                        monitoring_runs=None if runtime is None else runtime.monitoring_runs)
+        url = getattr(getattr(config, "coordination", None), "url", None)
+        if url:  # a promotion is fenced by the epoch the work was enqueued under (none: a person's command)
+            from kaizen.scale.fence import Fence
+
+            registry.fence = Fence(url, epoch=getattr(runtime, "epoch", None))
         if not marker.exists():
             try:
                 from kaizen._io import write_atomic
@@ -211,12 +218,18 @@ class Registry:
         self.client.delete_registered_model_alias(name, CHALLENGER)
 
     def promote(self, name: str, version: str, *, reason: str, cycle_id: str) -> Version | None:
-        """Make ``version`` the champion; return the version it replaced (tagged as retired)."""
+        """Make ``version`` the champion; return the version it replaced (tagged as retired).
+
+        The only method that moves ``@champion``. On the scale-out path (``fence`` set) the move is
+        fenced: a durable intent written with the scheduler-epoch check (:mod:`kaizen.scale.fence`).
+        """
         old = self.champion(name)
         now = utcnow()
         self.tag(name, version, {"kaizen.promoted_at": now, "kaizen.promoted_by": cycle_id,
                                  "kaizen.status": "champion"})
-        self.client.set_registered_model_alias(name, CHAMPION, str(version))  # the commit point
+        with (self.fence.promotion(name, str(version), old.version if old else None, cycle_id=cycle_id,
+                                   reason=reason) if self.fence is not None else contextlib.nullcontext()):
+            self.client.set_registered_model_alias(name, CHAMPION, str(version))  # the commit point
         try:
             self.describe(name, version, f"Serving since {now}: {reason.replace('replaced by', 'promoted as')}.",
                           append=True)

@@ -12,10 +12,14 @@ from typing import Any
 
 from kaizen.errors import KaizenError
 
-__all__ = ["StaleChampion", "commit"]
+__all__ = ["PromotionRefused", "StaleChampion", "commit"]
 
 
-class StaleChampion(KaizenError):
+class PromotionRefused(KaizenError):
+    """A promotion refused before the alias moved: the cycle records a rejection saying why."""
+
+
+class StaleChampion(PromotionRefused):
     """The champion changed between judging a challenger and promoting it."""
 
 

@@ -144,7 +144,6 @@ class Journal:
             entry["report"] = getattr(draft, "report", None)
         try:
             payload = json.dumps(redact_obj(entry), default=json_default, allow_nan=False).encode()
-            self.dir.mkdir(parents=True, exist_ok=True)
             self._write(draft.id, payload, step)
             with self._lock:
                 self._written[draft.id] = step
@@ -156,7 +155,11 @@ class Journal:
         _test_hooks(step, entry.get("record"), self.ledger_path)
 
     def _write(self, cycle_id: str, payload: bytes, step: str) -> None:
-        """Write the entry atomically; on a full disk, ``decided`` goes through the reserve (module docstring)."""
+        """Write the entry atomically; on a full disk, ``decided`` goes through the reserve (module docstring).
+
+        The storage hooks (``_write``, ``_reserve``, ``remove``, ``pending``, ``path``) are what another backend
+        replaces (:class:`kaizen.scale.journal.PgJournal`); building the entry is :meth:`mark`'s alone."""
+        self.dir.mkdir(parents=True, exist_ok=True)
         path = self.path(cycle_id)
         try:
             write_atomic(path, payload)

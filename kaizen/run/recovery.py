@@ -146,11 +146,11 @@ def _settle(entry: dict[str, Any], ledger: Ledger, registry: Any, cost: dict[str
 def recover_all(config: Config, journal: Journal, *, registry: Any = None,
                 alive: set[str] | frozenset[str] = frozenset()) -> list[Record]:
     """Settle the unfinished runs of every policy whose lock is free (a busy policy's run is alive)."""
-    from kaizen.run.locks import PolicyLock
+    from kaizen.run.backend import lock_for
 
     written: list[Record] = []
     for name in dict.fromkeys(e["policy"] for e in journal.pending()):
-        lock = PolicyLock(config.state_dir, name)
+        lock = lock_for(config, name)
         if not lock.try_acquire():
             log.info("%s: a run is in progress in another process; its journal is left to it", name)
             continue

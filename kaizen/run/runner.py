@@ -52,12 +52,12 @@ from kaizen.config import Config
 from kaizen.cost import CostModel, today
 from kaizen.errors import KaizenError, LedgerError, RegistryError
 from kaizen.ledger import Ledger, Record, clean_floats, describe_os_error, new_cycle_id
+from kaizen.run.backend import journal_for, lock_for
 from kaizen.run.journal import Journal, Step
-from kaizen.run.locks import PolicyLock
 from kaizen.run.runtime import Runtime
 
-__all__ = ["Draft", "RunContext", "UnwrittenDecision", "disk_full", "mirror", "retry_unwritten", "run",
-           "unwritten"]
+__all__ = ["Draft", "RunContext", "UnwrittenDecision", "disk_full", "mirror", "recover_policy", "retry_unwritten",
+           "run", "unwritten"]
 
 log = logging.getLogger("kaizen.run.runner")
 
@@ -187,8 +187,8 @@ def run(config: Config, policy: str, body: Callable[[RunContext], Record], *, ki
     when neither the promotion log nor the journal could hold the decision (module docstring).
     """
     runtime = runtime or Runtime()
-    with PolicyLock(config.state_dir, policy, wait_seconds=wait_seconds):
-        journal = Journal(config.state_dir, config.ledger_path)
+    with lock_for(config, policy, wait_seconds=wait_seconds):
+        journal = journal_for(config)
         ledger = Ledger(config.ledger_path)
         _recover(config, journal, policy, registry, runtime)  # leaves alone the cycles whose decision is kept
         _append_kept(config, policy, runtime, registry=registry)
@@ -252,7 +252,7 @@ def retry_unwritten(config: Config, runtime: Runtime, *, registry: Any = None) -
     """
     written: list[Record] = []
     for name in dict.fromkeys(r.policy for r in unwritten(runtime, config)):
-        lock = PolicyLock(config.state_dir, name)
+        lock = lock_for(config, name)
         if not lock.try_acquire():
             continue
         try:
@@ -267,7 +267,7 @@ def _append_kept(config: Config, policy: str, runtime: Runtime, *, registry: Any
     todo = [r for r in unwritten(runtime, config) if r.policy == policy]
     if not todo:
         return []
-    ledger, journal = Ledger(config.ledger_path), Journal(config.state_dir, config.ledger_path)
+    ledger, journal = Ledger(config.ledger_path), journal_for(config)
     out = []
     try:
         known = {r.id for r in ledger.records()}
@@ -305,6 +305,18 @@ def _recover(config: Config, journal: Journal, policy: str, registry: Any, runti
                 alive={r.id for r in unwritten(runtime, config)})
     except Exception as exc:  # recovery is retried by the next run; it must not block this one
         log.error("recovery of %s's unfinished runs failed (%s); will retry", policy, exc)
+
+
+def recover_policy(config: Config, policy: str, *, runtime: Runtime | None = None,
+                   wait_seconds: float = 60.0) -> list[Record]:
+    """Settle ``policy``'s unfinished runs now, under its lock (a worker after killing a cycle at its deadline)."""
+    from kaizen.run.recovery import recover
+
+    runtime = runtime or Runtime()
+    with lock_for(config, policy, wait_seconds=wait_seconds):
+        registry, _ = _open_registry(config, runtime)
+        return recover(config, journal_for(config), policy=policy, registry=registry,
+                       alive={r.id for r in unwritten(runtime, config)})
 
 
 def _open_registry(config: Config, runtime: Runtime) -> tuple[Any, str]:

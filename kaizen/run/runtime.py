@@ -79,9 +79,11 @@ class ModelCache:
 class Runtime:
     """The per-process state of runs: kept decisions, loaded champions, monitoring runs, reference profiles."""
 
-    def __init__(self, *, model_cache_size: int = 8) -> None:
+    def __init__(self, *, model_cache_size: int = 8, epoch: int | None = None) -> None:
         from kaizen.monitor.profile import ReferenceCache
 
+        #: the scheduler epoch the work was enqueued under (scale-out: a promotion is fenced by it); None otherwise
+        self.epoch = epoch
         self.kept = Kept()
         self.models = ModelCache(model_cache_size)
         #: (tracking URI, model, version) -> the version's monitoring run id (kaizen.registry.Registry.monitoring_run)

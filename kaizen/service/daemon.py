@@ -13,6 +13,11 @@ Cycle failures never leave :meth:`Service.run_policy`: the cycle records them
 (``run_cycle`` never raises for a failed cycle), the policy backs off, the
 other policies go on.
 
+On the scale-out path (``[coordination] url``) the replicas compete for the scheduler's lease
+(:mod:`kaizen.service.leader`): the leader's schedule enqueues cycles for ``kaizen worker`` processes
+(:mod:`kaizen.scale.queue`) instead of running them, and re-queues the jobs of workers whose heartbeat
+stopped; the others stand by (``/readyz`` says ``standby``) and take over when its lease expires.
+
 A full disk: every tick first appends the decisions that could not be written
 (kept in memory, :func:`kaizen.run.runner.retry_unwritten`, or in the journal, by
 recovery), and ``/readyz`` answers 503 once the state folder's file system has
@@ -27,8 +32,11 @@ import os
 import queue
 import threading
 import time
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from apscheduler.schedulers import SchedulerNotRunningError
 
 from kaizen._io import write_atomic
 from kaizen.config import Config
@@ -85,6 +93,10 @@ class Service:
         self._idle = threading.Condition()
         self._active = 0
         self._status_lock = threading.Lock()
+        #: the scale-out path: the lease this replica competes for, and the queue its schedule fills
+        self.coordinated = bool(config.coordination.url)
+        self.leadership: Any = None
+        self.queue: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     def run(self) -> int:
@@ -93,19 +105,23 @@ class Service:
             return 0
         try:
             jobs.attach(self)
-            recovered = recover_all(self.config, self.journal, alive=self._alive())
-            if recovered:
-                log.warning("recovered %d interrupted cycle(s)", len(recovered))
+            if not self.coordinated:  # on the scale-out path the workers recover a policy's runs before its next one
+                recovered = recover_all(self.config, self.journal, alive=self._alive())
+                if recovered:
+                    log.warning("recovered %d interrupted cycle(s)", len(recovered))
             self.metrics.seed(Ledger(self.config.ledger_path).records())
             self.scheduler = make_scheduler(self.settings)
             self.scheduler.start(paused=True)
             self.reload("start")
             housekeeping.schedule(self.scheduler, self.config, stop=self.stop)
-            self.scheduler.resume()
+            if self.coordinated:
+                self._lead()  # resumes the schedule only while this replica holds the lease
+            else:
+                self.scheduler.resume()
             self.http = HealthServer(self.settings.host, self.settings.port, ready=self.ready,
                                      metrics=self.metrics.render).start()
             self._start_ui()
-            self.state = "running"
+            self.state = "standby" if self.coordinated and not self.leadership.leading else "running"
             self.write_status()
             log.info("kaizen service running (pid %d, state %s, http://%s:%d)", os.getpid(), self.config.state_dir,
                      self.http.host, self.http.port)
@@ -150,8 +166,14 @@ class Service:
         grace = self.settings.shutdown_grace_seconds
         self.state = "stopping"
         self.stop.set()
+        if self.leadership is not None:
+            self.leadership.release()
+        if self.queue is not None:
+            with suppress(Exception):
+                self.queue.close()
         log.info("stopping: no new cycles; waiting up to %gs for running ones", grace)
-        self.scheduler.shutdown(wait=False)
+        with suppress(SchedulerNotRunningError):  # its loop failed and it shut itself down already
+            self.scheduler.shutdown(wait=False)
         self.write_status()
         deadline = time.monotonic() + grace
         with self._idle:
@@ -187,6 +209,44 @@ class Service:
             return
         log.info("review pages at %s/ (%s)", self.ui.url, self.ui.mode)
 
+    # -- the scale-out path: lead or stand by ----------------------------------------------------
+    def _lead(self) -> None:
+        from kaizen.scale.lease import Lease
+        from kaizen.scale.queue import app_for
+        from kaizen.service.leader import Leadership
+
+        coord = self.config.coordination
+        self.queue = app_for(coord.url)
+        self.queue.open()
+        self.leadership = Leadership(Lease(coord.url, ttl_seconds=coord.lease_seconds), self._leading, self.stop)
+        self.leadership.start()
+
+    def _leading(self, term: Any) -> None:
+        """The lease changed hands: resume the schedule when this replica leads, pause it when it does not."""
+        if term is not None:
+            self.scheduler.resume()
+            self.state = "running"
+        else:
+            self.scheduler.pause()
+            self.state = "standby"
+        self.write_status()
+
+    def _enqueue(self, name: str) -> None:
+        """A leader's tick of a policy: queue one cycle for the workers, carrying this term's epoch."""
+        from kaizen.scale.queue import enqueue_cycle, retry_stalled
+
+        term = self.leadership.term if self.leadership is not None else None
+        if term is None:  # stepped down since the tick was due
+            return
+        try:
+            job = enqueue_cycle(self.queue, name, epoch=term.epoch)
+            if job is not None:
+                log.info("%s: cycle queued (job %s, epoch %d)", name, job, term.epoch)
+            retry_stalled(self.config.coordination.url,
+                          seconds_since_heartbeat=self.config.coordination.stalled_seconds)
+        except Exception as exc:  # the database went away: the lease thread steps down; the next tick retries
+            log.error("%s: cannot queue the cycle: %s", name, " ".join(str(exc).split())[:300])
+
     # -- policies and jobs -----------------------------------------------------------------------
     def reload(self, why: str) -> None:
         if not self.policies.scan() and why == "rescan":
@@ -203,8 +263,11 @@ class Service:
         log.info("policies reloaded (%s): %d in service, %d broken", why, len(active), len(self.policies.broken()))
 
     def run_policy(self, name: str) -> None:
-        """One scheduled tick of a policy (on a scheduler worker thread)."""
+        """One scheduled tick of a policy (on a scheduler worker thread); on the scale-out path, an enqueue."""
         if self.stop.is_set():
+            return
+        if self.coordinated:
+            self._enqueue(name)
             return
         policy = self.policies.active().get(name)
         h = self.health.get(name)
@@ -286,12 +349,18 @@ class Service:
 
     # -- health and status -----------------------------------------------------------------------
     def _scheduler_alive(self) -> bool:
-        """The scheduler runs, and so does its thread (an error in its job store, a full disk, ends the thread)."""
-        thread = getattr(self.scheduler, "_thread", None)  # APScheduler 3's BackgroundScheduler
-        return (self.state == "running" and bool(self.scheduler and self.scheduler.running)
-                and (thread is None or thread.is_alive()))
+        """The scheduler runs: its loop failing (a job store it cannot write, a full disk) shuts it down
+        (:class:`~kaizen.service.scheduler.ServiceScheduler`), so its state says so."""
+        return self.state == "running" and self.scheduler is not None and self.scheduler.running
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
+        if self.coordinated and self.state in ("standby", "running") and not (
+                self.leadership is not None and self.leadership.leading):
+            seen = self.leadership.seen if self.leadership is not None else None
+            return False, {"scheduler": "standby", "leader": seen.holder if seen else None,
+                           "epoch": seen.epoch if seen else None,
+                           **({"coordination": self.leadership.error} if self.leadership and self.leadership.error
+                              else {})}
         sched = self._scheduler_alive()
         reg_ok, reg_detail = self._registry_ok()
         disk_ok, disk_detail = self.disk()
@@ -302,12 +371,16 @@ class Service:
     def write_status(self) -> None:
         """``<state>/service.json``: what ``kaizen status`` shows about the live daemon."""
         try:
-            runs = next_runs(self.scheduler) if self.scheduler is not None and self.state == "running" else {}
+            runs = (next_runs(self.scheduler.get_jobs()) if self.scheduler is not None and self.state == "running"
+                    else {})
         except Exception:
             runs = {}
         active = self.policies.active()
+        lead = self.leadership
         doc = {
             "pid": os.getpid(), "state": self.state, "started": self.started, "updated": utcnow(),
+            **({"lease": {"leading": lead.leading, **((lead.term or lead.seen).to_dict() if (lead.term or lead.seen)
+                                                      else {})}} if lead is not None else {}),
             "http": {"host": self.http.host, "port": self.http.port} if self.http else None,
             "policies": {name: {"file": str(pol.path), "schedule": pol.schedule.describe(),
                                 "next_run": runs.get(name),

@@ -5,17 +5,30 @@ model name as argument), never as callables, so the store survives restarts
 and code reloads. Per job: ``max_instances=1``, ``coalesce=True`` (missed runs
 collapse into one), ``misfire_grace_time`` from config. One scheduler per job
 store: the state-folder lock (:mod:`kaizen.service.lock`) enforces it.
+
+The scheduler is :class:`ServiceScheduler`: its loop runs on a thread of ours, so
+that a loop that fails (APScheduler updates each job's next run time in the store
+from the loop; on a full disk that raises) shuts the scheduler down where
+everyone can see it: ``scheduler.running`` turns False and listeners hear
+``EVENT_SCHEDULER_SHUTDOWN``. No private attribute of APScheduler is read.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from contextlib import suppress
 from typing import Any
 
+from apscheduler.events import EVENT_SCHEDULER_STARTED
+from apscheduler.schedulers import SchedulerNotRunningError
+from apscheduler.schedulers.blocking import BlockingScheduler
+
 from kaizen.config import ServiceSettings
+from kaizen.ledger import iso_utc
 from kaizen.policy import Policy, ScheduleSpec
 
-__all__ = ["JOB_FUNC", "JOB_PREFIX", "make_scheduler", "make_trigger", "sync_jobs"]
+__all__ = ["JOB_FUNC", "JOB_PREFIX", "ServiceScheduler", "make_scheduler", "make_trigger", "next_runs", "sync_jobs"]
 
 JOB_FUNC = "kaizen.service.jobs:run_policy"
 JOB_PREFIX = "cycle:"
@@ -32,12 +45,54 @@ def make_trigger(schedule: ScheduleSpec) -> Any:
     return IntervalTrigger(seconds=schedule.every_seconds, timezone="UTC")
 
 
-def make_scheduler(settings: ServiceSettings) -> Any:
+class ServiceScheduler(BlockingScheduler):
+    """APScheduler's blocking scheduler, its loop on a daemon thread (``kaizen-scheduler``) that we own.
+
+    :meth:`start` returns once the scheduler has started (``EVENT_SCHEDULER_STARTED``), paused or
+    not, like ``BackgroundScheduler``; an error while starting is raised to the caller. When the loop
+    raises later (the job store cannot be written), ``BackgroundScheduler``'s thread just ends while
+    the scheduler still says it runs; here the error is logged and the scheduler shut down, so
+    ``running`` is False and ``EVENT_SCHEDULER_SHUTDOWN`` listeners are told. Running jobs finish.
+    """
+
+    def start(self, paused: bool = False) -> None:
+        started = threading.Event()  # set by EVENT_SCHEDULER_STARTED, or when the thread ends without it
+        up: list[bool] = []
+        failed: list[BaseException] = []
+
+        def on_started(event: Any) -> None:
+            up.append(True)
+            started.set()
+
+        self.add_listener(on_started, EVENT_SCHEDULER_STARTED)
+        try:
+            threading.Thread(target=self._serve, args=(paused, started, failed), name="kaizen-scheduler",
+                             daemon=True).start()
+            started.wait()
+        finally:
+            self.remove_listener(on_started)
+        if not up:
+            raise failed[0] if failed else RuntimeError("the scheduler did not start")
+
+    def _serve(self, paused: bool, started: threading.Event, failed: list[BaseException]) -> None:
+        try:
+            BlockingScheduler.start(self, paused=paused)  # returns when the scheduler is shut down
+        except BaseException as exc:
+            failed.append(exc)
+            if started.is_set():  # the loop failed: say so, and stop where the service sees it
+                log.error("the scheduler stopped: its loop failed (%s: %s); no cycle runs until the daemon "
+                          "restarts", type(exc).__name__, exc, exc_info=exc)
+                with suppress(SchedulerNotRunningError):  # the service may be stopping it at the same time
+                    self.shutdown(wait=False)
+        finally:
+            started.set()
+
+
+def make_scheduler(settings: ServiceSettings) -> ServiceScheduler:
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-    from apscheduler.schedulers.background import BackgroundScheduler
 
-    return BackgroundScheduler(
+    return ServiceScheduler(
         jobstores={"default": SQLAlchemyJobStore(url=settings.jobstore_url)},
         executors={"default": ThreadPoolExecutor(settings.workers)},
         job_defaults={"coalesce": True, "max_instances": 1,
@@ -68,10 +123,12 @@ def sync_jobs(scheduler: Any, policies: dict[str, Policy]) -> None:
         log.info("scheduled %s %s", pol.name, pol.schedule.describe())
 
 
-def next_runs(scheduler: Any) -> dict[str, str | None]:
+def next_runs(jobs: Any) -> dict[str, str | None]:
+    """Each policy's next run time (``2026-11-26T14:45:00Z``, None when paused) from APScheduler jobs: a
+    scheduler's ``get_jobs()`` or a job store's ``get_all_jobs()``."""
     out = {}
-    for job in scheduler.get_jobs():
+    for job in jobs:
         if job.id.startswith(JOB_PREFIX):
             t = job.next_run_time
-            out[job.id[len(JOB_PREFIX):]] = t.isoformat(timespec="seconds").replace("+00:00", "Z") if t else None
+            out[job.id[len(JOB_PREFIX):]] = iso_utc(t.timestamp()) if t else None
     return out

@@ -39,9 +39,9 @@ from kaizen.config import Config
 from kaizen.errors import BusyError, KaizenError
 from kaizen.ledger import DECISIONS
 from kaizen.redact import redact
-from kaizen.ui import pages
 from kaizen.ui.auth import COOKIE, Session, Sessions, read_token, same
 from kaizen.ui.logview import LogView, Query, Row, cache_file, parse_when
+from kaizen.ui.pages import Pages, Viewer
 
 __all__ = ["App", "Request", "Response", "UIServer"]
 
@@ -125,6 +125,7 @@ class App:
         self.settings = config.ui
         self.token = token
         self.view = LogView(config.ledger_path, cache=cache_file(config))
+        self.pages = Pages()
         self.sessions = Sessions(self.settings.session_hours * 3600)
         self.roots = report_roots(config)
         self.static = {p.name: p for p in STATIC.iterdir() if p.suffix in _TYPES} if STATIC.is_dir() else {}
@@ -151,7 +152,7 @@ class App:
         try:
             resp = self._route(req, session)
         except KaizenError as exc:
-            resp = _html(400, pages.message_page("Bad request", str(exc), self._viewer(session)))
+            resp = _html(400, self.pages.message("Bad request", str(exc), self._viewer(session)))
         if fresh and session is not None:
             cookie = f"{COOKIE}={session.id}; Path=/; HttpOnly; SameSite=Strict"
             resp.headers.append(("Set-Cookie", cookie + ("; Secure" if self.secure_cookie else "")))
@@ -177,8 +178,8 @@ class App:
             return self.sessions.new(), True
         return s, False
 
-    def _viewer(self, s: Session | None) -> pages.Viewer:
-        return pages.Viewer(review=bool(self.token), authed=bool(s and s.authed), csrf=s.csrf if s else "",
+    def _viewer(self, s: Session | None) -> Viewer:
+        return Viewer(review=bool(self.token), authed=bool(s and s.authed), csrf=s.csrf if s else "",
                             by=s.by if s else "")
 
     def _expired(self, rows: list[Row]) -> set[str]:
@@ -201,7 +202,7 @@ class App:
         viewer = self._viewer(session)
         if not parts:
             snap = self.view.snapshot()
-            return _html(200, pages.overview_page(snap, viewer, chart_points=self.settings.chart_points,
+            return _html(200, self.pages.overview(snap, viewer, chart_points=self.settings.chart_points,
                                                   expired=self._expired(snap.waiting()),
                                                   healths=self._healths(snap.policies())))
         if parts == ["decisions"]:
@@ -212,14 +213,14 @@ class App:
             return self._report(parts[1], viewer)
         if parts == ["login"]:
             nxt = _local(req.query.get("next", ["/"])[0])
-            return _html(200, pages.login_page(viewer, next_url=nxt, waiting=len(self.view.snapshot().waiting())))
+            return _html(200, self.pages.login(viewer, next_url=nxt, waiting=len(self.view.snapshot().waiting())))
         if len(parts) == 2 and parts[0] == "static" and parts[1] in self.static:
             f = self.static[parts[1]]
             return Response(200, f.read_bytes(), _TYPES[f.suffix], [("Cache-Control", "max-age=3600")])
-        return _html(404, pages.message_page("Not found", f"nothing at {req.path}", viewer))
+        return _html(404, self.pages.message("Not found", f"nothing at {req.path}", viewer))
 
     # -- pages --------------------------------------------------------------------------------------
-    def _list(self, req: Request, viewer: pages.Viewer) -> Response:
+    def _list(self, req: Request, viewer: Viewer) -> Response:
         q = req.query
         raw = {k: (q.get(k) or [""])[0].strip() for k in ("policy", "since", "until", "open", "page")}
         bad = [d for d in q.get("decision", []) if d not in DECISIONS]
@@ -240,7 +241,7 @@ class App:
             raise KaizenError(f"page must be a whole number; got {raw['page']!r}") from None
         end = len(rows) - (page - 1) * size
         shown = rows[max(0, end - size):end][::-1]  # newest first
-        return _html(200, pages.decisions_page(snap, viewer, query, shown, page=page, pages=pages_n, total=len(rows),
+        return _html(200, self.pages.decisions(snap, viewer, query, shown, page=page, pages=pages_n, total=len(rows),
                                                expired=self._expired(snap.waiting()), raw=raw))
 
     def _find(self, record_id: str) -> tuple[Any, Row | None, Any]:
@@ -266,25 +267,25 @@ class App:
             return None, f"{rec.report} is no longer there (retention deletes old reports)"
         return real, ""
 
-    def _detail(self, record_id: str, viewer: pages.Viewer, *, error: str = "", status: int = 200,
+    def _detail(self, record_id: str, viewer: Viewer, *, error: str = "", status: int = 200,
                 notice: str = "") -> Response:
         snap, row, rec = self._find(record_id)
         if row is None or rec is None:
-            return _html(404, pages.message_page("Not found", f"no record {record_id!r} in the promotion log", viewer,
+            return _html(404, self.pages.message("Not found", f"no record {record_id!r} in the promotion log", viewer,
                                                  waiting=len(snap.waiting())))
         path, note = self._report_path(rec)
         waiting = rec.decision == "awaiting_approval" and rec.id not in snap.resolved
-        return _html(status, pages.decision_page(
+        return _html(status, self.pages.decision(
             row, rec, snap, viewer, report_url=f"/decisions/{quote(rec.id, safe='')}/report" if path else None,
             report_note=note, expired=bool(waiting and self._expired([row])), error=error, notice=notice))
 
-    def _report(self, record_id: str, viewer: pages.Viewer) -> Response:
+    def _report(self, record_id: str, viewer: Viewer) -> Response:
         _, row, rec = self._find(record_id)
         if rec is None:
-            return _html(404, pages.message_page("Not found", f"no record {record_id!r} in the promotion log", viewer))
+            return _html(404, self.pages.message("Not found", f"no record {record_id!r} in the promotion log", viewer))
         path, note = self._report_path(rec)
         if path is None:
-            return _html(404, pages.message_page("No report", note, viewer))
+            return _html(404, self.pages.message("No report", note, viewer))
         return Response(200, content_type="text/html; charset=utf-8", file=path,
                         headers=[("Content-Security-Policy", REPORT_CSP)])
 
@@ -292,21 +293,21 @@ class App:
     def _post(self, req: Request, session: Session | None, parts: list[str]) -> Response:
         viewer = self._viewer(session)
         if not self.token:
-            return _html(403, pages.message_page("Read-only", "these pages are read-only: no review token is "
+            return _html(403, self.pages.message("Read-only", "these pages are read-only: no review token is "
                                                  "configured ([ui] token_env)", viewer))
         origin = req.headers.get("origin")
         if origin and origin != "null" and not self._origin_ok(origin, req.headers.get("host", "")):
-            return _html(403, pages.message_page("Refused", "the form was sent from another site", viewer))
+            return _html(403, self.pages.message("Refused", "the form was sent from another site", viewer))
         if len(req.body) > MAX_FORM_BYTES:
-            return _html(413, pages.message_page("Too large", "the form is too large", viewer))
+            return _html(413, self.pages.message("Too large", "the form is too large", viewer))
         form = {k: v[0] for k, v in parse_qs(req.body.decode("utf-8", "replace"), keep_blank_values=True).items()}
         if session is None or not same(form.get("csrf"), session.csrf):
-            return _html(403, pages.message_page("Refused", "the form expired or did not come from these pages "
+            return _html(403, self.pages.message("Refused", "the form expired or did not come from these pages "
                                                  "(CSRF check failed): reload the page and try again", viewer))
         if parts == ["login"]:
             if not same(form.get("token", "").strip(), self.token):
                 time.sleep(WRONG_TOKEN_DELAY)
-                return _html(403, pages.login_page(viewer, next_url=_local(form.get("next", "/")),
+                return _html(403, self.pages.login(viewer, next_url=_local(form.get("next", "/")),
                                                    error="wrong token"))
             new = self.sessions.login(session)
             resp = _redirect(_local(form.get("next", "/")))
@@ -318,7 +319,7 @@ class App:
             return _redirect("/")
         if len(parts) == 3 and parts[0] == "decisions" and parts[2] in ("approve", "reject"):
             return self._answer(parts[1], parts[2], form, session)
-        return _html(404, pages.message_page("Not found", f"nothing to post at {req.path}", viewer))
+        return _html(404, self.pages.message("Not found", f"nothing to post at {req.path}", viewer))
 
     def _origin_ok(self, origin: str, host: str) -> bool:
         return origin in (f"http://{host}", f"https://{host}") or (self.public_origin is not None

@@ -174,13 +174,75 @@ def test_policy_edits_are_picked_up_and_a_broken_edit_keeps_the_last_valid_versi
 
 
 def test_status_imports_nothing_heavy(home) -> None:
-    """``kaizen status`` stays quick by importing no heavy library (its time is in experiments/bench_service.py)."""
+    """``kaizen status`` stays quick by importing no heavy library (its time is in experiments/bench_service.py),
+    also when it reads the next run times from a job store (unpickling the jobs imports their functions)."""
     write_config(home)
     home.write_policy({"schedule": {"every": "15m"}})
     code = ("import sys\nimport kaizen.cli as c\nc.main(['status'])\n"
             "heavy = [m for m in ('mlflow', 'evidently', 'featuretools', 'optuna', 'sklearn', 'pandas') "
             "if m in sys.modules]\nprint('HEAVY', heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=home.root, timeout=60,
-                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+
+    def status() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=home.root, timeout=60,
+                              env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+
+    out = status()
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
     assert "daemon: not running" in out.stdout and "every 15m" in out.stdout
+    assert not (home.root / "state" / "jobs.db").exists()  # reading it did not create it
+
+    from kaizen.service import housekeeping
+    from kaizen.service.scheduler import make_scheduler, sync_jobs
+
+    cfg = home.config()
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    sched = make_scheduler(cfg.service)
+    sched.start(paused=True)
+    sync_jobs(sched, {"churn": home.policy()})
+    housekeeping.schedule(sched, cfg)
+    [job] = [j for j in sched.get_jobs() if j.id == "cycle:churn"]
+    sched.shutdown(wait=False)
+    out = status()
+    assert "HEAVY []" in out.stdout and out.stderr == "", out.stdout + out.stderr
+    stored = job.next_run_time.isoformat(timespec="seconds").replace("+00:00", "Z")
+    assert f"({stored})" in out.stdout  # no daemon: the stored next run, in parentheses
+
+
+def test_a_scheduler_whose_loop_fails_stops_visibly_and_readyz_answers_503(home, caplog) -> None:
+    """APScheduler writes each job's next run time to its store from its loop; when that raises (a full disk:
+    tests/service/test_disk.py does it for real on a tmpfs), the loop ends. The service must learn it from the
+    scheduler's public state and events, not from a private thread attribute."""
+    import threading
+    from datetime import UTC, datetime
+
+    from apscheduler.events import EVENT_SCHEDULER_SHUTDOWN
+    from apscheduler.jobstores.memory import MemoryJobStore
+
+    from kaizen.service.daemon import Service
+    from kaizen.service.scheduler import make_scheduler
+
+    class FullDisk(MemoryJobStore):
+        def update_job(self, job):
+            raise OSError(28, "No space left on device")
+
+    write_config(home)
+    service = Service(home.config())
+    sched = service.scheduler = make_scheduler(service.settings)
+    sched.remove_jobstore("default")
+    sched.add_jobstore(FullDisk(), "default")
+    stopped = threading.Event()
+    sched.add_listener(lambda event: stopped.set(), EVENT_SCHEDULER_SHUTDOWN)
+    sched.start()
+    service.state = "running"
+    try:
+        assert service._scheduler_alive() and service.ready()[1]["scheduler"] == "running"
+        sched.add_job("time:time", "interval", seconds=3600, id="cycle:churn", next_run_time=datetime.now(UTC))
+        assert stopped.wait(30), "the scheduler did not stop"
+        assert not sched.running and not service._scheduler_alive()
+        ok, detail = service.ready()
+        assert not ok and detail["scheduler"] == "stopped (its thread ended; see the log)", detail
+        assert "kaizen_scheduler_running 0.0" in service.metrics.render().decode()
+        assert "the scheduler stopped: its loop failed (OSError: [Errno 28] No space left on device)" in caplog.text
+    finally:
+        if sched.running:
+            sched.shutdown(wait=False)

@@ -119,3 +119,44 @@ def reviewed(tmp_path_factory: pytest.TempPathFactory, churn_data: Path) -> Home
     rec = run_cycle(home.config(), home.policy())
     assert rec.decision == "awaiting_approval" and rec.report, rec.reasons
     return home
+
+
+#: what a hostile (or careless) writer of the promotion log could put in a reason, a policy name or a version
+EVIL = "<script>alert(1)</script>\"'"
+#: how it must appear in the HTML: as text, escaped (Jinja2/markupsafe: " is &#34;, ' is &#39;)
+EVIL_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;&#34;&#39;"
+EVIL_POLICY = f"churn{EVIL}"
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Any:
+    """A home whose log has ``EVIL`` in the reasons, the policy name, the versions and the metric name: a
+    bootstrap, two monitored cycles (the chart), and a challenger awaiting approval (id ``w1``)."""
+    from datetime import UTC, datetime, timedelta
+
+    from kaizen.config import load_config
+    from kaizen.ledger import Ledger, Record
+
+    def ago(hours: float) -> str:  # recent: the waiting challenger must not have expired
+        return (datetime.now(UTC) - timedelta(hours=hours)).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+    (tmp_path / "config.toml").write_text('[state]\ndir = "state"\n')
+    led = Ledger(tmp_path / "state" / "promotion-log.jsonl")
+    champion = {"version": f"1{EVIL}", "metric": f"auc{EVIL}"}
+    monitor = {"drift_share": 0.2, "columns": [{"column": EVIL, "method": "psi", "score": 0.3, "threshold": 0.1,
+                                                "drifted": True}]}
+    for r in (Record(id="b1", policy=EVIL_POLICY, decision="promoted", kind="bootstrap", reasons=(EVIL,),
+                     champion=champion, time=ago(72)),
+              Record(id="c1", policy=EVIL_POLICY, decision="skipped", reasons=(EVIL,), time=ago(48),
+                     champion={**champion, "window_metric": 0.81}, trigger={"monitor": monitor}),
+              Record(id="c2", policy=EVIL_POLICY, decision="skipped", reasons=(EVIL,), time=ago(24),
+                     champion={**champion, "window_metric": 0.79}, trigger={"monitor": monitor}),
+              Record(id="w1", policy=EVIL_POLICY, decision="awaiting_approval", reasons=(EVIL, f"why {EVIL}"),
+                     time=ago(1), champion={**champion, "window_metric": 0.7},
+                     challenger={"version": f"2{EVIL}", "holdout_metric": 0.9},
+                     gates=({"name": f"improvement{EVIL}", "passed": True, "message": EVIL,
+                             "numbers": {"note": EVIL}},),
+                     trigger={"monitor": monitor, "signals": [{"rule": EVIL, "fired": True, "value": 0.3,
+                                                               "threshold": 0.1, "message": EVIL}]})):
+        led.append(r)
+    return load_config(tmp_path / "config.toml")

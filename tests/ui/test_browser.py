@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 
 from kaizen.ledger import Ledger
 from kaizen.ui.server import UIServer
-from tests.ui.conftest import TOKEN
+from tests.ui.conftest import EVIL, EVIL_POLICY, TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -190,6 +191,42 @@ def test_the_list_of_10000_records(browser: Any, tmp_path: Path, shots: Path) ->
         page.goto(server.url + "/")
         assert page.locator("section.card").count() == 3
         page.screenshot(path=str(shots / "overview-10000.png"), full_page=True)
+    finally:
+        context.close()
+        server.close()
+
+
+def test_hostile_record_texts_stay_text_even_without_the_csp(browser: Any, hostile: Any, shots: Path) -> None:
+    """Markup and quotes in a reason, a policy name, a version: shown as text, no script runs. The pages' CSP
+    forbids script anyway; this browser ignores it (``bypass_csp``), so only the templates' escaping is tested."""
+    q = urllib.parse.quote
+    server = UIServer(hostile, port=0, token=TOKEN).start()
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
+    dialogs: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        for path in ("/", "/decisions", f"/decisions?policy={q(EVIL_POLICY)}", "/decisions/w1", "/decisions/c1",
+                     "/decisions/b1", f"/decisions/{q(EVIL, safe='')}", f"/decisions?since={q(EVIL)}"):
+            page.goto(server.url + path)
+            assert page.locator("script").count() == 0 and EVIL.split('"')[0] in page.inner_text("body"), path
+        page.goto(f"{server.url}/login?next=/{q(EVIL)}")
+        assert page.locator("script").count() == 0
+        assert page.locator("input[name=next]").get_attribute("value") == f"/{EVIL}"
+        page.goto(server.url + "/")
+        card = page.locator("section.card")
+        assert card.get_attribute("id") == f"policy-{EVIL_POLICY}" and card.locator("h2").inner_text() == EVIL_POLICY
+        assert card.locator(".champion").inner_text() == f"v1{EVIL}"
+        assert card.locator("svg.chart .marker-awaiting_approval title").text_content().endswith(f"v2{EVIL} (w1)")
+        page.screenshot(path=str(shots / "overview-hostile.png"), full_page=True)
+        page.goto(f"{server.url}/decisions?policy={q(EVIL_POLICY)}")
+        assert page.locator("#f-policy").input_value() == EVIL_POLICY
+        assert page.locator("#decisions tbody tr td:nth-child(3)").all_inner_texts() == [EVIL_POLICY] * 4
+        page.goto(server.url + "/decisions/w1")
+        assert page.locator("#approve").inner_text() == f"Approve: promote v2{EVIL}"
+        assert page.locator("ul.reasons li").all_inner_texts() == [EVIL, f"why {EVIL}"]
+        page.screenshot(path=str(shots / "decision-hostile.png"), full_page=True)
+        assert dialogs == []
     finally:
         context.close()
         server.close()

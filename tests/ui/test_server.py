@@ -27,7 +27,7 @@ from kaizen.config import load_config
 from kaizen.errors import ConfigError
 from kaizen.ledger import Ledger, Record
 from kaizen.ui.server import REPORT_CSP, UIServer
-from tests.ui.conftest import TOKEN
+from tests.ui.conftest import EVIL, EVIL_ESCAPED, EVIL_POLICY, TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -185,6 +185,35 @@ def test_other_hosts_are_refused_and_pages_allow_no_script(servers: tuple[str, s
     status, headers, css = c.get("/static/kaizen.css")
     assert status == 200 and headers["Content-Type"].startswith("text/css") and "--green" in css
     assert c.get("/static/../auth.py")[0] == 404 and c.get("/nowhere")[0] == 404
+
+
+def test_every_page_prints_hostile_record_texts_as_escaped_text(hostile: Any) -> None:
+    """Reasons, a policy name, versions (and what a request echoes back) holding markup and quotes come out as
+    text on every page: escaped by the templates, in element text and in attribute values alike."""
+    server = UIServer(hostile, port=0, token=TOKEN).start()
+    q = urllib.parse.quote
+    try:
+        c = Client(server.url)
+        pages = {"/": 200, "/decisions": 200, f"/decisions?policy={q(EVIL_POLICY)}": 200, "/decisions/w1": 200,
+                 "/decisions/c1": 200, "/decisions/b1": 200, f"/login?next=/{q(EVIL)}": 200,
+                 # the messages quote what was asked for with repr(): \' there
+                 f"/decisions/{q(EVIL, safe='')}": 404, f"/decisions?since={q(EVIL)}": 400}
+        for path, expected in pages.items():
+            status, _, page = c.get(path)
+            assert status == expected, path
+            assert (EVIL_ESCAPED if expected == 200 else "&lt;script&gt;alert(1)&lt;/script&gt;&#34;") in page, path
+            assert "<script" not in page and "alert(1)</" not in page and '"\'' not in page, path
+        _, _, page = c.get("/")
+        assert f'id="policy-churn{EVIL_ESCAPED}"' in page  # an attribute value: the quotes cannot close it
+        # the chart's texts too: a marker's tooltip, the metric's axis
+        assert f"awaiting_approval v2{EVIL_ESCAPED} (w1)</title>" in page and f"auc{EVIL_ESCAPED}</text>" in page
+        _, _, page = c.get(f"/decisions?policy={q(EVIL_POLICY)}")
+        assert f'<option value="churn{EVIL_ESCAPED}" selected>' in page
+        _, _, page = c.get("/decisions/w1")
+        assert f"Approve: promote v2{EVIL_ESCAPED}</button>" in page
+        assert f'value="/{EVIL_ESCAPED}"' in c.get(f"/login?next=/{q(EVIL)}")[2]
+    finally:
+        server.close()
 
 
 def test_the_list_of_10000_records_reads_the_log_once_per_change(tmp_path: Path) -> None:

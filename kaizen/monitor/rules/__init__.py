@@ -1,5 +1,10 @@
 """Trigger rules: every decision about acting, with its reasons. One rule per module.
 
+The registry is the folder: every rule class a module of this package defines with a ``role``
+(``"signal"`` or ``"guard"``) and an ``order`` joins :data:`SIGNALS` or :data:`GUARDS`, and the
+``[trigger]`` settings it declares join :class:`kaizen.policy.TriggerSpec`. Adding a rule is adding
+a module.
+
 Two families share one result type (:class:`RuleResult`: value, threshold,
 verdict, message). *Signals* say the model may need work; *guards* say
 whether this cycle may act on it. Every armed rule reports its numbers,
@@ -30,9 +35,10 @@ cycles read it for hysteresis)
 Combination: ``combine = "any"`` triggers when at least one signal's
 verdict is ``fired``; ``"all"`` when every armed signal's is.
 
-Guards (verdict ``holds`` or ``blocks``), in the order their reasons are given: ``budget``
-(:mod:`.budget`), ``shadow`` (:mod:`.shadow`), ``min_labelled_rows``, ``cooldown``
-(:mod:`.cooldown`; a decisive drop overrides it). A window below ``trigger.min_rows``
+Guards (verdict ``holds`` or ``blocks``), in the order their reasons are given (their declared
+``order``): ``budget`` (:mod:`.budget`), ``shadow`` (:mod:`.shadow`), ``min_labelled_rows``, the
+guards a policy turns on by their own settings, ``cooldown`` (:mod:`.cooldown`; a decisive drop
+overrides it). A window below ``trigger.min_rows``
 (:mod:`.min_rows`) is not judged at all. When no signal triggers and every guard holds, the
 schedule (:mod:`.schedule`) may still ask for a refit of the champion's recipe. Re-baselining:
 :mod:`.rebaseline`. Guards that need the training pool (holdout size, trust blocks, ambiguity):
@@ -48,6 +54,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from kaizen._plugins import classes_in, discover
 from kaizen.monitor.rules._base import (
     DRIFT_SIGNALS,
     PERFORMANCE,
@@ -58,28 +65,28 @@ from kaizen.monitor.rules._base import (
     finite,
 )
 from kaizen.monitor.rules.act import ambiguity, data_findings, holdout_guard, trust_guard
-from kaizen.monitor.rules.budget import BudgetGuard
-from kaizen.monitor.rules.cooldown import COOLDOWN_EVENTS, CooldownGuard
-from kaizen.monitor.rules.drift_share import DriftShareRule
-from kaizen.monitor.rules.min_labelled_rows import MinLabelledRowsGuard
+from kaizen.monitor.rules.cooldown import COOLDOWN_EVENTS
 from kaizen.monitor.rules.min_rows import MinRowsGuard
-from kaizen.monitor.rules.performance_drop import PerformanceDropRule
-from kaizen.monitor.rules.prediction_drift import PredictionDriftRule
 from kaizen.monitor.rules.rebaseline import rebaseline
 from kaizen.monitor.rules.schedule import ScheduledRefit
-from kaizen.monitor.rules.shadow import ShadowGuard
 from kaizen.past import Past
 from kaizen.policy import Policy
 
-__all__ = ["COOLDOWN_EVENTS", "Decision", "GUARDS", "PERFORMANCE", "Rule", "RuleResult", "SIGNALS",
+__all__ = ["COOLDOWN_EVENTS", "Decision", "GUARDS", "PERFORMANCE", "RULES", "Rule", "RuleResult", "SIGNALS",
            "TriggerInputs", "ambiguity", "data_findings", "decide", "holdout_guard", "trust_guard"]
 
+#: every signal and guard, found in this package's modules (each rule declares its ``role`` and ``order``)
+RULES: tuple[Rule, ...] = tuple(sorted(
+    discover(__name__, __path__, lambda m: [cls() for cls in classes_in(m, Rule, where=lambda c: c.role)]),
+    key=lambda x: (x.role, x.order, x.name)))
 #: the signals, in the order they are evaluated and recorded
-SIGNALS: tuple[Rule, ...] = (DriftShareRule(), PredictionDriftRule(), PerformanceDropRule())
+SIGNALS: tuple[Rule, ...] = tuple(x for x in RULES if x.role == "signal")
 #: the guards, in the order a blocked decision gives their reasons
-GUARDS: tuple[Rule, ...] = (BudgetGuard(), ShadowGuard(), MinRowsGuard(), MinLabelledRowsGuard(), CooldownGuard())
+GUARDS: tuple[Rule, ...] = tuple(x for x in RULES if x.role == "guard")
+if {x.role for x in RULES} - {"signal", "guard"}:
+    raise TypeError(f"a trigger rule's role is 'signal' or 'guard'; got {sorted({x.role for x in RULES})}")
 SCHEDULE = ScheduledRefit()
-_PERFORMANCE_RULE = SIGNALS[2]
+_PERFORMANCE_RULE = next(x for x in SIGNALS if x.name == PERFORMANCE)
 
 
 def decide(policy: Policy, inputs: TriggerInputs | Any, baseline: float | None = None) -> Decision:

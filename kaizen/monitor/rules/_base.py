@@ -12,7 +12,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -167,9 +167,18 @@ class Decision:
 
 
 class Rule(ABC):
-    """One trigger rule. Subclasses set ``name`` (the record's ``rule``)."""
+    """One trigger rule. Subclasses set ``name`` (the record's ``rule``).
 
-    name = ""
+    A rule joins the trigger family by declaring ``role`` (``"signal"`` or ``"guard"``) and ``order`` (signals
+    are evaluated and recorded, guards give their reasons, in increasing order); :mod:`kaizen.monitor.rules`
+    finds it in its module. ``settings``: a dataclass of :func:`kaizen._fields.setting` fields the rule adds to
+    ``[trigger]`` (:class:`kaizen.policy.TriggerSpec`); a rule with settings is off until the policy sets them.
+    """
+
+    name: ClassVar[str] = ""
+    role: ClassVar[str] = ""
+    order: ClassVar[int] = 0
+    settings: ClassVar[type | None] = None
 
     @abstractmethod
     def evaluate(self, policy: Policy, inputs: TriggerInputs) -> RuleResult | None:

@@ -15,6 +15,7 @@ __all__ = ["BudgetGuard"]
 
 class BudgetGuard(Rule):
     name = "budget"
+    role, order = "guard", 10
 
     def evaluate(self, policy: Policy, inputs: TriggerInputs) -> RuleResult | None:
         cap = policy.budget.daily_cpu_seconds

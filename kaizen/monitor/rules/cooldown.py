@@ -20,6 +20,7 @@ _WHAT = {"promoted": "a promotion", "rejected": "a rejection",
 
 class CooldownGuard(Rule):
     name = "cooldown"
+    role, order = "guard", 50
 
     def evaluate(self, policy: Policy, inputs: TriggerInputs) -> RuleResult | None:
         need = policy.trigger.cooldown_batches

@@ -10,6 +10,7 @@ __all__ = ["DriftShareRule"]
 
 class DriftShareRule(Rule):
     name = "drift_share"
+    role, order = "signal", 10
 
     def evaluate(self, policy: Policy, inputs: TriggerInputs) -> RuleResult | None:
         thr = policy.trigger.drift_share

@@ -10,6 +10,7 @@ __all__ = ["MinLabelledRowsGuard"]
 
 class MinLabelledRowsGuard(Rule):
     name = "min_labelled_rows"
+    role, order = "guard", 40
 
     def evaluate(self, policy: Policy, inputs: TriggerInputs) -> RuleResult:
         need, rows = policy.trigger.min_labelled_rows, inputs.monitor.labelled_rows

@@ -15,6 +15,7 @@ __all__ = ["MinRowsGuard"]
 
 class MinRowsGuard(Rule):
     name = "min_rows"
+    role, order = "guard", 30
 
     def evaluate(self, policy: Policy, inputs: TriggerInputs) -> RuleResult:
         need, rows = policy.trigger.min_rows, inputs.monitor.rows

@@ -28,6 +28,7 @@ __all__ = ["PerformanceDropRule"]
 
 class PerformanceDropRule(Rule):
     name = PERFORMANCE
+    role, order = "signal", 30
 
     def evaluate(self, policy: Policy, inputs: TriggerInputs) -> RuleResult | None:
         floor = policy.trigger.performance_drop

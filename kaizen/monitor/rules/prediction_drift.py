@@ -10,6 +10,7 @@ __all__ = ["PredictionDriftRule"]
 
 class PredictionDriftRule(Rule):
     name = "prediction_drift"
+    role, order = "signal", 20
 
     def evaluate(self, policy: Policy, inputs: TriggerInputs) -> RuleResult | None:
         pd_ = inputs.monitor.prediction_drift

@@ -10,6 +10,7 @@ __all__ = ["ShadowGuard"]
 
 class ShadowGuard(Rule):
     name = "shadow"
+    role, order = "guard", 20
 
     def evaluate(self, policy: Policy, inputs: TriggerInputs) -> RuleResult | None:
         if inputs.shadow is None:
