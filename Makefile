@@ -14,7 +14,7 @@ export DO_NOT_TRACK         := true
 export MLFLOW_DISABLE_TELEMETRY := true
 export GIT_PYTHON_REFRESH   := quiet
 
-.PHONY: setup demo test lint clean-demo bench-service bench-backtest bench-quiet bench-state bench-cycle bench-log bench-significance bench-incidents
+.PHONY: setup demo test test-fast lint clean-demo bench-service bench-backtest bench-quiet bench-state bench-cycle bench-log bench-significance bench-incidents bench-scale bench-tuning
 
 # constraints.txt: the versions the suite last passed with (README.md, "Two commands": how to refresh it)
 $(STAMP): pyproject.toml constraints.txt
@@ -31,8 +31,15 @@ demo: setup
 	@echo "== kaizen log =="
 	$(BIN)/kaizen log
 
+# the whole suite on three xdist workers (on 2 cores: many tests wait on subprocesses, servers and leases),
+# whole files per worker (module-scoped fixtures are built once), the longest files first (tests/conftest.py,
+# LONGEST_FIRST); every test has a 300 s timeout (pyproject.toml), so a hang fails instead of stalling CI
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder
+
+# the quick loop: the unit tests of every package and a few real cycles (tests/conftest.py, FAST)
+test-fast: setup
+	$(BIN)/python -m pytest -m fast -n 2 --dist loadfile --no-loadscope-reorder
 
 lint: setup
 	$(BIN)/ruff check kaizen tests experiments
@@ -60,6 +67,14 @@ bench-significance: setup
 
 bench-incidents: setup
 	$(BIN)/python experiments/bench_incidents.py
+
+# needs PostgreSQL (KAIZEN_TEST_PG, default postgresql://postgres@127.0.0.1:5432/test): docs/scale-out.md
+bench-scale: setup
+	$(BIN)/python experiments/bench_scale.py
+
+# needs PostgreSQL too: one trial budget with 0-3 `kaizen worker --tune` helpers (docs/scale-out.md#distributed-tuning)
+bench-tuning: setup
+	$(BIN)/python experiments/bench_tuning.py
 
 clean-demo:
 	rm -rf .kaizen experiments/data

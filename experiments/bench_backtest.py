@@ -182,7 +182,8 @@ def evaluate(result: dict[str, Any], drift_points: dict[int, str], records: list
             **ladder(records), "batch_log": batch_log(result, records)}
 
 
-def run_stream(name: str, seed: int, trials: int, n_batches: int | None = None) -> dict[str, Any]:
+def run_stream(name: str, seed: int, trials: int, n_batches: int | None = None,
+               approve_after: int | None = 1) -> dict[str, Any]:
     from kaizen.backtest import plot, run_backtest, summary_table
     from kaizen.ledger import Ledger
     from kaizen.policy import load_policy
@@ -200,7 +201,8 @@ def run_stream(name: str, seed: int, trials: int, n_batches: int | None = None) 
     shutil.rmtree(state, ignore_errors=True)
     t0 = time.perf_counter()
     try:
-        result = run_backtest(load_policy(pol_path), data / "incoming", seed=seed, progress=True, state_dir=state)
+        result = run_backtest(load_policy(pol_path), data / "incoming", seed=seed, progress=True, state_dir=state,
+                              approve_after=approve_after)
         wall = time.perf_counter() - t0
         log_path = state / "state" / "promotion-log.jsonl"
         shutil.copy(log_path, data / "promotion-log.jsonl")
@@ -211,7 +213,7 @@ def run_stream(name: str, seed: int, trials: int, n_batches: int | None = None) 
     plot(result, RESULTS / f"backtest-{name}.png")
     ev = evaluate(result, sc.drift_points, records)
     ev.update(stream=name, kind=spec.kind, task=sc.task, batches=len(sc.batches), drift_points=sc.drift_points,
-              late_labels=lag, wall_seconds=round(wall, 1))
+              late_labels=lag, approve_after=approve_after, wall_seconds=round(wall, 1))
     print(f"\n== {name} ({spec.kind}, {sc.task}, {len(sc.batches)} batches, drift at {sc.drift_points}"
           + ("" if lag is None else f", labels {lag} batches late") + ") ==")
     print(summary_table(result))
@@ -231,13 +233,20 @@ def _verdict(ev: dict[str, Any]) -> str:
              f"{ev['cpu_ratio_retrain']:.2f} (target <= 0.33: {'met' if ev['cpu_target_met'] else 'MISSED'}); "
              f"kaizen / refit_every_batch {ev['cpu_ratio_refit']:.2f}",
              f"builds {ev['builds']}, rungs won {ev['rung_won']}, attempts {ev['rung_attempts']}, quiet cycles "
-             f"{ev['quiet_cycles']} (median {ev['quiet_cpu_median']} CPU s)"]
+             f"{ev['quiet_cycles']} (median {ev['quiet_cpu_median']} CPU s)",
+             f"decisions {_decisions(ev)}"]
     for s in ev["after_drift"]:
         lines.append(f"  drift at {s['drift_at']}, batches {s['from']}-{s['to']}: kaizen {s['kaizen']:.4f} refit "
                      f"{s['refit_every_batch']:.4f} retrain {s['retrain_every_batch']:.4f} -> kaizen better than refit "
                      f"by {_pts(ev, s['kaizen_better_than_refit_by'])} {unit} "
                      f"({'clearly' if s['clearly_better'] else 'NOT clearly'})")
     return "\n".join(lines)
+
+
+def _decisions(ev: dict[str, Any]) -> str:
+    """The kaizen arm's decisions, e.g. ``skipped 20, promoted 3, awaiting_approval 1``."""
+    counts = Counter(b["decision"] for b in ev.get("batch_log") or [])
+    return ", ".join(f"{k} {v}" for k, v in counts.most_common()) or "-"
 
 
 def _rungs(counts: dict[str, int]) -> str:
@@ -250,7 +259,8 @@ def markdown(done: dict[str, dict[str, Any]]) -> str:
     head = ["stream", "metric", "kaizen", "static", "retrain_every_batch", "refit_every_batch", "best baseline",
             "kaizen − best", "after drifts: kaizen − refit", "CPU s kaizen / retrain / refit",
             "CPU kaizen ÷ retrain (≤ 0.33)", "CPU kaizen ÷ refit", "builds / promotions",
-            "rungs won refit/small/full", "rung attempts refit/small/full", "quiet-cycle CPU s (median, n)"]
+            "rungs won refit/small/full", "rung attempts refit/small/full", "quiet-cycle CPU s (median, n)",
+            "decisions"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for name, ev in done.items():
         arrow = "↓" if ev["metric"] == "rmse" else "↑"
@@ -263,7 +273,7 @@ def markdown(done: dict[str, dict[str, Any]]) -> str:
             f"{cpu['kaizen']:.1f} / {cpu['retrain_every_batch']:.1f} / {cpu['refit_every_batch']:.1f}",
             f"{ev['cpu_ratio_retrain']:.2f}" + ("" if ev["cpu_target_met"] else " ✗"), f"{ev['cpu_ratio_refit']:.2f}",
             f"{ev['builds']} / {ev['kaizen_promotions']}", _rungs(ev["rung_won"]), _rungs(ev["rung_attempts"]),
-            f"{ev['quiet_cpu_median']} ({ev['quiet_cycles']})"]) + " |")
+            f"{ev['quiet_cpu_median']} ({ev['quiet_cycles']})", _decisions(ev)]) + " |")
     unit = "points for roc_auc, % (relative) for rmse; positive = kaizen better; ✗ = target missed"
     return "\n".join(lines + ["", f"Differences: {unit}. After drifts: mean over batches p+1..p+{AFTER_DRIFT} of "
                                   "each drift point p, in drift-point order."])
@@ -275,8 +285,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--trials", type=int, default=6)
     ap.add_argument("--batches", type=int, default=None, help="replay only the first N batches (a quick check)")
+    ap.add_argument("--approve-after", default="1", metavar="N|never",
+                    help="how the replay answers a challenger awaiting approval: a person approves it N batches "
+                         "later (default 1), or 'never'")
     ap.add_argument("--out", default=str(RESULTS / "bench_backtest.json"))
     args = ap.parse_args(argv)
+    approve_after = None if args.approve_after == "never" else int(args.approve_after)
 
     from kaizen.logs import configure
 
@@ -286,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     done = json.loads(out.read_text()) if out.exists() else {}
     done = {k: v for k, v in done.items() if "cpu_ratio_refit" in v}  # drop results of the older layout
     for name in args.streams:
-        done[name] = run_stream(name, args.seed, args.trials, args.batches)
+        done[name] = run_stream(name, args.seed, args.trials, args.batches, approve_after)
         out.write_text(json.dumps(done, indent=2, default=str) + "\n")
     table = markdown({k: done[k] for k in ALL_STREAMS if k in done})
     out.with_suffix(".md").write_text(table + "\n")

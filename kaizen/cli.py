@@ -86,15 +86,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _load_policy_or_record(cfg: Any, ref: str, seed: int | None) -> Any:
     """A policy that does not load still leaves a skipped cycle in the log."""
-    from kaizen.ledger import Ledger, Record, new_cycle_id
+    from kaizen.ledger import Record, new_cycle_id
     from kaizen.policy import load_policy
+    from kaizen.run.backend import ledger_for
 
     path = _policy_path(cfg, ref)
     try:
         return load_policy(path)
     except PolicyError as exc:
         name = path.stem
-        Ledger(cfg.ledger_path).append(Record(
+        ledger_for(cfg).append(Record(
             id=new_cycle_id(name), policy=name, decision="skipped", seed=seed,
             reasons=tuple(f"policy not valid: {p}" for p in exc.problems), error=str(exc)))
         raise
@@ -195,26 +196,34 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from kaizen.service.logs import configure_service_logging
 
     configure_service_logging(cfg.service.log_format, cfg.service.log_level)
-    if args.tune:
+    if args.tune:  # distributed tuning: join the cycles' running searches instead of taking cycles
         from kaizen.scale.tuning import run_tuner
 
-        return run_tuner(cfg, wait=not args.once) or 0
+        return run_tuner(cfg, wait=not args.once)
+    from kaizen.scale.outbox import sending
     from kaizen.scale.worker import run_worker
 
-    run_worker(cfg, config_path=Path(args.config or os.environ.get("KAIZEN_CONFIG", "config.toml")),
-               concurrency=args.concurrency or cfg.coordination.worker_concurrency, wait=not args.once,
-               name=args.name)
+    with sending(cfg):  # this worker also delivers the webhooks' outbox (kaizen/scale/outbox.py)
+        run_worker(cfg, config_path=Path(args.config or os.environ.get("KAIZEN_CONFIG", "config.toml")),
+                   concurrency=args.concurrency or cfg.coordination.worker_concurrency, wait=not args.once,
+                   name=args.name)
     return 0
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     """Kaizen's schema, procrastinate's, MLflow's and Optuna's: one step, run once before anything starts."""
     cfg = _config(args)
-    url = _coordination(cfg, "db upgrade")
     from kaizen.scale.db import upgrade
+
+    if cfg.ledger_url and not cfg.coordination.url:  # the embedded path with the promotion log in PostgreSQL
+        print(f"kaizen schema (promotion log): version {upgrade(cfg.ledger_url)} at {redact(cfg.ledger_url)}")
+        return 0
+    url = _coordination(cfg, "db upgrade")
     from kaizen.scale.queue import schema
 
     print(f"kaizen schema: version {upgrade(url)} at {redact(url)}")
+    if cfg.ledger_url and cfg.ledger_url != url:  # the promotion log in a database of its own ([ledger] url)
+        print(f"kaizen schema (promotion log): version {upgrade(cfg.ledger_url)} at {redact(cfg.ledger_url)}")
     print(f"job queue (procrastinate): {'created' if schema(url) else 'already there'}")
     if args.mlflow_backend_store_uri:
         import subprocess
@@ -246,14 +255,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_log(args: argparse.Namespace) -> int:
     from kaizen.config import load_config
+    from kaizen.run.backend import log_view_for
     from kaizen.ui import text
-    from kaizen.ui.logview import LogView, Query, cache_file, parse_when
+    from kaizen.ui.logview import Query, parse_when
 
     cfg = load_config(args.config)
     query = Query(policy=args.policy, decisions=tuple(dict.fromkeys(args.decision or ())),
                   since=parse_when(args.since, what="--since") if args.since else None,
                   until=parse_when(args.until, end=True, what="--until") if args.until else None)
-    view = LogView(cfg.ledger_path, cache=cache_file(cfg))
+    view = log_view_for(cfg)
     snap = view.snapshot()
     rows = query.apply(snap.rows)
     tty = not (args.json or args.csv) and sys.stdout.isatty()
@@ -266,8 +276,8 @@ def cmd_log(args: argparse.Namespace) -> int:
         elif args.csv:
             sys.stdout.write(text.render_csv(shown, snap.resolved, _expired(cfg, snap.waiting())))
         elif not shown:
-            print(f"the promotion log is empty ({cfg.ledger_path})" if not snap.rows else
-                  f"no record matches ({len(snap.rows)} in {cfg.ledger_path})")
+            print(f"the promotion log is empty ({view.path})" if not snap.rows else
+                  f"no record matches ({len(snap.rows)} in {view.path})")
         elif tty and len(shown) <= text.RICH_MAX_ROWS:
             text.render_rich(shown, snap.resolved, sys.stdout, _expired(cfg, snap.waiting()))
         else:
@@ -280,7 +290,7 @@ def cmd_log(args: argparse.Namespace) -> int:
         print(f"(the newest {len(shown)} of {len(rows)} records; --last N shows more, a pipe shows all)",
               file=sys.stderr)
     if snap.skipped:
-        print(f"({snap.skipped} unreadable line(s) in {cfg.ledger_path} skipped)", file=sys.stderr)
+        print(f"({snap.skipped} unreadable line(s) in {view.path} skipped)", file=sys.stderr)
     return 0
 
 
@@ -295,10 +305,10 @@ def _expired(cfg: Any, waiting: list[Any]) -> set[str]:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from kaizen.config import load_config
-    from kaizen.ui.logview import LogView, cache_file
+    from kaizen.run.backend import log_view_for
 
     cfg = load_config(args.config)
-    view = LogView(cfg.ledger_path, cache=cache_file(cfg))
+    view = log_view_for(cfg)
     snap = view.snapshot()
     row = snap.by_id.get(args.id)
     rec = view.record(row) if row is not None else None
@@ -372,8 +382,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     from kaizen.config import load_config
-    from kaizen.ledger import Ledger
     from kaizen.registry.history import champion_periods, render_history
+    from kaizen.run.backend import ledger_for
 
     cfg = load_config(args.config)
     name, _ = _model(cfg, args.policy)
@@ -386,13 +396,14 @@ def cmd_history(args: argparse.Namespace) -> int:
         current = champ.version if champ else None
     except KaizenError as exc:  # the log alone still answers; say what could not be checked, and exit 1
         note = f"the registry's current @champion could not be read: {exc}"
-    periods = champion_periods(Ledger(cfg.ledger_path).records(), name, current=current)
+    ledger = ledger_for(cfg)
+    periods = champion_periods(ledger.records(), name, current=current)
     if args.json:
         print(json.dumps([p.to_dict() for p in periods], indent=2))
     elif periods:
         print(redact(render_history(periods)))
     else:
-        print(f"no champion of {name!r} in the promotion log ({cfg.ledger_path})")
+        print(f"no champion of {name!r} in the promotion log ({ledger.path})")
     if note:
         print(f"kaizen: error: {' '.join(redact(note).split())}", file=sys.stderr)
         return EXIT_FAILURE
@@ -493,20 +504,24 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Take cycles from the queue the leading `kaizen run` fills ([coordination] "
                         "url), each in a child process of a fork server that imported the ML stack once, killed at "
                         "[coordination] cycle_deadline_seconds. SIGTERM stops taking jobs and waits for the running "
-                        "ones. With --tune, join running Optuna searches instead (distributed tuning).")
+                        "ones. See docs/scale-out.md.")
     wk.add_argument("--concurrency", type=int, default=None, metavar="N",
                     help="cycles at once (default [coordination] worker_concurrency)")
     wk.add_argument("--once", action="store_true", help="stop when the queue is empty")
     wk.add_argument("--name", default=None, help="this worker's name in logs and the queue")
-    wk.add_argument("--tune", action="store_true", help="join running searches (Optuna trials) instead of cycles")
+    wk.add_argument("--tune", action="store_true",
+                    help="join the cycles' running Optuna searches ([coordination] optuna_storage) instead of "
+                    "taking cycles; with --once, stop when no search is open")
     wk.set_defaults(func=cmd_worker)
 
     db = sub.add_parser("db", help="scale-out: the databases Kaizen uses")
     dbsub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     up = dbsub.add_parser("upgrade", help="create or migrate Kaizen's schema and its job queue (and MLflow's, "
                           "Optuna's): one step, before any server or worker starts")
-    up.add_argument("--mlflow-backend-store-uri", default=None, metavar="URI",
-                    help="also run `mlflow db upgrade URI` for the MLflow server's own database")
+    up.add_argument("--mlflow-backend-store-uri", default=os.environ.get("MLFLOW_BACKEND_STORE_URI") or None,
+                    metavar="URI", help="also run `mlflow db upgrade URI` for the MLflow server's own database "
+                    "(default $MLFLOW_BACKEND_STORE_URI, the variable `mlflow server` reads: a password stays out "
+                    "of the command line)")
     up.set_defaults(func=cmd_db_upgrade)
 
     st = sub.add_parser("status", help="per policy: next run, champion, last decision and error (quick)")

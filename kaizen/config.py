@@ -134,7 +134,7 @@ class CoordinationSettings:
     lock_wait_seconds: float = 30.0
     #: cycles one ``kaizen worker`` runs at once (each in its own process)
     worker_concurrency: int = 1
-    #: Optuna's RDB storage for distributed tuning (a database of its own; ``kaizen worker --tune`` joins studies)
+    #: Optuna's RDB storage URL (a database of its own): ``kaizen db upgrade`` creates its schema once
     optuna_storage: str | None = None
 
 
@@ -147,6 +147,9 @@ class Config:
     registry_uri: str
     artifact_location: str
     ledger_path: Path
+    #: ``[ledger] url``/``url_env``: the promotion log in PostgreSQL (table ``kaizen.record``); None: the file at
+    #: ``ledger_path`` (the embedded default). ``kaizen.run.backend.ledger_for`` picks between them.
+    ledger_url: str | None = None
     threads: int = 1
     service: ServiceSettings = field(default_factory=ServiceSettings)
     #: energy estimate of a cycle (see kaizen/cost.py): watts drawn per busy core, grid carbon intensity
@@ -267,19 +270,28 @@ def _notify(r: Reader) -> NotifySettings:
     return NotifySettings(webhooks=tuple(hooks))
 
 
+def _postgres_url(r: Reader, table: str, example: str) -> str:
+    """``[table] url``, or the value of the environment variable ``[table] url_env`` names ("" when neither is set)."""
+    url = r.get(f"{table}.url", str, "", allowed="a PostgreSQL URL (postgresql://user@host:5432/db)",
+                check=lambda v: v == "" or v.split("://", 1)[0].split("+")[0] in ("postgresql", "postgres"))
+    env = r.get(f"{table}.url_env", str, "", allowed="the name of an environment variable")
+    if url and env:
+        r.problems.append(f"{table}.url and {table}.url_env are both set: set one (url_env for a URL with a password)")
+    if env:
+        env = _env_name(r, f"{table}.url_env", env, example)
+        url = os.environ.get(env, "") if env else ""
+        if env and not url:
+            r.problems.append(f"{table}.url_env names {env}, which is not set in the environment")
+        elif url and url.split("://", 1)[0].split("+")[0] not in ("postgresql", "postgres"):
+            r.problems.append(f"{table}.url_env names {env}, which does not hold a PostgreSQL URL (postgresql://...; "
+                              "its value is not repeated here)")
+            url = ""
+    return url
+
+
 def _coordination(r: Reader) -> CoordinationSettings:
     d = CoordinationSettings()
-    url = r.get("coordination.url", str, "", allowed="a PostgreSQL URL (postgresql://user@host:5432/db)",
-                check=lambda v: v == "" or v.split("://", 1)[0].split("+")[0] in ("postgresql", "postgres"))
-    env = r.get("coordination.url_env", str, "", allowed="the name of an environment variable")
-    if url and env:
-        r.problems.append("coordination.url and coordination.url_env are both set: set one (url_env for a URL "
-                          "with a password)")
-    if env:
-        env = _env_name(r, "coordination.url_env", env, "KAIZEN_COORDINATION_URL")
-        url = os.environ.get(env, "")
-        if not url:
-            r.problems.append(f"coordination.url_env names {env}, which is not set in the environment")
+    url = _postgres_url(r, "coordination", "KAIZEN_COORDINATION_URL")
     storage = r.get("coordination.optuna_storage", str, "", allowed="an Optuna RDB storage URL")
     out = CoordinationSettings(
         url=url or None,
@@ -296,6 +308,10 @@ def _coordination(r: Reader) -> CoordinationSettings:
         r.problems.append(f"coordination.stalled_seconds must be larger than coordination.heartbeat_seconds "
                           f"({out.heartbeat_seconds:g}); got {out.stalled_seconds:g}")
     return out
+
+
+#: a URI's scheme (RFC 3986), two characters at least so that a Windows drive (``C:``) stays a path
+_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -330,7 +346,7 @@ def load_config(path: str | Path | None = None) -> Config:
     artifacts = r.string("mlflow.artifact_location", "", allowed="a URI or a path") or ""
     if not artifacts:
         artifacts = (state / "artifacts").as_uri()
-    elif "://" not in artifacts:
+    elif not _URI_SCHEME.match(artifacts):  # a path; mlflow-artifacts:/x (served by an MLflow server) is a URI
         artifacts = _path(base, artifacts).as_uri()
     cfg = Config(
         path=shown,
@@ -340,6 +356,7 @@ def load_config(path: str | Path | None = None) -> Config:
         registry_uri=registry,
         artifact_location=artifacts,
         ledger_path=_path(base, r.string("ledger.path", str(state / "promotion-log.jsonl"))),
+        ledger_url=_postgres_url(r, "ledger", "KAIZEN_LEDGER_URL") or None,
         threads=r.integer("runtime.threads", 1, lo=1),
         service=_service(r, state, sqlite_abs),
         watts_per_core=r.number("cost.watts_per_core", 15.0, lo=0, lo_open=True),

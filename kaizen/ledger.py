@@ -2,9 +2,12 @@
 
 Every cycle writes exactly one :class:`Record`; a person's approval or
 rejection of a waiting challenger writes one more that ``resolves`` it.
-Nothing is ever rewritten. A reader skips (and counts) a torn last line, so
-a crash in the middle of a write never breaks ``kaizen log``; a write that
-fails (a full disk) removes its own partial line before it raises.
+Nothing is ever rewritten, and an id is written once. This file is the
+embedded default; with ``[ledger] url`` the log is table ``kaizen.record``
+(:mod:`kaizen.scale.ledger`), with the same contract (:class:`PromotionLog`).
+A reader skips (and counts) a torn last line, so a crash in the middle of a
+write never breaks ``kaizen log``; a write that fails (a full disk) removes
+its own partial line before it raises.
 
 This module is imported by quick commands (``kaizen log``): it must not
 import pandas, MLflow or anything heavy.
@@ -16,18 +19,22 @@ import contextlib
 import errno
 import fcntl
 import json
+import logging
+import mmap
 import os
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kaizen.errors import LedgerError
 
-__all__ = ["DECISIONS", "KINDS", "Ledger", "Record", "SCHEMA_VERSION", "clean_floats", "describe_os_error",
-           "json_default", "new_cycle_id", "utcnow"]
+__all__ = ["DECISIONS", "KINDS", "Ledger", "PromotionLog", "Record", "SCHEMA_VERSION", "check_day", "clean_floats",
+           "describe_os_error", "json_default", "new_cycle_id", "prepare", "utcnow"]
+
+log = logging.getLogger("kaizen.ledger")
 
 SCHEMA_VERSION = 1
 #: ``held``: the cycle held back on suspicious data (a data incident, or a drop only flagged rows carry), the
@@ -157,6 +164,67 @@ def clean_floats(o: Any) -> Any:
     return o
 
 
+def prepare(record: Record) -> tuple[Record, str]:
+    """``record`` as every promotion log writes it (credentials in its texts become ``***``), and its JSON line.
+
+    The one place a record is made ready for writing: :class:`Ledger` and
+    :class:`kaizen.scale.ledger.PgLedger` both append what this returns.
+    """
+    from dataclasses import fields, replace
+
+    from kaizen.redact import redact_obj
+
+    record = replace(record, **{f.name: redact_obj(getattr(record, f.name)) for f in fields(record)
+                                if f.init and f.name != "schema_version"})
+    return record, record.to_json()
+
+
+def check_day(day: Any, where: str = "Ledger.since") -> None:
+    """Raise ValueError unless ``day`` is a UTC date ``YYYY-MM-DD``."""
+    try:
+        datetime.strptime(day, "%Y-%m-%d")
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: day must be a UTC date YYYY-MM-DD; got {day!r}") from None
+
+
+class PromotionLog(Protocol):
+    """What every promotion log offers (:class:`Ledger`, the embedded JSON Lines file; and
+    :class:`kaizen.scale.ledger.PgLedger`, table ``kaizen.record``); ``kaizen.run.backend.ledger_for`` picks one.
+
+    The contract, checked for both by one suite (``tests/scale/test_ledger.py``):
+
+    * :meth:`append` is all or nothing, and exactly once per record id: a record whose id the log
+      already holds is not written again (the held record is returned). It returns the record as
+      written, credentials in its texts replaced by ``***`` (:func:`prepare`); it raises
+      :class:`~kaizen.errors.LedgerError` (one line, no credentials) when nothing could be written.
+    * Records come back in append order, as equal :class:`Record` values; nothing is ever rewritten.
+    * ``tail``, ``since``, ``find``, ``resolution`` and ``last`` answer as the same filters over
+      :meth:`records` would (``tail`` and ``since`` at a cost that follows what they return).
+    * ``path`` names the log in messages (never with a password); ``skipped_lines`` counts the
+      unreadable entries the last full read skipped.
+
+    Several processes may append at once; an instance may be shared by threads.
+    """
+
+    path: Any
+    skipped_lines: int
+
+    def append(self, record: Record) -> Record: ...
+
+    def records(self) -> list[Record]: ...
+
+    def tail(self, policy: str | None, n: int, *, kinds: tuple[str, ...] | None = None) -> list[Record]: ...
+
+    def since(self, policy: str | None, day: str, *, kinds: tuple[str, ...] | None = None,
+              patience: int = SINCE_PATIENCE) -> list[Record]: ...
+
+    def find(self, record_id: str) -> Record | None: ...
+
+    def resolution(self, record_id: str) -> Record | None: ...
+
+    def last(self, policy: str, *, kinds: tuple[str, ...] = ("cycle", "bootstrap")) -> Record | None: ...
+
+
 class Ledger:
     """Append-only JSON Lines file. Safe for several writers (flock) and crashes (fsync)."""
 
@@ -185,20 +253,21 @@ class Ledger:
         fsync) the file is cut back to its size before the write (under the lock, so no other writer
         is harmed) and :class:`~kaizen.errors.LedgerError` says so in one line, e.g. ``promotion log
         <path>: disk full (ENOSPC) after 2130 of 2200 bytes of record <id>; the partial line was removed``.
+
+        Exactly once: when the file already holds a whole line of ``record.id`` (looked up under the
+        lock, so two writers of one id cannot both miss it) nothing is written and that record is returned.
         """
-        from dataclasses import fields, replace
-
-        from kaizen.redact import redact_obj
-
-        record = replace(record, **{f.name: redact_obj(getattr(record, f.name)) for f in fields(record)
-                                    if f.init and f.name != "schema_version"})
-        line = record.to_json()
+        record, line = prepare(record)
         if "\n" in line:
             raise LedgerError(f"{self.path}: record {record.id} serialised to more than one line")
         data = (line + "\n").encode()
         with self._locked(record.id) as fd:
             # A torn line from a crashed writer must not glue onto ours.
             size = os.fstat(fd).st_size
+            held = self._held(record.id, size)
+            if held is not None:
+                log.info("record %s is already in the promotion log %s; not appended again", record.id, self.path)
+                return held
             if size:
                 with open(self.path, "rb") as fh:
                     fh.seek(size - 1)
@@ -217,6 +286,39 @@ class Ledger:
                                   + ("the partial line was removed" if kept else
                                      "a partial line could not be removed (readers skip it)")) from exc
         return record
+
+    def _held(self, record_id: str, size: int) -> Record | None:
+        """The record ``record_id`` if one of the file's first ``size`` bytes' whole lines holds it.
+
+        A line as :meth:`Record.to_json` writes it starts with ``{"id": "<id>", ``; inside a JSON string every
+        quote is escaped, and a record always starts a line, so the search is for that head at the start
+        of the file or after a newline (a memory-mapped search: milliseconds for tens of MB). A torn line
+        with the head (a writer that died) does not count.
+        """
+        if size <= 0:
+            return None
+        head = b'{"id": ' + json.dumps(record_id).encode() + b", "
+        try:
+            with open(self.path, "rb") as fh, mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_READ) as mm:
+                def after(pos: int) -> int:  # the start of the next line that begins with the head, or -1
+                    found = mm.find(b"\n" + head, pos)
+                    return found + 1 if found >= 0 else -1
+
+                at = 0 if mm[:len(head)] == head else after(0)
+                while at >= 0:
+                    end = mm.find(b"\n", at)
+                    if end >= 0:  # an unterminated last line is torn: we hold the lock, so nobody is writing it
+                        try:
+                            rec = Record.from_dict(json.loads(mm[at:end]))
+                        except (ValueError, TypeError):
+                            rec = None
+                        if rec is not None and rec.id == record_id:
+                            return rec
+                    at = after(at)
+                return None
+        except (OSError, ValueError) as exc:
+            raise LedgerError(f"promotion log {self.path}: cannot read to check for record {record_id}: "
+                              f"{describe_os_error(exc) if isinstance(exc, OSError) else exc}; not written") from exc
 
     def records(self) -> list[Record]:
         """Every readable record in file order; unreadable lines are counted in ``skipped_lines``."""
@@ -300,10 +402,7 @@ class Ledger:
         recovery appends at most one record per run the dead process had going). Older records met
         before that are left out, as the filter of :meth:`records` would.
         """
-        try:
-            datetime.strptime(day, "%Y-%m-%d")
-        except (TypeError, ValueError):
-            raise ValueError(f"Ledger.since: day must be a UTC date YYYY-MM-DD; got {day!r}") from None
+        check_day(day)
         out: list[Record] = []
         older = 0
         for r in self._backwards():

@@ -18,6 +18,12 @@ and its query removed) and :func:`kaizen.redact.redact`.
 
 The threads are not daemon threads, so a command that ends right after its cycle (``kaizen once``)
 still delivers; each delivery ends within its own ``retries`` × (``timeout_seconds`` + backoff).
+
+On the scale-out path (``[coordination] url``) the deciding process sends nothing: the same
+:func:`messages` become rows of the outbox, and whichever ``kaizen run`` replica or ``kaizen worker``
+runs next delivers them (:mod:`kaizen.scale.outbox`). Both paths deliver through :func:`attempt`
+(one POST, its classification, its log line and the wait before the next try): :func:`send` loops
+over it in a thread, the outbox sender makes one attempt per row and stores the wait in the row.
 """
 
 from __future__ import annotations
@@ -30,13 +36,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from kaizen.config import Config, Webhook
 from kaizen.redact import redact
 
-__all__ = ["dispatch", "event_of", "payload", "send", "slack_message"]
+__all__ = ["Attempt", "Message", "attempt", "dispatch", "event_of", "messages", "payload", "send", "slack_message"]
 
 log = logging.getLogger("kaizen.notify")
 
@@ -111,6 +118,84 @@ def _scrub(text: str, url: str) -> str:
     return redact(text)
 
 
+@dataclass(frozen=True)
+class Message:
+    """What one webhook is sent about one record: its event, the body, and ``what`` (the record, for log lines)."""
+
+    hook: Webhook
+    event: str
+    body: dict[str, Any]
+    what: str
+
+
+def messages(config: Config, record: Any) -> list[Message]:
+    """One message per webhook of ``config`` subscribed to the event of ``record`` ([] when there is none)."""
+    event = event_of(record)
+    if event is None:
+        return []
+    what = f"{event} {record.id} of {record.policy}"
+    return [Message(hook, event, slack_message(config, record, event) if hook.format == "slack"
+                    else payload(config, record, event), what)
+            for hook in config.notify.webhooks if event in hook.events]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """How one POST went: ``delivered`` (a 2xx answer), or ``final`` (no further try: a 4xx, a bad or unset URL,
+    or the last of ``retries + 1`` attempts) with ``problem`` (scrubbed of the URL), else another try after
+    ``delay`` seconds."""
+
+    delivered: bool
+    final: bool
+    problem: str = ""
+    delay: float = 0.0
+
+
+def _post(url: str, data: bytes, timeout: float) -> tuple[bool, str, bool]:
+    """POST ``data``: (a 2xx answer, what came back or went wrong, whether another try may help)."""
+    try:
+        req = urllib.request.Request(url, data=data, method="POST", headers={
+            "Content-Type": "application/json", "User-Agent": USER_AGENT})
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - http(s) only
+            resp.read(4096)
+            status = resp.status
+        return 200 <= status < 300, f"HTTP {status}", status in RETRY_STATUS
+    except urllib.error.HTTPError as exc:
+        return False, f"HTTP {exc.code}", exc.code in RETRY_STATUS
+    except (urllib.error.URLError, OSError, ValueError) as exc:  # refused, DNS, timeout, bad URL
+        reason = getattr(exc, "reason", exc)
+        return False, f"{type(exc).__name__}: {reason}", not isinstance(exc, ValueError)
+
+
+def attempt(hook: Webhook, body: dict[str, Any], *, what: str, number: int = 0, url: str | None = None) -> Attempt:
+    """POST ``body`` to ``hook`` once (attempt ``number``, counted from 0, of ``hook.retries + 1``). Never raises.
+
+    ``url`` defaults to the value of the environment variable ``hook.url_env`` (read now). Logs one line:
+    delivered, given up, or retrying in ``hook.backoff_seconds`` × 2^``number`` seconds (the returned ``delay``).
+    """
+    name = f"webhook ${hook.url_env}"
+    url = url if url is not None else os.environ.get(hook.url_env, "").strip()
+    if not url:
+        log.warning("%s: the environment variable is not set; %s not sent", name, what)
+        return Attempt(False, True, "the environment variable is not set")
+    if not url.startswith(("http://", "https://")):
+        log.warning("%s: the environment variable does not hold an http(s) URL; %s not sent", name, what)
+        return Attempt(False, True, "the environment variable does not hold an http(s) URL")
+    attempts = hook.retries + 1
+    ok, problem, retry = _post(url, json.dumps(body, default=str).encode(), hook.timeout_seconds)
+    if ok:
+        log.info("%s: %s delivered (%s, attempt %d of %d)", name, what, problem, number + 1, attempts)
+        return Attempt(True, True)
+    problem = _scrub(problem, url)
+    if not retry or number + 1 >= attempts:
+        log.warning("%s: %s not delivered after %d attempt(s): %s", name, what, number + 1, problem)
+        return Attempt(False, True, problem)
+    delay = hook.backoff_seconds * 2 ** number
+    log.info("%s: attempt %d of %d for %s failed (%s); retrying in %.1fs", name, number + 1, attempts, what, problem,
+             delay)
+    return Attempt(False, False, problem, delay)
+
+
 def send(hook: Webhook, body: dict[str, Any], *, what: str, url: str | None = None,
          sleep: Callable[[float], None] = time.sleep) -> bool:
     """POST ``body`` to ``hook`` with retries; True once an attempt got a 2xx answer. Never raises.
@@ -118,41 +203,11 @@ def send(hook: Webhook, body: dict[str, Any], *, what: str, url: str | None = No
     ``url`` defaults to the value of the environment variable ``hook.url_env``; ``what`` names the
     record in the log lines.
     """
-    name = f"webhook ${hook.url_env}"
-    url = url if url is not None else os.environ.get(hook.url_env, "").strip()
-    if not url:
-        log.warning("%s: the environment variable is not set; %s not sent", name, what)
-        return False
-    if not url.startswith(("http://", "https://")):
-        log.warning("%s: the environment variable does not hold an http(s) URL; %s not sent", name, what)
-        return False
-    data = json.dumps(body, default=str).encode()
-    attempts = hook.retries + 1
-    for attempt in range(attempts):
-        problem = ""
-        try:
-            req = urllib.request.Request(url, data=data, method="POST", headers={
-                "Content-Type": "application/json", "User-Agent": USER_AGENT})
-            with urllib.request.urlopen(req, timeout=hook.timeout_seconds) as resp:  # noqa: S310 - http(s) only
-                resp.read(4096)
-                status = resp.status
-            if 200 <= status < 300:
-                log.info("%s: %s delivered (HTTP %d, attempt %d of %d)", name, what, status, attempt + 1, attempts)
-                return True
-            problem, retry = f"HTTP {status}", status in RETRY_STATUS
-        except urllib.error.HTTPError as exc:
-            problem, retry = f"HTTP {exc.code}", exc.code in RETRY_STATUS
-        except (urllib.error.URLError, OSError, ValueError) as exc:  # refused, DNS, timeout, bad URL
-            reason = getattr(exc, "reason", exc)
-            problem, retry = f"{type(exc).__name__}: {reason}", not isinstance(exc, ValueError)
-        problem = _scrub(problem, url)
-        if not retry or attempt + 1 == attempts:
-            log.warning("%s: %s not delivered after %d attempt(s): %s", name, what, attempt + 1, problem)
-            return False
-        delay = hook.backoff_seconds * 2 ** attempt
-        log.info("%s: attempt %d of %d for %s failed (%s); retrying in %.1fs", name, attempt + 1, attempts, what,
-                 problem, delay)
-        sleep(delay)
+    for number in range(hook.retries + 1):
+        tried = attempt(hook, body, what=what, number=number, url=url)
+        if tried.final:
+            return tried.delivered
+        sleep(tried.delay)
     return False
 
 
@@ -163,13 +218,9 @@ def dispatch(config: Config, record: Any) -> list[threading.Thread]:
     """
     threads: list[threading.Thread] = []
     try:
-        event = event_of(record)
-        hooks = [h for h in config.notify.webhooks if event in h.events] if event else []
-        what = f"{event} {record.id} of {record.policy}"
-        for hook in hooks:
-            body = slack_message(config, record, event) if hook.format == "slack" else payload(config, record, event)
-            t = threading.Thread(target=send, args=(hook, body), kwargs={"what": what},
-                                 name=f"kaizen-notify-{hook.url_env}", daemon=False)
+        for m in messages(config, record):
+            t = threading.Thread(target=send, args=(m.hook, m.body), kwargs={"what": m.what},
+                                 name=f"kaizen-notify-{m.hook.url_env}", daemon=False)
             t.start()
             threads.append(t)
     except Exception as exc:  # a notification must never cost a cycle

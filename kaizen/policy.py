@@ -108,16 +108,33 @@ class ModelSpec:
         return HIGHER_IS_BETTER[self.metric]
 
 
+def _env_name(v: str) -> bool:
+    return bool(v) and (v[0].isalpha() or v[0] == "_") and all(c.isalnum() or c == "_" for c in v) and v.isascii()
+
+
+def _table_name(v: str) -> bool:
+    return bool(v) and v == v.strip() and all(part.strip() for part in v.split(".", 1))
+
+
+def _bucket(v: str) -> bool:
+    seconds = parse_duration(v)
+    return seconds is not None and seconds >= 1 and seconds == int(seconds)
+
+
 @dataclass(frozen=True)
 class DataSpec:
     """``[data]``: the reference set, the production batches, the golden set, how labels arrive.
 
-    Paths are relative to the policy file's folder (resolved by :func:`load_policy`).
+    Paths are relative to the policy file's folder (resolved by :func:`load_policy`). Each of the
+    reference, golden and production data is a file (folder) or, with ``production_table``, a table of
+    the database named by ``sql_url`` / ``sql_url_env`` (:mod:`kaizen.data.sql`): exactly one of
+    ``reference`` / ``reference_table`` and of ``production`` / ``production_table``, checked by
+    :func:`load_policy`.
     """
 
-    reference: Path = setting(allowed="a path to a Parquet or CSV file",
-                              doc="feature columns + target (+ timestamp); fixes the schema")
-    production: Path = setting(allowed="a path to a folder of batch files")
+    reference: Path | None = setting(None, allowed="a path to a Parquet or CSV file",
+                                     doc="feature columns + target (+ timestamp); fixes the schema")
+    production: Path | None = setting(None, allowed="a path to a folder of batch files")
     golden: Path | None = setting(None, allowed="a path to a Parquet or CSV file",
                                   doc="trusted labelled set that never changes by itself")
     timestamp_column: str | None = setting(None, doc="orders rows and batches; without it, file-name order")
@@ -135,6 +152,28 @@ class DataSpec:
     labels_path: Path | None = setting(None, allowed="a path to a folder of label files")
     id_column: str | None = setting(None, doc="identifies a production row; never a feature, never an "
                                               "\"unexpected column\"")
+    sql_url: str | None = setting(None, allowed="a SQLAlchemy URL without a password, such as "
+                                                "'postgresql+psycopg://kaizen@db.internal/prod'",
+                                  doc="the database of the *_table settings (a relative SQLite path is relative "
+                                      "to the policy file)")
+    sql_url_env: str | None = setting(None, check=_env_name, allowed="the name of an environment variable "
+                                                                     "(letters, digits, '_')",
+                                      doc="the variable holding the database URL, for a URL with a password")
+    production_table: str | None = setting(None, check=_table_name, allowed="a table or view name, or schema.name",
+                                           doc="production rows: features, target (null until labelled), "
+                                               "timestamp_column (+ prediction)")
+    reference_table: str | None = setting(None, check=_table_name, allowed="a table or view name, or schema.name")
+    golden_table: str | None = setting(None, check=_table_name, allowed="a table or view name, or schema.name")
+    batch_column: str | None = setting(None, doc="production_table: the column whose value names a row's batch")
+    batch_every: str | None = setting(None, check=_bucket, allowed="a whole number of seconds such as \"6h\", "
+                                                                   "\"1d\" or \"7d\"",
+                                      doc="production_table: batches are time buckets of timestamp_column this "
+                                          "long, aligned to 1970-01-01 UTC, each read once it has ended")
+
+    @property
+    def batch_seconds(self) -> int | None:
+        """``batch_every`` in seconds (None: batches are cut by ``batch_column``, or are files)."""
+        return int(parse_duration(self.batch_every)) if self.batch_every else None  # type: ignore[arg-type]
 
     @property
     def excluded_columns(self) -> tuple[str, ...]:
@@ -711,11 +750,87 @@ def _model(r: Reader) -> ModelSpec:
 _PATHS = ("reference", "production", "golden", "labels_path")
 
 
+def _sql_url(r: Reader, url: str, base: Path) -> str | None:
+    """``data.sql_url`` parsed, without a password, a relative SQLite path made absolute; None after a problem.
+    A problem shows the URL with its password masked (:func:`kaizen.redact.redact`)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from kaizen.redact import redact
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        r.problem("data.sql_url", "a SQLAlchemy URL such as 'postgresql+psycopg://kaizen@db.internal/prod'",
+                  redact(url))
+        return None
+    if parsed.password is not None:
+        r.problem("data.sql_url", "a URL without a password (a secret never goes in a policy file: put the URL in "
+                                  "an environment variable and name it in data.sql_url_env)", redact(url))
+        return None
+    db = parsed.database
+    if parsed.get_backend_name() == "sqlite" and db and db != ":memory:" and not db.startswith("file:") \
+            and not Path(db).expanduser().is_absolute():
+        parsed = parsed.set(database=str((base / Path(db).expanduser()).resolve()))
+    return parsed.render_as_string(hide_password=False)
+
+
+def _one_of(d: DataSpec, present: set[str], file_key: str, table_key: str, allowed: str, *,
+            required: bool) -> list[str]:
+    """A file and a table for one role: exactly one when ``required``, at most one otherwise."""
+    file, table = getattr(d, file_key), getattr(d, table_key)
+    if file is not None and table is not None:
+        return [f"data.{file_key} and data.{table_key} cannot both be set; got {str(file)!r} and {table!r}"]
+    if required and file is None and table is None and not {file_key, table_key} & present:
+        return [f"data.{file_key} is required ({allowed}); got none"]
+    return []
+
+
+def _sql_problems(d: DataSpec, present: set[str], model: ModelSpec) -> list[str]:
+    """``[data]`` file and table settings that contradict each other (each setting alone is checked by the Reader)."""
+    out = _one_of(d, present, "reference", "reference_table", "a path to a Parquet or CSV file, or "
+                  "data.reference_table with data.production_table", required=True)
+    out += _one_of(d, present, "production", "production_table", "a path to a folder of batch files, or "
+                   "data.production_table", required=True)
+    out += _one_of(d, present, "golden", "golden_table", "", required=False)
+    if d.production_table is None:
+        if "production_table" in present:  # set but not valid: the Reader said so
+            return out
+        for key in ("reference_table", "golden_table", "sql_url", "sql_url_env", "batch_column", "batch_every"):
+            if getattr(d, key) is not None:
+                out.append(f"data.{key} is only read with data.production_table (the tables are those of the "
+                           f"production database); got {getattr(d, key)!r} and no data.production_table")
+        return out
+    urls = [k for k in ("sql_url", "sql_url_env") if getattr(d, k) is not None or k in present]
+    if len(urls) != 1:
+        out.append("data.production_table needs exactly one of data.sql_url and data.sql_url_env (the database); "
+                   f"got {'both' if urls else 'neither'}")
+    if d.timestamp_column is None and "timestamp_column" not in present:
+        out.append("data.timestamp_column is required with data.production_table (batches are read newest first "
+                   "by it); got none")
+    cuts = [k for k in ("batch_column", "batch_every") if getattr(d, k) is not None or k in present]
+    if len(cuts) != 1:
+        out.append("data.production_table needs exactly one of data.batch_column (a column naming each row's batch) "
+                   f"and data.batch_every (time buckets of data.timestamp_column); got {'both' if cuts else 'neither'}")
+    if d.batch_column is not None:
+        for key, value in (("model.target", model.target), ("data.timestamp_column", d.timestamp_column),
+                           ("data.prediction_column", d.prediction_column), ("data.id_column", d.id_column)):
+            if d.batch_column == value:
+                out.append(f"data.batch_column must differ from {key}; got {value!r} for both")
+    return out
+
+
 def _data(r: Reader, base: Path, model: ModelSpec) -> DataSpec:
-    """``[data]``: paths relative to the policy file's folder, ``[data.checks]``, the label settings together."""
+    """``[data]``: paths relative to the policy file's folder, ``[data.checks]``, the label settings together,
+    files or tables (:func:`_sql_problems`)."""
+    present = set(r.table("data"))
     d = read_spec(r, "data", DataSpec, checks=_checks(r))
-    d = DataSpec(**{f.name: (_resolve(base, getattr(d, f.name)) if f.name in _PATHS else getattr(d, f.name))
-                    for f in fields(DataSpec)})
+    values = {f.name: (_resolve(base, getattr(d, f.name)) if f.name in _PATHS else getattr(d, f.name))
+              for f in fields(DataSpec)}
+    if d.sql_url is not None:
+        values["sql_url"] = _sql_url(r, d.sql_url, base)
+    d = DataSpec(**values)
+    r.problems.extend(_sql_problems(d, present, model))
     r.problems.extend(_label_problems(d, model))
     return d
 

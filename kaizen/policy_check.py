@@ -5,10 +5,14 @@ lacks the target column, holds one class; a ``[trigger.columns.X]`` names a
 column that does not exist, or a drift method that does not fit the column's
 kind. Each of these would otherwise surface mid-cycle as a failed cycle.
 :func:`check_data` finds them from the files alone, without MLflow, Evidently
-or training (it reads the reference and golden files with pandas).
+or training (it reads the reference and golden files with pandas). With
+``data.production_table`` it connects to the database and checks that the tables
+exist, that the production table has the timestamp, batch, feature and target
+columns, and measures its newest batches (bounded queries, as a cycle reads them).
 
 Every finding is one line, ``FILE: field ...; got ...``, naming the file at
-fault (the data file, or the policy file for ``trigger.*``). Three levels:
+fault (the data file, or the policy file for ``trigger.*`` and for tables, whose
+key names the table and its database, the URL's password masked). Three levels:
 
 - ``problems``: the policy cannot run as it is (``kaizen policy validate`` exits 1);
 - ``warnings``: it can run, but not usefully yet (no production batch has arrived);
@@ -53,30 +57,74 @@ def check_data(policy: Policy) -> DataCheck:
     problems: list[str] = []
     warnings: list[str] = []
     notes: list[str] = []
-    reference = _reference(policy, problems, warnings)
-    if reference is not None:
-        from kaizen.data.schema import infer_schema
+    sql = _sql_source(policy)
+    try:
+        reference = _reference(policy, sql, problems, warnings)
+        schema = None
+        if reference is not None:
+            from kaizen.data.schema import infer_schema
 
-        d = policy.data
-        schema = infer_schema(reference, target=policy.model.target, timestamp=d.timestamp_column,
-                              prediction=d.prediction_column, ignored=d.excluded_columns)
-        _golden(policy, schema, problems)
-        _drift_methods(policy, schema, problems, notes)
-    _production(policy, problems, warnings)
+            d = policy.data
+            schema = infer_schema(reference, target=policy.model.target, timestamp=d.timestamp_column,
+                                  prediction=d.prediction_column, ignored=d.excluded_columns)
+            _golden(policy, sql, schema, problems)
+            _drift_methods(policy, schema, problems, notes)
+        if sql is None:
+            _production(policy, problems, warnings)
+        else:
+            _production_table(policy, sql, schema, problems, warnings)
+    finally:
+        if sql is not None:
+            sql.close()
     return DataCheck(tuple(problems), tuple(warnings), tuple(notes))
 
 
-# -- the files ------------------------------------------------------------------------------------
+def _sql_source(policy: Policy) -> Any:
+    """The policy's :class:`~kaizen.data.sql.SqlSource` (None: its data are files)."""
+    if policy.data.production_table is None:
+        return None
+    from kaizen.data.sql import SqlSource
 
-def _read(path: Path, field: str, problems: list[str]) -> Any:
+    return SqlSource.from_spec(policy.data)
+
+
+# -- the files and tables -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Part:
+    """Where one data set is, as a finding names it (``{where}: {key} must ...``): a file, or the policy file
+    and a table of its database."""
+
+    where: str
+    key: str
+
+
+def _part(policy: Policy, sql: Any, role: str) -> _Part:
+    table = getattr(policy.data, f"{role}_table")
+    if table is None:
+        return _Part(str(getattr(policy.data, role)), f"data.{role}")
+    return _Part(f"{policy.path}: table {table!r} of {sql.database}", f"data.{role}_table")
+
+
+def _read(policy: Policy, sql: Any, role: str, problems: list[str]) -> Any:
+    """The reference or golden set (``role``), or None with the problem that stops it being read."""
     from kaizen.data.files import read_table
 
+    table, part = getattr(policy.data, f"{role}_table"), _part(policy, sql, role)
     try:
-        return read_table(path)
+        if table is None:
+            return read_table(getattr(policy.data, role))
+        from kaizen.data.sql import Table
+
+        return sql.whole(Table(table), f"data.{role}_table")
     except DataError as exc:
         reason = str(exc)
-        reason = reason[len(f"{path}: "):] if reason.startswith(f"{path}: ") else reason
-        problems.append(f"{path}: {field} must be a readable Parquet or CSV file; got {reason}")
+        for prefix in (f"{part.where}: ",) if table is None else (f"table {table!r} of {sql.database}: ",
+                                                                  f"{sql.database}: "):
+            reason = reason[len(prefix):] if reason.startswith(prefix) else reason
+        reason = reason.replace(f" ({part.key})", "")
+        allowed = "a readable Parquet or CSV file" if table is None else "a readable table or view"
+        problems.append(f"{part.where}: {part.key} must be {allowed}; got {reason}")
         return None
 
 
@@ -86,22 +134,23 @@ def _columns(names: Any) -> str:
     return shown + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "") if names else "none"
 
 
-def _reference(policy: Policy, problems: list[str], warnings: list[str]) -> Any:
+def _reference(policy: Policy, sql: Any, problems: list[str], warnings: list[str]) -> Any:
     import pandas as pd
 
-    path, m, d = policy.data.reference, policy.model, policy.data
-    df = _read(path, "data.reference", problems)
+    part, m, d = _part(policy, sql, "reference"), policy.model, policy.data
+    path, key = part.where, part.key
+    df = _read(policy, sql, "reference", problems)
     if df is None:
         return None
     if df.empty or len(df.columns) == 0:
-        problems.append(f"{path}: data.reference must have rows and columns; got {len(df)} row(s), "
+        problems.append(f"{path}: {key} must have rows and columns; got {len(df)} row(s), "
                         f"{len(df.columns)} column(s)")
         return None
     if m.target not in df.columns:
-        problems.append(f"{path}: data.reference must have the model.target column {m.target!r}; "
+        problems.append(f"{path}: {key} must have the model.target column {m.target!r}; "
                         f"got columns {_columns(df.columns)}")
     if d.timestamp_column and d.timestamp_column not in df.columns:
-        problems.append(f"{path}: data.reference must have the data.timestamp_column {d.timestamp_column!r}; "
+        problems.append(f"{path}: {key} must have the data.timestamp_column {d.timestamp_column!r}; "
                         f"got columns {_columns(df.columns)}")
     elif d.timestamp_column:
         ts = pd.to_datetime(df[d.timestamp_column], errors="coerce", utc=True)
@@ -110,7 +159,7 @@ def _reference(policy: Policy, problems: list[str], warnings: list[str]) -> Any:
             problems.append(f"{path}: data.timestamp_column {d.timestamp_column!r} must hold timestamps; got "
                             f"{int(ts.isna().sum())} value(s) that are not, like {', '.join(map(repr, bad))}")
     if m.target in df.columns:
-        _target(policy, df[m.target], problems)
+        _target(policy, part, df[m.target], problems)
     missing = [c for c in d.ignore_columns if c not in df.columns]
     if missing:
         warnings.append(f"{path}: data.ignore_columns names column(s) the reference does not have; "
@@ -118,16 +167,16 @@ def _reference(policy: Policy, problems: list[str], warnings: list[str]) -> Any:
     features = [c for c in df.columns if c not in {m.target, d.prediction_column, *d.excluded_columns}
                 and c != d.timestamp_column]
     if not features:
-        problems.append(f"{path}: data.reference must have at least one feature column besides the target; "
+        problems.append(f"{path}: {key} must have at least one feature column besides the target; "
                         f"got columns {_columns(df.columns)}")
         return None
     return df
 
 
-def _target(policy: Policy, y: Any, problems: list[str]) -> None:
+def _target(policy: Policy, part: _Part, y: Any, problems: list[str]) -> None:
     import pandas as pd
 
-    path, m = policy.data.reference, policy.model
+    path, m = part.where, policy.model
     labelled = y.dropna()
     if labelled.empty:
         problems.append(f"{path}: model.target {m.target!r} must be labelled in the reference; got no labels")
@@ -150,17 +199,17 @@ def _target(policy: Policy, y: Any, problems: list[str]) -> None:
                         f"({', '.join(classes)}); got {m.positive_label!r}")
 
 
-def _golden(policy: Policy, schema: Any, problems: list[str]) -> None:
-    path = policy.data.golden
-    if path is None:
+def _golden(policy: Policy, sql: Any, schema: Any, problems: list[str]) -> None:
+    if policy.data.golden is None and policy.data.golden_table is None:
         return
-    df = _read(path, "data.golden", problems)
+    part = _part(policy, sql, "golden")
+    df = _read(policy, sql, "golden", problems)
     if df is None:
         return
     from kaizen.data.schema import check_frame
 
     for p in check_frame(df, schema, require_target=True):
-        problems.append(f"{path}: data.golden must match the reference's columns and types; it {p}")
+        problems.append(f"{part.where}: {part.key} must match the reference's columns and types; it {p}")
 
 
 def _production(policy: Policy, problems: list[str], warnings: list[str]) -> None:
@@ -185,6 +234,44 @@ def _production(policy: Policy, problems: list[str], warnings: list[str]) -> Non
         return
     newest = sorted(batches, key=lambda p: p.name)[-BATCHES_SAMPLED:]
     warnings.extend(f"{path}: {w}" for w in batch_size_problems(policy, [_rows(p) for p in newest]))
+
+
+def _production_table(policy: Policy, sql: Any, schema: Any, problems: list[str], warnings: list[str]) -> None:
+    """The production table: readable, with the timestamp and batch columns, the reference's columns; its newest
+    batches measured by bounded queries (as a cycle lists them)."""
+    from itertools import islice
+
+    d = policy.data
+    where = f"{policy.path}: table {d.production_table!r} of {sql.database}"
+    needs = "data.timestamp_column" + (" and data.batch_column" if d.batch_column else "")
+    try:
+        columns = sql.production_columns()
+        newest = list(islice(sql.newest_batches(), BATCHES_SAMPLED))
+        sizes = [sql.count_rows(name) for name in newest]
+    except DataError as exc:
+        reason = str(exc)
+        for prefix in (f"table {d.production_table!r} of {sql.database}: ", f"{sql.database}: "):
+            reason = reason[len(prefix):] if reason.startswith(prefix) else reason
+        problems.append(f"{where}: data.production_table must be a readable table or view with {needs}; "
+                        f"got {reason.replace(' (data.production_table)', '')}")
+        return
+    if schema is not None:
+        missing = [c for c in schema.features if c not in columns]
+        if missing:
+            problems.append(f"{where}: data.production_table must have the reference's feature columns (every "
+                            f"batch lacking one is rejected); got no {_columns(missing)}")
+        extra = [c for c in columns if c not in schema.known_columns]
+        if extra:
+            problems.append(f"{where}: data.production_table must have only the reference's columns (every batch "
+                            f"is rejected for the others; list them in data.ignore_columns); got {_columns(extra)}")
+        if schema.target not in columns and d.labels == "in_batch":
+            warnings.append(f"{where}: data.production_table has no model.target column {schema.target!r}: with "
+                            "data.labels = 'in_batch' no label can ever arrive")
+    if not newest:
+        ended = " that has ended" if d.batch_every else ""
+        warnings.append(f"{where}: data.production_table has no batch{ended} yet; cycles skip until one arrives")
+        return
+    warnings.extend(f"{where}: {w}" for w in batch_size_problems(policy, sizes))
 
 
 #: how many of the newest production batches ``validate`` measures

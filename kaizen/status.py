@@ -1,6 +1,7 @@
 """``kaizen status``: per policy, the next run, the champion and since when, the last decision and error.
 
-Quick by design: it reads the policy files, the promotion log, the job store
+Quick by design: it reads the policy files, the promotion log (the file, or table ``kaizen.record``
+with ``[ledger] url``: psycopg is imported only then), the job store
 (the next run times, through APScheduler's job store API, never starting a
 scheduler) and the daemon's status file; it imports no MLflow, Evidently,
 pandas or scikit-learn. The champion shown is the one the promotion log says
@@ -17,7 +18,7 @@ from typing import Any
 
 from kaizen.config import Config
 from kaizen.health import health
-from kaizen.ledger import Ledger
+from kaizen.run.backend import ledger_for
 
 __all__ = ["collect", "render"]
 
@@ -79,8 +80,7 @@ def collect(config: Config) -> dict[str, Any]:
     live = daemon if pid is not None and daemon.get("pid") == pid else {}
     good, bad = load_policies(policy_files(config.policies_dir)) if config.policies_dir.is_dir() else ([], [])
     runs = _job_runs(config.service.jobstore_url)
-    ledger = Ledger(config.ledger_path)
-    records = ledger.records()
+    records = ledger_for(config).records()
     names = [p.name for p in good] + [n for n in (live.get("policies") or {}) if n not in {p.name for p in good}]
     out: dict[str, Any] = {
         "daemon": {"running": pid is not None, "pid": pid, "state": live.get("state") if pid else "not running",

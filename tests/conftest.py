@@ -457,44 +457,103 @@ def kaizen_main(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Ran
 
 
 
-# -- collection: the fast subset, xdist groups, the guard ---------------------------------------------------
+# -- collection: the fast subset, the guard ---------------------------------------------------
 
-#: ``make test-fast``: the unit tests of the rules, gates, checks, trust, ledger and policy, and a few real cycles
-#: on real MLflow, so that every package is exercised. A file maps to None (all its tests) or to test names.
-FAST: dict[str, set[str] | None] = {}
+#: ``make test-fast`` (``pytest -m fast``): the unit tests of the rules, gates, checks, trust, ledger and policy, the
+#: quick tests of every other package, and a few real cycles on real MLflow. Node-id prefixes: a folder (``/``), a file,
+#: or a test (all its parameters). ``NOT_FAST`` takes slow tests out of a folder or file named in ``FAST``.
+FAST = (
+    # the rules, gates, checks, trust, ledger, policy
+    "tests/monitor/", "tests/gates/", "tests/data/", "tests/trust/", "tests/test_ledger.py", "tests/test_policy.py",
+    "tests/test_policy_check.py", "tests/test_config.py", "tests/test_fields.py",
+    # the quick tests of the other packages: challenger, run, cli, ui, service, notify, cost, backtest (its CLI)
+    "tests/challenger/test_features.py", "tests/challenger/test_families.py", "tests/test_runner.py",
+    "tests/test_cli.py", "tests/test_exit_codes.py", "tests/test_log_cli.py", "tests/test_notify.py",
+    "tests/test_redact.py", "tests/test_cost.py", "tests/service/test_settings.py", "tests/service/test_deploy.py",
+    "tests/service/test_disk.py::test_min_free_bytes_default_and_errors",
+    "tests/service/test_daemon.py::test_a_scheduler_whose_loop_fails_stops_visibly_and_readyz_answers_503",
+    "tests/ui/test_server.py",
+    # real cycles and commands on real MLflow: a copied bootstrap, a quiet and a promoting cycle, rollback, history,
+    # retention, the registry's guard, the scale-out coordination on PostgreSQL (skipped without a server)
+    "tests/test_copied_homes.py", "tests/test_cycle.py::test_no_drift_is_skipped_with_reasons",
+    "tests/test_guarantees.py::test_a_vanished_registry_database_is_not_silently_recreated",
+    "tests/test_rollback.py::test_manual_rollback_leaves_one_consistent_record",
+    "tests/test_history.py::test_restore_moves_the_alias_back_and_alerts",
+    "tests/test_retention.py::test_dry_run_lists_exactly_what_goes_and_deletes_nothing",
+    "tests/scale/test_coordination.py::test_one_leader_at_a_time_and_the_epoch_grows_at_each_takeover",
+)
+NOT_FAST = (
+    "tests/gates/test_judge_cycle.py", "tests/monitor/test_fast_drift.py",
+    "tests/data/test_late_labels.py::test_a_backtest_reveals_label_files_on_time_and_cycles_use_them",
+    "tests/test_exit_codes.py::test_a_second_daemon_on_a_held_state_folder_exits_75",
+    "tests/test_cost.py::test_cycles_record_energy_and_stop_improving_when_the_budget_is_spent",
+    "tests/ui/test_server.py::test_the_daemon_serves_the_pages_when_enabled_and_health_still_works",
+    "tests/ui/test_server.py::test_kaizen_ui_says_where_and_whether_review_is_on_and_never_shows_the_token",
+)
+
+#: ``make test`` (``--dist loadfile --no-loadscope-reorder``) hands whole files to the xdist workers in collection
+#: order; these, the longest (``pytest --durations``), are collected first, so the run does not end on one long
+#: file while the other workers idle. A file here that no longer exists fails a ``make test-fast`` run, as above.
+LONGEST_FIRST = (
+    "tests/test_backtest.py", "tests/scale/test_worker.py", "tests/scale/test_tuning.py",
+    "tests/scale/test_replicas.py", "tests/scale/test_parity.py", "tests/service/test_crash.py",
+    "tests/test_guarantees.py", "tests/test_cycle.py", "tests/data/test_late_labels.py",
+    "tests/service/test_daemon.py", "tests/ui/test_browser.py", "tests/service/test_disk.py",
+    "tests/scale/test_sql_cycle.py",
+)
 
 _ALL_FILES = pytest.StashKey[set]()
+_STALE = pytest.StashKey[list]()
+
+
+def _names(nodeid: str, prefix: str) -> bool:
+    """Whether node-id ``prefix`` (a folder ending in ``/``, a file, or a test) names the item ``nodeid``."""
+    if prefix.endswith("/"):
+        return nodeid.startswith(prefix)
+    return nodeid == prefix or nodeid.startswith((prefix + "::", prefix + "["))
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Before any deselection (``-m``, ``-k``): remember which files were collected (for the guard below), mark
-    the ``FAST`` tests ``fast``, and keep a module whose tests share a module-scoped fixture on one xdist worker."""
+    """Before any deselection (``-m``, ``-k``): remember which files were collected (for the guard below),
+    mark the ``FAST`` tests ``fast`` and put the ``LONGEST_FIRST`` files first."""
     root = Path(__file__).resolve().parent
     config.stash[_ALL_FILES] = {Path(str(item.path)).resolve() for item in items}
+    used = set()
     for item in items:
-        rel = Path(str(item.path)).resolve().relative_to(root.parent).as_posix()
-        if rel in FAST and (FAST[rel] is None or getattr(item, "originalname", item.name) in FAST[rel]):
+        fast = [p for p in FAST if _names(item.nodeid, p)]
+        slow = [p for p in NOT_FAST if _names(item.nodeid, p)]
+        used.update(fast + slow)
+        if fast and not slow:
             item.add_marker(pytest.mark.fast)
-        info = getattr(item, "_fixtureinfo", None)
-        if info is not None and not item.get_closest_marker("xdist_group") and any(
-                defs and defs[-1].scope in ("module", "class") for defs in info.name2fixturedefs.values()):
-            item.add_marker(pytest.mark.xdist_group(rel))
+    config.stash[_STALE] = [p for p in FAST + NOT_FAST if p not in used] + [
+        p for p in LONGEST_FIRST if not (root.parent / p).is_file()]
+    rank = {p: i for i, p in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: else as collected
 
 
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reports its collection to the controller
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Fail a run over the whole ``tests`` folder when a ``tests/**/test_*.py`` file was not collected.
 
     pytest silently skips folders it treats as output (``norecursedirs``: ``build``, ``dist``, ...);
     a test file there would never run. The check compares the files on disk with those collected before
     any ``-m``/``-k`` selection, so a marker-selected run (``make test-fast``) is checked too and never
-    fails for the files it deselected; under xdist each worker collects everything and checks.
+    fails for the files it deselected; under xdist each worker collects everything and checks. A run of
+    named files or folders inside ``tests`` is not checked.
     """
     root = Path(__file__).resolve().parent
     args = [Path(a.split("::")[0]).resolve() for a in session.config.args] or [root]
     opt = session.config.option
     if not any(a == root or a == root.parent for a in args):
         return
+    stale = session.config.stash.get(_STALE, [])
+    if stale and "fast" in (opt.markexpr or ""):  # the fast subset names a test that no longer exists
+        report = pytest.CollectReport(nodeid=root.name, outcome="failed", result=[], longrepr=(
+            "tests/conftest.py FAST/NOT_FAST/LONGEST_FIRST name no collected test (renamed or deleted?): "
+            + ", ".join(stale)))
+        session.config.hook.pytest_collectreport(report=report)
     ignored = [Path(p).resolve() for p in (opt.ignore or []) + (opt.ignore_glob or [])]
     on_disk = {p.resolve() for p in root.rglob("test_*.py") if "__pycache__" not in p.parts
                and not any(p.resolve() == i or i in p.resolve().parents for i in ignored)}
@@ -502,6 +561,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if collected is None:  # nothing was collected at all (modifyitems is not called then)
         collected = {Path(str(item.path)).resolve() for item in session.items}
     missing = sorted(str(p.relative_to(root.parent)) for p in on_disk - collected)
-    if missing:
-        raise pytest.UsageError("test files that pytest did not collect (rename their folders or fix "
-                                "norecursedirs): " + ", ".join(missing))
+    if missing:  # reported as a collection error, not raised: under xdist the workers report it this way
+        why = "test files that pytest did not collect (rename their folders or fix norecursedirs): "
+        report = pytest.CollectReport(nodeid=root.name, outcome="failed", result=[], longrepr=why + ", ".join(missing))
+        session.config.hook.pytest_collectreport(report=report)

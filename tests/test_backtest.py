@@ -1,8 +1,10 @@
 """`kaizen backtest` on a small seeded churn stream: real MLflow, Evidently, featuretools, Optuna.
 
-Three backtests run in this module (about 30 s each): one in-process that keeps its state for
-inspection, one through the CLI inside a live home, and one on the same stream with one batch's
-labels inverted.
+Three backtests run in this module (about 20 s each): one in-process that keeps its state for
+inspection, one through the CLI (``kaizen.cli.main`` in this process) inside a live home, and one on the
+same stream with one batch's labels inverted. The stream is as small as the properties allow: the
+concept change at batch 3, the inverted batch 3, and a batch after it to show the inverted labels reach
+the next models.
 """
 
 from __future__ import annotations
@@ -11,10 +13,8 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import shutil
-import subprocess
-import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +23,11 @@ import pytest
 
 from kaizen.backtest import ARMS, EVERY_BATCH_SUFFIX, run_backtest, summary_table, without_timings
 from kaizen.backtest.replay import REFIT_SUFFIX
-from tests.conftest import BASE_POLICY, to_toml
+from tests.conftest import BASE_POLICY, kaizen_main, to_toml
 
-ROOT = Path(__file__).resolve().parents[1]
 SEED = 1
+#: the stream: reference rows, rows per batch, batches, search trials per build
+REF_ROWS, BATCH_ROWS, N_BATCHES, TRIALS = 1200, 400, 5, 2
 FLIPPED = 3  # the batch whose labels the third run inverts (the concept-drift batch)
 BATCH_KEYS = {"name", "rows", "champion_version", "metric", "drift_share", "decision", "cpu_seconds"}
 SUMMARY_KEYS = {"mean_metric", "retrains", "promotions", "build_cpu_seconds", "total_cpu_seconds", "energy_kwh",
@@ -37,15 +38,15 @@ EVERY_BATCH = {"retrain_every_batch": EVERY_BATCH_SUFFIX, "refit_every_batch": R
 
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A live home: config, policy, reference/golden data and six past batches in data/incoming."""
+    """A live home: config, policy, reference/golden data and N_BATCHES past batches in data/incoming."""
     from experiments.scenarios import churn
 
     root = tmp_path_factory.mktemp("bt-home")
-    churn(seed=5, reference_rows=1200, golden_rows=300, batch_rows=400, n_batches=6,
+    churn(seed=5, reference_rows=REF_ROWS, golden_rows=300, batch_rows=BATCH_ROWS, n_batches=N_BATCHES,
           covariate_at=2, concept_at=3).write(root / "data")
     (root / "config.toml").write_text('[state]\ndir = "state"\n\n[cost]\nwatts_per_core = 20.0\n')
     doc = {k: dict(v) for k, v in BASE_POLICY.items()}
-    doc["build"]["trials"] = 3
+    doc["build"]["trials"] = TRIALS
     (root / "policies").mkdir()
     (root / "policies" / "churn.toml").write_text(to_toml(doc))
     return root
@@ -89,10 +90,12 @@ def cli_run(stream: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     out = tmp_path_factory.mktemp("bt-out")
     tmp = out / "tmp"
     tmp.mkdir()
-    env = {**os.environ, "TMPDIR": str(tmp)}
-    r = subprocess.run([sys.executable, "-m", "kaizen", "backtest", "churn", "--batches", "data/incoming",
-                        "--json", str(out / "bt.json"), "--plot", str(out / "bt.png"), "--seed", str(SEED)],
-                       cwd=stream, env=env, capture_output=True, text=True, timeout=600)
+    cached, tempfile.tempdir = tempfile.tempdir, None  # read $TMPDIR again, as a new process would
+    try:
+        r = kaizen_main("backtest", "churn", "--batches", "data/incoming", "--json", str(out / "bt.json"),
+                        "--plot", str(out / "bt.png"), "--seed", str(SEED), cwd=stream, env={"TMPDIR": str(tmp)})
+    finally:
+        tempfile.tempdir = cached
     return {"proc": r, "before": before, "after": _tree(stream / "state"), "out": out, "tmp": tmp,
             "live_uri": live_uri, "cfg": cfg}
 
@@ -103,13 +106,13 @@ def test_json_fields(first: tuple[dict, Path]) -> None:
     result, _ = first
     json.dumps(result, allow_nan=False)
     assert result["policy"] == "churn" and result["metric"] == "roc_auc" and result["seed"] == SEED
-    assert result["settings"]["trials"] == 3 and result["settings"]["timeout_seconds"] is None
+    assert result["settings"]["trials"] == TRIALS and result["settings"]["timeout_seconds"] is None
     assert result["settings"]["timeout_ignored"] is True and result["settings"]["watts_per_core"] == 20.0
     batches = result["batches"]
-    assert [b["name"] for b in batches] == [f"batch_{i:03d}.parquet" for i in range(6)]
+    assert [b["name"] for b in batches] == [f"batch_{i:03d}.parquet" for i in range(N_BATCHES)]
     for b in batches:
         assert BATCH_KEYS <= set(b), b.keys()
-        assert b["rows"] == 400 and b["labelled_rows"] == 400
+        assert b["rows"] == BATCH_ROWS and b["labelled_rows"] == BATCH_ROWS
         assert 0.0 <= b["metric"] <= 1.0 and 0.0 <= b["drift_share"] <= 1.0
         assert b["decision"] in ("skipped", "promoted", "rejected") and b["cpu_seconds"] > 0
         assert set(b["baselines"]) == {"static", *EVERY_BATCH}
@@ -125,14 +128,15 @@ def test_json_fields(first: tuple[dict, Path]) -> None:
     assert st["retrains"] == st["promotions"] == 0 and st["total_cpu_seconds"] == 0.0
     for arm in EVERY_BATCH:
         ev = result["summary"][arm]
-        assert ev["retrains"] == ev["promotions"] == 6 and ev["build_cpu_seconds"] > 0, arm
+        assert ev["retrains"] == ev["promotions"] == N_BATCHES and ev["build_cpu_seconds"] > 0, arm
         assert ev["total_cpu_seconds"] == pytest.approx(sum(b["baselines"][arm]["cpu_seconds"] for b in batches),
                                                         abs=0.01)
-        assert ev["mean_metric"] == pytest.approx(sum(b["baselines"][arm]["metric"] for b in batches) / 6, abs=1e-5)
+        assert ev["mean_metric"] == pytest.approx(sum(b["baselines"][arm]["metric"] for b in batches) / N_BATCHES,
+                                                  abs=1e-5)
     assert k["promotions"] == sum(b["decision"] == "promoted" for b in batches) >= 1
     assert k["retrains"] >= k["promotions"]
     assert k["total_cpu_seconds"] == pytest.approx(sum(b["cpu_seconds"] for b in batches), abs=0.01)
-    assert k["mean_metric"] == pytest.approx(sum(b["metric"] for b in batches) / 6, abs=1e-5)
+    assert k["mean_metric"] == pytest.approx(sum(b["metric"] for b in batches) / N_BATCHES, abs=1e-5)
     # the policy recovers from the concept change; the never-retrained champion does not
     assert k["mean_metric"] > st["mean_metric"]
     table = summary_table(result)
@@ -151,7 +155,7 @@ def test_refit_every_batch_refits_the_bootstrap_recipe_without_a_search(first: t
     assert refit["holdout_metric"] == boot["kaizen"]["holdout_metric"]
     records = [r for r in Ledger(state / "state" / "promotion-log.jsonl").records()
                if r.policy == "churn" + REFIT_SUFFIX]
-    assert [r.kind for r in records] == ["bootstrap"] + ["retrain"] * 6
+    assert [r.kind for r in records] == ["bootstrap"] + ["retrain"] * N_BATCHES
     recipe = records[0].challenger
     fraction = recipe["params"]["window_fraction"]
     for i, r in enumerate(records[1:]):
@@ -161,8 +165,8 @@ def test_refit_every_batch_refits_the_bootstrap_recipe_without_a_search(first: t
         assert c["trials"] == 0 and c["recipe_of"] == refit["version"]
         assert (c["family"], c["params"], c["feature_names"]) == (recipe["family"], recipe["params"],
                                                                    recipe["feature_names"])
-        # every labelled row so far (1200 reference + 400 per batch), of which the recipe keeps its window fraction
-        n = 1200 + 400 * (i + 1)
+        # every labelled row so far (the reference + every batch), of which the recipe keeps its window fraction
+        n = REF_ROWS + BATCH_ROWS * (i + 1)
         assert c["train_rows"] == min(n, max(1, math.ceil(n * fraction - 1e-9))), (i, fraction)
         assert r.champion["replaced"] == str(int(refit["version"]) + i)
 
@@ -248,7 +252,7 @@ def test_cli_writes_json_plot_and_table(cli_run: dict[str, Any]) -> None:
     assert "MEAN ROC_AUC" in r.stdout and "static" in r.stdout and all(arm in r.stdout for arm in EVERY_BATCH)
     assert "backtest churn" in r.stderr  # the progress bar
     doc = json.loads((cli_run["out"] / "bt.json").read_text())
-    assert set(doc["summary"]) == set(ARMS) and len(doc["batches"]) == 6
+    assert set(doc["summary"]) == set(ARMS) and len(doc["batches"]) == N_BATCHES
     png = (cli_run["out"] / "bt.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 

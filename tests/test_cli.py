@@ -1,4 +1,4 @@
-"""The quick commands, run as real processes: validate, log, show, --help."""
+"""The quick commands: validate, log, show (``kaizen.cli.main`` in this process), --help's imports (a real process)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from kaizen.ledger import Ledger, Record
+from tests.conftest import Ran, kaizen_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def kaizen(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kaizen", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+def kaizen(*args: str, cwd: Path) -> Ran:
+    return kaizen_main(*args, cwd=cwd)
 
 
 def test_help_does_not_import_heavy_libraries() -> None:

@@ -22,6 +22,19 @@ def test_relative_sqlite_uri_is_relative_to_the_config_file(tmp_path: Path) -> N
     assert load_config(tmp_path / "config.toml").tracking_uri == f"sqlite:///{tmp_path}/db/m.db"
 
 
+@pytest.mark.parametrize(("given", "expected"), [
+    ("mlflow-artifacts:/kaizen", "mlflow-artifacts:/kaizen"),  # proxied by an MLflow server: reachable from any host
+    ("s3://bucket/kaizen", "s3://bucket/kaizen"),
+    ("file:///srv/art", "file:///srv/art"),
+    ("art", None),                                              # a path, relative to the config file
+])
+def test_artifact_location_keeps_every_uri_scheme_and_makes_paths_absolute(tmp_path: Path, given: str,
+                                                                          expected: str | None) -> None:
+    (tmp_path / "config.toml").write_text(f'[mlflow]\nartifact_location = "{given}"\n')
+    got = load_config(tmp_path / "config.toml").artifact_location
+    assert got == (expected or (tmp_path / given).as_uri())
+
+
 def test_unknown_keys_and_wrong_types_are_errors(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text('[state]\ndir = 5\n[mlflow]\ntracking = "x"\n[runtime]\nthreads = 0\n')
@@ -41,3 +54,28 @@ def test_shipped_config_is_valid() -> None:
 def test_named_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_the_promotion_log_in_postgresql_is_a_url_or_the_variable_that_holds_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("")
+    assert load_config(cfg).ledger_url is None  # the embedded default: the file
+    cfg.write_text('[ledger]\nurl = "postgresql://kaizen@db:5432/kaizen"\n')
+    assert load_config(cfg).ledger_url == "postgresql://kaizen@db:5432/kaizen"
+    monkeypatch.setenv("KZ_LOG_URL", "postgresql://kaizen:pw@db/kaizen")
+    cfg.write_text('[ledger]\nurl_env = "KZ_LOG_URL"\n')
+    assert load_config(cfg).ledger_url == "postgresql://kaizen:pw@db/kaizen"
+    for text, problem in (('url = "sqlite:///x.db"', "ledger.url must be a PostgreSQL URL"),
+                          ('url = "postgresql://a/b"\nurl_env = "KZ_LOG_URL"', "set one"),
+                          ('url_env = "KZ_UNSET_VAR"', "KZ_UNSET_VAR, which is not set"),
+                          ('url_env = "postgresql://kaizen:pw@db/x"', "never the secret itself")):
+        cfg.write_text(f"[ledger]\n{text}\n")
+        with pytest.raises(ConfigError, match=problem) as err:
+            load_config(cfg)
+        assert ":pw@" not in str(err.value)
+    monkeypatch.setenv("KZ_LOG_URL", "mysql://kaizen:pw@db/kaizen")
+    cfg.write_text('[ledger]\nurl_env = "KZ_LOG_URL"\n')
+    with pytest.raises(ConfigError, match="does not hold a PostgreSQL URL") as err:
+        load_config(cfg)
+    assert "pw" not in str(err.value)

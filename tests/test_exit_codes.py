@@ -1,15 +1,13 @@
 """Distinct exit codes, so systemd restarts a crash but not a bad configuration (deploy/kaizen.service).
 
 78 bad config or policy file, 75 lock held by another daemon, 2 bad usage, 1 crash or failed command, 0 ok.
-Every case runs the real ``kaizen`` command in a subprocess.
+Every case runs the real ``kaizen`` command: ``kaizen.cli.main`` in this process (tests/conftest.py
+``kaizen_main``), the daemons as real subprocesses.
 """
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,14 +22,14 @@ from kaizen.errors import (
     KaizenError,
     PolicyError,
 )
+from tests.conftest import Ran, kaizen_main
 from tests.service.conftest import Daemon, running, wait_for, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def kaizen(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kaizen", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)})
+def kaizen(*args: str, cwd: Path) -> Ran:
+    return kaizen_main(*args, cwd=cwd)
 
 
 def test_the_codes_are_the_sysexits_ones() -> None:
@@ -71,14 +69,14 @@ def test_a_failed_command_exits_1(tmp_path: Path) -> None:
     assert r.stderr.strip() == "kaizen: error: no record 'no-such-cycle' in the promotion log"
 
 
-def test_an_unexpected_exception_exits_1_with_a_redacted_traceback(tmp_path: Path) -> None:
-    code = ("import sys, kaizen.cli as c\n"
-            "def boom(args):\n"
-            "    raise RuntimeError('lost http://kaizen:S3cretPW@127.0.0.1:5999')\n"
-            "c.cmd_status = boom\n"
-            "sys.exit(c.main(['status']))\n")
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+def test_an_unexpected_exception_exits_1_with_a_redacted_traceback(tmp_path: Path, monkeypatch) -> None:
+    import kaizen.cli as c
+
+    def boom(args):
+        raise RuntimeError('lost http://kaizen:S3cretPW@127.0.0.1:5999')
+
+    monkeypatch.setattr(c, "cmd_status", boom)
+    r = kaizen("status", cwd=tmp_path)
     assert r.returncode == EXIT_FAILURE
     assert "Traceback (most recent call last)" in r.stderr and "in boom" in r.stderr
     assert "kaizen: internal error: RuntimeError: lost http://kaizen:***@127.0.0.1:5999" in r.stderr

@@ -136,3 +136,20 @@ def test_since_survives_records_appended_out_of_time_order(tmp_path: Path) -> No
 def test_since_refuses_a_day_that_is_not_a_date(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"day must be a UTC date YYYY-MM-DD; got '20261120'"):
         Ledger(tmp_path / "p.jsonl").since("churn", "20261120")
+
+
+def test_a_torn_line_of_an_id_does_not_count_as_written_and_the_id_is_then_written_once(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    led = Ledger(path)
+    led.append(rec(1))
+    whole = rec(2).to_json()
+    with open(path, "ab") as fh:
+        fh.write(whole[: len(whole) // 2].encode())  # the writer of c2 died mid-line
+    assert led.append(rec(2)) == rec(2)
+    assert led.append(rec(2, "promoted")).decision == "skipped"  # now it is held
+    assert [r.id for r in led.records()] == ["c1", "c2"] and led.skipped_lines == 1
+    nested = Record(id="c3", policy="churn", decision="skipped", challenger={"refit": {"id": "c4"}},
+                    reasons=('{"id": "c4", ',))
+    led.append(nested)
+    led.append(rec(4))  # an id that appears inside another record (as a value) is not held
+    assert [r.id for r in led.records()] == ["c1", "c2", "c3", "c4"]

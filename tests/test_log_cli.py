@@ -22,13 +22,13 @@ from kaizen.errors import KaizenError
 from kaizen.ledger import DECISIONS, KINDS, Ledger, Record
 from kaizen.ui.logview import LogView, Query, _fast, _row, parse_when, summarize
 from kaizen.ui.progress import StepLine
+from tests.conftest import Ran, kaizen_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def kaizen(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kaizen", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "COLUMNS": "200"})
+def kaizen(*args: str, cwd: Path) -> Ran:
+    return kaizen_main(*args, cwd=cwd, env={"COLUMNS": "200"})
 
 
 def home_with(tmp_path: Path, recs: list[Record]) -> tuple[Path, Path]:

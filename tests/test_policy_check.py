@@ -138,3 +138,63 @@ def test_batches_too_small_to_ever_judge_a_challenger_are_a_warning(tmp_path) ->
     assert w.startswith("batches of about 150 rows give a holdout of at most 150 rows") and "= 200" in w
     path.write_text(path.read_text().replace("max_holdout_batches = 1", "max_holdout_batches = 2"))
     assert batch_size_problems(load_policy(path), [150]) == []  # the holdout may grow into the previous batch
+
+
+# -- a policy whose data are SQL tables (kaizen/data/sql.py) ---------------------------------------------
+
+def _sql_home(tmp_path: Path, churn_data: Path, url: str, data: dict | None = None) -> Home:
+    from tests.data._sql import sql_policy, stage
+
+    h = make_home(tmp_path / "sqlhome", churn_data)
+    stage(h.root, url, range(2))
+    h.write_policy(sql_policy(url, data))
+    return h
+
+
+def test_a_sql_policy_that_can_run_has_no_problem(tmp_path: Path, churn_data: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'prod.db'}"
+    found = check_data(_sql_home(tmp_path, churn_data, url).policy())
+    assert found.problems == () and found.warnings == () and len(found.notes) == 1
+
+
+def test_a_missing_table_or_column_names_the_policy_the_key_and_what_the_database_has(tmp_path: Path,
+                                                                                    churn_data: Path) -> None:
+    import sqlalchemy as sa
+
+    from tests.data._sql import sql_policy
+
+    url = f"sqlite:///{tmp_path / 'prod.db'}"
+    h = _sql_home(tmp_path, churn_data, url, {"production_table": "events", "golden_table": "gold"})
+    pol = h.policy()
+    db = f"table 'events' of {url}"
+    assert check_policy_data(pol) == [
+        f"{pol.path}: table 'gold' of {url}: data.golden_table must be a readable table or view; got no such table "
+        "or view; the database has 'golden', 'production', 'reference'",
+        f"{pol.path}: {db}: data.production_table must be a readable table or view with data.timestamp_column and "
+        "data.batch_column; got no such table or view; the database has 'golden', 'production', 'reference'"]
+
+    eng = sa.create_engine(url)
+    with eng.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE reference DROP COLUMN churned")
+        conn.exec_driver_sql("ALTER TABLE production RENAME COLUMN age TO years")
+    eng.dispose()
+    h.write_policy(sql_policy(url))
+    pol = h.policy()
+    problems = check_policy_data(pol)
+    assert problems[0].startswith(f"{pol.path}: table 'reference' of {url}: data.reference_table must have the "
+                                  "model.target column 'churned'; got columns 'ts', 'tenure_months',")
+    assert problems[1:] == [
+        f"{pol.path}: table 'production' of {url}: data.production_table must have the reference's feature columns "
+        "(every batch lacking one is rejected); got no 'age'",
+        f"{pol.path}: table 'production' of {url}: data.production_table must have only the reference's columns "
+        "(every batch is rejected for the others; list them in data.ignore_columns); got 'years'"]
+
+
+def test_a_database_url_with_a_password_is_never_shown(tmp_path: Path, churn_data: Path, monkeypatch) -> None:
+    url = f"sqlite:///{tmp_path / 'prod.db'}"
+    h = _sql_home(tmp_path, churn_data, url, {"sql_url": None, "sql_url_env": "KAIZEN_TEST_DB"})
+    monkeypatch.setenv("KAIZEN_TEST_DB", "postgresql+psycopg://kaizen:S3cret-pw@127.0.0.1:1/prod")
+    problems = check_policy_data(h.policy())
+    assert problems and not any("S3cret" in p for p in problems)
+    assert problems[0].startswith(f"{h.policy().path}: table 'reference' of $KAIZEN_TEST_DB: data.reference_table "
+                                  "must be a readable table or view; got cannot connect (OperationalError: ")

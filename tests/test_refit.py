@@ -105,14 +105,12 @@ def test_the_champion_predicts_its_reference_once(home, monkeypatch) -> None:
     assert second.champion["version"] == "1" and second.window["monitor_reference_predictions"] == "cached"
     assert n not in CountingModel.calls and CountingModel.calls  # the window was predicted, the reference not
     # the cached predictions are the model's own, bit for bit
-    import mlflow
     import pandas as pd
 
     reg = Registry.from_config(home.config())
     champ = reg.version("churn", "1")  # (the second cycle may have promoted a new champion since)
-    path = mlflow.artifacts.download_artifacts(run_id=champ.run_id, dst_path=str(home.root / "ref"),
-                                               artifact_path=champ.tags["kaizen.reference_artifact"])
-    fresh = real(champ.uri, task="binary_classification").predict(pd.read_parquet(path)[_features(home)])
+    path = reg.download_artifact(champ.run_id, champ.tags["kaizen.reference_artifact"], home.root / "ref")
+    fresh = real(reg, "churn", "1", task="binary_classification").predict(pd.read_parquet(path)[_features(home)])
     with np.load(files[0]) as z:
         assert np.array_equal(z["labels"], fresh.labels) and np.array_equal(z["scores"], fresh.scores)
 

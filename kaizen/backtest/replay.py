@@ -17,9 +17,10 @@ Labels that arrive late (``data.labels = "separate"``): the label files of the b
 right after the batch at replay index NNN is revealed (step 2), so cycles see only the labels
 that have arrived; the prequential score of step 1 uses every label a batch ever gets.
 
-The temporary state has its own SQLite MLflow, artifact folder, promotion log and production
-folder. The live config is only read (threads, cost factors); its MLflow URIs, registry and log
-are never opened. The reference and golden files the policy names are read, never written.
+The temporary state has its own SQLite MLflow, artifact folder, promotion log (a JSON Lines file,
+whatever the live ``[ledger]`` says) and production folder. The live config is only read (threads,
+cost factors); its MLflow URIs, registry, log, coordination database and webhooks are never used.
+The reference and golden files the policy names are read, never written.
 """
 
 from __future__ import annotations
@@ -56,11 +57,19 @@ FORMAT = 1
 
 
 def _isolated_config(live: Config | None, root: Path) -> Config:
-    """A config whose every location is inside ``root``; only threads and cost factors come from ``live``."""
+    """A config whose every location is inside ``root``; only threads and cost factors come from ``live``.
+
+    Its promotion log is always a JSON Lines file inside ``root``, even when the live log is table
+    ``kaizen.record`` (``[ledger] url``); it takes no lock and writes no journal in the live coordination
+    database, and announces nothing (no webhooks, no outbox rows).
+    """
+    from kaizen.config import CoordinationSettings, NotifySettings
+
     state = root / "state"
     uri = f"sqlite:///{state / 'mlflow.db'}"
     fields = dict(path=None, state_dir=state, policies_dir=root / "policies", tracking_uri=uri, registry_uri=uri,
-                  artifact_location=(state / "artifacts").as_uri(), ledger_path=state / "promotion-log.jsonl")
+                  artifact_location=(state / "artifacts").as_uri(), ledger_path=state / "promotion-log.jsonl",
+                  ledger_url=None, coordination=CoordinationSettings(), notify=NotifySettings())
     if live is None:
         return Config(**fields)
     return dataclasses.replace(live, **fields)

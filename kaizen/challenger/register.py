@@ -80,12 +80,14 @@ def build_and_register(registry: Any, runlog: Any, policy: Policy, schema: Schem
                        workdir: Path,
                        seed: int, cycle_id: str, on_registered: Callable[[str], None],
                        stop: threading.Event | None = None, name: str = "pipeline",
-                       enqueue: tuple[dict[str, Any], ...] = (), tags: dict[str, str] | None = None) -> Built:
-    """Search a challenger on ``train`` (oldest first), log it in ``runlog``'s run as ``name``, register it."""
+                       enqueue: tuple[dict[str, Any], ...] = (), tags: dict[str, str] | None = None,
+                       shared: Any = None) -> Built:
+    """Search a challenger on ``train`` (oldest first), log it in ``runlog``'s run as ``name``, register it.
+    ``shared``: a :class:`kaizen.scale.tuning.SharedSearch` (helpers may join the search)."""
     from kaizen.challenger import build_challenger
 
     result = build_challenger(train, schema=schema, policy=policy, workdir=workdir, seed=seed, stop=stop,
-                              enqueue=enqueue)
+                              enqueue=enqueue, shared=shared)
     version = _log_and_register(result, train, registry, runlog, policy, workdir, model_name=name,
                                 reference_dir=REFERENCE_DIR if name == "pipeline" else f"reference_{name}",
                                 tags={"kaizen.cycle_id": cycle_id, **(tags or {})}, on_registered=on_registered)

@@ -19,6 +19,12 @@ the same parameters and the same model: one Optuna worker, seeded TPE,
 seeded estimators, one BLAS/OpenMP thread. A timeout or ``stop`` ends the
 search early; the best trial so far is still refit.
 
+With ``shared`` (:class:`kaizen.scale.tuning.SharedSearch`, when ``[coordination] optuna_storage``
+is set) the study lives in RDB storage and ``kaizen worker --tune`` processes join it: they
+evaluate the same :class:`SearchInputs` with the same objective (:func:`make_objective`), under
+one trial budget counted across every process. Trial order then depends on timing, so a seeded
+build repeats only without helpers; the result is still a search of the same space and budget.
+
 featuretools, Optuna and scikit-learn are imported inside the functions.
 While a build runs it lowers Optuna's log level to WARNING and filters the
 featuretools/woodwork warnings; both are process-wide, so run concurrent
@@ -48,7 +54,8 @@ from kaizen.data.schema import Schema
 from kaizen.errors import BuildError
 from kaizen.policy import Policy
 
-__all__ = ["BuildResult", "build_challenger", "make_pipeline", "refit", "trial_params", "BUILD_FORMAT"]
+__all__ = ["BuildResult", "SearchInputs", "build_challenger", "make_objective", "make_pipeline", "refit",
+           "trial_params", "BUILD_FORMAT", "INPUTS_FORMAT"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +67,8 @@ MIN_ROWS = 30
 MIN_FIT_ROWS = 20
 #: Fewest rows in the validation slice.
 MIN_VALIDATION_ROWS = 5
+#: Version of the layout :meth:`SearchInputs.save` writes (a helper refuses another).
+INPUTS_FORMAT = 1
 ARTIFACTS = "artifacts"
 FEATURES_FILE = "features.json"
 MODEL_FILE = "model.joblib"
@@ -169,30 +178,120 @@ def _fit(pipe: Any, x: pd.DataFrame, y: np.ndarray) -> Any:
     return pipe
 
 
-def _evaluate(pipe: Any, x: pd.DataFrame, y: np.ndarray, *, policy: Policy) -> float:
+def _evaluate(pipe: Any, x: pd.DataFrame, y: np.ndarray, *, task: str, metric: str, positive_label: Any) -> float:
     from threadpoolctl import threadpool_limits
 
     from kaizen.metrics import score
 
-    spec = policy.model
     with threadpool_limits(limits=1):
         labels = pipe.predict(x)
         scores = None
-        if spec.task == "binary_classification":
+        if task == "binary_classification":
             classes = list(pipe.classes_)
-            scores = pipe.predict_proba(x)[:, classes.index(spec.positive_label)]
-    return score(spec.metric, y, labels, scores, pos_label=spec.positive_label)
+            scores = pipe.predict_proba(x)[:, classes.index(positive_label)]
+    return score(metric, y, labels, scores, pos_label=positive_label)
+
+
+_FIT_FILE, _VALIDATION_FILE, _SETTINGS_FILE = "fit.parquet", "validation.parquet", "search.json"
+#: the target's column in the parquet files of :meth:`SearchInputs.save`
+_TARGET = "_kaizen_target"
 
 
 @dataclass(frozen=True)
-class _Data:
-    """The split the search works on (model input already computed)."""
+class SearchInputs:
+    """All one trial needs: the model input of the fit rows and of the validation slice, and every setting
+    of the objective. Immutable; what a helper process downloads (:meth:`save`, :meth:`load`) to evaluate
+    trials of a shared study exactly as the build does."""
 
-    features: feats.FeatureSet
     x_fit: pd.DataFrame
     y_fit: np.ndarray
     x_val: pd.DataFrame
     y_val: np.ndarray
+    names: tuple[str, ...]             # every model-input column (identity + engineered), in order
+    identity: tuple[str, ...]          # the raw columns among them (a trial without engineered features)
+    categorical: tuple[str, ...]
+    families: tuple[str, ...]
+    windows: tuple[float, ...]
+    task: str
+    metric: str
+    positive_label: Any
+    higher_is_better: bool
+    seed: int
+
+    @property
+    def n_fit(self) -> int:
+        return len(self.x_fit)
+
+    @property
+    def direction(self) -> str:
+        return "maximize" if self.higher_is_better else "minimize"
+
+    def columns(self, engineered: bool) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        """(names, numeric, categorical) of a trial's model input, as :meth:`FeatureSet.select` orders them."""
+        names = self.names if engineered else tuple(n for n in self.names if n in set(self.identity))
+        categorical = tuple(n for n in self.categorical if n in set(names))
+        return names, tuple(n for n in names if n not in set(categorical)), categorical
+
+    def save(self, folder: Path) -> None:
+        """Write ``search.json``, ``fit.parquet`` and ``validation.parquet`` into ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for x, y, name in ((self.x_fit, self.y_fit, _FIT_FILE), (self.x_val, self.y_val, _VALIDATION_FILE)):
+            if _TARGET in x.columns:
+                raise BuildError(f"a model-input column is named {_TARGET!r}, which the search inputs reserve")
+            x.assign(**{_TARGET: y}).to_parquet(folder / name, index=False)
+        settings = {"format": INPUTS_FORMAT, "names": self.names, "identity": self.identity,
+                    "categorical": self.categorical, "families": self.families, "windows": self.windows,
+                    "task": self.task, "metric": self.metric, "positive_label": self.positive_label,
+                    "higher_is_better": self.higher_is_better, "seed": self.seed}
+        (folder / _SETTINGS_FILE).write_text(json.dumps(_jsonable(settings), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path) -> SearchInputs:
+        """What :meth:`save` wrote into ``folder``; BuildError when it is another format."""
+        folder = Path(folder)
+        s = json.loads((folder / _SETTINGS_FILE).read_text())
+        if s.get("format") != INPUTS_FORMAT:
+            raise BuildError(f"{folder / _SETTINGS_FILE} has search-inputs format {s.get('format')!r}; "
+                             f"this Kaizen reads {INPUTS_FORMAT}")
+        fit, val = pd.read_parquet(folder / _FIT_FILE), pd.read_parquet(folder / _VALIDATION_FILE)
+        return cls(x_fit=fit.drop(columns=[_TARGET]), y_fit=fit[_TARGET].to_numpy(),
+                   x_val=val.drop(columns=[_TARGET]), y_val=val[_TARGET].to_numpy(),
+                   names=tuple(s["names"]), identity=tuple(s["identity"]), categorical=tuple(s["categorical"]),
+                   families=tuple(s["families"]), windows=tuple(s["windows"]), task=s["task"], metric=s["metric"],
+                   positive_label=s["positive_label"], higher_is_better=bool(s["higher_is_better"]),
+                   seed=int(s["seed"]))
+
+
+def make_objective(inputs: SearchInputs, *, before: Any = None) -> Any:
+    """The Optuna objective of a search on ``inputs``: sample a configuration, fit on the trial's window of
+    the fit rows, return the metric on the validation slice. ``before(trial)``, if given, runs first (a
+    shared study's budget: it may raise ``optuna.TrialPruned``)."""
+    n_fit = inputs.n_fit
+
+    def objective(trial: Any) -> float:
+        if before is not None:
+            before(trial)
+        try:
+            family, params = _suggest(trial, inputs.families, inputs.windows)
+            names, numeric, categorical = inputs.columns(params["engineered"])
+            rows = _window(n_fit, params["window_fraction"])
+            x, y = inputs.x_fit.iloc[n_fit - rows:][list(names)], inputs.y_fit[n_fit - rows:]
+            if inputs.task == "binary_classification" and len(pd.unique(y)) < 2:
+                raise ValueError(f"the last {rows} fit rows hold one class only")
+            pipe = _fit(make_pipeline(family, params, task=inputs.task, numeric=numeric,
+                                      categorical=categorical, seed=inputs.seed), x, y)
+            value = _evaluate(pipe, inputs.x_val[list(names)], inputs.y_val, task=inputs.task, metric=inputs.metric,
+                              positive_label=inputs.positive_label)
+            if not math.isfinite(value):
+                raise ValueError(f"{inputs.metric} on the validation slice is {value}")
+            trial.set_user_attr("fit_rows", rows)
+            return value
+        except Exception as exc:
+            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
+            raise
+
+    return objective
 
 
 def _columns(features: feats.FeatureSet, engineered: bool) -> feats.FeatureSet:
@@ -236,7 +335,7 @@ def _check(train: pd.DataFrame, schema: Schema, policy: Policy) -> np.ndarray:
 def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, workdir: Path,
                      seed: int | None = None, stop: threading.Event | None = None,
                      storage: Any = None, study_name: str | None = None,
-                     enqueue: Sequence[Mapping[str, Any]] = ()) -> BuildResult:
+                     enqueue: Sequence[Mapping[str, Any]] = (), shared: Any = None) -> BuildResult:
     """Search, refit and write a challenger for ``policy`` from labelled rows in time order.
 
     ``train`` holds ``schema.features`` and a non-null ``schema.target``,
@@ -245,7 +344,8 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
     search after the running trial. ``storage``/``study_name`` are passed to
     ``optuna.create_study`` (default: an in-memory study). ``enqueue`` holds configurations to try
     first (a warm start, e.g. the champion's recipe: :func:`trial_params`); values outside the
-    policy's search space are dropped from them.
+    policy's search space are dropped from them. ``shared`` (a :class:`kaizen.scale.tuning.SharedSearch`)
+    puts the study in RDB storage for ``kaizen worker --tune`` helpers (then ``storage`` is not used).
 
     Raises :class:`BuildError` when the rows cannot train a model or no trial
     completes.
@@ -290,26 +390,11 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
     features, x_fit = feats.synthesize(fit_rows, schema, trans_primitives=bspec.trans_primitives,
                                        max_depth=bspec.max_depth, max_features=bspec.max_features,
                                        target=target)
-    data = _Data(features, x_fit, y_fit, feats.calculate(features, val_rows, schema), y_val)
-
-    def objective(trial: optuna.Trial) -> float:
-        try:
-            family, params = _suggest(trial, families, windows)
-            cols = _columns(data.features, params["engineered"])
-            rows = _window(n_fit, params["window_fraction"])
-            x, y = data.x_fit.iloc[n_fit - rows:][list(cols.names)], data.y_fit[n_fit - rows:]
-            if spec.task == "binary_classification" and len(pd.unique(y)) < 2:
-                raise ValueError(f"the last {rows} fit rows hold one class only")
-            pipe = _fit(make_pipeline(family, params, task=spec.task, numeric=cols.numeric,
-                                      categorical=cols.categorical, seed=seed), x, y)
-            value = _evaluate(pipe, data.x_val[list(cols.names)], data.y_val, policy=policy)
-            if not math.isfinite(value):
-                raise ValueError(f"{spec.metric} on the validation slice is {value}")
-            trial.set_user_attr("fit_rows", rows)
-            return value
-        except Exception as exc:
-            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
-            raise
+    inputs = SearchInputs(
+        x_fit=x_fit, y_fit=y_fit, x_val=feats.calculate(features, val_rows, schema), y_val=y_val,
+        names=features.names, identity=features.identity, categorical=features.categorical, families=families,
+        windows=windows, task=spec.task, metric=spec.metric, positive_label=spec.positive_label,
+        higher_is_better=spec.higher_is_better, seed=seed)
 
     def check_stop(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
         if stop is not None and stop.is_set():
@@ -317,10 +402,12 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
 
     if stop is not None and stop.is_set():
         raise BuildError("build stopped before its first trial")
-    study = optuna.create_study(
-        storage=storage, study_name=study_name, load_if_exists=storage is not None,
-        direction="maximize" if spec.higher_is_better else "minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed))
+    sampler = optuna.samplers.TPESampler(seed=seed)
+    if shared is None:
+        study = optuna.create_study(storage=storage, study_name=study_name, load_if_exists=storage is not None,
+                                    direction=inputs.direction, sampler=sampler)
+    else:
+        study = shared.create(inputs, sampler=sampler, trials=bspec.trials, timeout=bspec.timeout_seconds)
     first = len(study.trials)
     for fixed in enqueue:
         fixed = dict(fixed)
@@ -329,10 +416,12 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
         if fixed.get("window_fraction") not in windows:
             fixed.pop("window_fraction", None)
         study.enqueue_trial(fixed, skip_if_exists=True)
-    study.optimize(objective, n_trials=bspec.trials, timeout=bspec.timeout_seconds, n_jobs=1,
-                   catch=(Exception,), callbacks=[check_stop], gc_after_trial=False)
-
-    ours = [t for t in study.trials[first:] if t.state.is_finished()]
+    if shared is None:
+        study.optimize(make_objective(inputs), n_trials=bspec.trials, timeout=bspec.timeout_seconds, n_jobs=1,
+                       catch=(Exception,), callbacks=[check_stop], gc_after_trial=False)
+        ours = [t for t in study.trials[first:] if t.state.is_finished()]
+    else:  # this process and the helpers, until the budget is spent; the trials it counted
+        ours = shared.optimize(study, inputs, trials=bspec.trials, timeout=bspec.timeout_seconds, stop=stop)
     counts = {s: sum(t.state.name == s for t in ours) for s in ("COMPLETE", "PRUNED", "FAIL")}
     done = [t for t in ours if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:

@@ -43,7 +43,8 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from kaizen.config import Config, RetentionSettings
-from kaizen.ledger import Ledger, Record, iso_utc, utcnow
+from kaizen.ledger import Record, iso_utc, utcnow
+from kaizen.run.backend import ledger_for
 
 __all__ = ["Item", "Kept", "RetentionPlan", "RetentionResult", "apply", "describe", "plan", "run"]
 
@@ -128,7 +129,7 @@ def plan(config: Config, registry: Any, *, now: float | None = None) -> Retentio
     """What a sweep would delete now (nothing is changed). ``registry`` None: local files only."""
     now = time.time() if now is None else float(now)
     s = config.retention
-    records = Ledger(config.ledger_path).records()  # unanswered approvals, where each baseline came from
+    records = ledger_for(config).records()  # unanswered approvals, where each baseline came from
     answered = {r.resolves for r in records if r.resolves}
     waiting = [r for r in records if r.decision == "awaiting_approval" and r.id not in answered]
     items: list[Item] = _report_files(config.reports_dir, s, now, {str(r.report) for r in waiting if r.report})

@@ -23,7 +23,8 @@ from typing import Any
 
 from kaizen.config import Config
 from kaizen.errors import KaizenError
-from kaizen.ledger import Ledger, Record
+from kaizen.ledger import PromotionLog, Record
+from kaizen.run.backend import ledger_for
 from kaizen.run.journal import Step
 from kaizen.run.runner import RunContext, run
 
@@ -32,14 +33,14 @@ log = logging.getLogger("kaizen.commands.review")
 __all__ = ["approve", "expire_pending", "expired", "expires_at", "pending", "reject"]
 
 
-def pending(ledger: Ledger) -> list[Record]:
+def pending(ledger: PromotionLog) -> list[Record]:
     """Records awaiting approval that nobody has answered yet."""
     records = ledger.records()
     answered = {r.resolves for r in records if r.resolves}
     return [r for r in records if r.decision == "awaiting_approval" and r.id not in answered]
 
 
-def _waiting(ledger: Ledger, record_id: str) -> Record:
+def _waiting(ledger: PromotionLog, record_id: str) -> Record:
     rec = ledger.find(record_id)
     if rec is None:
         raise KaizenError(f"no record {record_id!r} in {ledger.path}")
@@ -105,7 +106,7 @@ def approve(config: Config, record_id: str, *, actor: str | None = None, registr
     Raises :class:`KaizenError` (nothing written) when the record is unknown, not waiting, already
     answered, expired (at ``now``, default the current time), or the champion changed since it was judged.
     """
-    rec = _waiting(Ledger(config.ledger_path), record_id)
+    rec = _waiting(ledger_for(config), record_id)
     _refuse_expired(config, rec, now)
     actor = actor or getpass.getuser()
     judged = str(rec.champion.get("version"))
@@ -151,7 +152,7 @@ def approve(config: Config, record_id: str, *, actor: str | None = None, registr
 def reject(config: Config, record_id: str, *, actor: str | None = None, reason: str = "",
            registry: Any = None, wait_seconds: float = 0.0) -> Record:
     """Turn down the challenger of ``record_id``; the champion stays."""
-    rec = _waiting(Ledger(config.ledger_path), record_id)
+    rec = _waiting(ledger_for(config), record_id)
     actor = actor or getpass.getuser()
     why = f"{actor} rejected {record_id}: version {rec.challenger.get('version')} stays a challenger" + (
         f" ({reason})" if reason else "")
@@ -195,7 +196,7 @@ def expire_pending(config: Config, policy_name: str, now: datetime | None = None
     from kaizen.errors import BusyError
 
     now = now or datetime.now(UTC)
-    records = Ledger(config.ledger_path).records() if history is None else history
+    records = ledger_for(config).records() if history is None else history
     answered = {r.resolves for r in records if r.resolves}
     waiting = [r for r in records if r.policy == policy_name and r.decision == "awaiting_approval"
                and r.id not in answered]

@@ -8,7 +8,8 @@ from typing import Any
 from kaizen.config import Config
 from kaizen.cycle.rollback import plan_rollback, rollback_body
 from kaizen.errors import KaizenError
-from kaizen.ledger import Ledger, Record
+from kaizen.ledger import Record
+from kaizen.run.backend import ledger_for
 from kaizen.run.runner import RunContext, run
 
 __all__ = ["rollback"]
@@ -26,7 +27,7 @@ def rollback(config: Config, policy_name: str, *, to: str | None = None, reason:
     from kaizen.registry import reaching
 
     actor = actor or ("kaizen" if automatic else getpass.getuser())
-    records = Ledger(config.ledger_path).records()
+    records = ledger_for(config).records()
     with reaching(config.tracking_uri, config.registry_uri):  # an unreachable registry is one line, not a traceback
         if registry is None:
             from kaizen.registry import Registry

@@ -10,7 +10,7 @@ import threading
 from typing import Any
 
 from kaizen.config import Config
-from kaizen.ledger import Ledger, Record
+from kaizen.ledger import Record
 from kaizen.policy import Policy
 
 __all__ = ["tick"]
@@ -24,8 +24,9 @@ def tick(config: Config, policy: Policy, *, seed: int | None = None, stop: threa
     policy for longer than ``wait_seconds``."""
     from kaizen.commands.review import expire_pending
     from kaizen.cycle import HISTORY_RECORDS, run_cycle
+    from kaizen.run.backend import ledger_for
 
     expire_pending(config, policy.name, policy=policy, registry=registry, wait_seconds=wait_seconds,
-                   history=Ledger(config.ledger_path).tail(policy.name, HISTORY_RECORDS))
+                   history=ledger_for(config).tail(policy.name, HISTORY_RECORDS))
     return run_cycle(config, policy, seed=seed, stop=stop, registry=registry, day=day, on_step=on_step,
                      wait_seconds=wait_seconds, runtime=runtime)

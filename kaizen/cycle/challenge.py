@@ -42,8 +42,14 @@ def climb_ladder(work: Any, policy: Policy, window: Window, champion: Any, champ
     common = dict(seed=work.seed, cycle_id=work.cycle_id, on_registered=work.registered)
 
     def build(rows: pd.DataFrame, *, policy: Policy, name: str, enqueue: tuple) -> Any:
+        shared = None
+        if getattr(getattr(work.config, "coordination", None), "optuna_storage", None) and work.runlog is not None:
+            from kaizen.scale.tuning import SharedSearch  # distributed tuning: `kaizen worker --tune` helpers join
+
+            shared = SharedSearch.for_cycle(work.config, work.runlog, policy=policy.name, cycle_id=work.cycle_id,
+                                            rung=name.removeprefix("rung_"))
         return build_and_register(registry, work.runlog, policy, schema, rows, stop=work.stop, name=name,
-                                  enqueue=enqueue,
+                                  enqueue=enqueue, shared=shared,
                                   tags={"kaizen.rung": name.removeprefix("rung_")}, workdir=work.workdir / name,
                                   **common)
 

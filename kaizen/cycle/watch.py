@@ -48,10 +48,12 @@ def nothing_to_do(window: Window, last: Record | None, policy: Policy) -> str | 
     ``last``: the previous cycle that judged something (a cycle held by a data incident did not).
     """
     if window.current.empty:
+        from kaizen.data.window import source_for
+
+        where = source_for(policy).describe("production")
         if not window.rejected:
-            return f"no production batches in {policy.data.production}"
-        return (f"no valid production batches in {policy.data.production} "
-                f"({len(window.rejected)} rejected)")
+            return f"no production batches in {where}"
+        return f"no valid production batches in {where} ({len(window.rejected)} rejected)"
     if last is None or last.decision == "failed":
         return None
     digest = getattr(window, "digest", None)

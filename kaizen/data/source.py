@@ -1,8 +1,10 @@
-"""The one interface every data source implements (files now, SQL later)."""
+"""The one interface every data source implements: files (:mod:`kaizen.data.files`) and SQL tables
+(:mod:`kaizen.data.sql`)."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pandas as pd
@@ -27,7 +29,14 @@ class Source(ABC):
     """Where one policy's data lives.
 
     Implementations must be cheap to construct (no I/O in ``__init__``) and
-    read-only: a source never changes the data it reads.
+    read-only: a source never changes the data it reads. A source may hold a
+    connection once used: :meth:`close` releases it (whoever made the source
+    closes it). One source serves one cycle on one thread.
+
+    A batch that cannot be read is a :class:`Batch` with its problems (the window
+    rejects it and goes on); a store that cannot be reached at all (a missing
+    folder, a database that refuses the connection) raises :class:`DataError`,
+    so a cycle fails instead of judging an older window.
     """
 
     @abstractmethod
@@ -40,11 +49,25 @@ class Source(ABC):
 
     @abstractmethod
     def batch_names(self) -> list[str]:
-        """Production batch names, oldest first."""
+        """Every production batch name, oldest first (may cost a walk over the whole store)."""
+
+    def newest_batches(self) -> Iterator[str]:
+        """Production batch names, newest first, produced lazily: the window stops asking once it holds what it
+        needs, so a source that finds each next batch with a query (SQL) reads no older batch than that."""
+        return reversed(self.batch_names())
 
     @abstractmethod
     def read_batch(self, name: str) -> Batch:
         """One batch; read failures are returned as problems, never raised."""
+
+    def describe(self, part: str) -> str:
+        """Where ``part`` ("reference", "golden", "production" or "labels") lives, for messages: a path, or a table
+        and its database (never a password)."""
+        return f"{type(self).__name__} {part}"
+
+    def close(self) -> None:
+        """Release what the source holds (a database connection); it may be used again afterwards."""
+        return None  # a source of files holds nothing
 
     def label_names(self) -> list[str]:
         """Label files that have arrived (``data.labels = "separate"``), in the order they apply (a later

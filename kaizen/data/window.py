@@ -21,9 +21,11 @@ challenger; its bad rows never do, and the drop is recorded in every cycle that 
 
 **Bounded reading.** History is the newest ``data.max_history_batches`` usable batches
 before the window; files older than those are never opened, so a cycle's reading cost does
-not grow with the folder. Files are read newest first in file-name order until the window
+not grow with the folder. Batches are read newest first in the source's order
+(:meth:`~kaizen.data.source.Source.newest_batches`: file-name order for files; for a SQL table,
+the newest timestamp of each batch, one query per batch: :mod:`kaizen.data.sql`) until the window
 and the history are filled; the batches read are then ordered by their first timestamp when
-the policy names a timestamp column (file name otherwise) and split into window and history
+the policy names a timestamp column (name otherwise) and split into window and history
 as above. With a timestamp column whose order disagrees with the file names, the bound is
 therefore taken in file-name order.
 
@@ -46,8 +48,9 @@ Warnings (checks set to "warn") never exclude anything; they are kept per batch 
 ``Window.warnings`` for every batch the cycle uses (window and history) and in
 :meth:`Window.summary`.
 
-**Labels that arrive late.** Every cycle re-reads the batch files it uses, so a batch file
-rewritten with its labels (``data.labels = "in_batch"``) is picked up as it is. With
+**Labels that arrive late.** Every cycle re-reads the batches it uses, so a batch file
+rewritten with its labels, or a SQL row whose target an ``UPDATE`` filled (``data.labels =
+"in_batch"``), is picked up as it is. With
 ``data.labels = "separate"`` the newest label of each id in the label files is joined onto every
 batch read, before the checks (:mod:`kaizen.data.labels`). ``Window.batch_labels`` counts the
 labelled rows of each batch used and ``Window.digest`` hashes everything the cycle learns from and
@@ -59,6 +62,8 @@ loaded file is rewritten, and stays equal while nothing the cycle would use has 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -158,8 +163,26 @@ class Window:
 
 
 def source_for(policy: Policy) -> Source:
+    """The policy's source: a SQL table when it names ``data.production_table``, else files. Cheap (no I/O)."""
     d = policy.data
+    if d.production_table is not None:
+        from kaizen.data.sql import SqlSource
+
+        return SqlSource.from_spec(d)
     return FileSource(d.reference, d.production, d.golden, d.labels_path if d.labels == "separate" else None)
+
+
+@contextmanager
+def _opened(policy: Policy, source: Source | None) -> Iterator[Source]:
+    """``source``, or the policy's own, closed afterwards (a source passed in is its owner's to close)."""
+    if source is not None:
+        yield source
+        return
+    own = source_for(policy)
+    try:
+        yield own
+    finally:
+        own.close()
 
 
 def content_digest(parts: list[tuple[str, str, pd.DataFrame]], columns: list[str], target: str,
@@ -236,19 +259,24 @@ def _duplicates(frames: list[pd.DataFrame], reference: pd.DataFrame, schema: Sch
 def load_reference(policy: Policy, source: Source | None = None
                    ) -> tuple[Schema, pd.DataFrame, pd.DataFrame | None]:
     """The schema, the (time-ordered, labelled) reference set and the golden set; DataError if unusable."""
-    source = source or source_for(policy)
+    with _opened(policy, source) as source:
+        return _load_reference(policy, source)
+
+
+def _load_reference(policy: Policy, source: Source) -> tuple[Schema, pd.DataFrame, pd.DataFrame | None]:
     d = policy.data
     reference = source.reference()
     target = policy.model.target
+    where = source.describe("reference")
     if target not in reference.columns:
-        raise DataError(f"{policy.data.reference}: the reference set has no target column {target!r}")
+        raise DataError(f"{where}: the reference set has no target column {target!r}")
     if reference[target].isna().all():
-        raise DataError(f"{policy.data.reference}: the target column {target!r} has no labels")
+        raise DataError(f"{where}: the target column {target!r} has no labels")
     schema = infer_schema(reference, target=target, timestamp=d.timestamp_column,
                           prediction=d.prediction_column, ignored=d.excluded_columns)
     ref_problems = check_frame(reference, schema, require_target=True)
     if ref_problems:
-        raise DataError(f"{policy.data.reference}: the reference set " + "; ".join(ref_problems))
+        raise DataError(f"{where}: the reference set " + "; ".join(ref_problems))
     reference = _time_sorted(reference.dropna(subset=[target]), schema)
 
     golden = source.golden()
@@ -257,7 +285,7 @@ def load_reference(policy: Policy, source: Source | None = None
         if not problems and golden[target].isna().any():
             problems.append(f"has {int(golden[target].isna().sum())} row(s) without a label")
         if problems:
-            raise DataError(f"{policy.data.golden}: the golden set " + "; ".join(problems))
+            raise DataError(f"{source.describe('golden')}: the golden set " + "; ".join(problems))
     return schema, reference, golden
 
 
@@ -306,13 +334,16 @@ def _read(source: Source, name: str, schema: Schema, profile: ReferenceProfile, 
     return _Checked(b, run_checks(b.frame, profile, checks) if b.ok else ())
 
 
-def _read_newest(source: Source, names: list[str], schema: Schema, profile: ReferenceProfile,
+def _read_newest(source: Source, schema: Schema, profile: ReferenceProfile,
                  d: DataSpec, labels: Labels | None = None) -> list[_Checked]:
-    """Batches newest first (file-name order) until the window and the history are filled."""
+    """Batches newest first (the source's order) until the window and the history are filled; no older batch is
+    asked for."""
     need_window, need_history = d.window_batches, d.max_history_batches
     out: list[_Checked] = []
-    for name in reversed(names):
-        if need_window == 0 and need_history == 0:
+    names = source.newest_batches()
+    while need_window or need_history:
+        name = next(names, None)
+        if name is None:
             break
         c = _read(source, name, schema, profile, d.checks, labels)
         out.append(c)
@@ -328,13 +359,17 @@ def _read_newest(source: Source, names: list[str], schema: Schema, profile: Refe
 
 def load_window(policy: Policy, source: Source | None = None) -> Window:
     """Read and check everything one cycle needs; DataError when the reference or golden set is unusable."""
-    source = source or source_for(policy)
+    with _opened(policy, source) as source:
+        return _load_window(policy, source)
+
+
+def _load_window(policy: Policy, source: Source) -> Window:
     d = policy.data
-    schema, reference, golden = load_reference(policy, source)
+    schema, reference, golden = _load_reference(policy, source)
     profile = ReferenceProfile.build(reference, schema, policy.model.task)
-    names = source.batch_names()
     labels = read_labels(source, d.id_column, profile, d.checks) if d.labels == "separate" else None
-    read = _read_newest(source, names, schema, profile, d, labels)
+    read = _read_newest(source, schema, profile, d, labels)
+    names = [c.batch.name for c in reversed(read)]  # the batches read, oldest first
 
     usable = [c for c in read if c.batch.ok]
     if schema.timestamp:

@@ -13,9 +13,11 @@ ids, nothing else. MLflow is imported only when a Registry is created.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,18 +170,35 @@ class Registry:
         dst.mkdir(parents=True, exist_ok=True)
         if src.startswith("runs:/"):
             run_id, _, path = src[len("runs:/"):].partition("/")
-            return Path(self.client.download_artifacts(run_id, path.strip("/"), str(dst)))
+            return self.download_artifact(run_id, path.strip("/"), dst)
         if src.startswith("models:/m-"):
             where = self.client.get_logged_model(src[len("models:/"):].split("/")[0]).artifact_location
         else:
             where = self.client.get_model_version_download_uri(name, str(version))
-        return Path(download_artifacts(artifact_uri=where, dst_path=str(dst), tracking_uri=self.tracking_uri,
-                                       registry_uri=self.registry_uri))
+        try:
+            return Path(download_artifacts(artifact_uri=where, dst_path=str(dst), tracking_uri=self.tracking_uri,
+                                           registry_uri=self.registry_uri))
+        except Exception as exc:
+            _raise_if_no_room(exc, dst)
+            raise
 
     def download_artifact(self, run_id: str, path: str, dst: Path) -> Path:
-        """One file or folder of run ``run_id``, downloaded into ``dst``."""
+        """One file or folder of run ``run_id``, downloaded into ``dst``.
+
+        Read from the run's own artifact store (through this registry's URIs), not through MLflow's
+        ``runs:/`` resolution: that one swallows the real error (a full disk, a refused connection) and
+        raises "Failed to download artifacts"; this one lets it through, so the cycle's reason names it.
+        """
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
         dst.mkdir(parents=True, exist_ok=True)
-        return Path(self.client.download_artifacts(run_id, path, str(dst)))
+        where = self.client.get_run(run_id).info.artifact_uri
+        repo = get_artifact_repository(where, tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+        try:
+            return Path(repo.download_artifacts(path, str(dst)))
+        except Exception as exc:
+            _raise_if_no_room(exc, dst)
+            raise
 
     def register(self, name: str, info: Any, *, tags: dict[str, Any], description: str = "") -> str:
         """Register a logged model (``ModelInfo``) as a new version of ``name`` with its tags, in one call."""
@@ -465,6 +484,21 @@ class Registry:
             self.client.delete_registered_model_tag(name, BASELINE_TAG)
 
 
+
+
+def _raise_if_no_room(exc: BaseException, dst: Path) -> None:
+    """Raise ``OSError(ENOSPC)`` naming ``dst`` (from ``exc``) if a download into ``dst`` failed for want of room.
+
+    MLflow downloads files on threads and folds their errors into one ``MlflowException`` message, so the
+    ``OSError`` is gone: a full disk is recognised by its errno in that message or by no room left at ``dst``.
+    """
+    try:
+        free = shutil.disk_usage(dst).free
+    except OSError:
+        free = None
+    text = str(exc)
+    if f"[Errno {errno.ENOSPC}]" in text or f"[Errno {errno.EDQUOT}]" in text or (free is not None and free < 1 << 20):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst)) from exc
 
 
 def _not_found(exc: Any) -> bool:

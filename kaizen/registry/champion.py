@@ -93,6 +93,12 @@ def monitor_reference(registry: Any, champion: Any, policy_reference: pd.DataFra
             if cached is not None:
                 _keep(Path(local), cached, prefix="ref-")
             return frame, ident, {**notes, "monitor_reference_rows": len(frame)}
+    if policy.data.reference is None:  # a reference table: its rows identify it
+        from pandas.util import hash_pandas_object
+
+        ident = f"table:{policy.data.reference_table}:{int(hash_pandas_object(policy_reference).sum()) & (2**64 - 1):x}"
+        return policy_reference, ident, {"monitor_reference": "policy reference table",
+                                         "monitor_reference_rows": len(policy_reference)}
     ref = Path(policy.data.reference)
     try:
         st = ref.stat()

@@ -27,6 +27,12 @@ promotion), named and tagged with the decision; its work folder is removed.
 
 The record keeps the cycle's id, and nothing is written for an id the log
 already holds, so recovering twice never duplicates a record.
+
+On the scale-out path (``[coordination] url``) a recovered record's webhooks are queued in the outbox
+with it (:mod:`kaizen.scale.outbox`), and so are those of a record already in the log whose journal
+entry was left behind (its process died, or the outbox refused, between the append and ``recorded``):
+queuing is idempotent, so a webhook already queued is not queued twice. (On the embedded path a
+recovered record is not announced.)
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import shutil
 from typing import Any
 
 from kaizen.config import Config
-from kaizen.ledger import Ledger, Record
+from kaizen.ledger import PromotionLog, Record
 from kaizen.run.journal import Journal, Step
 
 __all__ = ["recover", "recover_all"]
@@ -112,7 +118,7 @@ def _finish_promotion(registry: Any, entry: dict[str, Any]) -> None:
         registry.raise_baseline(name, chall["metric"], chall.get("holdout_metric"))
 
 
-def _settle(entry: dict[str, Any], ledger: Ledger, registry: Any, cost: dict[str, Any]) -> Record:
+def _settle(entry: dict[str, Any], ledger: PromotionLog, registry: Any, cost: dict[str, Any]) -> Record:
     step = entry.get("step", Step.STARTED)
     if step == Step.DECIDED and entry.get("record"):
         return Record.from_dict(entry["record"])
@@ -169,10 +175,12 @@ def recover(config: Config, journal: Journal, *, policy: str, registry: Any = No
     decision the calling process keeps in memory (a full disk, :class:`kaizen.run.runtime.Kept`): they are not
     dead, and their journal is left alone.
     """
+    from kaizen.run.backend import ledger_for, outbox_for
+
     entries = [e for e in journal.pending(policy) if e.get("id") not in alive]
     if not entries:
         return []
-    ledger = Ledger(config.ledger_path)
+    ledger, outbox = ledger_for(config), outbox_for(config)
     known = {r.id for r in ledger.records()}
     if registry is None and any(e["id"] not in known and (e.get("run_id") or e.get("version") or e.get("registered"))
                                 for e in entries):
@@ -186,6 +194,9 @@ def recover(config: Config, journal: Journal, *, policy: str, registry: Any = No
     for entry in entries:
         cid = entry["id"]
         if cid in known:
+            held = ledger.find(cid) if outbox is not None else None
+            if held is not None and not outbox.add(held):
+                continue  # the journal stays: the next recovery queues its webhooks
             journal.remove(cid)
             log.info("cycle %s was already recorded; removed its journal", cid)
             continue
@@ -194,7 +205,11 @@ def recover(config: Config, journal: Journal, *, policy: str, registry: Any = No
         except Exception as exc:
             log.error("cannot settle interrupted cycle %s yet (%s); will retry", cid, exc)
             continue
-        ledger.append(record)
+        queued = True
+        if outbox is None:
+            ledger.append(record)
+        else:
+            record, queued = outbox.append(ledger, record)
         known.add(cid)
         written.append(record)
         if registry is not None and record.mlflow_run_id:
@@ -205,7 +220,8 @@ def recover(config: Config, journal: Journal, *, policy: str, registry: Any = No
             mirror(registry, record, status="KILLED" if record.error and record.error.startswith("aborted:")
                    else None)
         shutil.rmtree(config.work_dir / cid, ignore_errors=True)
-        journal.remove(cid)
+        if queued:  # else the entry stays and the next recovery queues the webhooks of the record it finds
+            journal.remove(cid)
         log.warning("recovered interrupted cycle %s of %s: %s (%s)", cid, entry["policy"], record.decision,
                     record.reasons[0] if record.reasons else "")
     return written

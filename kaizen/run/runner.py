@@ -5,7 +5,8 @@ A scheduled cycle, ``kaizen once``, ``bootstrap``, a retrain and a person's
 
     policy lock ─► recover the policy's unfinished journal entries ─► draft + journal "started"
         ─► registry ─► guarded body (its own MLflow run, its steps journalled) ─► journal "decided"
-        ─► append exactly one record ─► journal "recorded" ─► mirror the decision on the MLflow run
+        ─► append exactly one record (and queue its webhooks) ─► journal "recorded" ─► send the webhooks
+        ─► mirror the decision on the MLflow run
 
 - The policy's lock (:class:`kaizen.run.locks.PolicyLock`) is held throughout: two
   runs of one policy never interleave; the second waits ``wait_seconds`` and
@@ -15,6 +16,13 @@ A scheduled cycle, ``kaizen once``, ``bootstrap``, a retrain and a person's
   its journal entry, which the next run of the policy (or the service's start)
   settles (:mod:`kaizen.run.recovery`).
 - The work folder ``<work_dir>/<cycle id>`` is always removed.
+- The log is the one :func:`kaizen.run.backend.ledger_for` picks (the JSON Lines file, or table
+  ``kaizen.record``). Webhooks: on the embedded path this process sends them from threads once the
+  record is written (:func:`kaizen.notify.dispatch`); on the scale-out path it sends nothing and queues
+  them in the outbox with the record (:mod:`kaizen.scale.outbox`: in the record's transaction when the
+  log is in the same database), for whichever replica or worker runs next. When that queueing fails
+  after the record was written, the journal entry stays at ``decided`` and the next run's recovery
+  queues them.
 - Cost is the CPU time of the calling thread (``time.thread_time``), so runs on
   different threads never bill each other.
 
@@ -51,8 +59,8 @@ from typing import Any
 from kaizen.config import Config
 from kaizen.cost import CostModel, today
 from kaizen.errors import KaizenError, LedgerError, RegistryError
-from kaizen.ledger import Ledger, Record, clean_floats, describe_os_error, new_cycle_id
-from kaizen.run.backend import journal_for, lock_for
+from kaizen.ledger import PromotionLog, Record, clean_floats, describe_os_error, new_cycle_id
+from kaizen.run.backend import journal_for, ledger_for, lock_for, outbox_for
 from kaizen.run.journal import Journal, Step
 from kaizen.run.runtime import Runtime
 
@@ -148,7 +156,7 @@ class RunContext:
     config: Config
     draft: Draft
     registry: Any
-    ledger: Ledger
+    ledger: PromotionLog
     stop: threading.Event | None = None
     runtime: Runtime = field(default_factory=Runtime)
 
@@ -189,7 +197,7 @@ def run(config: Config, policy: str, body: Callable[[RunContext], Record], *, ki
     runtime = runtime or Runtime()
     with lock_for(config, policy, wait_seconds=wait_seconds):
         journal = journal_for(config)
-        ledger = Ledger(config.ledger_path)
+        ledger, outbox = ledger_for(config), outbox_for(config)
         _recover(config, journal, policy, registry, runtime)  # leaves alone the cycles whose decision is kept
         _append_kept(config, policy, runtime, registry=registry)
         draft = Draft(id=record_id or new_cycle_id(policy), policy=policy, kind=kind, seed=seed,
@@ -208,16 +216,22 @@ def run(config: Config, policy: str, body: Callable[[RunContext], Record], *, ki
 
         record = _guarded(config, draft, kind, guarded)
         draft.step(Step.DECIDED, record=record)
+        queued = True
         try:
-            record = ledger.append(record)
+            if outbox is None:
+                record = ledger.append(record)
+            else:  # the scale-out path: the record and its webhooks' outbox rows (kaizen/scale/outbox.py)
+                record, queued = outbox.append(ledger, record)
         except (OSError, LedgerError) as exc:
             _not_appended(config, journal, record, exc, runtime)  # returns only when the journal holds it
             return record
-        draft.step(Step.RECORDED, record=record)
-        with contextlib.suppress(Exception):  # webhooks (kaizen/notify.py): background threads, never fail a run
-            from kaizen.notify import dispatch
+        if queued:  # else the journal keeps "decided": the next run's recovery queues the webhooks
+            draft.step(Step.RECORDED, record=record)
+        if outbox is None:
+            with contextlib.suppress(Exception):  # webhooks (kaizen/notify.py): background threads, never fail a run
+                from kaizen.notify import dispatch
 
-            dispatch(config, record)
+                dispatch(config, record)
         if registry is not None:
             mirror(registry, record)
         return record
@@ -267,13 +281,13 @@ def _append_kept(config: Config, policy: str, runtime: Runtime, *, registry: Any
     todo = [r for r in unwritten(runtime, config) if r.policy == policy]
     if not todo:
         return []
-    ledger, journal = Ledger(config.ledger_path), journal_for(config)
+    ledger, journal, outbox = ledger_for(config), journal_for(config), outbox_for(config)
     out = []
     try:
         known = {r.id for r in ledger.records()}
         for rec in todo:
             if rec.id not in known:
-                rec = ledger.append(rec)
+                rec = ledger.append(rec) if outbox is None else outbox.append(ledger, rec)[0]
                 if registry is not None:
                     mirror(registry, rec)
             runtime.kept.drop(config.ledger_path, rec.id)

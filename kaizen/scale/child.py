@@ -79,6 +79,7 @@ def main(config_path: str, policy_name: str, epoch: int | None, job_id: int | No
         if policy is None:
             why = next((str(e) for e in bad if Path(e.path).stem == policy_name), "no such policy")
             raise KaizenError(f"policy {policy_name!r} cannot run on this worker: {why}")
+        _settle_intents(config, policy_name)
         rec = tick(config, policy, runtime=Runtime(epoch=epoch), wait_seconds=config.coordination.lock_wait_seconds)
         summary.update(record=rec.id, decision=rec.decision, reason=rec.reasons[0] if rec.reasons else "")
     except KaizenError as exc:
@@ -89,6 +90,19 @@ def main(config_path: str, policy_name: str, epoch: int | None, job_id: int | No
     out.send(summary)
     out.close()
     sys.stdout.flush()
+
+
+def _settle_intents(config: Any, policy_name: str) -> None:
+    """Settle promotion intents of ``policy_name`` whose mover died between the intent and its commit
+    (:meth:`kaizen.scale.fence.Fence.reconcile`: a live mover holds its row, so only dead ones are settled)."""
+    from kaizen.scale.fence import Fence
+
+    fence = Fence(config.coordination.url)
+    if not fence.open_intents(policy_name):
+        return
+    from kaizen.registry import Registry
+
+    fence.reconcile(Registry.from_config(config), policy=policy_name, older_than_seconds=60.0)
 
 
 def recover(config_path: str, policy_name: str, out: Any, lifeline: Any) -> None:

@@ -65,35 +65,45 @@ _DDL: tuple[str, ...] = (
          created_at timestamptz NOT NULL DEFAULT now(),
          settled_at timestamptz)""",
     "CREATE INDEX IF NOT EXISTS promotion_open ON kaizen.promotion (state) WHERE state = 'intent'",
-    # webhooks to send, one row per (record, webhook) (kaizen/scale/outbox.py)
+    # webhooks to send, one row per (record, webhook) (kaizen/scale/outbox.py): the message as built when the record
+    # was written, the webhook's settings, and the NAME of the environment variable holding its URL (never the URL)
     """CREATE TABLE IF NOT EXISTS kaizen.outbox (
          id bigserial PRIMARY KEY,
          record_id text NOT NULL,
          policy text NOT NULL,
          event text NOT NULL,
          webhook text NOT NULL,
-         record jsonb NOT NULL,
+         body jsonb NOT NULL,
+         timeout_seconds double precision NOT NULL,
+         retries int NOT NULL,
+         backoff_seconds double precision NOT NULL,
          created_at timestamptz NOT NULL DEFAULT now(),
          attempts int NOT NULL DEFAULT 0,
          next_at timestamptz NOT NULL DEFAULT now(),
          sent_at timestamptz,
+         sent_by text,
          given_up_at timestamptz,
          last_error text,
          UNIQUE (record_id, webhook))""",
     "CREATE INDEX IF NOT EXISTS outbox_due ON kaizen.outbox (next_at) WHERE sent_at IS NULL AND given_up_at IS NULL",
-    # the promotion log, when [ledger] url names this database (kaizen/scale/ledger.py)
+    # the promotion log, when [ledger] url names this database (kaizen/scale/ledger.py): the whole record as jsonb
+    # (for SQL) and as the JSON line it was written as (jsonb reorders members: readers show them in written order),
+    # and the columns its readers filter on; seq is the append order (appends are serialised: commit order too)
     """CREATE TABLE IF NOT EXISTS kaizen.record (
          seq bigserial PRIMARY KEY,
          id text NOT NULL UNIQUE,
          policy text NOT NULL,
-         time text NOT NULL,
          kind text NOT NULL,
          decision text NOT NULL,
-         day text,
+         time text NOT NULL,
+         day text NOT NULL,
          resolves text,
-         record jsonb NOT NULL)""",
+         record jsonb NOT NULL,
+         line text NOT NULL,
+         written_at timestamptz NOT NULL DEFAULT now())""",
     "CREATE INDEX IF NOT EXISTS record_policy_seq ON kaizen.record (policy, seq)",
-    "CREATE INDEX IF NOT EXISTS record_time ON kaizen.record (time)",
+    "CREATE INDEX IF NOT EXISTS record_day ON kaizen.record (day)",
+    "CREATE INDEX IF NOT EXISTS record_resolves ON kaizen.record (resolves) WHERE resolves IS NOT NULL",
 )
 
 

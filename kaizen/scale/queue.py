@@ -6,6 +6,12 @@ never runs two jobs with one lock at once (never two cycles of one policy, on an
 to queue a second while one waits (a tick missed while the queue was busy is not a backlog). The job
 carries the leader's epoch: a promotion it makes is fenced by it (:mod:`kaizen.scale.fence`).
 
+A leader's enqueue is itself fenced: the job row is inserted in one transaction with a ``FOR SHARE``
+read of the lease row that must still be this holder's, unexpired, at this epoch. A takeover (which
+updates that row) waits for the insert to commit, so every job in the queue was enqueued while its
+epoch was the live one; a deposed leader that wakes up (SIGSTOP, a long GC pause, a partition that
+healed) is refused (:class:`NotLeading`) before anything is queued, and steps down.
+
 A worker that dies mid-job (SIGKILL, a lost host) stops its heartbeat; :func:`retry_stalled` puts
 its jobs back in the queue (the leader runs it on every housekeeping tick), and the next run of
 the policy recovers the dead run from the journal (:mod:`kaizen.scale.journal`) before it starts.
@@ -24,14 +30,19 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from kaizen.errors import KaizenError
 from kaizen.scale.db import conninfo
 
-__all__ = ["CYCLE_TASK", "QUEUE", "app_for", "enqueue_cycle", "jobs", "retry_stalled", "schema"]
+__all__ = ["CYCLE_TASK", "QUEUE", "NotLeading", "app_for", "enqueue_cycle", "jobs", "retry_stalled", "schema"]
 
 log = logging.getLogger("kaizen.scale.queue")
 
 QUEUE = "kaizen"
 CYCLE_TASK = "kaizen.cycle"
+
+
+class NotLeading(KaizenError):
+    """An enqueue refused: the lease is no longer this holder's at this epoch (a newer leader took over)."""
 
 
 def _blueprint() -> Any:
@@ -70,18 +81,46 @@ def schema(url: str) -> bool:
     return True
 
 
-def enqueue_cycle(app: Any, policy: str, *, epoch: int | None) -> int | None:
-    """Queue one cycle of ``policy`` (the app open); its job id, or None when one is already waiting."""
+def enqueue_cycle(app: Any, policy: str, *, epoch: int | None, url: str | None = None,
+                  holder: str | None = None, lease: str = "scheduler") -> int | None:
+    """Queue one cycle of ``policy`` (the app open); its job id, or None when one is already waiting.
+
+    With ``url`` and ``holder`` (a leader's tick) the insert is fenced: it commits only if lease ``lease`` at
+    ``url`` is still ``holder``'s, unexpired, at ``epoch`` — else :class:`NotLeading` and nothing is queued.
+    Without them (tests, a person's command) the job is queued unconditionally.
+    """
     import procrastinate
 
     lock = f"policy:{policy}"
+    args = {"policy": policy, "epoch": epoch, "enqueued": datetime.now(UTC).isoformat(timespec="seconds")}
     task = app.tasks[CYCLE_TASK]
-    try:
-        return task.configure(lock=lock, queueing_lock=lock).defer(
-            policy=policy, epoch=epoch, enqueued=datetime.now(UTC).isoformat(timespec="seconds"))
-    except procrastinate.exceptions.AlreadyEnqueued:
-        log.info("%s: a cycle is already waiting in the queue; not queued twice", policy)
-        return None
+    if url is None or holder is None:
+        try:
+            return task.configure(lock=lock, queueing_lock=lock).defer(**args)
+        except procrastinate.exceptions.AlreadyEnqueued:
+            log.info("%s: a cycle is already waiting in the queue; not queued twice", policy)
+            return None
+    from kaizen.scale.db import connect
+
+    with connect(url, autocommit=False) as conn:
+        row = conn.execute("SELECT epoch FROM kaizen.lease WHERE name = %s AND holder = %s AND expires_at > now() "
+                           "FOR SHARE", (lease, holder)).fetchone()
+        if row is None or int(row[0]) != int(epoch if epoch is not None else -1):
+            conn.rollback()
+            now = conn.execute("SELECT holder, epoch, expires_at > now() FROM kaizen.lease WHERE name = %s",
+                               (lease,)).fetchone()
+            conn.rollback()
+            seen = "nobody" if now is None else f"{now[0]} at epoch {now[1]}{'' if now[2] else ' (expired)'}"
+            raise NotLeading(f"{policy}: not queued: this replica ({holder}) led at epoch {epoch}, but the lease "
+                             f"is held by {seen}")
+        try:
+            job = task.configure(lock=lock, queueing_lock=lock, connection=conn).defer(**args)
+        except procrastinate.exceptions.AlreadyEnqueued:
+            conn.rollback()
+            log.info("%s: a cycle is already waiting in the queue; not queued twice", policy)
+            return None
+        conn.commit()
+        return job
 
 
 def retry_stalled(url: str, *, seconds_since_heartbeat: float = 30.0) -> list[int]:

@@ -41,7 +41,8 @@ from apscheduler.schedulers import SchedulerNotRunningError
 from kaizen._io import write_atomic
 from kaizen.config import Config
 from kaizen.errors import BusyError, KaizenError
-from kaizen.ledger import Ledger, Record, iso_utc, new_cycle_id, utcnow
+from kaizen.ledger import Record, iso_utc, new_cycle_id, utcnow
+from kaizen.run.backend import ledger_for
 from kaizen.run.journal import Journal
 from kaizen.run.recovery import recover_all
 from kaizen.run.runner import UnwrittenDecision, retry_unwritten, unwritten
@@ -97,6 +98,9 @@ class Service:
         self.coordinated = bool(config.coordination.url)
         self.leadership: Any = None
         self.queue: Any = None
+        self.outbox: Any = None  # kaizen.scale.outbox.Sender: this replica delivers the webhooks' outbox too
+        self._swept = -float("inf")  # when the leader last looked for stalled jobs (time.monotonic)
+        self._sweep_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------------
     def run(self) -> int:
@@ -109,13 +113,19 @@ class Service:
                 recovered = recover_all(self.config, self.journal, alive=self._alive())
                 if recovered:
                     log.warning("recovered %d interrupted cycle(s)", len(recovered))
-            self.metrics.seed(Ledger(self.config.ledger_path).records())
+            try:
+                self.metrics.seed(ledger_for(self.config).records())
+            except KaizenError as exc:  # a log in a database not reachable yet: the counters start from zero
+                log.error("metrics not seeded from the promotion log: %s", exc)
             self.scheduler = make_scheduler(self.settings)
             self.scheduler.start(paused=True)
             self.reload("start")
             housekeeping.schedule(self.scheduler, self.config, stop=self.stop)
             if self.coordinated:
                 self._lead()  # resumes the schedule only while this replica holds the lease
+                from kaizen.scale.outbox import start_sender
+
+                self.outbox = start_sender(self.config)
             else:
                 self.scheduler.resume()
             self.http = HealthServer(self.settings.host, self.settings.port, ready=self.ready,
@@ -168,6 +178,8 @@ class Service:
         self.stop.set()
         if self.leadership is not None:
             self.leadership.release()
+        if self.outbox is not None:
+            self.outbox.close()
         if self.queue is not None:
             with suppress(Exception):
                 self.queue.close()
@@ -223,6 +235,8 @@ class Service:
 
     def _leading(self, term: Any) -> None:
         """The lease changed hands: resume the schedule when this replica leads, pause it when it does not."""
+        if self.stop.is_set():
+            return
         if term is not None:
             self.scheduler.resume()
             self.state = "running"
@@ -231,21 +245,48 @@ class Service:
             self.state = "standby"
         self.write_status()
 
-    def _enqueue(self, name: str) -> None:
-        """A leader's tick of a policy: queue one cycle for the workers, carrying this term's epoch."""
-        from kaizen.scale.queue import enqueue_cycle, retry_stalled
+    def _enqueue(self, name: str, *, again: bool = True) -> None:
+        """A leader's tick of a policy: queue one cycle for the workers, carrying this term's epoch.
 
-        term = self.leadership.term if self.leadership is not None else None
+        The insert is fenced by the lease row (:func:`kaizen.scale.queue.enqueue_cycle`): a replica deposed
+        while it was paused is refused here and steps down at once, whatever its own view of the lease. (Its
+        lease merely expired with nobody taking over: the tick renews it under a new epoch and queues again.)"""
+        from kaizen.scale.queue import NotLeading, enqueue_cycle
+
+        lead = self.leadership
+        term = lead.term if lead is not None else None
         if term is None:  # stepped down since the tick was due
             return
+        coord = self.config.coordination
         try:
-            job = enqueue_cycle(self.queue, name, epoch=term.epoch)
+            job = enqueue_cycle(self.queue, name, epoch=term.epoch, url=coord.url, holder=lead.lease.holder)
             if job is not None:
                 log.info("%s: cycle queued (job %s, epoch %d)", name, job, term.epoch)
-            retry_stalled(self.config.coordination.url,
-                          seconds_since_heartbeat=self.config.coordination.stalled_seconds)
+        except NotLeading as exc:
+            log.warning("fenced: %s; checking the lease", exc)
+            lead.tick()
+            if again and lead.term is not None:
+                self._enqueue(name, again=False)
+            return
         except Exception as exc:  # the database went away: the lease thread steps down; the next tick retries
             log.error("%s: cannot queue the cycle: %s", name, " ".join(str(exc).split())[:300])
+            return
+        self._retry_stalled()
+
+    def _retry_stalled(self) -> None:
+        """Re-queue the jobs of workers whose heartbeat stopped; at most once per heartbeat interval."""
+        from kaizen.scale.queue import retry_stalled
+
+        coord = self.config.coordination
+        now = time.monotonic()
+        with self._sweep_lock:
+            if now - self._swept < coord.heartbeat_seconds:
+                return
+            self._swept = now
+        try:
+            retry_stalled(coord.url, seconds_since_heartbeat=coord.stalled_seconds)
+        except Exception as exc:
+            log.error("cannot look for stalled jobs: %s", " ".join(str(exc).split())[:300])
 
     # -- policies and jobs -----------------------------------------------------------------------
     def reload(self, why: str) -> None:
@@ -314,7 +355,7 @@ class Service:
             rec = Record(id=new_cycle_id(policy.name), policy=policy.name, decision="failed",
                          reasons=(f"cycle failed: {msg}",), error=msg)
             try:
-                rec = Ledger(self.config.ledger_path).append(rec)
+                rec = ledger_for(self.config).append(rec)
             except Exception:
                 log.exception("cannot write to the promotion log %s", self.config.ledger_path)
             return rec

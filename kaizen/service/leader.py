@@ -4,8 +4,11 @@ A :class:`Leadership` thread renews (or tries to take) the lease (:mod:`kaizen.s
 third of ``[coordination] lease_seconds`` and tells the service when this replica starts or stops
 leading. A leader that cannot renew — the database is unreachable, or another replica took over
 after a pause (a deposed leader waking up) — steps down at once: it pauses its schedule before its
-lease can have expired, so two leaders never enqueue at the same time, and the epoch the new leader
-holds fences anything the old one enqueued (:mod:`kaizen.scale.fence`).
+lease can have expired. Its schedule may still fire before this thread notices (both wake up together
+after a pause): the enqueue itself is fenced (:func:`kaizen.scale.queue.enqueue_cycle` inserts the job
+only while the lease row is still this replica's at its epoch), and a refused enqueue calls
+:meth:`Leadership.tick` at once, so the replica steps down on the spot. The epoch the new leader
+holds also fences any promotion of older work (:mod:`kaizen.scale.fence`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class Leadership:
         self.seen: Term | None = None          # the lease as last read (who leads, which epoch)
         self.error: str | None = None
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # the lease thread and a fenced enqueue (a scheduler thread) both tick
 
     @property
     def leading(self) -> bool:
@@ -43,6 +47,12 @@ class Leadership:
 
     def tick(self) -> None:
         """One renewal (or attempt to take over); steps down on any failure."""
+        with self._lock:
+            if self.stop.is_set():  # stopping: release() hands the lease over; no more changes of state
+                return
+            self._tick()
+
+    def _tick(self) -> None:
         try:
             term = self.lease.acquire()
             self.error = None
@@ -72,11 +82,12 @@ class Leadership:
             self.tick()
 
     def release(self) -> None:
-        """On a clean shutdown: give the lease up so a standby takes over at its next try."""
-        if self.term is None:
+        """On a clean shutdown (the stop event set): give the lease up so a standby takes over at its next try."""
+        with self._lock:
+            term, self.term = self.term, None
+        if term is None:
             return
         try:
             self.lease.release()
         except Exception as exc:
             log.warning("could not release the scheduler lease (%s); it expires by itself", exc)
-        self.term = None

@@ -40,7 +40,8 @@ from kaizen._io import write_atomic
 from kaizen.errors import KaizenError, LedgerError
 from kaizen.ledger import DECISIONS, KINDS, Record
 
-__all__ = ["LogView", "Query", "Row", "cache_file", "parse_when", "promoted_version", "summarize"]
+__all__ = ["LogView", "Query", "Row", "Snapshot", "cache_file", "parse_when", "promoted_version", "row_of",
+           "summarize"]
 
 log = logging.getLogger("kaizen.ui")
 
@@ -124,8 +125,8 @@ def _number(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-def _row(rec: Record, offset: int, length: int) -> Row:
-    """The row of a decoded record (the reference the fast path must agree with)."""
+def row_of(rec: Record, offset: int, length: int) -> Row:
+    """The row of a decoded record (the reference the fast path, and the PostgreSQL log's rows, must agree with)."""
     gates = [g for g in rec.gates if isinstance(g, dict)]
     failed = tuple(str(g.get("name")) for g in gates if not g.get("passed"))
     trigger = rec.trigger if isinstance(rec.trigger, dict) else {}
@@ -142,6 +143,9 @@ def _row(rec: Record, offset: int, length: int) -> Row:
                drift_share=_number(monitor.get("drift_share")) if trigger.get("monitor") is not None else None,
                mlflow_run_id=rec.mlflow_run_id, report=rec.report, resolves=rec.resolves, actor=rec.actor,
                error=error)
+
+
+_row = row_of  # its earlier name (tests/test_log_cli.py)
 
 
 def _unquote(raw: bytes) -> str:
@@ -211,7 +215,7 @@ def summarize(line: bytes, offset: int = 0) -> Row | None:
         rec = Record.from_dict(json.loads(line))
     except (ValueError, TypeError, AttributeError):
         return None
-    return _row(rec, offset, len(line))
+    return row_of(rec, offset, len(line))
 
 
 # -- time filters ---------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from kaizen.errors import BusyError, KaizenError
 from kaizen.ledger import DECISIONS
 from kaizen.redact import redact
 from kaizen.ui.auth import COOKIE, Session, Sessions, read_token, same
-from kaizen.ui.logview import LogView, Query, Row, cache_file, parse_when
+from kaizen.ui.logview import Query, Row, parse_when
 from kaizen.ui.pages import Pages, Viewer
 
 __all__ = ["App", "Request", "Response", "UIServer"]
@@ -115,16 +115,18 @@ class App:
     def _healths(self, policies: list[str]) -> dict[str, dict[str, Any]]:
         """Each policy's red/green verdict (kaizen.health) from a bounded read of the log's newest records."""
         from kaizen.health import health
-        from kaizen.ledger import Ledger
+        from kaizen.run.backend import ledger_for
 
-        ledger = Ledger(self.config.ledger_path)
+        ledger = ledger_for(self.config)
         return {p: health(ledger.tail(p, HEALTH_RECORDS), p) for p in policies}
 
     def __init__(self, config: Config, *, token: str | None = None, bound_host: str = "127.0.0.1") -> None:
         self.config = config
         self.settings = config.ui
         self.token = token
-        self.view = LogView(config.ledger_path, cache=cache_file(config))
+        from kaizen.run.backend import log_view_for
+
+        self.view = log_view_for(config)  # the file's rows (LogView), or table kaizen.record's (PgLogView)
         self.pages = Pages()
         self.sessions = Sessions(self.settings.session_hours * 3600)
         self.roots = report_roots(config)

@@ -142,3 +142,59 @@ def test_the_journal_on_postgres_round_trips_what_the_file_journal_writes(pg_url
     assert other.pending("another") == [] and journal.pending() == []  # its own running entry is not pending
     journal.remove(draft.id)
     assert other.pending() == []
+
+
+def test_kaizen_db_upgrade_migrates_every_schema_once_and_is_safe_to_run_again(pg_server: str, tmp_path) -> None:
+    """Kaizen's schema, the job queue, MLflow's (from $MLFLOW_BACKEND_STORE_URI) and Optuna's, in one step."""
+    from tests.scale.conftest import drop_database, new_database
+
+    kaizen_db, mlflow_db, optuna_db = new_database(), new_database(), new_database()
+    try:
+        (tmp_path / "config.toml").write_text(
+            f'[state]\ndir = "state"\n[coordination]\nurl_env = "KZ_TEST_COORD"\n'
+            f'optuna_storage = "{optuna_db.replace("postgresql://", "postgresql+psycopg://")}"\n')
+        env = {**os.environ, "PYTHONPATH": os.getcwd(), "KZ_TEST_COORD": kaizen_db,
+               "MLFLOW_BACKEND_STORE_URI": mlflow_db.replace("postgresql://", "postgresql+psycopg://")}
+        for first in (True, False):
+            done = subprocess.run([sys.executable, "-m", "kaizen", "--config", str(tmp_path / "config.toml"), "db",
+                                   "upgrade"], capture_output=True, text=True, env=env, timeout=300)
+            assert done.returncode == 0, done.stderr[-2000:]
+            assert f"kaizen schema: version {SCHEMA_VERSION}" in done.stdout
+            assert f"job queue (procrastinate): {'created' if first else 'already there'}" in done.stdout
+            assert "mlflow: migrated" in done.stdout and "optuna: storage ready" in done.stdout
+        tables = {}
+        for name, url in (("kaizen", kaizen_db), ("mlflow", mlflow_db), ("optuna", optuna_db)):
+            with connect(url) as conn:
+                tables[name] = {r[0] for r in conn.execute(
+                    "SELECT table_schema || '.' || table_name FROM information_schema.tables").fetchall()}
+        assert {"kaizen.lease", "kaizen.promotion", "public.procrastinate_jobs"} <= tables["kaizen"]
+        assert {"public.registered_models", "public.model_versions"} <= tables["mlflow"]
+        assert {"public.studies", "public.trials"} <= tables["optuna"]
+        assert not any(t.startswith("kaizen.") for t in tables["mlflow"] | tables["optuna"])
+    finally:
+        for url in (kaizen_db, mlflow_db, optuna_db):
+            drop_database(url)
+
+
+def test_a_leaders_enqueue_is_fenced_by_the_lease_row(pg_url: str) -> None:
+    """Only the live holder at its epoch queues; a deposed leader's enqueue is refused and queues nothing."""
+    from kaizen.scale.queue import NotLeading, app_for, enqueue_cycle, jobs, schema
+
+    schema(pg_url)
+    old = Lease(pg_url, holder="old", ttl_seconds=30)
+    epoch = old.acquire().epoch
+    app = app_for(pg_url)
+    with app.open():
+        first = enqueue_cycle(app, "churn", epoch=epoch, url=pg_url, holder="old")
+        assert first is not None
+        assert enqueue_cycle(app, "churn", epoch=epoch, url=pg_url, holder="old") is None  # one waiting per policy
+        with pytest.raises(NotLeading, match=r"this replica \(new\) led at epoch 1, but the lease is held by old"):
+            enqueue_cycle(app, "other", epoch=epoch, url=pg_url, holder="new")
+        _expire(pg_url)
+        with pytest.raises(NotLeading, match=r"held by old at epoch 1 \(expired\)"):  # expired, not yet taken over
+            enqueue_cycle(app, "other", epoch=epoch, url=pg_url, holder="old")
+        assert Lease(pg_url, holder="new").acquire().epoch == epoch + 1
+        with pytest.raises(NotLeading, match=r"led at epoch 1, but the lease is held by new at epoch 2"):
+            enqueue_cycle(app, "other", epoch=epoch, url=pg_url, holder="old")  # the deposed leader wakes up
+        assert enqueue_cycle(app, "other", epoch=epoch + 1, url=pg_url, holder="new") is not None
+    assert [(j["policy"], j["epoch"]) for j in jobs(pg_url)] == [("churn", epoch), ("other", epoch + 1)]

@@ -87,7 +87,8 @@ def test_a_hung_cycle_is_killed_at_its_deadline_and_the_worker_goes_on(pg_url: s
     assert job["status"] == "succeeded"  # the worker finished the job (with its killed cycle), and lives on
     recs = [r for r in _records(home) if r.kind == "cycle"]
     assert len(recs) == 1 and recs[0].decision == "failed", [r.reasons for r in recs]
-    assert recs[0].reasons[0].startswith("aborted: process died during the challenger build")
+    # killed where it hung (the build), or earlier when a loaded machine is slower than the deadline
+    assert recs[0].reasons[0].startswith("aborted: process died during"), recs[0].reasons
 
 
 def test_a_worker_killed_mid_cycle_has_its_job_requeued_and_its_run_recovered_exactly_once(

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import sys
 from collections import Counter
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -23,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from kaizen.commands.bootstrap import bootstrap
 from kaizen.cost import CostModel
 from kaizen.registry import Registry
+from tests.conftest import kaizen_main
 from tests.service.conftest import http_get, journals, records, running, wait_for, write_config
 
 POLICY = {"trigger": {"drift_share": 0.05}, "gates": {"min_improvement": 0.0, "golden_tolerance": 1.0},
@@ -115,7 +114,6 @@ def test_sigkill_at_each_point_then_restart_keeps_the_invariants(home, daemons) 
     assert run.info.run_name == f"churn · cycle · promoted · v{p.champion['version']} vs v{p.challenger['version']}"
     assert journals(home) == []
     # the torn half line is skipped by readers; `kaizen log` works and says so
-    log = subprocess.run([sys.executable, "-m", "kaizen", "log"], cwd=home.root, capture_output=True, text=True,
-                         timeout=60)
+    log = kaizen_main("log", cwd=home.root)
     assert log.returncode == 0 and "1 unreadable line(s)" in log.stderr
     assert len(re.findall(rf"{c['id']}\s+churn\s+promoted", log.stdout)) == 1

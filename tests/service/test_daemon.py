@@ -14,6 +14,7 @@ import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import kaizen_main
 from tests.service.conftest import (
     ROOT,
     http_get,
@@ -132,8 +133,7 @@ def test_one_daemon_per_state_folder_and_standby_takes_over(home, daemons) -> No
     c = daemons(home, tag="c")
     wait_for(lambda: "standby: pid" in c.log(), 30, "standby", c)
     assert service_status(home)["pid"] == a.pid
-    status = subprocess.run([sys.executable, "-m", "kaizen", "status"], cwd=home.root, capture_output=True,
-                            text=True, timeout=60)
+    status = kaizen_main("status", cwd=home.root)
     assert f"daemon: running (pid {a.pid}, running" in status.stdout
     a.signal(signal.SIGTERM)
     assert a.wait(60) == 0
@@ -158,8 +158,7 @@ def test_policy_edits_are_picked_up_and_a_broken_edit_keeps_the_last_valid_versi
     assert pol()["churn"]["schedule"] == "every 30m"  # the previous valid version keeps running
     assert "not valid, keeping its previous version in service" in d.log()
     assert "model.metric must be one of" in service_status(home)["broken"][str(path)]
-    st = subprocess.run([sys.executable, "-m", "kaizen", "status"], cwd=home.root, capture_output=True,
-                        text=True, timeout=60)
+    st = kaizen_main("status", cwd=home.root)
     assert f"broken policy file {path}: model.metric must be one of" in st.stdout
     assert "churn" in st.stdout and "every 30m" in st.stdout
 

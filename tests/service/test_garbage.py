@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from kaizen._fields import load_toml
 from kaizen.errors import EXIT_CONFIG
-from tests.service.conftest import ROOT, http_get, running, service_status, wait_for, write_config
+from tests.conftest import Ran, kaizen_main
+from tests.service.conftest import http_get, running, service_status, wait_for, write_config
 
 GARBAGE = b"\xff\xfe" + bytes(range(256)) * 4 + os.urandom(600)  # not UTF-8 whatever urandom gives
 
@@ -65,9 +64,8 @@ KINDS = {"binary": _binary, "latin1": _latin1, "nul": _nul, "folder": _folder, "
          "fifo": _fifo, "unreadable": _unreadable}
 
 
-def kaizen(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kaizen", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+def kaizen(*args: str, cwd: Path) -> Ran:
+    return kaizen_main(*args, cwd=cwd)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -9,8 +9,6 @@ to tests/artifacts/ui/.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 
 from kaizen.ledger import Ledger
 from kaizen.ui.server import UIServer
+from tests.conftest import kaizen_main
 from tests.ui.conftest import EVIL, EVIL_POLICY, TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,9 +82,7 @@ def test_a_decision_in_full_with_its_report_and_run(page: Any, live: dict[str, A
     page.click(f"text={waiting.id}")
     assert page.locator("#run-id").inner_text() == waiting.mlflow_run_id
     assert page.locator("#gates").count() == 1 and "improvement" in page.locator("#gates").inner_text()
-    shown = subprocess.run([sys.executable, "-m", "kaizen", "show", waiting.id], cwd=live["home"].root,
-                           capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin",
-                                                                            "PYTHONPATH": str(ROOT)})
+    shown = kaizen_main("show", waiting.id, cwd=live["home"].root)
     assert shown.returncode == 0 and page.locator("#show").inner_text().strip() == shown.stdout.strip()
     assert page.locator("#approve").count() == 1 and page.locator("#reject").count() == 1
     page.screenshot(path=str(shots / "decision.png"), full_page=True)
@@ -156,8 +153,7 @@ def test_approve_a_new_challenger_with_the_token_and_find_it_in_the_log(page: An
     assert page.url.endswith(f"/decisions/{last.id}")
     assert "Ana via ui" in page.inner_text("body") and page.locator(".badge.d-promoted").count() >= 1
     page.screenshot(path=str(shots / "approved.png"), full_page=True)
-    log = subprocess.run([sys.executable, "-m", "kaizen", "log"], cwd=home.root, capture_output=True, text=True,
-                         timeout=120, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    log = kaizen_main("log", cwd=home.root)
     line = next(x for x in log.stdout.splitlines() if proposed.id in x)
     assert "awaiting_approval → promoted" in line
     page.goto(live["url"] + "/")
