@@ -15,7 +15,12 @@ the checkout shows the demo's decisions afterwards:
    relabelled as churned: the champion looks broken only because of those
    rows, so the cycle is held for a person instead of retraining on them);
    each bad file is then fixed upstream, as an operator would;
-4. prints the promotion log.
+4. the concept change (batch 7) first arrives with the same tampering: the
+   champion really broke *and* the rows carry a finding, so the challenger
+   waits for a person (`awaiting_approval`), who rejects it; the corrected
+   file still carries a few contradicted labels (an honest change does), so
+   its challenger waits too and the reviewer approves it: promoted;
+5. prints the promotion log.
 
 Re-running starts over: it deletes only state it created itself (marked by
 a DEMO file in the state folder) and refuses to touch anything else.
@@ -46,7 +51,7 @@ from kaizen.policy import load_policy  # noqa: E402
 
 MARKER = "DEMO"
 #: the batches after which something goes wrong (see the module docstring)
-BROKEN, EXPORT_BUG, TAMPERED = 4, 5, 6
+BROKEN, EXPORT_BUG, TAMPERED, TAMPERED_CHANGE = 4, 5, 6, 7
 
 
 def reset(state: Path, data: Path) -> None:
@@ -82,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from kaizen.commands.bootstrap import bootstrap
+    from kaizen.commands.review import approve, reject
     from kaizen.cycle import run_cycle
     from kaizen.logs import configure
 
@@ -105,14 +111,21 @@ def main(argv: list[str] | None = None) -> int:
     incoming = sorted(Path(paths["incoming"]).iterdir())
     rng = np.random.default_rng(args.seed)
     for i, src in enumerate(incoming):
-        if i == TAMPERED:  # labels tampered with upstream: a quarter of one segment relabelled as churned
+        if i in (TAMPERED, TAMPERED_CHANGE):  # labels tampered with: a quarter of one segment relabelled as churned
             tampered, _ = _flip(scenario.batches[i], 0.25, rng)
             tampered.to_parquet(production / src.name, index=False)
             rec = run_cycle(cfg, policy)
-            print(f"{src.name:<19} {line(rec)}  (labels tampered with)\n{'':<19}   why: {rec.reasons[0]}")
-        shutil.copy(src, production / src.name)  # (for TAMPERED: the labels corrected upstream, the file rewritten)
+            print(f"{src.name:<19} {line(rec)}  (labels tampered with)\n{'':<19}   why: {rec.reasons[0][:300]}")
+            if rec.decision == "awaiting_approval":  # the reviewer reads the finding and turns it down
+                answer = reject(cfg, rec.id, actor="demo reviewer", reason="labels tampered with upstream")
+                print(f"{'':<19}   kaizen reject {rec.id}: {answer.decision}")
+        shutil.copy(src, production / src.name)  # (for TAMPERED*: the labels corrected upstream, the file rewritten)
         rec = run_cycle(cfg, policy)
         print(f"{src.name:<19} {line(rec)}")
+        if rec.decision == "awaiting_approval":  # the reviewer checks the change is real and approves
+            print(f"{'':<19}   why: {rec.reasons[0][:300]}")
+            answer = approve(cfg, rec.id, actor="demo reviewer")
+            print(f"{'':<19}   kaizen approve {rec.id}: {answer.decision}")
         if rec.decision in ("rejected", "failed"):
             print(f"{'':<19}   why: {rec.reasons[-1] if rec.decision == 'failed' else _failed(rec)}")
         if i == BROKEN:  # a broken file arrives: reported, skipped, nothing moves

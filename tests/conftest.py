@@ -495,7 +495,8 @@ NOT_FAST = (
 #: order; these, the longest (``pytest --durations``), are collected first, so the run does not end on one long
 #: file while the other workers idle. A file here that no longer exists fails a ``make test-fast`` run, as above.
 LONGEST_FIRST = (
-    "tests/test_backtest.py", "tests/scale/test_worker.py", "tests/scale/test_tuning.py",
+    "tests/test_backtest.py", "tests/experiments/test_demo.py", "tests/scale/test_worker.py",
+    "tests/scale/test_tuning.py",
     "tests/scale/test_replicas.py", "tests/scale/test_parity.py", "tests/service/test_crash.py",
     "tests/test_guarantees.py", "tests/test_cycle.py", "tests/data/test_late_labels.py",
     "tests/service/test_daemon.py", "tests/ui/test_browser.py", "tests/service/test_disk.py",
