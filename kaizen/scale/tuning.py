@@ -326,7 +326,9 @@ def run_tuner(config: Any, wait: bool = True, *, stop: threading.Event | None = 
     """``kaizen worker --tune``: join open studies of ``[coordination] optuna_storage`` one after another.
 
     ``wait=False`` returns when no open study is left to join (``--once``). SIGTERM or SIGINT (or ``stop``)
-    ends it after the running trial. Returns the exit code (0).
+    ends it after the running trial, or at the latest ``max(30, 10 x stalled_seconds)`` seconds later (a main
+    thread blocked in a database call once kept a helper alive past its supervisor's patience). Returns the
+    exit code (0).
     """
     from kaizen.errors import ConfigError
     from kaizen.redact import redact
@@ -339,8 +341,8 @@ def run_tuner(config: Any, wait: bool = True, *, stop: threading.Event | None = 
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # this process's own setting: no INFO line per trial
     stop = stop or threading.Event()
-    restore = _on_signals(stop)
     interval, grace = heartbeats(coordination)
+    restore = _on_signals(stop, force_after=max(30.0, 10.0 * grace))
     storage = open_storage(coordination.optuna_storage, heartbeat_seconds=interval, grace_seconds=grace)
     _preload()
     tuner = _Tuner(config, storage, stop)
@@ -384,11 +386,30 @@ def _preload() -> None:
     import kaizen.registry  # noqa: F401
 
 
-def _on_signals(stop: threading.Event) -> Callable[[], None]:
-    """SIGTERM/SIGINT set ``stop`` (main thread only); returns what puts the old handlers back."""
+def _on_signals(stop: threading.Event, force_after: float | None = None) -> Callable[[], None]:
+    """SIGTERM/SIGINT set ``stop`` (main thread only); returns what puts the old handlers back.
+
+    ``force_after``: seconds after the signal at which the process exits even if its main thread has not
+    come back (blocked in a database call): its running trial is then failed by the heartbeat check and
+    retried by a live process, as for a helper that died.
+    """
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    old = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def force() -> None:
+        log.warning("tuner %s: still running %.0f s after the stop signal; exiting now (its running trial, if "
+                    "any, is failed by the heartbeat check and retried elsewhere)", process_id(), force_after)
+        logging.shutdown()
+        os._exit(0)
+
+    def handle(*_: Any) -> None:
+        if force_after is not None and not stop.is_set():
+            timer = threading.Timer(force_after, force)
+            timer.daemon = True
+            timer.start()
+        stop.set()
+
+    old = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
 
     def restore() -> None:
         for sig, handler in old.items():
