@@ -26,7 +26,7 @@ from typing import Any
 from kaizen.ledger import Record
 from kaizen.scale.db import connect
 from kaizen.scale.ledger import ledger_error, where
-from kaizen.ui.logview import Row, Snapshot, row_of
+from kaizen.ui.logview import Row, RowIndex, Snapshot, row_of
 
 __all__ = ["PgLogView"]
 
@@ -62,7 +62,7 @@ def _row(head: tuple[Any, ...], parts: list[Any]) -> Row | None:
         return None
 
 
-class PgLogView:
+class PgLogView(RowIndex):
     """The rows of the promotion log at ``url`` (table ``kaizen.record``), kept in memory; thread-safe."""
 
     def __init__(self, url: str) -> None:
@@ -101,14 +101,7 @@ class PgLogView:
         for t, p in zip(new, parts, strict=True):
             self._seen += 1
             self._seq = max(self._seq, int(t[0]))
-            row = _row(t, p)
-            if row is None:
-                self._skipped += 1
-                continue
-            self._rows.append(row)
-            self._by_id.setdefault(row.id, row)
-            if row.resolves:
-                self._resolved.setdefault(row.resolves, row)
+            self._add(_row(t, p))
 
     def snapshot(self) -> Snapshot:
         """The rows as the table holds them now (reading only the rows appended since the last call)."""

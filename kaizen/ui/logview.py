@@ -275,7 +275,26 @@ def cache_file(config: Any) -> Path:
     return Path(config.state_dir) / "cache" / "promotion-log.rows"
 
 
-class LogView:
+class RowIndex:
+    """The rows read so far, by id and by the record each answers; a view's :meth:`_add` keeps them."""
+
+    _rows: list[Row]
+    _skipped: int
+    _by_id: dict[str, Row]
+    _resolved: dict[str, Row]
+
+    def _add(self, row: Row | None) -> None:
+        """Index ``row``; None (a line or record that could not be read) is counted as skipped."""
+        if row is None:
+            self._skipped += 1
+            return
+        self._rows.append(row)
+        self._by_id.setdefault(row.id, row)
+        if row.resolves:
+            self._resolved.setdefault(row.resolves, row)
+
+
+class LogView(RowIndex):
     """The rows of one promotion log, kept in memory and refreshed when the file changes (thread-safe).
 
     The log is append-only and every complete record ends with a newline, so a refresh reads only the
@@ -384,14 +403,6 @@ class LogView:
         except (OSError, ValueError) as exc:  # a read-only or full state folder: only slower next time
             log.debug("promotion log row cache %s not written: %s", self.cache, exc)
 
-    def _add(self, row: Row | None) -> None:
-        if row is None:
-            self._skipped += 1
-            return
-        self._rows.append(row)
-        self._by_id.setdefault(row.id, row)
-        if row.resolves:
-            self._resolved.setdefault(row.resolves, row)
 
     def snapshot(self) -> Snapshot:
         """The rows as the file is now (read only if it changed since the last call)."""
