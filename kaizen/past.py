@@ -133,8 +133,9 @@ class Past:
     def failed_challengers(self) -> list[Record]:
         """The current run of challengers rejected by the improvement (or significance) gate while performance
         fired, newest first: a promotion, an approval request, a window whose performance did not fire raw, a
-        re-baselining, or a rejection for another reason ends it; skipped and failed cycles neither count
-        nor end it."""
+        re-baselining, a rejection for another reason, or a challenger that scored *better* than the champion
+        on the holdout (only not significantly: a model can still do better, so the world did not get harder
+        and the bar must not fall) ends it; skipped and failed cycles neither count nor end it."""
         out: list[Record] = []
         for r in self.newest_first():
             if r.kind != "cycle" or r.decision in ("promoted", "awaiting_approval", "rebaselined"):
@@ -147,6 +148,8 @@ class Past:
             if r.decision == "rejected":
                 if not any(g.get("name") in ("improvement", "significance") and not g.get("passed") for g in r.gates):
                     break
+                if _better(r):  # better on the holdout, only not significantly: no sign the world got harder
+                    break
                 out.append(r)
             if r.trigger.get("rebaseline") is not None:
                 break
@@ -157,3 +160,45 @@ class Past:
         """The live-window scores recorded so far for the shadow ``version``, oldest first."""
         return [s for r in self.records if r.kind == "cycle"
                 and (s := (r.trigger or {}).get("shadow")) and s.get("version") == version]
+
+    # -- the standing challenger (kaizen.cycle.prequential) ---------------------------------------------
+    def prequential_scores(self, champion: str) -> list[Mapping[str, Any]]:
+        """The windows' prequential scores for ``champion`` (``trigger.prequential``), oldest first, since the
+        newest promotion."""
+        out: list[Mapping[str, Any]] = []
+        for r in self.newest_first():
+            if r.decision == "promoted":
+                break
+            s = (r.trigger or {}).get("prequential") if r.kind == "cycle" and isinstance(r.trigger, Mapping) else None
+            if isinstance(s, Mapping) and str(s.get("champion")) == str(champion) and s.get("batches"):
+                out.append(s)
+        return list(reversed(out))
+
+    def champion_seen_batches(self, champion: str) -> set[str]:
+        """Every batch the serving ``champion`` may have learned from: the batches named by the windows of the
+        records up to the newest promotion (all records when none is in the tail)."""
+        last = None
+        for i in range(len(self.records) - 1, -1, -1):
+            if self.records[i].decision == "promoted":
+                last = i
+                break
+        upto = self.records if last is None else self.records[:last + 1]
+        out: set[str] = set()
+        for r in upto:
+            w = r.window if isinstance(r.window, Mapping) else {}
+            out.update(str(b) for b in w.get("batches") or ())
+        return out
+
+
+def _better(r: Record) -> bool:
+    """Whether the record's challenger scored better than the champion on the holdout (point estimates)."""
+    ch, cp = r.challenger or {}, r.champion or {}
+    new, old, metric = ch.get("holdout_metric"), cp.get("holdout_metric"), ch.get("metric")
+    if not isinstance(new, (int, float)) or not isinstance(old, (int, float)) or not metric:
+        return False
+    from kaizen.metrics import improvement
+
+    try:
+        return improvement(str(metric), float(new), float(old)) > 0
+    except KeyError:
+        return False

@@ -54,6 +54,7 @@ __all__ = [
     "TriggerSettings",
     "TriggerSpec",
     "TrustSpec",
+    "PrequentialSpec",
     "load_policies",
     "load_policy",
 ]
@@ -229,6 +230,15 @@ class TriggerSettings:
                                                  "batches may not improve")
     rebaseline_after: int | None = setting(3, lo=1, off=True,
                                            doc="after this many failed challengers in a row, reset the baseline")
+    sequential: str | None = setting("adwin", choices=("adwin",), off=True,
+                                     doc="signal: a sequential test on the champion's per-row loss, accumulated "
+                                         "across windows (kaizen.monitor.sequential); false: off")
+    sequential_delta: float = setting(0.0, lo=0, doc="the rise of the mean loss the sequential test tolerates, in "
+                                                     "standard deviations of the per-row loss")
+    sequential_threshold: float = setting(3.5, lo=0, lo_open=True,
+                                          doc="the z the rise must exceed, at the best split of the batches since "
+                                              "the champion started into older and newer")
+    sequential_min_rows: int = setting(300, lo=1, doc="rows on each side of a split before it counts")
     combine: str = setting("any", choices=("any", "all"), doc="improve when any counting signal fired, or all")
     data_drift_alone: bool = setting(False, doc="whether drift may trigger while labelled performance shows no drop")
 
@@ -637,6 +647,30 @@ class TrustSpec:
         return {k: getattr(self, k) for k in TRUST_CHECKS}
 
 
+@dataclass(frozen=True)
+class PrequentialSpec:
+    """``[prequential]``: a standing cheap challenger, scored on every new batch before it has seen it.
+
+    Each cycle with new labelled rows refits the champion's recipe on the rows before them and scores
+    it beside the champion on them (:mod:`kaizen.cycle.prequential`); the ``prequential`` signal
+    (:mod:`kaizen.monitor.rules.prequential`) fires when its gain accumulated over the newest
+    ``windows`` windows with the serving champion is significant. Its cost counts in the cycle's CPU.
+    """
+
+    enabled: bool = setting(True, doc="keep the standing challenger (one refit of the champion's recipe per cycle "
+                                      "with new labelled rows)")
+    windows: int = setting(8, lo=1, doc="its gain is accumulated over at most this many of the newest scored "
+                                        "windows with the serving champion")
+    min_windows: int = setting(2, lo=1, doc="fewest scored windows before the accumulated gain may trigger")
+    confidence: float = setting(0.95, lo=0.5, hi=0.999, doc="two-sided level of the interval of the accumulated "
+                                                            "gain (the significance gate's default)")
+    min_improvement: float = setting(0.0, lo=0, hi=1, doc="the interval's lower bound must exceed this (the metric's "
+                                                          "units; a relative change for rmse and mae)")
+    min_rows: int = setting(50, lo=1, doc="fewest new labelled rows a window's score needs")
+    refit_every: int = setting(3, lo=1, doc="the standing challenger is fit again after scoring this many windows "
+                                            "(1: before every window; it never scores a batch it learned from)")
+
+
 if TYPE_CHECKING:  # for type checkers: the assembled classes have these fields, and the plugins' own
     GateSpec = GateSettings
     TriggerSpec = TriggerSettings
@@ -655,6 +689,7 @@ class Policy:
     schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
     monitor: MonitorSpec = field(default_factory=MonitorSpec)
     trust: TrustSpec = field(default_factory=TrustSpec)
+    prequential: PrequentialSpec = field(default_factory=PrequentialSpec)
 
     @property
     def name(self) -> str:
@@ -881,6 +916,7 @@ def load_policy(path: str | Path) -> Policy:
     schedule = _schedule(r)
     monitor = _monitor(r)
     trust = read_spec(r, "trust", TrustSpec)
+    prequential = read_spec(r, "prequential", PrequentialSpec)
 
     r.unknown_keys(open_tables=("trigger.columns",))
     for col in trigger.columns:
@@ -891,7 +927,7 @@ def load_policy(path: str | Path) -> Policy:
         raise PolicyError(str(path), r.problems)
     return Policy(path=path.resolve(), model=model, data=data, trigger=trigger, build=build,
                   gates=gates, promotion=promotion, budget=budget, schedule=schedule, monitor=monitor,
-                  trust=trust)
+                  trust=trust, prequential=prequential)
 
 
 def load_policies(paths: Iterable[str | Path]) -> tuple[list[Policy], list[PolicyError]]:

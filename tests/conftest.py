@@ -47,10 +47,13 @@ BASE_POLICY: dict[str, dict[str, Any]] = {
     "model": {"name": "churn", "task": "binary_classification", "target": "churned", "metric": "roc_auc"},
     "data": {"reference": "../data/reference.parquet", "production": "../data/production",
              "golden": "../data/golden.parquet", "timestamp_column": "ts"},
-    # act on the first window that fires (the hysteresis, cooldown and drift-alone defaults have their own tests)
+    # act on the first window that fires (the hysteresis, cooldown and drift-alone defaults have their own tests;
+    # so do the accumulated signals, the sequential test and the standing challenger: tests/test_prequential.py,
+    # tests/monitor/test_sequential.py, and the demo's test, which runs the shipped policy with every default)
     "trigger": {"drift_share": 0.3, "drift_threshold": 0.1, "performance_drop": 0.03,
                 "min_rows": 100, "min_labelled_rows": 100, "consecutive": 1, "cooldown_batches": 0,
-                "data_drift_alone": True},
+                "data_drift_alone": True, "sequential": False},
+    "prequential": {"enabled": False},
     "build": {"trials": 4, "timeout_seconds": 120, "families": ["hist_gradient_boosting", "logistic_regression"],
               "trans_primitives": ["divide_numeric"], "max_features": 20, "seed": 3},
     "gates": {"min_improvement": 0.01, "golden_tolerance": 0.05, "holdout_fraction": 0.5,
@@ -473,6 +476,14 @@ FAST = (
     "tests/service/test_disk.py::test_min_free_bytes_default_and_errors",
     "tests/service/test_daemon.py::test_a_scheduler_whose_loop_fails_stops_visibly_and_readyz_answers_503",
     "tests/ui/test_server.py",
+    # slow change: the holdout refill and re-baselining rules, the standing challenger's arithmetic, the benchmark's
+    # target logic, the real-world stream, the policy tuner's space and file edit, the river peers
+    "tests/test_slow_change.py",
+    "tests/test_prequential.py::test_accumulate_weights_windows_by_rows_and_keeps_to_the_serving_champion",
+    "tests/experiments/test_bench_slow_change.py", "tests/experiments/test_real_stream.py",
+    "tests/test_policy_tune.py::test_the_search_space_follows_the_policys_settings",
+    "tests/test_policy_tune.py::test_the_file_edit_keeps_the_original_and_moves_relative_paths",
+    "tests/test_policy_tune.py::test_tuning_refuses_bad_input", "tests/test_backtest_peers.py",
     # real cycles and commands on real MLflow: a copied bootstrap, a quiet and a promoting cycle, rollback, history,
     # retention, the registry's guard, the scale-out coordination on PostgreSQL (skipped without a server)
     "tests/test_copied_homes.py", "tests/test_cycle.py::test_no_drift_is_skipped_with_reasons",
@@ -484,6 +495,7 @@ FAST = (
 )
 NOT_FAST = (
     "tests/gates/test_judge_cycle.py", "tests/monitor/test_fast_drift.py",
+    "tests/test_backtest_peers.py::test_backtest_peers_are_arms_scored_on_every_batch",
     "tests/data/test_late_labels.py::test_a_backtest_reveals_label_files_on_time_and_cycles_use_them",
     "tests/test_exit_codes.py::test_a_second_daemon_on_a_held_state_folder_exits_75",
     "tests/test_cost.py::test_cycles_record_energy_and_stop_improving_when_the_budget_is_spent",
@@ -495,12 +507,14 @@ NOT_FAST = (
 #: order; these, the longest (``pytest --durations``), are collected first, so the run does not end on one long
 #: file while the other workers idle. A file here that no longer exists fails a ``make test-fast`` run, as above.
 LONGEST_FIRST = (
-    "tests/test_backtest.py", "tests/experiments/test_demo.py", "tests/scale/test_worker.py",
-    "tests/scale/test_tuning.py",
-    "tests/scale/test_replicas.py", "tests/scale/test_parity.py", "tests/service/test_crash.py",
-    "tests/test_guarantees.py", "tests/test_cycle.py", "tests/data/test_late_labels.py",
-    "tests/service/test_daemon.py", "tests/ui/test_browser.py", "tests/service/test_disk.py",
-    "tests/scale/test_sql_cycle.py",
+    # the first three start at once, one per worker: two long CPU-bound files and one that mostly waits on processes
+    "tests/test_backtest.py", "tests/test_policy_tune.py", "tests/scale/test_worker.py",
+    # the two users of the session's MLflow server, next to each other (a worker that takes both starts it once)
+    "tests/scale/test_replicas.py", "tests/scale/test_parity.py", "tests/scale/test_tuning.py",
+    "tests/test_guarantees.py", "tests/test_cycle.py", "tests/data/test_late_labels.py", "tests/service/test_crash.py",
+    "tests/experiments/test_demo.py", "tests/test_backtest_peers.py", "tests/service/test_daemon.py",
+    "tests/test_ladder.py", "tests/test_refit.py", "tests/test_prequential.py", "tests/test_unattended.py",
+    "tests/test_rollback.py", "tests/ui/test_browser.py", "tests/scale/test_sql_cycle.py", "tests/service/test_disk.py",
 )
 
 _ALL_FILES = pytest.StashKey[set]()

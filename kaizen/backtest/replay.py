@@ -17,6 +17,9 @@ Labels that arrive late (``data.labels = "separate"``): the label files of the b
 right after the batch at replay index NNN is revealed (step 2), so cycles see only the labels
 that have arrived; the prequential score of step 1 uses every label a batch ever gets.
 
+Streaming peers (``peers=``, :mod:`kaizen.backtest.peers`) follow the same protocol in a pass of their
+own after the arms': they need no registry, and see the same batches and label arrivals.
+
 The temporary state has its own SQLite MLflow, artifact folder, promotion log (a JSON Lines file,
 whatever the live ``[ledger]`` says) and production folder. The live config is only read (threads,
 cost factors); its MLflow URIs, registry, log, coordination database and webhooks are never used.
@@ -33,20 +36,21 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from kaizen.backtest.peers import PEERS, peer_names, require_river, run_peers
 from kaizen.config import Config
 from kaizen.cost import CostModel
 from kaizen.data.files import SUFFIXES, read_table
 from kaizen.errors import DataError, KaizenError
 from kaizen.policy import Policy
 
-__all__ = ["ARMS", "EVERY_BATCH_SUFFIX", "REFIT_SUFFIX", "run_backtest"]
+__all__ = ["ARMS", "EVERY_BATCH_SUFFIX", "REFIT_SUFFIX", "batch_order", "run_backtest"]
 
 log = logging.getLogger("kaizen.backtest")
 
@@ -113,6 +117,11 @@ def _batch_files(folder: Path, timestamp: str | None) -> list[tuple[Path, pd.Dat
 
         out.sort(key=key)
     return out
+
+
+def batch_order(folder: Path, timestamp: str | None) -> list[Path]:
+    """The batch files of ``folder`` in the order :func:`run_backtest` replays them (timestamp, then name)."""
+    return [path for path, _frame, _problem in _batch_files(Path(folder), timestamp)]
 
 
 #: the subfolder of a batches folder holding label files that arrive late (``data.labels = "separate"``)
@@ -232,7 +241,8 @@ def _drift_share(rec: Any) -> float | None:
 def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None, seed: int | None = None,
                  progress: bool = True, state_dir: Path | None = None,
                  on_batch: Callable[[dict[str, Any]], None] | None = None,
-                 approve_after: int | None = 1) -> dict[str, Any]:
+                 approve_after: int | None = 1, arms: Collection[str] | None = None,
+                 peers: Sequence[str] = ()) -> dict[str, Any]:
     """Replay ``batches`` through ``policy`` and the three baselines; return the JSON-ready result.
 
     ``config`` is the live config (read for threads and the cost factors only). ``state_dir``
@@ -242,10 +252,20 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
     evidence, ``promotion.mode = "manual"``): a simulated person approves it once this many more
     batches have been scored by the old champion (1: it serves one batch later than an automatic
     promotion would have; 0: at once); None: nobody ever answers.
+    ``arms``: which of :data:`ARMS` to replay (None: all); ``kaizen`` always runs. An arm left out is
+    neither bootstrapped nor run, and is absent from ``bootstrap``, the batches' ``baselines`` and
+    ``summary`` (``kaizen policy tune`` replays ``kaizen`` alone).
+    ``peers``: streaming learners to replay as extra arms (:mod:`kaizen.backtest.peers`: ``river_arf``,
+    ``river_logreg``, or ``river`` for both; the ``kaizen[river]`` extra). They run in a pass of their own
+    after the arms' (they never touch the registry), so ``on_batch`` sees the entries without them.
     """
     if approve_after is not None and (isinstance(approve_after, bool) or approve_after < 0):
         raise ValueError(f"The 'approve_after' parameter of run_backtest must be an integer >= 0 or None. Got "
                          f"{approve_after!r} instead.")
+    wanted = _arms(arms)
+    peer_list = peer_names(peers)
+    if peer_list:
+        require_river()  # before the bootstraps, not after the whole replay
 
     from kaizen.commands.bootstrap import bootstrap, refit_every_batch, retrain
     from kaizen.commands.review import approve
@@ -271,8 +291,9 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
     every = _replayable(policy, production, name=policy.name + EVERY_BATCH_SUFFIX)
     refit = _replayable(policy, production, name=policy.name + REFIT_SUFFIX)
     seed = kz.build.seed if seed is None else int(seed)
-    schema, _ref, _golden = load_reference(kz)
-    files, arrivals = _late_labels(_batch_files(batches, schema.timestamp), batches, kz)
+    schema, reference, _golden = load_reference(kz)
+    arrived = _batch_files(batches, schema.timestamp)  # the batches as they arrive: late labels not joined yet
+    files, arrivals = _late_labels(arrived, batches, kz)
     from kaizen.policy_check import batch_size_problems
 
     size_warnings = batch_size_problems(kz, [len(f) for _p, f, _e in files if f is not None])
@@ -286,6 +307,8 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
         boot = {}
         recipes = {}
         for arm, pol in (("kaizen", kz), ("retrain_every_batch", every), ("refit_every_batch", refit)):
+            if arm not in wanted:
+                continue
             rec = bootstrap(cfg, pol, seed=seed, registry=registry)
             if rec.decision != "promoted":
                 raise KaizenError(f"backtest: bootstrap of {pol.name!r} was {rec.decision}: " + "; ".join(rec.reasons))
@@ -293,10 +316,11 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
                          "build_cpu_seconds": _cost(rec)[1], "holdout_metric": rec.challenger.get("holdout_metric")}
             recipes[arm] = _recipe(rec)
         # the refit arm refits its own bootstrap's recipe: the same search on the same rows and seed as kaizen's
-        same = recipes["refit_every_batch"] == recipes["kaizen"]
-        boot["refit_every_batch"].update(recipe_version=boot["refit_every_batch"]["version"],
-                                         same_champion_as_kaizen=same)
-        if not same:
+        same = recipes.get("refit_every_batch") == recipes["kaizen"]
+        if "refit_every_batch" in boot:
+            boot["refit_every_batch"].update(recipe_version=boot["refit_every_batch"]["version"],
+                                             same_champion_as_kaizen=same)
+        if "refit_every_batch" in boot and not same:
             log.warning("backtest: the refit_every_batch bootstrap differs from kaizen's (%s vs %s); a search with a "
                         "timeout and no trial budget does not repeat", recipes["refit_every_batch"], recipes["kaizen"])
         scorer = _Scorer(kz, schema, registry, root / "scoring")
@@ -306,16 +330,19 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
         try:
             for i, (path, frame, problem) in enumerate(files):
                 # 1. score every arm's current champion on the batch before anything learns from it
-                champs = {"kaizen": registry.champion(kz.name), "retrain_every_batch": registry.champion(every.name),
-                          "refit_every_batch": registry.champion(refit.name)}
+                champs = {arm: registry.champion(pol.name) for arm, pol in (
+                    ("kaizen", kz), ("retrain_every_batch", every), ("refit_every_batch", refit)) if arm in wanted}
                 entry: dict[str, Any] = {"index": i, "name": path.name,
                                          "rows": 0 if frame is None else int(len(frame))}
                 scored: dict[str, tuple[float | None, int]] = {}
+                served = {arm: c.version for arm, c in champs.items()}
                 for arm, name, version in (
-                        ("kaizen", kz.name, champs["kaizen"].version),
+                        ("kaizen", kz.name, served["kaizen"]),
                         ("static", kz.name, boot["kaizen"]["version"]),
-                        ("retrain_every_batch", every.name, champs["retrain_every_batch"].version),
-                        ("refit_every_batch", refit.name, champs["refit_every_batch"].version)):
+                        ("retrain_every_batch", every.name, served.get("retrain_every_batch")),
+                        ("refit_every_batch", refit.name, served.get("refit_every_batch"))):
+                    if arm not in wanted:
+                        continue
                     scored[arm] = (None, 0) if frame is None else scorer(name, version, frame)
                     entry.setdefault("_versions", {})[arm] = version
                 versions = entry.pop("_versions")
@@ -344,23 +371,22 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
                              reason=_main_reason(rec), **cost_model.estimate(cpu), day=day)
                 if problem:
                     entry["problem"] = problem
-                rrec = retrain(cfg, every, seed=seed, registry=registry, day=day)
-                rcpu, rbuild = _cost(rrec)
-                frec = refit_every_batch(cfg, refit, recipe_version=boot["refit_every_batch"]["recipe_version"],
-                                         seed=seed, registry=registry, day=day)
-                fcpu, fbuild = _cost(frec)
-                entry["baselines"] = {
-                    "static": {"champion_version": versions["static"], "metric": scored["static"][0]},
-                    "retrain_every_batch": {"champion_version": versions["retrain_every_batch"],
-                                            "metric": scored["retrain_every_batch"][0],
-                                            "decision": rrec.decision, "cpu_seconds": rcpu,
-                                            "build_cpu_seconds": rbuild, **cost_model.estimate(rcpu)},
-                    "refit_every_batch": {"champion_version": versions["refit_every_batch"],
-                                          "metric": scored["refit_every_batch"][0],
-                                          "decision": frec.decision, "cpu_seconds": fcpu,
-                                          "build_cpu_seconds": fbuild, **cost_model.estimate(fcpu)},
-                }
-                for arm, r in (("retrain_every_batch", rrec), ("refit_every_batch", frec)):
+                entry["baselines"] = {}
+                if "static" in wanted:
+                    entry["baselines"]["static"] = {"champion_version": versions["static"],
+                                                    "metric": scored["static"][0]}
+                for arm in ("retrain_every_batch", "refit_every_batch"):
+                    if arm not in wanted:
+                        continue
+                    if arm == "retrain_every_batch":
+                        r = retrain(cfg, every, seed=seed, registry=registry, day=day)
+                    else:
+                        r = refit_every_batch(cfg, refit, recipe_version=boot[arm]["recipe_version"], seed=seed,
+                                              registry=registry, day=day)
+                    acpu, abuild = _cost(r)
+                    entry["baselines"][arm] = {"champion_version": versions[arm], "metric": scored[arm][0],
+                                               "decision": r.decision, "cpu_seconds": acpu,
+                                               "build_cpu_seconds": abuild, **cost_model.estimate(acpu)}
                     if r.decision != "promoted":
                         entry["baselines"][arm]["reason"] = _main_reason(r)
                 rows_out.append(entry)
@@ -373,6 +399,14 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
     finally:
         if state_dir is None:
             shutil.rmtree(root, ignore_errors=True)
+
+    if peer_list:  # the streaming peers: the same batches and label arrivals, no registry, a pass of their own
+        runs = run_peers(kz, schema, reference, files, arrivals, peer_list, seed=seed,
+                         arrived=[frame for _p, frame, _e in arrived])
+        for name, run in runs.items():
+            boot[name] = {"learner": run.learner, "rows": run.bootstrap_rows, "cpu_seconds": run.bootstrap_cpu_seconds}
+            for entry, b in zip(rows_out, run.batches, strict=True):
+                entry.setdefault("baselines", {})[name] = {**b.as_dict(), **cost_model.estimate(b.cpu_seconds)}
 
     return {
         "format": FORMAT,
@@ -390,11 +424,23 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
                      "grid_gco2_per_kwh": cost_model.grid_gco2_per_kwh},
         "warnings": size_warnings,
         "approve_after": approve_after,
+        "arms": [a for a in ARMS if a in wanted],
+        "peers": list(peer_list),
         "bootstrap": boot,
         "batches": rows_out,
-        "summary": summarize(rows_out, cost_model),
+        "summary": summarize(rows_out, cost_model, arms=wanted),
         "wall_seconds": round(time.perf_counter() - wall0, 3),
     }
+
+
+def _arms(arms: Collection[str] | None) -> frozenset[str]:
+    """The arms to replay: all of :data:`ARMS` for None, else ``arms`` and ``kaizen``."""
+    if arms is None:
+        return frozenset(ARMS)
+    if isinstance(arms, str) or not all(isinstance(a, str) and a in ARMS for a in arms):
+        raise ValueError(f"The 'arms' parameter of run_backtest must be a collection of {', '.join(ARMS)} or None. "
+                         f"Got {arms!r} instead.")
+    return frozenset({"kaizen", *arms})
 
 
 def _warm_up() -> None:
@@ -418,8 +464,14 @@ def _mean(values: list[float | None]) -> float | None:
     return round(float(np.mean(vals)), 6) if vals else None
 
 
-def summarize(rows: list[dict[str, Any]], cost_model: CostModel) -> dict[str, dict[str, Any]]:
-    """One entry per arm: mean prequential metric, how often it built and promoted, and what it spent."""
+def summarize(rows: list[dict[str, Any]], cost_model: CostModel,
+              arms: Collection[str] | None = None) -> dict[str, dict[str, Any]]:
+    """One entry per arm: mean prequential metric, how often it built and promoted, and what it spent.
+
+    ``arms``: the arms replayed (None: ``kaizen`` and the baselines the rows hold); the others are left out.
+    """
+    if arms is None:
+        arms = {"kaizen", *(a for r in rows for a in r.get("baselines", {}))} if rows else set(ARMS)
     def arm(metrics: list[float | None], cpus: list[float], builds: list[float], retrains: int,
             promotions: int, **extra: Any) -> dict[str, Any]:
         total = round(sum(cpus), 3)
@@ -435,7 +487,7 @@ def summarize(rows: list[dict[str, Any]], cost_model: CostModel) -> dict[str, di
         return arm([e["metric"] for e in ev], [e["cpu_seconds"] for e in ev], [e["build_cpu_seconds"] for e in ev],
                    sum(1 for e in ev if e["build_cpu_seconds"] > 0), sum(1 for e in ev if e["decision"] == "promoted"))
 
-    return {
+    out = {
         "kaizen": arm([r["metric"] for r in rows], [r["cpu_seconds"] for r in rows],
                       [r["build_cpu_seconds"] for r in rows],
                       sum(1 for r in rows if r["challenger_version"] is not None),
@@ -444,11 +496,20 @@ def summarize(rows: list[dict[str, Any]], cost_model: CostModel) -> dict[str, di
                       decisions=decisions,
                       approvals=sum(1 for r in rows for a in r.get("approved", ()) if a.get("decision") == "promoted"),
                       budget_skips=sum(1 for r in rows if "daily compute budget" in (r.get("reason") or ""))),
-        "static": arm([r["baselines"]["static"]["metric"] for r in rows], [0.0] * len(rows), [0.0] * len(rows),
-                      0, 0),
-        "retrain_every_batch": every_batch("retrain_every_batch"),
-        "refit_every_batch": every_batch("refit_every_batch"),
     }
+    if "static" in arms:
+        out["static"] = arm([r["baselines"]["static"]["metric"] for r in rows], [0.0] * len(rows),
+                            [0.0] * len(rows), 0, 0)
+    for name in ("retrain_every_batch", "refit_every_batch"):
+        if name in arms:
+            out[name] = every_batch(name)
+    for name in PEERS:  # the streaming peers the rows hold: all their CPU is learning; they never build or promote
+        ev = [r["baselines"][name] for r in rows if name in r.get("baselines", {})]
+        if ev:
+            cpus = [e["cpu_seconds"] for e in ev]
+            out[name] = arm([e["metric"] for e in ev], cpus, cpus, 0, 0,
+                            learned_rows=sum(e["learned_rows"] for e in ev))
+    return out
 
 
 def _f(v: float | None) -> str:
@@ -461,11 +522,12 @@ class _NoBar:
     def close(self) -> None: ...
 
 
-def _progress(total: int, name: str, enabled: bool) -> Any:
+def _progress(total: int, name: str, enabled: bool, *, what: str = "backtest", unit: str = "batch") -> Any:
+    """A progress bar on stderr (``what name``, counting ``unit``s), or one that shows nothing."""
     if not enabled:
         return _NoBar()
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm comes with MLflow
         return _NoBar()
-    return tqdm(total=total, desc=f"backtest {name}", unit="batch", file=sys.stderr, dynamic_ncols=True)
+    return tqdm(total=total, desc=f"{what} {name}", unit=unit, file=sys.stderr, dynamic_ncols=True)

@@ -6,10 +6,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from kaizen.backtest.peers import PEERS
+
 __all__ = ["TIMING_KEYS", "plot", "summary_table", "without_timings"]
 
 ARM_LABELS = {"kaizen": "kaizen (policy)", "static": "static", "retrain_every_batch": "retrain_every_batch",
-              "refit_every_batch": "refit_every_batch"}
+              "refit_every_batch": "refit_every_batch", "river_arf": "river_arf (peer)",
+              "river_logreg": "river_logreg (peer)"}
 #: Keys whose values are measured times (or derived from them): they differ between identical runs.
 TIMING_KEYS = ("cpu_seconds", "build_cpu_seconds", "total_cpu_seconds", "wall_seconds", "energy_kwh",
                "co2_grams")
@@ -51,6 +54,10 @@ def summary_table(result: Mapping[str, Any]) -> str:
             notes.append(f"kaizen used {k['total_cpu_seconds'] / e['total_cpu_seconds']:.0%} of {arm}'s CPU seconds")
     if k.get("budget_skips"):
         notes.append(f"{k['budget_skips']} improvement(s) skipped by the daily compute budget")
+    peers = [arm for arm in PEERS if arm in result["summary"]]
+    if peers:
+        notes.append(f"peers ({', '.join(peers)}): streaming learners that learn every label as it arrives; "
+                     "their CPU seconds are that learning (docs/backtest.md, \"Peers\")")
     return "\n".join(lines + [""] + notes)
 
 
@@ -64,13 +71,15 @@ def plot(result: Mapping[str, Any], path: Path) -> Path:
     batches = result["batches"]
     x = list(range(len(batches)))
     series = {"kaizen": [b["metric"] for b in batches]}
-    series.update({arm: [b["baselines"][arm]["metric"] for b in batches]
-                   for arm in ("static", "retrain_every_batch", "refit_every_batch")
+    series.update({arm: [b["baselines"].get(arm, {}).get("metric") for b in batches]
+                   for arm in ("static", "retrain_every_batch", "refit_every_batch", *PEERS)
                    if arm in result["summary"]})
     styles = {"kaizen": dict(color="tab:blue", lw=2.2, marker="o", ms=4),
               "static": dict(color="tab:gray", lw=1.5, ls="--"),
               "retrain_every_batch": dict(color="tab:orange", lw=1.5, ls="-."),
-              "refit_every_batch": dict(color="tab:purple", lw=1.5, ls=":", marker=".", ms=4)}
+              "refit_every_batch": dict(color="tab:purple", lw=1.5, ls=":", marker=".", ms=4),
+              "river_arf": dict(color="tab:olive", lw=1.2, ls="--", marker="x", ms=4),
+              "river_logreg": dict(color="tab:cyan", lw=1.2, ls="--", marker="+", ms=5)}
     fig, ax = plt.subplots(figsize=(10, 5), dpi=110)
     ax2 = ax.twinx()
     drift = [b["drift_share"] if b["drift_share"] is not None else 0.0 for b in batches]
@@ -80,7 +89,8 @@ def plot(result: Mapping[str, Any], path: Path) -> Path:
     for arm, ys in series.items():
         s = result["summary"][arm]
         ax.plot(x, [float("nan") if v is None else v for v in ys],
-                label=f"{ARM_LABELS[arm]}: mean {_f(s['mean_metric'])}, {_f(s['total_cpu_seconds'], '.0f')} CPU s",
+                label=f"{ARM_LABELS.get(arm, arm)}: mean {_f(s['mean_metric'])}, "
+                      f"{_f(s['total_cpu_seconds'], '.1f')} CPU s",
                 **styles[arm])
     promoted = [i for i, b in enumerate(batches) if b["decision"] == "promoted"]
     if promoted:
@@ -98,6 +108,13 @@ def plot(result: Mapping[str, Any], path: Path) -> Path:
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, loc="best", fontsize=8)
     ax.set_title(f"kaizen backtest: {result['policy']} over {len(batches)} batches (seed {result['seed']})")
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: Path | str) -> Path:
+    """Lay out ``fig``, write it to ``path`` (its folder made) and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from kaizen.config import Config
 from kaizen.cycle.reasons import Reasons, Why
 from kaizen.cycle.work import Work
@@ -196,8 +198,9 @@ class _Cycle:
         the new rows are screened first and the family decides again without the rows the trust checks
         flag. A re-baselining, or a drop only the flagged rows carry, ends the cycle here."""
         from kaizen.cost import spent_on
+        from kaizen.cycle.prequential import accumulate, score, shadow_window
         from kaizen.cycle.screen import screen
-        from kaizen.cycle.watch import labelled_predictions, performance_baseline
+        from kaizen.cycle.watch import labelled_batches, labelled_predictions, performance_baseline
         from kaizen.data.frames import model_frame
         from kaizen.data.window import load_window
         from kaizen.monitor.rules import TriggerInputs, decide
@@ -211,25 +214,61 @@ class _Cycle:
         inputs = TriggerInputs(mon, baseline, labelled_y=y, labelled_pred=pred, history=self.past.records,
                                seed=draft.seed, day=draft.day,
                                shadow=shadowed.version.version if shadowed is not None else None,
-                               spent=lambda: spent_on(ledger.since(policy.name, draft.day), policy.name, draft.day))
+                               spent=lambda: spent_on(ledger.since(policy.name, draft.day), policy.name, draft.day),
+                               champion=str(seen.champion.version), labelled_batches=labelled_batches(seen.window))
+        full = None
+        standing = None  # the standing challenger's predictions on the new batches (kaizen.cycle.prequential)
+        preq: dict[str, Any] | None = None
+        daily = policy.budget.daily_cpu_seconds
+        if policy.prequential.enabled and len(y) and mon.rows >= policy.trigger.min_rows:
+            if daily is not None and inputs.spent() >= daily:  # its refit is compute too: not beyond the budget
+                standing = (f"the policy's daily compute budget is spent ({inputs.spent():.1f} of {daily:g} CPU "
+                            "seconds, budget.daily_cpu_seconds)")
+            else:
+                read: list[Any] = []  # the window with its history, read once if the standing challenger is refit
+
+                def with_history() -> Any:
+                    if not read:
+                        read.append(load_window(policy))
+                    return read[0]
+
+                standing = shadow_window(Work.of(self.ctx), policy, seen.window, seen.champion, watched.model,
+                                         self.past, with_history, known=(inputs.labelled_batches, pred))
+                full = read[0] if read else None
+            if isinstance(standing, str):
+                preq = {"unscored": standing}
+                inputs = dataclasses.replace(inputs, prequential={"unscored": standing})
+                standing = None
+            elif standing is not None:
+                preq = score(policy, standing, seed=draft.seed)
+                inputs = dataclasses.replace(inputs, prequential=accumulate(policy, self.past, preq))
         decision = decide(policy, inputs)
 
         screened = None
         perf = decision.performance
         if decision.judged and (decision.improve or (perf is not None and perf.fired)):
-            full = load_window(policy)  # with its history
+            full = full if full is not None else load_window(policy)  # with its history
             if len(full.labelled) != len(y):  # rows the window-only read could not tell were copies of history rows
                 watch = dataclasses.replace(watch, current_predictions=watched.model.predict(
                     model_frame(full.current, full.schema)))
                 y, pred = labelled_predictions(policy, full, watch.current_predictions)
-                inputs = dataclasses.replace(inputs, labelled_y=y, labelled_pred=pred)
+                inputs = dataclasses.replace(inputs, labelled_y=y, labelled_pred=pred,
+                                             labelled_batches=labelled_batches(full))
             screened = screen(policy, full, watched.model, seed=draft.seed)
             if screened.trust is not None:
                 self.sections["window"]["trust"] = screened.trust.to_dict()
             if screened.excluded is not None:
                 inputs = dataclasses.replace(inputs, excluded=screened.excluded, excluded_why=screened.excluded_why)
+                if standing is not None and inputs.labelled_batches is not None:
+                    # the standing challenger's gain on this window, judged without the flagged rows too
+                    rows = np.isin(inputs.labelled_batches, np.array(standing.batches, dtype=object))
+                    if int(rows.sum()) == len(standing.y):
+                        raw, preq = preq, score(policy, standing, seed=draft.seed, keep=~screened.excluded[rows])
+                        inputs = dataclasses.replace(inputs, prequential=accumulate(policy, self.past, preq, raw=raw))
                 decision = decide(policy, inputs)
         trigger = self.sections["trigger"] = {"monitor": mon.to_dict(), "baseline": baseline, **decision.to_dict()}
+        if preq is not None:
+            trigger["prequential"] = preq
         if (budget := next((g for g in decision.guards if g.rule == "budget"), None)) is not None:
             trigger["budget"] = dict(budget.details)
         if shadowed is not None:

@@ -18,7 +18,8 @@ from kaizen.past import Past
 from kaizen.policy import Policy
 from kaizen.run.journal import Step
 
-__all__ = ["Refit", "attempt_line", "climb_ladder", "log_metrics", "refit_on_holdout"]
+__all__ = ["IMPROVEMENT_GATES", "Refit", "attempt_line", "climb_ladder", "log_metrics", "prequential_evidence",
+           "refit_on_holdout"]
 
 log = logging.getLogger("kaizen.cycle")
 
@@ -39,6 +40,19 @@ def climb_ladder(work: Any, policy: Policy, window: Window, champion: Any, champ
     fired = any(s.rule == PERFORMANCE and s.fired for s in decision.signals)
     cur_train = max(0, len(train) - len(window.reference) - len(labelled(window.history, schema)))
     recent, why = change_rows(policy, window, past, fired, train, cur_train)
+    standing = next((s for s in decision.signals if s.rule == "prequential" and s.verdict == "fired"), None)
+    if standing is not None and recipe is not None:
+        from kaizen.cycle.prequential import sliding_rows
+
+        # the evidence is about the standing challenger: the recipe on as many of the newest rows as the champion
+        # learned from, not on the rows since a located change (a different model the evidence says nothing about)
+        fixed, keep = sliding_rows(recipe, len(train))
+        if fixed is not recipe:
+            recent = keep
+            why = (f"the newest {recent} rows, as many as the champion was fit on (the standing challenger's window, "
+                   "which its accumulated gain is evidence for)")
+        else:
+            recent, why = None, "the recipe's window fraction of all rows (the standing challenger's)"
     common = dict(seed=work.seed, cycle_id=work.cycle_id, on_registered=work.registered)
 
     def build(rows: pd.DataFrame, *, policy: Policy, name: str, enqueue: tuple) -> Any:
@@ -53,15 +67,21 @@ def climb_ladder(work: Any, policy: Policy, window: Window, champion: Any, champ
                                   tags={"kaizen.rung": name.removeprefix("rung_")}, workdir=work.workdir / name,
                                   **common)
 
+    refits: set[str] = set()
+
     def refit(recipe: Any, rows: pd.DataFrame, *, name: str) -> Any:
-        return refit_recipe_and_register(registry, work.runlog, policy, schema, recipe, rows, name=name,
-                                         tags={"kaizen.rung": "refit", "kaizen.recipe_of": champion.version},
-                                         workdir=work.workdir / name, **common)
+        out = refit_recipe_and_register(registry, work.runlog, policy, schema, recipe, rows, name=name,
+                                        tags={"kaizen.rung": "refit", "kaizen.recipe_of": champion.version},
+                                        workdir=work.workdir / name, **common)
+        refits.add(out.version)
+        return out
 
     def judged(built: Any) -> Any:
         model = load_model(registry, policy.name, built.version, task=policy.model.task,
                            positive_label=policy.model.positive_label, workdir=work.workdir)
         j = judge(policy, schema, champ_model, model, holdout, window.golden, train)
+        if standing is not None and built.version in refits:
+            j = prequential_evidence(j, standing)
         verdict = "passed" if not j.failed else "failed: " + ", ".join(g.name for g in j.failed)
         tags = {"kaizen.gate": verdict, "kaizen.holdout_metric": f"{j.challenger['holdout_metric']:.6f}"}
         registry.tag(policy.name, built.version, tags if not j.failed else {**tags, "kaizen.status": "rejected"})
@@ -73,6 +93,35 @@ def climb_ladder(work: Any, policy: Policy, window: Window, champion: Any, champ
 
     return climb(policy, train, recipe=recipe, champion_version=champion.version, recent=recent, recent_why=why,
                  build=build, refit=refit, judge=judged, on_attempt=on_attempt, rungs=decision.rungs)
+
+
+#: the gates that ask whether the challenger is better on the holdout; the standing challenger's evidence answers them
+IMPROVEMENT_GATES = ("improvement", "significance")
+
+
+def prequential_evidence(j: Any, standing: Any) -> Any:
+    """The refit rung's judgement with its improvement gate met by the standing challenger's accumulated gain.
+
+    The refit rung is the standing challenger's recipe on the newest rows; the ``prequential`` signal
+    (:mod:`kaizen.monitor.rules.prequential`) found its gain over several windows significant, which is
+    the question the improvement (or significance) gate asks of one holdout. The holdout's own figures
+    stay in the gate's numbers; every other gate (golden, slices, sanity, latency, ...) is untouched.
+    """
+    import dataclasses as dc
+
+    from kaizen.gates import GateResult
+
+    gates = []
+    for g in j.gates:
+        if g.name in IMPROVEMENT_GATES:
+            d = standing.details
+            g = GateResult(g.name, True, f"met by the standing challenger's accumulated gain: {standing.message} "
+                                         f"(on this holdout alone: {'passed' if g.passed else 'failed'}: {g.message})",
+                           {**dict(g.numbers), "holdout_passed": g.passed, "prequential_gain": d.get("gain"),
+                            "prequential_lower": d.get("lower"), "prequential_windows": d.get("windows"),
+                            "prequential_rows": d.get("rows")})
+        gates.append(g)
+    return dc.replace(j, gates=tuple(gates))
 
 
 def attempt_line(a: dict[str, Any]) -> str:

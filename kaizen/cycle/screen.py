@@ -20,7 +20,7 @@ from kaizen.data.frames import cast_target, labelled, model_frame, pool_columns
 from kaizen.data.window import Window
 from kaizen.policy import Policy
 
-__all__ = ["Screen", "screen", "split_by_time"]
+__all__ = ["Screen", "refill_holdout", "screen", "split_by_time"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,23 @@ def split_by_time(window: Window, policy: Policy) -> tuple[pd.DataFrame, pd.Data
     return train.reset_index(drop=True), holdout, note
 
 
+def refill_holdout(train: pd.DataFrame, holdout: pd.DataFrame, size: int, *, reference_rows: int
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """(train, holdout, note): the holdout back to ``size`` rows after the trust checks dropped some of it.
+
+    The rows dropped from the holdout are replaced by the newest training rows (never the reference's first
+    ``reference_rows``), so a drop never leaves a holdout just under ``gates.min_holdout_rows`` when the
+    newest batches hold enough rows; both stay in time order. ``note`` says how many moved ("" when none).
+    """
+    if len(holdout) >= size or len(train) <= reference_rows:
+        return train, holdout, ""
+    move = min(size - len(holdout), len(train) - reference_rows)
+    holdout = pd.concat([train.iloc[len(train) - move:], holdout], ignore_index=True)
+    train = train.iloc[:len(train) - move].reset_index(drop=True)
+    return train, holdout, (f"the holdout kept its {size} rows after the trust checks dropped {move} of them: the "
+                            "next-newest rows took their place")
+
+
 def screen(policy: Policy, window: Window, champ_model: Any, *, seed: int | None) -> Screen:
     """Split ``window`` (read with its history) by time and run the trust checks on its new rows."""
     from kaizen.trust import apply_drops, check_training_rows, pool_new_rows
@@ -96,5 +113,8 @@ def screen(policy: Policy, window: Window, champ_model: Any, *, seed: int | None
         if len(at):
             excluded[at] = True
             names.append(f"{f.check}: {len(at)}")
+    n_hold = len(holdout)
     train, holdout = apply_drops(train, holdout, trust.drop_index)  # a blocked cycle builds nothing from them
+    train, holdout, refilled = refill_holdout(train, holdout, n_hold, reference_rows=n_ref)
+    grown = "; ".join(x for x in (grown, refilled) if x)
     return Screen(window, train, holdout, grown, trust, excluded if excluded.any() else None, ", ".join(names))

@@ -133,6 +133,17 @@ def labelled_predictions(policy: Policy, window: Window, cur_p: Any) -> tuple[np
     return y, pred
 
 
+def labelled_batches(window: Window) -> np.ndarray | None:
+    """The batch of each of the window's labelled rows, in :func:`labelled_predictions`' order (None: unknown)."""
+    sizes = tuple(getattr(window, "current_sizes", ()) or ())
+    cur, target = window.current, window.schema.target
+    if len(sizes) != len(window.batches) or sum(sizes) != len(cur):
+        return None
+    names = np.repeat(np.array(window.batches, dtype=object), sizes)
+    mask = cur[target].notna().to_numpy() if target in cur.columns else np.zeros(len(cur), bool)
+    return names[mask]
+
+
 def wants_report(policy: Policy, triggered: bool, windows_since_report: int) -> bool:
     """Whether this cycle writes the Evidently report: it triggers, or the policy's cadence says so."""
     from kaizen.monitor.report import should_write_report

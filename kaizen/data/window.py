@@ -109,6 +109,8 @@ class Window:
     history_batches: tuple[str, ...] = ()
     #: rows each history batch contributes to ``history``, aligned with ``history_batches``
     history_sizes: tuple[int, ...] = ()
+    #: rows each window batch contributes to ``current``, aligned with ``batches``
+    current_sizes: tuple[int, ...] = ()
     checks: ChecksSpec = field(default_factory=ChecksSpec)
     max_history_batches: int = DataSpec.max_history_batches
     #: (batch, labelled rows) of every batch used, history then window, in time order
@@ -136,6 +138,20 @@ class Window:
     def labelled(self) -> pd.DataFrame:
         return self.current[self.current[self.schema.target].notna()] if self.schema.target in self.current \
             else self.current.iloc[0:0]
+
+    def batch_frames(self) -> list[tuple[str, pd.DataFrame]]:
+        """(batch, its rows) of every batch used, history then window, in time order (empty when the sizes are
+        unknown: a window built by hand)."""
+        out: list[tuple[str, pd.DataFrame]] = []
+        for names, sizes, frame in ((self.history_batches, self.history_sizes, self.history),
+                                    (self.batches, self.current_sizes, self.current)):
+            if len(names) != len(sizes) or sum(sizes) != len(frame):
+                return []
+            at = 0
+            for name, n in zip(names, sizes, strict=True):
+                out.append((name, frame.iloc[at:at + n]))
+                at += n
+        return out
 
     def summary(self) -> dict:
         return {
@@ -430,6 +446,7 @@ def _load_window(policy: Policy, source: Source) -> Window:
         filtered=tuple(filtered),
         history_batches=tuple(c.batch.name for c in history),
         history_sizes=tuple(len(f) for f in history_frames),
+        current_sizes=tuple(len(f) for f in window_frames),
         checks=d.checks,
         max_history_batches=d.max_history_batches,
         batch_labels=tuple((name, int(f[target].notna().sum())) for _, name, f in parts),

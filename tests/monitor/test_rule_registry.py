@@ -22,7 +22,8 @@ def test_signals_and_guards_come_from_the_folder_in_declared_order() -> None:
     root = Path(__file__).resolve().parents[2] / "kaizen" / "monitor" / "rules"
     modules = {p.stem for p in root.glob("*.py") if not p.stem.startswith("_")}
     assert {type(r).__module__.rsplit(".", 1)[1] for r in RULES} <= modules
-    assert [r.name for r in SIGNALS] == ["drift_share", "prediction_drift", "performance_drop"]
+    assert [r.name for r in SIGNALS] == ["drift_share", "prediction_drift", "performance_drop", "sequential",
+                                        "prequential"]
     assert [r.name for r in GUARDS][:4] == ["budget", "shadow", "min_rows", "min_labelled_rows"]
     assert GUARDS[-1].name == "cooldown"
     for group in (SIGNALS, GUARDS):

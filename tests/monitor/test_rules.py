@@ -147,17 +147,31 @@ def test_the_shipped_defaults_are_quiet_when_stationary_and_act_on_the_first_bat
     # a ~10-point drop is decisive: no hysteresis, and no cooldown while builds keep failing on new data; after 3
     # rejections (trigger.rebaseline_after) the baseline is reset to the harder world's level and the trigger calms
     assert improved == [30, 31, 32]
-    s30 = history[30].trigger["signals"][-1]
+    s30 = next(s for s in history[30].trigger["signals"] if s["rule"] == "performance_drop")
     assert s30["rule"] == "performance_drop" and s30["verdict"] == "fired" and "immediate_factor" in s30["message"]
-    # without the decisive-drop bypass the same stream is held one batch
-    policy = make_policy(tmp_path, "roc_auc", performance_drop=0.03)
+    # without the decisive-drop bypass the same stream is held one batch by the per-window rule (the sequential
+    # test, accumulated evidence with no hysteresis, acts on batch 30 itself: it is switched off to show this)
+    policy = make_policy(tmp_path, "roc_auc", performance_drop=0.03, sequential=False)
     history, improved = [], []
     for b, (mon, y, p) in enumerate(stream):
         d = decide(policy, TriggerInputs(mon, baseline, y, p, history=tuple(history), seed=b))
         history.append(record(b, d, mon, baseline, "rejected"))
         improved += [b] if d.improve else []
     assert improved == [31, 33]               # held on 30, cooldown on 32
-    assert history[30].trigger["signals"][-1]["verdict"] == "held"
+    assert next(s for s in history[30].trigger["signals"] if s["rule"] == "performance_drop")["verdict"] == "held"
+    # with it, batch 31 acts on its evidence too: no single batch may carry it alone, so the drop confirms on its
+    # second batch (its z at the split before batch 30 is far beyond the threshold without either batch)
+    policy = make_policy(tmp_path, "roc_auc", performance_drop=0.03)
+    history, improved = [], []
+    for b, (mon, y, p) in enumerate(stream):
+        d = decide(policy, TriggerInputs(mon, baseline, y, p, history=tuple(history), seed=b))
+        history.append(record(b, d, mon, baseline, "rejected"))
+        improved += [b] if d.improve else []
+    assert improved[0] == 31
+    seq = next(s for s in history[31].trigger["signals"] if s["rule"] == "sequential")
+    assert seq["verdict"] == "fired" and seq["details"]["state"]["split"] == 30
+    assert seq["details"]["state"]["z_without"] > 3.5
+    assert not any(next(s for s in r.trigger["signals"] if s["rule"] == "sequential")["fired"] for r in history[:31])
 
 
 def test_regression_threshold_is_relative_to_the_baseline(tmp_path: Path) -> None:

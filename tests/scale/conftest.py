@@ -124,8 +124,10 @@ def mlflow_server(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> I
     artifacts.mkdir()
     db = new_database("kz_mlflow")
     backend = db.replace("postgresql://", "postgresql+psycopg://", 1)
+    # no MLflow server jobs (Kaizen queues none): else the server starts ~8 Huey consumer processes, each importing
+    # MLflow, for the whole session
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true",
-           "GIT_PYTHON_REFRESH": "quiet"}
+           "GIT_PYTHON_REFRESH": "quiet", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     proc: subprocess.Popen | None = None
     try:
         up = subprocess.run([sys.executable, "-m", "mlflow", "db", "upgrade", backend], capture_output=True,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kaizen.ledger import Ledger
-from tests.conftest import PROMOTE, make_home
+from tests.conftest import PROMOTE, make_home, restore_bootstrap
 
 
 def _scale_home(root: Path, data: Path, url: str, overrides: dict | None = None, **coordination: object):
@@ -68,12 +68,11 @@ def test_a_queued_cycle_runs_in_a_worker_child_and_is_recorded_once(pg_url: str,
 
 def test_a_hung_cycle_is_killed_at_its_deadline_and_the_worker_goes_on(pg_url: str, tmp_path: Path,
                                                                        churn_data: Path) -> None:
-    from kaizen.commands.bootstrap import bootstrap
     from kaizen.scale.queue import app_for, enqueue_cycle, jobs, schema
 
     home = _scale_home(tmp_path / "home", churn_data, pg_url, cycle_deadline_seconds=20.0)
     schema(pg_url)
-    assert bootstrap(home.config(), home.policy()).decision == "promoted"
+    assert restore_bootstrap(home, PROMOTE).decision == "promoted"  # the session's real bootstrap, copied
     home.arrive(3)
     app = app_for(pg_url)
     with app.open():
@@ -93,12 +92,11 @@ def test_a_hung_cycle_is_killed_at_its_deadline_and_the_worker_goes_on(pg_url: s
 
 def test_a_worker_killed_mid_cycle_has_its_job_requeued_and_its_run_recovered_exactly_once(
         pg_url: str, tmp_path: Path, churn_data: Path) -> None:
-    from kaizen.commands.bootstrap import bootstrap
     from kaizen.scale.queue import app_for, enqueue_cycle, jobs, retry_stalled, schema
 
     home = _scale_home(tmp_path / "home", churn_data, pg_url, heartbeat_seconds=1.0, stalled_seconds=3.0)
     schema(pg_url)
-    assert bootstrap(home.config(), home.policy()).decision == "promoted"
+    assert restore_bootstrap(home, PROMOTE).decision == "promoted"  # the session's real bootstrap, copied
     home.arrive(3)
     app = app_for(pg_url)
     with app.open():
@@ -162,14 +160,13 @@ def _lock_held(url: str) -> bool:
 @pytest.mark.parametrize("stale", [True, False])
 def test_a_promotion_under_an_old_epoch_is_fenced(pg_url: str, tmp_path: Path, churn_data: Path, stale: bool) -> None:
     """The job was enqueued by a leader; a newer leader took over before the worker promoted: refused, recorded."""
-    from kaizen.commands.bootstrap import bootstrap
     from kaizen.scale.db import connect
     from kaizen.scale.lease import Lease
     from kaizen.scale.queue import app_for, enqueue_cycle, schema
 
     home = _scale_home(tmp_path / "home", churn_data, pg_url)
     schema(pg_url)
-    assert bootstrap(home.config(), home.policy()).decision == "promoted"
+    assert restore_bootstrap(home, PROMOTE).decision == "promoted"  # the session's real bootstrap, copied
     home.arrive(3)
     epoch = Lease(pg_url, holder="leader-1").acquire().epoch
     app = app_for(pg_url)

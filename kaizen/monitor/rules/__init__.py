@@ -67,8 +67,10 @@ from kaizen.monitor.rules._base import (
 from kaizen.monitor.rules.act import ambiguity, data_findings, holdout_guard, trust_guard
 from kaizen.monitor.rules.cooldown import COOLDOWN_EVENTS
 from kaizen.monitor.rules.min_rows import MinRowsGuard
+from kaizen.monitor.rules.prequential import PREQUENTIAL
 from kaizen.monitor.rules.rebaseline import rebaseline
 from kaizen.monitor.rules.schedule import ScheduledRefit
+from kaizen.monitor.rules.sequential import SEQUENTIAL
 from kaizen.past import Past
 from kaizen.policy import Policy
 
@@ -86,6 +88,8 @@ GUARDS: tuple[Rule, ...] = tuple(x for x in RULES if x.role == "guard")
 if {x.role for x in RULES} - {"signal", "guard"}:
     raise TypeError(f"a trigger rule's role is 'signal' or 'guard'; got {sorted({x.role for x in RULES})}")
 SCHEDULE = ScheduledRefit()
+#: signals that are accumulated evidence: no hysteresis, and each triggers on its own under combine = "all"
+ACCUMULATED = (SEQUENTIAL, PREQUENTIAL)
 _PERFORMANCE_RULE = next(x for x in SIGNALS if x.name == PERFORMANCE)
 
 
@@ -109,7 +113,13 @@ def decide(policy: Policy, inputs: TriggerInputs | Any, baseline: float | None =
         guards = tuple(replace(g, fired=True, verdict="holds", message=g.message + "; overridden: the performance "
                                "drop is decisive (trigger.immediate_factor)")
                        if g.rule == "cooldown" and g.blocks else g for g in guards)
-    triggered = bool(signals) and (len(counted) == len(signals) if trig.combine == "all" else bool(counted))
+    # accumulated evidence (the sequential test, the standing challenger) counts on its own, also with combine = "all"
+    monitored = [s for s in signals if s.rule not in ACCUMULATED]
+    triggered = (bool(monitored) and (all(s.verdict == "fired" for s in monitored) if trig.combine == "all"
+                                      else any(s.verdict == "fired" for s in monitored))) \
+        or any(s.verdict == "fired" for s in signals if s.rule in ACCUMULATED)
+    # only the standing challenger asks: its evidence is about the champion's own recipe refit, the first rung
+    rungs = ("refit",) if triggered and [s.rule for s in counted] == [PREQUENTIAL] else None
     blocked = [g for g in guards if g.blocks]
     schedule = SCHEDULE.evaluate(policy, inputs)
     extra = (base_reason,) if base_reason else ()
@@ -118,7 +128,7 @@ def decide(policy: Policy, inputs: TriggerInputs | Any, baseline: float | None =
                 rebaseline_reason=base_reason, schedule=schedule)
     why = tuple(f"triggered ({s.rule}): {s.message}" for s in _first_performance(counted))
     if triggered and not blocked:
-        return Decision("improve", why + extra + notes, triggered=True, **done)
+        return Decision("improve", why + extra + notes, triggered=True, rungs=rungs, **done)
     if triggered:
         return Decision("skip", tuple(f"cannot improve: {g.message}" for g in blocked) + why + extra + notes,
                         triggered=True, **done)
@@ -153,7 +163,7 @@ def _quiet_reasons(policy: Policy, signals: list[RuleResult]) -> tuple[str, ...]
 def _sustain(policy: Policy, r: RuleResult, past: Past | None, *, reset: bool) -> RuleResult:
     """Hysteresis: a raw firing counts once it fired on ``consecutive`` windows in a row."""
     need = policy.trigger.consecutive
-    if not r.fired:
+    if not r.fired or r.rule in ACCUMULATED:  # accumulated across windows already
         return r
     factor = policy.trigger.immediate_factor
     if (r.rule == PERFORMANCE and factor is not None and finite(r.value) and finite(r.threshold)

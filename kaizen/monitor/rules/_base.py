@@ -23,9 +23,12 @@ from kaizen.policy import Policy
 if TYPE_CHECKING:
     from kaizen.data.predictions import Predictions
 
-__all__ = ["DRIFT_SIGNALS", "PERFORMANCE", "Decision", "Rule", "RuleResult", "TriggerInputs", "finite"]
+__all__ = ["DRIFT_SIGNALS", "LABELLED_SIGNALS", "PERFORMANCE", "Decision", "Rule", "RuleResult", "TriggerInputs",
+           "finite"]
 
 DRIFT_SIGNALS = ("drift_share", "prediction_drift")
+#: the signals computed from the window's labels (``explained`` when only flagged rows carry them)
+LABELLED_SIGNALS = (PERFORMANCE, "sequential", "prequential")
 
 
 def finite(x: Any) -> bool:
@@ -45,7 +48,10 @@ class TriggerInputs:
     ``seed`` seeds the bootstrap of the standard error. ``spent``: the CPU seconds the policy booked
     on ``day`` so far, read only when a budget is set (a callable, so quiet cycles of a policy
     without a budget never read the log for it). ``shadow``: the version being evaluated in shadow
-    (``promotion.mode = "shadow"``), if any.
+    (``promotion.mode = "shadow"``), if any. ``champion``: the serving version (the sequential
+    test's state belongs to it). ``labelled_batches``: the batch of each labelled row (None: unknown,
+    every row counts as new). ``prequential``: the standing challenger's accumulated advantage
+    (:func:`kaizen.cycle.prequential.accumulate`), None when it was not scored.
     """
 
     monitor: Any
@@ -59,6 +65,9 @@ class TriggerInputs:
     day: str | None = None
     spent: Callable[[], float] | None = None
     shadow: str | None = None
+    champion: str | None = None
+    labelled_batches: np.ndarray | None = None
+    prequential: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if (self.labelled_y is None) != (self.labelled_pred is None):
@@ -146,10 +155,17 @@ class Decision:
         return p is not None and p.verdict == "fired"
 
     @property
+    def labelled_evidence(self) -> tuple[str, ...]:
+        """The signals computed from labels that count on this window: the champion broke (``performance_drop``),
+        its loss rose across windows (``sequential``), or the standing challenger beats it (``prequential``).
+        Whichever of them lets a challenger through, the suspicious rows must not have produced it
+        (:func:`kaizen.monitor.rules.act.ambiguity`)."""
+        return tuple(s.rule for s in self.signals if s.rule in LABELLED_SIGNALS and s.verdict == "fired")
+
+    @property
     def explained(self) -> bool:
         """The champion's metric fell on this window, but only because of rows the trust checks flagged."""
-        p = self.performance
-        return p is not None and p.verdict == "explained"
+        return any(s.verdict == "explained" for s in self.signals if s.rule in LABELLED_SIGNALS)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"action": self.action, "triggered": self.triggered, "combine": self.combine,

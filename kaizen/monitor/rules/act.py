@@ -7,8 +7,9 @@ training pool and a holdout and run the data-trust checks on the new rows (:mod:
 ``holdout``       enough labelled holdout rows to judge a challenger (``gates.min_holdout_rows``)?
 ``trust``         did a trust check set to ``"block"`` fire? A block stands unless the champion's drop is
                   decisive *without* the rows the checks flagged (the override's figure, see
-                  :mod:`~kaizen.monitor.rules.performance_drop`); an overridden block makes the cycle
-                  ambiguous, never unattended.
+                  :mod:`~kaizen.monitor.rules.performance_drop`), or the standing challenger's gain holds
+                  without them and with any one window left out (:mod:`~kaizen.monitor.rules.prequential`);
+                  an overridden block makes the cycle ambiguous, never unattended.
 ``ambiguity``     the champion broke and, at the same time, the training rows carry a finding (a
                   relabelled segment, contradicted labels, burst copies, outliers, an overridden block, a
                   column far outside its reference): the evidence is ambiguous and a person decides.
@@ -72,6 +73,13 @@ def trust_guard(policy: Policy, decision: Decision, trust: Any) -> RuleResult | 
                           f"performance drop is decisive{figure} even without the rows they flagged: read as a "
                           "possible concept change, the cycle goes on and a person decides (trust.on_ambiguous)",
                           None, None, "asks", {"checks": blocking, "overridden": True})
+    standing = next((s for s in decision.signals if s.rule == "prequential" and s.verdict == "fired"), None)
+    if standing is not None:  # its gain holds without the flagged rows and with any one window left out
+        return RuleResult("trust", True, f"trust check(s) {', '.join(blocking)} would block, but the standing "
+                          f"challenger beats the champion over {standing.details.get('windows')} windows even "
+                          f"without the rows they flagged (lower bound {standing.value:+.4f}, also with any one window "
+                          "left out): read as a possible slow change, the cycle goes on and a person decides "
+                          "(trust.on_ambiguous)", None, None, "asks", {"checks": blocking, "overridden": True})
     why = ("the champion's performance drop is not decisive without the flagged rows" + figure if perf is not None
            and perf.verdict in ("fired", "explained", "held") else "the champion's performance did not drop")
     return RuleResult("trust", False, f"trust check(s) {', '.join(blocking)} block the cycle: {why}", None, None,
@@ -93,12 +101,15 @@ def ambiguity(policy: Policy, decision: Decision, trust: Any, data: list[str],
               overridden: RuleResult | None = None) -> RuleResult | None:
     """Whether a challenger that passed every gate may be promoted with nobody watching (None: nothing to ask).
 
-    Ambiguous when the champion broke on this window (its drop counts, judged without flagged rows) and
-    the training rows carry a finding: a trust check of :data:`AMBIGUOUS_TRUST_CHECKS` fired (whatever its
+    Ambiguous when a signal computed from the window's labels counts (the champion broke on this window,
+    judged without flagged rows; its loss rose across windows; the standing challenger beats it:
+    :attr:`~kaizen.monitor.rules.Decision.labelled_evidence`) and the training rows carry a finding: a
+    trust check of :data:`AMBIGUOUS_TRUST_CHECKS` fired (whatever its
     action), a block was overridden, or a data-check warning of :data:`AMBIGUOUS_DATA_CHECKS` on a batch
     it learns from.
     """
-    if not decision.broke:
+    evidence = decision.labelled_evidence
+    if not evidence:
         return None
     findings = [f"trust check {f.check} ({f.action}): {f.message}" for f in (trust.fired if trust is not None else ())
                 if f.check in AMBIGUOUS_TRUST_CHECKS]
@@ -109,7 +120,10 @@ def ambiguity(policy: Policy, decision: Decision, trust: Any, data: list[str],
         return None
     how = policy.trust.on_ambiguous
     act = "waits for a person's approval" if how == "approve" else "is rejected"
-    msg = (f"ambiguous evidence: the champion's {policy.model.metric} broke on this window while the rows the "
+    said = {"performance_drop": f"the champion's {policy.model.metric} broke on this window",
+            "sequential": "the champion's loss rose across windows (trigger.sequential)",
+            "prequential": "the standing challenger beat the champion on the new rows (prequential)"}
+    msg = (f"ambiguous evidence: {' and '.join(said[e] for e in evidence)} while the rows the "
            f"challenger learns from carry {len(findings)} finding(s) — {findings[0]}"
            f"{f' (and {len(findings) - 1} more)' if len(findings) > 1 else ''}; a poisoning and an honest change "
            f"look alike here, so the challenger {act} (trust.on_ambiguous = {how!r}), whatever promotion.mode says")
