@@ -130,6 +130,22 @@ _ARRIVES = re.compile(r"(?:^|_)arrives_(\d+)(?:_|$)")
 _Files = list[tuple[Path, pd.DataFrame | None, str | None]]
 
 
+def label_files(folder: Path) -> list[tuple[re.Match[str], Path]]:
+    """The label files of a batches folder's ``labels/``, in name order, each with the match of its
+    ``arrives_<NNN>`` part (group 1: the replay index of the batch it arrives with); a name without
+    one is a :class:`~kaizen.errors.DataError`."""
+    out = []
+    for p in sorted(folder.iterdir()):
+        if not p.is_file() or p.suffix.lower() not in SUFFIXES or p.name.startswith("."):
+            continue
+        m = _ARRIVES.search(p.stem)  # its span is the same in p.name, which starts with the stem
+        if m is None:
+            raise DataError(f"{p}: a label file's name must hold arrives_<batch index>, e.g. "
+                            "arrives_005_batch_003.parquet")
+        out.append((m, p))
+    return out
+
+
 def _late_labels(files: _Files, batches: Path, policy: Policy) -> tuple[_Files, dict[int, list[Path]]]:
     """The label files of ``batches/labels`` by the replay index of the batch they arrive with, and
     ``files`` with every label those files will ever hold joined on (the prequential score's truth).
@@ -148,13 +164,7 @@ def _late_labels(files: _Files, batches: Path, policy: Policy) -> tuple[_Files, 
     arrivals: dict[int, list[Path]] = {}
     frames = []
     idc, target = policy.data.id_column, policy.model.target
-    for p in sorted(folder.iterdir()):
-        if not p.is_file() or p.suffix.lower() not in SUFFIXES or p.name.startswith("."):
-            continue
-        m = _ARRIVES.search(p.stem)
-        if m is None:
-            raise DataError(f"{p}: a label file's name must hold arrives_<batch index>, e.g. "
-                            "arrives_005_batch_003.parquet")
+    for m, p in label_files(folder):
         arrivals.setdefault(int(m.group(1)), []).append(p)
         df = read_table(p)
         if idc not in df.columns or target not in df.columns:

@@ -26,7 +26,6 @@ the file written keeps the policy's own values and says why. Protocol and cost: 
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import tempfile
 import time
@@ -47,8 +46,6 @@ FORMAT = 1
 #: the arms a tuning trial replays, and those of the held-out comparison (static costs only scoring)
 TRIAL_ARMS = ("kaizen",)
 HELD_OUT_ARMS = ("kaizen", "static")
-#: a label file's arrival index in its name (the same pattern the replay reads, kaizen.backtest.replay)
-_ARRIVES = re.compile(r"(?:^|_)arrives_(\d+)(?:_|$)")
 
 
 def _check(name: str, value: Any, ok: bool, allowed: str) -> None:
@@ -191,8 +188,7 @@ def _split(policy: Policy, batches: Path, files: list[Path], n_tune: int, root: 
     arrive during it (a label that arrives later is not known while tuning); the held-out part gets those that
     arrive during it, renumbered from its first batch.
     """
-    from kaizen.backtest.replay import LABELS_FOLDER
-    from kaizen.data.files import SUFFIXES
+    from kaizen.backtest.replay import LABELS_FOLDER, label_files
 
     parts = (root / "tune", root / "held-out")
     for part, chunk in zip(parts, (files[:n_tune], files[n_tune:]), strict=True):
@@ -204,13 +200,7 @@ def _split(policy: Policy, batches: Path, files: list[Path], n_tune: int, root: 
         return parts
     for part in parts:
         (part / LABELS_FOLDER).mkdir()
-    for p in sorted(labels.iterdir()):
-        if not p.is_file() or p.suffix.lower() not in SUFFIXES or p.name.startswith("."):
-            continue
-        m = _ARRIVES.search(p.stem)
-        if m is None:
-            raise DataError(f"{p}: a label file's name must hold arrives_<batch index>, e.g. "
-                            "arrives_005_batch_003.parquet")
+    for m, p in label_files(labels):
         n = int(m.group(1))
         if n < n_tune:
             shutil.copy2(p, parts[0] / LABELS_FOLDER / p.name)
