@@ -486,24 +486,22 @@ def _at_least_one(value: str) -> int:
     raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {value!r}")
 
 
-def _fraction(value: str) -> float:
-    try:
-        v = float(value)
-    except ValueError:
-        v = float("nan")
-    if 0 < v < 1:
-        return v
-    raise argparse.ArgumentTypeError(f"must be a number in (0, 1); got {value!r}")
+def _number(lo: float, hi: float | None, allowed: str) -> Any:
+    """An argparse type: a number ``lo < v < hi`` (``hi`` None: ``v >= lo``)."""
+    def parse(value: str) -> float:
+        try:
+            v = float(value)
+        except ValueError:
+            v = float("nan")
+        if (lo < v < hi) if hi is not None else v >= lo:
+            return v
+        raise argparse.ArgumentTypeError(f"must be {allowed}; got {value!r}")
+
+    return parse
 
 
-def _ratio(value: str) -> float:
-    try:
-        v = float(value)
-    except ValueError:
-        v = float("nan")
-    if v >= 0:
-        return v
-    raise argparse.ArgumentTypeError(f"must be a number >= 0; got {value!r}")
+_fraction = _number(0.0, 1.0, "a number in (0, 1)")
+_ratio = _number(0.0, None, "a number >= 0")
 
 
 def _wait_flag(p: argparse.ArgumentParser) -> None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from kaizen.data.frames import cast_target, labelled, model_frame, pool_columns, target_values
+from kaizen.monitor.rules._base import finite as _finite
 from kaizen.past import Past
 from kaizen.policy import Policy
 
@@ -205,8 +206,10 @@ class _Kept:
 
     def model(self, policy: Policy) -> Any:
         from kaizen.challenger.model import Predictor
+        from kaizen.registry.models import LoadedModel
 
-        return _Loaded(Predictor.from_dir(self.folder / "model"), policy)
+        return LoadedModel(Predictor.from_dir(self.folder / "model"), uri="prequential shadow",
+                           task=policy.model.task, positive_label=policy.model.positive_label)
 
     def _write(self, meta: dict[str, Any]) -> None:
         import json
@@ -230,19 +233,6 @@ def sliding_rows(recipe: Any, available: int) -> tuple[Any, int]:
     if n <= 0:
         return recipe, available
     return dataclasses.replace(recipe, params={**recipe.params, "window_fraction": 1.0}), min(n, available)
-
-
-class _Loaded:
-    """The shadow's Predictor behind the champion's ``predict(frame) -> Predictions`` interface."""
-
-    def __init__(self, predictor: Any, policy: Policy) -> None:
-        from kaizen.registry.models import LoadedModel
-
-        self._model = LoadedModel(predictor, uri="prequential shadow", task=policy.model.task,
-                                  positive_label=policy.model.positive_label)
-
-    def predict(self, frame: pd.DataFrame) -> Any:
-        return self._model.predict(frame)
 
 
 def score(policy: Policy, shadow: Shadow, *, seed: int, keep: np.ndarray | None = None) -> dict[str, Any]:
@@ -291,12 +281,12 @@ def accumulate(policy: Policy, past: Past, this: dict[str, Any] | None, *,
     spec = policy.prequential
     if this is None:
         return {}
-    earlier = [s for s in past.prequential_scores(this["champion"]) if _finite(s.get("gain")) and _finite(s.get("se"))]
-    out = _combine(spec, ([this] if _finite(this.get("gain")) and _finite(this.get("se")) else []) +
+    earlier = [s for s in past.prequential_scores(this["champion"]) if _measured(s)]
+    out = _combine(spec, ([this] if _measured(this) else []) +
                    list(reversed(earlier)))
     out["this"] = {k: this.get(k) for k in ("batches", "rows", "gain", "se", "champion_metric", "shadow_metric")}
     if raw is not None:
-        r = _combine(spec, ([raw] if _finite(raw.get("gain")) and _finite(raw.get("se")) else []) +
+        r = _combine(spec, ([raw] if _measured(raw) else []) +
                      list(reversed(earlier)))
         r["fired"] = bool(r.get("windows", 0) >= spec.min_windows and r.get("lower", -math.inf) > spec.min_improvement
                           and (r.get("lower_without") or -math.inf) > spec.min_improvement)
@@ -328,8 +318,9 @@ def _combine(spec: Any, newest_first: list[dict[str, Any]]) -> dict[str, Any]:
                            for s in used]}
 
 
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float, np.number)) and not isinstance(x, bool) and math.isfinite(float(x))
+def _measured(s: Mapping[str, Any]) -> bool:
+    """Whether a window's score has a gain and a standard error to combine."""
+    return _finite(s.get("gain")) and _finite(s.get("se"))
 
 
 def _num(x: Any) -> float | None:

@@ -26,6 +26,7 @@ import numpy as np
 
 from kaizen.monitor.rules._base import Rule, RuleResult, TriggerInputs
 from kaizen.monitor.sequential import adwin, fresh_state, losses
+from kaizen.past import signal
 from kaizen.policy import Policy
 
 __all__ = ["SEQUENTIAL", "SequentialRule"]
@@ -101,7 +102,7 @@ def _start(inputs: TriggerInputs) -> tuple[dict[str, Any], str]:
     for r in reversed(inputs.history):
         if r.decision == "rebaselined":
             break
-        sig = _signal(r)
+        sig = signal(r, SEQUENTIAL)
         if sig is None:
             continue
         st = (sig.get("details") or {}).get("state")
@@ -109,13 +110,6 @@ def _start(inputs: TriggerInputs) -> tuple[dict[str, Any], str]:
             return dict(st), "(continued)"
         break
     return fresh_state(champion), "(a fresh test: new champion or baseline)"
-
-
-def _signal(r: Any) -> Mapping[str, Any] | None:
-    for s in (r.trigger or {}).get("signals", ()) if isinstance(r.trigger, Mapping) else ():
-        if isinstance(s, Mapping) and s.get("rule") == SEQUENTIAL:
-            return s
-    return None
 
 
 def _unfed(inputs: TriggerInputs, state: Mapping[str, Any]) -> np.ndarray:
