@@ -14,7 +14,7 @@ export DO_NOT_TRACK         := true
 export MLFLOW_DISABLE_TELEMETRY := true
 export GIT_PYTHON_REFRESH   := quiet
 
-.PHONY: setup demo test test-fast lint clean-demo bench-service bench-backtest bench-weather bench-slow-change bench-quiet bench-state bench-cycle bench-log bench-significance bench-incidents bench-scale bench-tuning
+.PHONY: setup demo test test-fast lint clean-demo bench-service bench-backtest bench-weather bench-slow-change bench-quiet bench-state bench-cycle bench-log bench-significance bench-incidents bench-scale bench-tuning bench-estimate bench-monitor-large
 
 # constraints.txt: the versions the suite last passed with (README.md, "Two commands": how to refresh it)
 $(STAMP): pyproject.toml constraints.txt
@@ -76,6 +76,14 @@ bench-significance: setup
 
 bench-incidents: setup
 	$(BIN)/python experiments/bench_incidents.py
+
+# issue 18: the label-free estimate (CBPE) against the realised metric, and when each change is first flagged
+bench-estimate: setup
+	$(BIN)/python experiments/bench_estimate.py
+
+# issue 18: the monitor step on 1,000,000 rows x 20 columns against Evidently's uncapped preset (docs/policies.md, [monitor])
+bench-monitor-large: setup
+	$(BIN)/python experiments/bench_monitor_large.py
 
 # needs PostgreSQL (KAIZEN_TEST_PG, default postgresql://postgres@127.0.0.1:5432/test): docs/scale-out.md
 bench-scale: setup

@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -270,22 +271,39 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def _reading(args: argparse.Namespace) -> Any:
+    """The config of a command that only reads the state (log, show, status, history).
+
+    Without a config.toml (none here, none named by ``--config`` or ``$KAIZEN_CONFIG``) the defaults point
+    at ``./.kaizen``: when that folder does not exist either, this is the wrong folder, and saying so beats
+    printing an empty log; when it does, stderr says which state folder is read.
+    """
     from kaizen.config import load_config
+
+    cfg = load_config(args.config)
+    if cfg.path is None:
+        if not cfg.state_dir.exists() and not cfg.ledger_url:
+            raise KaizenError(f"no config.toml in {Path.cwd()} (and $KAIZEN_CONFIG is not set), and no state folder "
+                              f"{cfg.state_dir}: run kaizen in the project folder or give --config PATH")
+        print(f"kaizen: no config.toml in {Path.cwd()}: reading the state folder {cfg.state_dir} (the defaults)",
+              file=sys.stderr)
+    return cfg
+
+
+def cmd_status(args: argparse.Namespace) -> int:
     from kaizen.status import collect, render
 
-    st = redact_obj(collect(load_config(args.config)))  # last errors may quote a URI with its password
+    st = redact_obj(collect(_reading(args)))  # last errors may quote a URI with its password
     print(json.dumps(st, indent=2) if args.json else render(st))
     return 0
 
 
 def cmd_log(args: argparse.Namespace) -> int:
-    from kaizen.config import load_config
     from kaizen.run.backend import log_view_for
     from kaizen.ui import text
     from kaizen.ui.logview import Query, parse_when
 
-    cfg = load_config(args.config)
+    cfg = _reading(args)
     query = Query(policy=args.policy, decisions=tuple(dict.fromkeys(args.decision or ())),
                   since=parse_when(args.since, what="--since") if args.since else None,
                   until=parse_when(args.until, end=True, what="--until") if args.until else None)
@@ -295,19 +313,21 @@ def cmd_log(args: argparse.Namespace) -> int:
     tty = not (args.json or args.csv) and sys.stdout.isatty()
     last = args.last or (text.TTY_ROWS if tty else 0)
     shown = rows[-last:] if last else rows
+    width = args.width or (shutil.get_terminal_size().columns if tty else None)  # a pipe: one line per record
+    stale = snap.stale
     try:
         if args.json:
             sys.stdout.flush()
             sys.stdout.buffer.writelines(line + b"\n" for line in view.raw_lines(shown))
         elif args.csv:
-            sys.stdout.write(text.render_csv(shown, snap.resolved, _expired(cfg, snap.waiting())))
+            sys.stdout.write(text.render_csv(shown, snap.resolved, _expired(cfg, snap.waiting()), stale))
         elif not shown:
             print(f"the promotion log is empty ({view.path})" if not snap.rows else
                   f"no record matches ({len(snap.rows)} in {view.path})")
         elif tty and len(shown) <= text.RICH_MAX_ROWS:
-            text.render_rich(shown, snap.resolved, sys.stdout, _expired(cfg, snap.waiting()))
+            text.render_rich(shown, snap.resolved, sys.stdout, _expired(cfg, snap.waiting()), stale, width=width)
         else:
-            print(text.render_plain(shown, snap.resolved, _expired(cfg, snap.waiting())))
+            print(text.render_plain(shown, snap.resolved, _expired(cfg, snap.waiting()), stale, width=width))
         sys.stdout.flush()
     except BrokenPipeError:  # `kaizen log | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -330,13 +350,13 @@ def _expired(cfg: Any, waiting: list[Any]) -> set[str]:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from kaizen.config import load_config
     from kaizen.run.backend import log_view_for
+    from kaizen.ui.logview import match_id
 
-    cfg = load_config(args.config)
+    cfg = _reading(args)
     view = log_view_for(cfg)
     snap = view.snapshot()
-    row = snap.by_id.get(args.id)
+    row = snap.by_id.get(match_id(snap.by_id, args.id))
     rec = view.record(row) if row is not None else None
     if rec is None:
         raise KaizenError(f"no record {args.id!r} in the promotion log")
@@ -345,7 +365,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     else:
         from kaizen.ui.text import print_record
 
-        print_record(rec, full=True, answer=snap.resolved.get(rec.id))
+        print_record(rec, full=True, answer=snap.resolved.get(rec.id), stale=snap.stale.get(rec.id))
     return 0
 
 
@@ -370,7 +390,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
     cfg = _config(args)
     from kaizen.commands.review import approve
 
-    _print_record(approve(cfg, args.id, actor=args.by, wait_seconds=args.wait))
+    _print_record(approve(cfg, args.id, actor=args.by, wait_seconds=args.wait, comment=args.comment or ""))
     return 0
 
 
@@ -378,7 +398,7 @@ def cmd_reject(args: argparse.Namespace) -> int:
     cfg = _config(args)
     from kaizen.commands.review import reject
 
-    _print_record(reject(cfg, args.id, actor=args.by, reason=args.reason or "", wait_seconds=args.wait))
+    _print_record(reject(cfg, args.id, actor=args.by, comment=args.comment or "", wait_seconds=args.wait))
     return 0
 
 
@@ -480,10 +500,17 @@ def _peers(value: str) -> tuple[str, ...]:
                                          f"got {value!r}") from None
 
 
-def _at_least_one(value: str) -> int:
-    if value.isdigit() and int(value) >= 1:
-        return int(value)
-    raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {value!r}")
+def _at_least(low: int) -> Any:
+    """An argparse type: an integer >= ``low``."""
+    def parse(value: str) -> int:
+        if value.isdigit() and int(value) >= low:
+            return int(value)
+        raise argparse.ArgumentTypeError(f"must be an integer >= {low}; got {value!r}")
+
+    return parse
+
+
+_at_least_one = _at_least(1)
 
 
 def _number(lo: float, hi: float | None, allowed: str) -> Any:
@@ -513,7 +540,9 @@ def _wait_flag(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kaizen", description="Keeps production ML models improving: monitor, "
                                 "decide, build a challenger, gate it, promote it, and log why.")
-    p.add_argument("--config", help="path to config.toml (default: $KAIZEN_CONFIG or ./config.toml)")
+    p.add_argument("--config", help=CONFIG_HELP)
+    p.add_argument("--version", action="version", version=f"kaizen {_installed_version()}",
+                   help="print Kaizen's version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     pol = sub.add_parser("policy", help="work with policy files")
@@ -614,8 +643,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "of the command line)")
     up.set_defaults(func=cmd_db_upgrade)
 
-    st = sub.add_parser("status", help="per policy: next run, champion, last decision and error (quick)")
-    st.add_argument("--json", action="store_true")
+    st = sub.add_parser("status", help="per policy: next run, champion, last decision and error (quick)",
+                        description="Per policy: its health, schedule and next run, the champion and since when, the "
+                        "last decision and the last error; and whether the daemon runs. Reads the policy files, the "
+                        "promotion log, the job store and the daemon's status file; imports no ML library.")
+    st.add_argument("--json", action="store_true", help="the same as one JSON document")
     st.set_defaults(func=cmd_status)
 
     from kaizen.ledger import DECISIONS
@@ -634,11 +666,17 @@ def build_parser() -> argparse.ArgumentParser:
                     "it has an offset: 2026-11-26, 2026-11-26T14:00)")
     lg.add_argument("--until", metavar="WHEN", help="only records at or before WHEN (a date counts whole)")
     lg.add_argument("--last", type=int, metavar="N", help="only the newest N records (after the filters)")
+    lg.add_argument("--width", type=_at_least(40), metavar="COLUMNS",
+                    help="fit the table to this many columns (default: the terminal's width; piped: one line per "
+                    "record). Cells wrap, and the least needed columns are dropped; the id is never cut")
     lg.set_defaults(func=cmd_log)
 
-    sh = sub.add_parser("show", help="print one record of the promotion log in full")
-    sh.add_argument("id")
-    sh.add_argument("--json", action="store_true")
+    sh = sub.add_parser("show", help="print one record of the promotion log in full",
+                        description="Print one record in full: its reasons, the champion's and the challenger's "
+                        "holdout numbers (the best rung's when no rung passed, and every rung), each gate, the cost, "
+                        "the MLflow run, the report and, for an approval, who answered it and how.")
+    sh.add_argument("id", help="the record's id, or a unique prefix of it")
+    sh.add_argument("--json", action="store_true", help="the record as written in the log (JSON)")
     sh.set_defaults(func=cmd_show)
 
     ui = sub.add_parser("ui", help="serve the review pages (overview, decisions, approve/reject) in a browser",
@@ -650,15 +688,23 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, help="port (default: [ui] port, 9467; 0 picks a free one)")
     ui.set_defaults(func=cmd_ui)
 
-    a = sub.add_parser("approve", help="promote a challenger that awaits approval")
-    a.add_argument("id", help="the cycle id of the awaiting_approval record")
+    a = sub.add_parser("approve", help="promote a challenger that awaits approval",
+                       description="Promote the challenger of an awaiting_approval record, through the policy's "
+                       "lock, with one record of kind approval. Refused when it was answered, superseded (a newer "
+                       "challenger awaits approval, or the champion changed since), or expired. The other open "
+                       "approvals of the policy are then closed as superseded.")
+    a.add_argument("id", help="the cycle id of the awaiting_approval record, or a unique prefix of it")
     a.add_argument("--by", help="who approves (default: the current user)")
+    a.add_argument("--comment", metavar="TEXT", help="a comment for the log (kept in the approval's record)")
     _wait_flag(a)
     a.set_defaults(func=cmd_approve)
 
-    r = sub.add_parser("reject", help="turn down a challenger that awaits approval")
-    r.add_argument("id", help="the cycle id of the awaiting_approval record")
-    r.add_argument("--reason", help="why, for the log")
+    r = sub.add_parser("reject", help="turn down a challenger that awaits approval",
+                       description="Turn down the challenger of an awaiting_approval record (the champion stays), "
+                       "through the policy's lock, with one record of kind rejection.")
+    r.add_argument("id", help="the cycle id of the awaiting_approval record, or a unique prefix of it")
+    r.add_argument("--comment", "--reason", dest="comment", metavar="TEXT",
+                   help="why, for the log (kept in the rejection's record)")
     r.add_argument("--by", help="who rejects (default: the current user)")
     _wait_flag(r)
     r.set_defaults(func=cmd_reject)
@@ -689,7 +735,31 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--dry-run", action="store_true", help="only print what would be deleted")
     gc.add_argument("--json", action="store_true", help="print the plan (and result) as JSON")
     gc.set_defaults(func=cmd_gc)
+    _config_after(p)
     return p
+
+
+CONFIG_HELP = "path to config.toml (default: $KAIZEN_CONFIG or ./config.toml); before or after the command"
+
+
+def _config_after(parser: argparse.ArgumentParser) -> None:
+    """``--config`` accepted after the subcommand too (``kaizen log --config x``): every subcommand's parser
+    gets the option, its default suppressed so that a value given before the command stands."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                if not any("--config" in a.option_strings for a in child._actions):
+                    child.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+                _config_after(child)
+
+
+def _installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kaizen")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 from kaizen._fields import Reader, load_toml
 from kaizen.errors import ConfigError
 
-__all__ = ["Config", "CoordinationSettings", "DEFAULT_CONFIG_NAME", "NOTIFY_EVENTS", "NotifySettings",
+__all__ = ["Config", "CoordinationSettings", "DEFAULT_CONFIG_NAME", "HealthSettings", "NOTIFY_EVENTS", "NotifySettings",
            "RetentionSettings", "UISettings", "Webhook", "load_config"]
 
 DEFAULT_CONFIG_NAME = "config.toml"
@@ -69,7 +69,7 @@ class RetentionSettings:
 
 
 #: events a webhook can subscribe to (kaizen/notify.py says which records raise each)
-NOTIFY_EVENTS = ("promoted", "rejected", "awaiting_approval", "held", "rebaselined", "rolled_back", "failed")
+NOTIFY_EVENTS = ("promoted", "rejected", "awaiting_approval", "held", "rebaselined", "rolled_back", "failed", "health")
 WEBHOOK_FORMATS = ("json", "slack")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -90,6 +90,18 @@ class UISettings:
     page_size: int = 50
     session_hours: float = 12.0
     chart_points: int = 300
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """``[health]``: when a policy's health verdict (kaizen/health.py, docs/ui.md) turns amber or grey."""
+
+    #: a drop at or beyond this share of the performance threshold (but below it) is ``degraded``
+    degraded_share: float = 0.5
+    #: this many cycles in a row without a new batch is ``stale_data``; as many windows without labels ``no_labels``
+    stale_after_cycles: int = 3
+    #: no cycle for this many schedule intervals is ``not_running``
+    late_after_intervals: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -159,6 +171,15 @@ class Config:
     ui: UISettings = field(default_factory=UISettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     coordination: CoordinationSettings = field(default_factory=CoordinationSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
+
+    #: ``[evidently] workspace``: the local Evidently workspace the triggering cycles' snapshots go to (one project
+    #: per policy; ``evidently ui --workspace <path>``); None: ``<state>/evidently``
+    evidently_path: Path | None = None
+
+    @property
+    def evidently_workspace(self) -> Path:
+        return self.evidently_path or self.state_dir / "evidently"
 
     @property
     def reports_dir(self) -> Path:
@@ -242,6 +263,15 @@ def _ui(r: Reader) -> UISettings:
         page_size=r.integer("ui.page_size", d.page_size, lo=10, hi=500),
         session_hours=r.number("ui.session_hours", d.session_hours, lo=0, lo_open=True),
         chart_points=r.integer("ui.chart_points", d.chart_points, lo=10, hi=5000),
+    )
+
+
+def _health(r: Reader) -> HealthSettings:
+    d = HealthSettings()
+    return HealthSettings(
+        degraded_share=r.number("health.degraded_share", d.degraded_share, lo=0, hi=1),
+        stale_after_cycles=r.integer("health.stale_after_cycles", d.stale_after_cycles, lo=1, hi=10000),
+        late_after_intervals=r.number("health.late_after_intervals", d.late_after_intervals, lo=1),
     )
 
 
@@ -363,8 +393,10 @@ def load_config(path: str | Path | None = None) -> Config:
         grid_gco2_per_kwh=r.number("cost.grid_gco2_per_kwh", 400.0, lo=0),
         retention=_retention(r),
         ui=_ui(r),
+        evidently_path=_path(base, ws) if (ws := r.string("evidently.workspace", "", allowed="a folder")) else None,
         notify=_notify(r),
         coordination=_coordination(r),
+        health=_health(r),
     )
     r.unknown_keys()
     if r.problems:

@@ -38,8 +38,11 @@ log = logging.getLogger("kaizen.ledger")
 
 SCHEMA_VERSION = 1
 #: ``held``: the cycle held back on suspicious data (a data incident, or a drop only flagged rows carry), the
-#: champion untouched; ``rebaselined``: the performance baseline was reset by a recorded decision
-DECISIONS = ("skipped", "promoted", "rejected", "awaiting_approval", "shadowing", "held", "rebaselined", "failed")
+#: champion untouched; ``rebaselined``: the performance baseline was reset by a recorded decision;
+#: ``superseded``: an open approval closed by Kaizen because a newer challenger awaits approval or the champion
+#: changed since it was judged (kaizen/commands/review.py)
+DECISIONS = ("skipped", "promoted", "rejected", "awaiting_approval", "shadowing", "held", "rebaselined", "failed",
+             "superseded")
 KINDS = ("cycle", "bootstrap", "retrain", "approval", "rejection", "rollback")
 #: :meth:`Ledger.tail` and :meth:`Ledger.since` read the file backwards this many bytes at a time
 READ_BLOCK = 64 * 1024
@@ -94,6 +97,8 @@ class Record:
     actor: str | None = None
     seed: int | None = None
     error: str | None = None
+    #: what the person who approved or rejected typed for the log (``--comment``, the pages' comment field)
+    comment: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:

@@ -9,7 +9,9 @@ once: a notification never blocks or fails a cycle. Each delivery is an HTTP POS
 Events: ``promoted`` (a promotion that is not a rollback), ``rejected``, ``awaiting_approval``,
 ``held`` (a data incident, or a drop only rows the trust checks flagged carry: a person should look),
 ``rebaselined`` (the performance baseline was reset), ``rolled_back`` (a record of kind ``rollback``
-that did not fail) and ``failed``; skipped cycles send nothing.
+that did not fail) and ``failed``; a skipped cycle's record sends none of these. ``health``: a policy's
+health verdict (:mod:`kaizen.health`) changed, whatever record revealed it (a skipped cycle included) or the
+daemon's periodic look (cycles that stopped): :func:`notify_health`, once per change, across restarts.
 
 Secrets: a webhook's URL (which often carries a token in its path) is read from the environment
 variable its ``url_env`` names, at send time, and never logged: log lines name the variable
@@ -43,7 +45,8 @@ from urllib.parse import quote, urlsplit
 from kaizen.config import Config, Webhook
 from kaizen.redact import redact
 
-__all__ = ["Attempt", "Message", "attempt", "dispatch", "event_of", "messages", "payload", "send", "slack_message"]
+__all__ = ["Attempt", "Message", "attempt", "check_health", "dispatch", "event_of", "health_payload", "health_slack",
+           "last_health", "messages", "notify_health", "payload", "send", "slack_message"]
 
 log = logging.getLogger("kaizen.notify")
 
@@ -227,3 +230,110 @@ def dispatch(config: Config, record: Any) -> list[threading.Thread]:
         log.warning("notification of %s not sent: %s", getattr(record, "id", "?"), redact(f"{type(exc).__name__}: "
                                                                                           f"{exc}"))
     return threads
+
+
+# -- health verdicts (kaizen/health.py) ----------------------------------------------------------------
+#
+# Event ``health``: sent on every change of a policy's health verdict, whatever record (or the daemon's
+# periodic look, for a policy whose cycles stopped) revealed it, skipped cycles included. The last
+# announced state of each policy is kept in ``<state>/health/<policy>.json`` (written atomically under an
+# ``flock``, so two processes that see one change announce it once, and a restart does not repeat it).
+
+HEALTH_DIR = "health"
+
+
+def _health_file(config: Config, policy: str) -> Any:
+    return config.state_dir / HEALTH_DIR / f"{quote(policy, safe='')}.json"
+
+
+def last_health(config: Config, policy: str) -> dict[str, Any] | None:
+    """The last announced verdict of ``policy`` (``state``, ``why``, ``time``, ``record``), None if none yet."""
+    try:
+        doc = json.loads(_health_file(config, policy).read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("state") else None
+
+
+def _swap_health(config: Config, verdict: Any) -> tuple[bool, str | None]:
+    """Store ``verdict`` as the announced one when its state differs: (changed, the previous state)."""
+    import fcntl
+
+    from kaizen._io import write_atomic
+    from kaizen.ledger import utcnow
+
+    path = _health_file(config, verdict.policy)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a+") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        before = last_health(config, verdict.policy)
+        previous = before.get("state") if before else None
+        if previous == verdict.state or (previous is None and verdict.state == "unknown"):
+            return False, previous
+        write_atomic(path, json.dumps({"state": verdict.state, "why": verdict.why, "time": utcnow(),
+                                       "record": verdict.record, "previous": previous}).encode())
+        return True, previous
+
+
+def health_payload(config: Config, verdict: Any, previous: str | None) -> dict[str, Any]:
+    """The JSON body of a ``health`` event (``format = "json"``)."""
+    from kaizen.ledger import utcnow
+
+    base = config.ui.public_url
+    return {"event": "health", "policy": verdict.policy, "state": verdict.state, "previous": previous,
+            "why": redact(verdict.why), "colour": verdict.colour, "metric": verdict.metric,
+            "champion_metric": verdict.champion_metric, "baseline": verdict.baseline, "drop": verdict.drop,
+            "threshold": verdict.threshold, "champion_version": verdict.champion_version, "record": verdict.record,
+            "record_time": verdict.time, "also": list(verdict.also), "time": utcnow(),
+            "link": f"{base}/#policy-{quote(verdict.policy, safe='')}" if base else None}
+
+
+def health_slack(config: Config, verdict: Any, previous: str | None) -> dict[str, Any]:
+    """A Slack-compatible body of a ``health`` event."""
+    body = health_payload(config, verdict, previous)
+    text = f"Kaizen · {verdict.policy}: health {previous or 'none'} → {verdict.state}"
+    lines = [f"*{_mrkdwn(text)}*", _mrkdwn(body["why"][:600])]
+    if body["link"]:
+        lines.append(f"<{body['link']}|overview>")
+    return {"text": f"{text}: {body['why'][:300]}",
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}]}
+
+
+def notify_health(config: Config, verdict: Any) -> list[threading.Thread]:
+    """Announce ``verdict`` (a :class:`kaizen.health.Verdict`) to the webhooks subscribed to ``health`` when its
+    state differs from the last one announced for the policy; return the sending threads. Never raises."""
+    threads: list[threading.Thread] = []
+    try:
+        changed, previous = _swap_health(config, verdict)
+        if not changed:
+            return threads
+        what = f"health {previous or 'none'} -> {verdict.state} of {verdict.policy}"
+        log.info("%s: %s", what, redact(verdict.why))
+        for hook in config.notify.webhooks:
+            if "health" not in hook.events:
+                continue
+            body = (health_slack if hook.format == "slack" else health_payload)(config, verdict, previous)
+            t = threading.Thread(target=send, args=(hook, body), kwargs={"what": what},
+                                 name=f"kaizen-notify-{hook.url_env}", daemon=False)
+            t.start()
+            threads.append(t)
+    except Exception as exc:  # a notification must never cost a cycle
+        import errno
+
+        # a full disk is reported once, by the cycle that hit it; the change is announced when there is room again
+        level = logging.DEBUG if isinstance(exc, OSError) and exc.errno == errno.ENOSPC else logging.WARNING
+        log.log(level, "health notification of %s not sent: %s", getattr(verdict, "policy", "?"),
+                redact(f"{type(exc).__name__}: {exc}"))
+    return threads
+
+
+def check_health(config: Config, policy: str, **kwargs: Any) -> list[threading.Thread]:
+    """Compute ``policy``'s verdict (:func:`kaizen.health.policy_verdict`, ``kwargs`` passed on) and announce a
+    change (:func:`notify_health`). Never raises."""
+    try:
+        from kaizen.health import policy_verdict
+
+        return notify_health(config, policy_verdict(config, policy, **kwargs))
+    except Exception as exc:
+        log.warning("health of %s not checked: %s", policy, redact(f"{type(exc).__name__}: {exc}"))
+        return []

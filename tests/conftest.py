@@ -181,6 +181,30 @@ def promoting(home: Home) -> Home:
     return home
 
 
+#: ``PROMOTE`` in promotion mode manual, the challenger the champion's recipe refit (no search): it awaits approval
+MANUAL: dict[str, dict[str, Any]] = {**PROMOTE, "promotion": {"mode": "manual"},
+                                     "gates": {**PROMOTE["gates"], "refit_on_holdout": False},
+                                     "build": {**PROMOTE["build"], "strategy": "refit"}}
+
+
+def two_waiting(root: Path) -> Home:
+    """A home at ``root`` whose cycles on batches 3 and 4 (``MANUAL``) left two challengers awaiting approval, none
+    answered or closed: what a process that died before closing the older one as superseded leaves (cycles run by
+    ``run_cycle``, not ``tick``). Built once per session, copied (tests/test_review.py, tests/ui/test_browser.py)."""
+    def build(at: Path) -> None:
+        from kaizen.cycle import run_cycle
+
+        h = make_home(at, _templates().churn_data())
+        assert restore_bootstrap(h, PROMOTE).decision == "promoted"  # the bootstrap ``promoting`` copies too
+        h.write_policy(MANUAL)
+        for batch in (3, 4):
+            h.arrive(batch)
+            rec = run_cycle(h.config(), h.policy())
+            assert rec.decision == "awaiting_approval", rec.reasons
+
+    return Home(root=copy_template("two-waiting", build, root), scenario=None)
+
+
 @contextlib.contextmanager
 def by_hand(registry: Any) -> Any:
     """What a person registering a model by hand does: MLflow's fluent API pointed at ``registry``'s URIs.
@@ -473,9 +497,14 @@ FAST = (
     "tests/challenger/test_features.py", "tests/challenger/test_families.py", "tests/test_runner.py",
     "tests/test_cli.py", "tests/test_exit_codes.py", "tests/test_log_cli.py", "tests/test_notify.py",
     "tests/test_redact.py", "tests/test_cost.py", "tests/service/test_settings.py", "tests/service/test_deploy.py",
+    "tests/test_health.py::test_nothing_recorded_is_unknown",
+    "tests/test_health.py::test_a_drop_past_half_the_threshold_is_degraded_and_the_bound_is_a_setting",
+    "tests/test_health.py::test_the_chart_gives_every_cycle_the_same_room_and_the_overview_zooms",
     "tests/service/test_disk.py::test_min_free_bytes_default_and_errors",
     "tests/service/test_daemon.py::test_a_scheduler_whose_loop_fails_stops_visibly_and_readyz_answers_503",
     "tests/ui/test_server.py",
+    "tests/test_docs_byo.py::test_the_page_marks_what_runs",
+    "tests/test_review.py::test_the_detail_page_leads_with_the_best_rung_trust_as_a_table_and_links_to_mlflow",
     # slow change: the holdout refill and re-baselining rules, the standing challenger's arithmetic, the benchmark's
     # target logic, the real-world stream, the policy tuner's space and file edit, the river peers
     "tests/test_slow_change.py",
@@ -495,6 +524,7 @@ FAST = (
 )
 NOT_FAST = (
     "tests/gates/test_judge_cycle.py", "tests/monitor/test_fast_drift.py",
+    "tests/monitor/test_estimate.py::test_a_cycle_records_estimated_and_realised_side_by_side",
     "tests/test_backtest_peers.py::test_backtest_peers_are_arms_scored_on_every_batch",
     "tests/data/test_late_labels.py::test_a_backtest_reveals_label_files_on_time_and_cycles_use_them",
     "tests/test_exit_codes.py::test_a_second_daemon_on_a_held_state_folder_exits_75",
@@ -511,10 +541,13 @@ LONGEST_FIRST = (
     "tests/test_backtest.py", "tests/test_policy_tune.py", "tests/scale/test_worker.py",
     # the two users of the session's MLflow server, next to each other (a worker that takes both starts it once)
     "tests/scale/test_replicas.py", "tests/scale/test_parity.py", "tests/scale/test_tuning.py",
+    # the guides followed as a reader would (docs/*.md): servers and real commands, minutes, mostly waiting
+    "tests/test_docs_mlflow_server.py", "tests/test_docs_byo.py",
     "tests/test_guarantees.py", "tests/test_cycle.py", "tests/data/test_late_labels.py", "tests/service/test_crash.py",
     "tests/experiments/test_demo.py", "tests/test_backtest_peers.py", "tests/service/test_daemon.py",
     "tests/test_ladder.py", "tests/test_refit.py", "tests/test_prequential.py", "tests/test_unattended.py",
-    "tests/test_rollback.py", "tests/ui/test_browser.py", "tests/scale/test_sql_cycle.py", "tests/service/test_disk.py",
+    "tests/test_rollback.py", "tests/ui/test_browser.py", "tests/test_review.py", "tests/scale/test_sql_cycle.py",
+    "tests/service/test_disk.py", "tests/test_health.py", "tests/test_monitoring_run.py",
 )
 
 _ALL_FILES = pytest.StashKey[set]()

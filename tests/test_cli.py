@@ -146,3 +146,42 @@ def test_an_unreachable_registry_is_one_line_and_exit_1(tmp_path: Path, stderr_l
     else:
         assert "Not a directory" in line
     assert took < 15  # MLflow's default HTTP retries would take minutes
+
+
+def test_version_help_everywhere_config_after_the_command_and_no_silent_empty_log(tmp_path: Path) -> None:
+    import argparse
+    from importlib.metadata import version
+
+    from kaizen.cli import build_parser
+
+    v = kaizen("--version", cwd=tmp_path)
+    assert v.returncode == 0 and v.stdout.strip() == f"kaizen {version('kaizen')}"
+
+    def leaves(p: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+        subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            return [path]
+        return [leaf for a in subs for name, child in a.choices.items() for leaf in leaves(child, (*path, name))]
+
+    commands = leaves(build_parser())
+    assert ("show",) in commands and ("status",) in commands and ("policy", "validate") in commands
+    for cmd in commands:
+        h = kaizen(*cmd, "-h", cwd=tmp_path)
+        assert h.returncode == 0 and "--config" in h.stdout, cmd
+        options = h.stdout.split("options:")[1]
+        for line in options.splitlines():  # every option and argument says what it is for
+            if line.startswith("  -") and "  " not in line.strip():
+                nxt = options.splitlines()[options.splitlines().index(line) + 1]
+                assert nxt.startswith("      "), (cmd, line)
+    home = tmp_path / "project"
+    (home / "state").mkdir(parents=True)
+    (home / "config.toml").write_text('[state]\ndir = "state"\n')
+    Ledger(home / "state" / "promotion-log.jsonl").append(Record(id="c1", policy="churn", decision="skipped"))
+    after = kaizen("log", "--config", str(home / "config.toml"), cwd=tmp_path)
+    assert after.returncode == 0 and "c1" in after.stdout, after.stderr
+    assert kaizen("--config", str(home / "config.toml"), "show", "c1", cwd=tmp_path).returncode == 0
+    outside = kaizen("log", cwd=tmp_path)  # no config.toml here, no ./.kaizen: the wrong folder, said so
+    assert outside.returncode == 1 and outside.stdout == ""
+    assert outside.stderr.strip() == (f"kaizen: error: no config.toml in {tmp_path} (and $KAIZEN_CONFIG is not set), "
+                                      f"and no state folder {tmp_path / '.kaizen'}: run kaizen in the project folder "
+                                      "or give --config PATH")

@@ -61,15 +61,19 @@ def test_no_drift_is_skipped_with_reasons(booted) -> None:
     assert rec.decision == "skipped", rec.reasons
     assert rec.reasons[0].startswith("no trigger fired: data drift in")
     assert rec.trigger["action"] == "skip" and rec.trigger["monitor"]["drift_share"] < 0.3
+    sample = rec.trigger["monitor"]["sample"]  # which rows drift was measured on: recorded (docs/policies.md)
+    assert sample["current"] == {"rows": rec.trigger["monitor"]["rows"], "compared": rec.trigger["monitor"]["rows"]}
+    assert sample["max_rows"] == 50_000 and sample["how"].startswith("time-stratified")
     assert {s["rule"] for s in rec.trigger["signals"]} == {"drift_share", "prediction_drift", "performance_drop"}
     assert rec.challenger == {}
     # a quiet cycle writes no Evidently report (monitor.report = "on_trigger") and opens no MLflow run of its
-    # own: its numbers are one more step of the champion's monitoring run
+    # own: its numbers are one more step of the policy's monitoring run, which is never left RUNNING
     assert rec.report is None and rec.mlflow_run_id is None
     reg = registry_of(booted)
     assert reg.champion("churn").version == "1" and reg.challenger("churn") is None
     mon_run = reg.client.get_run(rec.trigger["monitoring_run_id"])
-    assert mon_run.data.tags["kaizen.monitor_of"] == "1"
+    assert mon_run.data.tags["kaizen.monitor_of"] == "policy" and mon_run.data.tags["kaizen.champion"] == "1"
+    assert mon_run.info.status == "FINISHED" and rec.trigger["monitoring_step"] == 1
     assert mon_run.data.metrics["drift_share"] == pytest.approx(rec.trigger["monitor"]["drift_share"])
     again = run_cycle(booted.config(), booted.policy())
     assert again.decision == "skipped" and again.reasons[0].startswith("nothing new since cycle")

@@ -64,6 +64,7 @@ def test_bad_usage_exits_2(tmp_path: Path, args: list[str]) -> None:
 
 
 def test_a_failed_command_exits_1(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('[state]\ndir = "state"\n')  # a project folder (outside one: its own error)
     r = kaizen("show", "no-such-cycle", cwd=tmp_path)
     assert r.returncode == EXIT_FAILURE
     assert r.stderr.strip() == "kaizen: error: no record 'no-such-cycle' in the promotion log"

@@ -104,8 +104,9 @@ def test_sigkill_of_once_is_recovered_by_the_next_command(promoting, point: str,
 def test_approve_is_refused_when_the_champion_changed(booted_manual) -> None:
     home, waiting = booted_manual
     assert bootstrap(home.config(), home.policy(), force=True).decision == "promoted"
-    with pytest.raises(KaizenError, match=r"the champion of 'churn' changed since .* \(then version 1, now 3\)"):
-        approve(home.config(), waiting.id)
+    with pytest.raises(KaizenError, match=rf"^record {waiting.id} is superseded by .*: the champion changed: bootstrap "
+                                          r".* promoted version 3; it can no longer be approved"):
+        approve(home.config(), waiting.id)  # the log says so (kaizen/commands/review.py: superseded approvals)
     assert Registry.from_config(home.config()).champion("churn").version == "3"
 
 
@@ -210,3 +211,13 @@ def test_mlflow_tells_the_story_run_name_dataset_and_version_descriptions(promot
     champ = reg.client.get_model_version("churn", rec.champion["promoted"])
     assert champ.description.startswith(f"Candidate of cycle {rec.id} (")
     assert "Serving since" in champ.description and f"in cycle {rec.id}" in champ.description
+    # the model carries a signature (the raw feature columns in, prediction and proba out); a version's validation
+    # number is its own search's, or named as its recipe's when it is a refit (no validation slice of its own)
+    from mlflow.models import Model
+
+    run_id, path = champ.source[len("runs:/"):].split("/", 1)
+    sig = Model.load(str(reg.download_artifact(run_id, f"{path}/MLmodel", promoting.root / "mlmodel"))).signature
+    assert set(sig.inputs.input_names()) == {c["column"] for c in rec.trigger["monitor"]["columns"]}
+    assert sig.outputs.input_names() == ["prediction", "proba"]
+    own, recipe = "kaizen.validation_metric" in champ.tags, "kaizen.recipe_validation_metric" in champ.tags
+    assert own != recipe and (own or "no validation slice of its own" in champ.description)

@@ -22,6 +22,7 @@ from kaizen.errors import KaizenError
 from kaizen.ledger import DECISIONS, KINDS, Ledger, Record
 from kaizen.ui.logview import LogView, Query, _fast, _row, parse_when, summarize
 from kaizen.ui.progress import StepLine
+from kaizen.ui.text import when
 from tests.conftest import Ran, kaizen_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +94,7 @@ def every_kind() -> list[Record]:
                   time="2026-11-01T08:00:00Z")]
     for i, decision in enumerate(DECISIONS):
         out.append(Record(id=f"c-{decision}", policy="churn" if i % 2 else "demand", decision=decision,
-                          reasons=(f"the {decision} reason",), time=f"2026-11-0{2 + i}T10:00:00Z",
+                          reasons=(f"the {decision} reason",), time=f"2026-11-{2 + i:02d}T10:00:00Z",
                           champion={"version": "1", "holdout_metric": 0.8, "window_metric": 0.79},
                           challenger={"version": "2", "holdout_metric": 0.85} if decision != "skipped" else {},
                           gates=({"name": "improvement", "passed": decision != "rejected", "message": "m",
@@ -123,10 +124,10 @@ def test_log_and_show_on_every_kind_of_record_and_a_torn_last_line(tmp_path: Pat
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].split()[:4] == ["TIME", "ID", "POLICY", "DECISION"] and len(lines) == len(recs) + 1
-    by_id = {line.split()[2]: line for line in lines[1:]}
+    by_id = {line.split()[3]: line for line in lines[1:]}
     assert set(by_id) == {x.id for x in recs}
     assert "awaiting_approval → promoted" in by_id["c-awaiting_approval"]
-    assert "(open)" in by_id["a-open"] or "(expired)" in by_id["a-open"]
+    assert "awaiting_approval (superseded)" in by_id["a-open"]  # k-approval, after it, promoted another version
     assert "failed gate(s): improvement" in by_id["c-rejected"] and "0.8000→0.8500" in by_id["c-rejected"]
     assert "Boom: it broke" in by_id["c-failed"] and "second line" not in r.stdout
     assert "triggered by drift_share; all gates passed (improvement +0.0500)" in by_id["c-promoted"]
@@ -138,11 +139,12 @@ def test_log_and_show_on_every_kind_of_record_and_a_torn_last_line(tmp_path: Pat
         shown = kaizen("show", rec.id, cwd=root)
         assert shown.returncode == 0, shown.stderr
         assert shown.stdout.startswith(f"{rec.decision.upper()}  {rec.policy}  cycle {rec.id}")
-        assert f"kind {rec.kind}, time {rec.time}" in shown.stdout
+        assert f"kind {rec.kind}, time {when(rec.time)}" in shown.stdout
     answered = kaizen("show", "c-awaiting_approval", cwd=root).stdout
-    assert "answered: promoted by ana via ui at 2026-11-21T10:00:00Z (k-approval)" in answered
+    assert "answered: promoted by ana via ui at 2026-11-21 10:00:00 UTC (k-approval)" in answered
     assert "gate improvement: PASS  m" in answered
-    assert "open: answer with `kaizen approve a-open`" in kaizen("show", "a-open", cwd=root).stdout
+    assert ("superseded by k-retrain: the champion changed: retrain k-retrain promoted version 2; it can no "
+            "longer be approved") in kaizen("show", "a-open", cwd=root).stdout
     failed = kaizen("show", "c-failed", "--json", cwd=root)
     assert json.loads(failed.stdout)["error"] == "Boom: it broke\nsecond line"
     missing = kaizen("show", "nope", cwd=root)
@@ -153,13 +155,13 @@ def test_filters_combine_and_csv_has_the_numbers(tmp_path: Path) -> None:
     recs = every_kind()
     root, _ = home_with(tmp_path, recs)
     r = kaizen("log", "--since", "2026-11-03", "--until", "2026-11-05", cwd=root)
-    ids = [line.split()[2] for line in r.stdout.splitlines()[1:]]
+    ids = [line.split()[3] for line in r.stdout.splitlines()[1:]]
     assert ids == ["c-promoted", "c-rejected", "c-awaiting_approval"]  # 11-03, 11-04 and all of 11-05
     r = kaizen("log", "--decision", "promoted", "--decision", "failed", "--policy", "churn", "--last", "2", cwd=root)
     want = [x.id for x in recs if x.policy == "churn" and x.decision in ("promoted", "failed")][-2:]
-    assert [line.split()[2] for line in r.stdout.splitlines()[1:]] == want and len(want) == 2
+    assert [line.split()[3] for line in r.stdout.splitlines()[1:]] == want and len(want) == 2
     r = kaizen("log", "--since", "2026-11-21T10:00:01+01:00", cwd=root)  # 09:00:01 UTC: both records of the 21st
-    assert [line.split()[2] for line in r.stdout.splitlines()[1:]] == [f"k-{k}" for k in KINDS
+    assert [line.split()[3] for line in r.stdout.splitlines()[1:]] == [f"k-{k}" for k in KINDS
                                                                       if k not in ("cycle", "bootstrap")]
     out = kaizen("log", "--csv", "--decision", "rejected", cwd=root)
     rows = list(csv.DictReader(io.StringIO(out.stdout)))
@@ -294,3 +296,112 @@ def test_the_row_cache_is_used_only_while_it_matches_the_log(tmp_path: Path) -> 
     moved.rename(log)  # another file at the same path
     fifth = LogView(log, cache=cache)
     assert fifth.snapshot().rows[0].policy == "churn" and fifth.decoded == len(recs) + 1
+
+
+# -- review: superseded approvals, the best rung, widths, short ids, one format --------------------------------
+
+def _r(rid: str, decision: str, *, kind: str = "cycle", champ: str = "1", chall: str | None = None,
+       policy: str = "churn", resolves: str | None = None, **more: object) -> Record:
+    return Record(id=rid, policy=policy, decision=decision, kind=kind, champion={"version": champ, **more},
+                  challenger={"version": chall} if chall else {}, resolves=resolves)
+
+
+def test_superseding_follows_newer_challengers_and_every_change_of_champion() -> None:
+    from kaizen.ui.logview import superseding
+
+    log = [_r("w1", "awaiting_approval", chall="2"), _r("x1", "awaiting_approval", chall="9", policy="other"),
+           _r("w2", "awaiting_approval", chall="3")]
+    assert {k: (s.by.id, s.why) for k, s in superseding(log).items()} == {
+        "w1": ("w2", "a newer challenger, version 3, awaits approval (w2)")}  # another policy's stays open
+    answered = [*log, _r("a2", "promoted", kind="approval", champ="1", resolves="w2", promoted="3")]
+    assert {k: s.by.id for k, s in superseding(answered).items()} == {"w1": "w2"}  # w2 answered: not stale
+    closed = [*log, _r("s1", "superseded", kind="rejection", resolves="w1")]
+    assert superseding(closed) == {}  # the newer one waits, the older is closed
+    rolled = [_r("w1", "awaiting_approval", chall="2"),
+              _r("rb", "promoted", kind="rollback", champ="0", promoted="0")]
+    assert superseding(rolled)["w1"].why == "the champion changed: rollback rb rolled back to version 0"
+    by_hand = [_r("w1", "awaiting_approval", chall="2"), _r("q1", "skipped", champ="1"), _r("q2", "skipped", champ="7")]
+    assert superseding(by_hand)["w1"].why == ("the champion changed: cycle q2 found version 7 serving, not version 1 "
+                                              "it was judged against")
+
+
+def rejected_on_the_last_rung() -> Record:
+    """A rejection whose first rung reached 0.7641 and whose last (shown last in the record) only 0.5893."""
+    ladder = [{"rung": "refit", "version": "5", "holdout_metric": 0.7641, "passed": False, "failed_gates": ["golden"],
+               "train_rows": 900, "cpu_seconds": 0.4},
+              {"rung": "small", "version": "6", "holdout_metric": 0.61, "passed": False, "failed_gates": ["golden"]},
+              {"rung": "full", "version": "7", "holdout_metric": 0.5893, "passed": False,
+               "failed_gates": ["improvement"]}]
+    return Record(id="rj", policy="churn", decision="rejected", reasons=("no rung passed",),
+                  time="2026-12-07T04:53:55Z", champion={"version": "1", "metric": "roc_auc", "holdout_metric": 0.5445},
+                  challenger={"version": "7", "metric": "roc_auc", "holdout_metric": 0.5893, "rung": None,
+                              "ladder": ladder},
+                  gates=({"name": "improvement", "passed": False, "message": "worse", "numbers": {}},))
+
+
+def test_a_rejection_leads_with_its_best_rung_in_log_show_and_the_formats_are_one(tmp_path: Path) -> None:
+    from kaizen.ui.text import headline, version
+
+    top = headline(rejected_on_the_last_rung().champion, rejected_on_the_last_rung().challenger)
+    assert (top.champion, top.challenger, top.rung, top.shown) == (0.5445, 0.7641, "refit",
+                                                                    "0.5445→0.7641 (best: refit)")
+    root, _ = home_with(tmp_path, [rejected_on_the_last_rung()])
+    log = kaizen("log", cwd=root)
+    assert "0.5445→0.7641 (best: refit)" in log.stdout and "0.5893" not in log.stdout
+    assert log.stdout.splitlines()[1].split()[:7] == ["2026-12-07", "04:53:55", "UTC", "rj", "churn", "rejected", "v1"]
+    shown = kaizen("show", "rj", cwd=root).stdout
+    assert "holdout roc_auc: champion 0.5445, challenger 0.7641 (the best rung: refit, of 3)" in shown
+    assert "    rung refit v5: roc_auc 0.7641, 900 training rows, 0.4000 CPU s, failed golden" in shown
+    assert "    rung full v7: roc_auc 0.5893, failed improvement" in shown
+    assert "kind cycle, time 2026-12-07 04:53:55 UTC" in shown and "(champion v1 vs challenger v7)" in shown
+    assert (when("2026-12-07T05:53:55+01:00"), when(None), version(3), version("v3")) == (
+        "2026-12-07 04:53:55 UTC", "-", "v3", "v3")
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_log_fits_the_width_never_cuts_an_id_and_never_prints_a_letter_per_line(tmp_path: Path, width: int) -> None:
+    import pty
+
+    recs = [Record.from_dict(d) for d in synthetic_records(40, seed=4)] + [rejected_on_the_last_rung()]
+    root, _ = home_with(tmp_path, recs)
+    plain = kaizen("log", "--width", str(width), cwd=root).stdout.splitlines()
+    leader, follower = pty.openpty()  # and on a terminal of that width, drawn by rich
+    proc = subprocess.Popen([sys.executable, "-m", "kaizen", "log"], cwd=root, stdout=follower,
+                            stderr=subprocess.PIPE, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+                                                         "COLUMNS": str(width), "LINES": "50",
+                                                         "TERM": "xterm-256color"})
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 1 << 16)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    proc.communicate(timeout=60)
+    import re
+
+    drawn = re.sub(r"\x1b\[[0-9;]*m", "", b"".join(chunks).decode()).replace("\r", "").splitlines()
+    for lines in (plain, drawn):
+        assert max(len(x.rstrip()) for x in lines) <= width
+        words = [w for x in lines for w in x.split()]
+        assert all(r.id in words for r in recs[-40:])  # every id whole, as a word of its own: copyable
+        why = lines[0].index("WHY")  # WHY kept, each of its lines at least a word wide (never a letter per line)
+        assert all(len(x[why:].strip()) != 1 for x in lines)
+    assert "ID" in plain[0] and "DECISION" in plain[0]
+
+
+def test_a_unique_id_prefix_names_a_record_and_an_ambiguous_one_lists_them(tmp_path: Path) -> None:
+    from kaizen.ui.logview import match_id
+
+    ids = {"20261207T045355Z-churn-1a2b", "20261207T045355Z-churn-9f00", "20261207T050000Z-churn-aaaa"}
+    assert match_id(ids, "20261207T0500") == "20261207T050000Z-churn-aaaa"
+    assert match_id(ids, "20261207T045355Z-churn-9f00") == "20261207T045355Z-churn-9f00"
+    with pytest.raises(KaizenError, match=r"^the id prefix '20261207T0453' matches 2 records in the promotion log: "
+                                          r"20261207T045355Z-churn-1a2b, 20261207T045355Z-churn-9f00; type more"):
+        match_id(ids, "20261207T0453")
+    with pytest.raises(KaizenError, match=r"^no record 'zzz' in the promotion log$"):
+        match_id(ids, "zzz")

@@ -177,7 +177,7 @@ def test_events_of_records() -> None:
     assert event_of(Record(id="a", policy="p", decision="held")) == "held"
     assert event_of(Record(id="a", policy="p", decision="rebaselined")) == "rebaselined"
     assert set(NOTIFY_EVENTS) == {"promoted", "rejected", "awaiting_approval", "held", "rebaselined", "rolled_back",
-                                  "failed"}
+                                  "failed", "health"}  # health: kaizen.notify.notify_health (tests/test_health.py)
 
 
 def test_webhook_settings_are_checked_and_a_secret_is_never_repeated(tmp_path: Path) -> None:

@@ -186,9 +186,10 @@ def test_manual_rollback_leaves_one_consistent_record(served: Reg) -> None:
     assert st.registry.baseline("churn") == 0.81 and "no reason given" in back.reasons[0]
 
 
-def test_a_retired_champions_monitoring_run_is_finished_and_never_handed_out_again(tmp_path: Path) -> None:
-    """Promotion and rollback end the retired champion's monitoring run; one left RUNNING by an older process ends
-    at the next lookup; the per-process cache never returns a finished run."""
+def test_one_monitoring_run_across_champions_and_old_running_ones_are_finished(tmp_path: Path) -> None:
+    """The policy's monitoring run outlives promotions and rollbacks (the champion is a metric of each step); it is
+    ended after every step; a per-champion run an older Kaizen left RUNNING ends at the next lookup, tagged with
+    the cycle that retired its version."""
 
     st = make_reg(tmp_path / "home")
     reg = st.registry
@@ -196,31 +197,25 @@ def test_a_retired_champions_monitoring_run_is_finished_and_never_handed_out_aga
     def status(run_id: str) -> str:
         return reg.client.get_run(run_id).info.status
 
-    def tag(run_id: str) -> str | None:
-        return reg.client.get_run(run_id).data.tags.get("kaizen.retired_by")
-
     promote(st, "1", replaced=None, holdout=0.78)
-    mon1 = reg.monitoring_run("churn", "1")
-    assert reg.monitoring_run("churn", "1") == mon1 and status(mon1) == "RUNNING" and tag(mon1) is None
-
+    mon, step = reg.log_monitoring("churn", {"drift_share": 0.1}, champion="1", cycle_id="c1")
+    assert step == 1 and status(mon) == "FINISHED" and reg.monitoring_run("churn") == mon
     cycle = promote(st, "2", replaced="1", holdout=0.81, champion_holdout=0.77, baseline=0.78)
-    assert (status(mon1), tag(mon1)) == ("FINISHED", cycle.id)
-    mon2 = reg.monitoring_run("churn", "2")
-    assert mon2 != mon1 and status(mon2) == "RUNNING"
-
+    assert reg.log_monitoring("churn", {"drift_share": 0.2}, champion="2", cycle_id="c2") == (mon, 2)
     back = rollback(st.config, "churn", actor="alice", registry=reg)
-    assert (status(mon2), tag(mon2)) == ("FINISHED", back.id)
-    again = reg.monitoring_run("churn", "1")  # v1 serves again: a new run, never its finished one from the cache
-    assert again not in (mon1, mon2) and status(again) == "RUNNING"
-    assert reg.client.get_run(again).data.tags["kaizen.monitor_of"] == "1"
+    assert reg.log_monitoring("churn", {"drift_share": 0.3}, champion="1", cycle_id="c3") == (mon, 3)
+    history = reg.client.get_metric_history(mon, "champion_version")
+    assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [(1, 1.0), (2, 2.0), (3, 1.0)]
+    assert status(mon) == "FINISHED" and reg.client.get_run(mon).data.tags["kaizen.champion"] == "1"
 
-    # a run an older process left RUNNING for a version that no longer serves (v2), and a fresh process
+    # a run an older Kaizen left RUNNING for v2 (retired by the rollback), and a fresh process
     stale = reg.client.create_run(reg.experiment_id("churn"), tags={"kaizen.monitor_of": "2", "kaizen.kind":
                                                                     "monitoring", "kaizen.policy": "churn"})
     reg = Registry.from_config(st.config)  # a fresh process: no monitoring run remembered
-    assert reg.monitoring_run("churn", "1") == again  # the same lookup as before: one search, found
-    assert (status(stale.info.run_id), tag(stale.info.run_id)) == ("FINISHED", back.id)  # v2's retired_by tag
-    assert status(again) == "RUNNING"
+    assert reg.monitoring_run("churn") == mon  # found by its tags
+    assert status(stale.info.run_id) == "FINISHED"
+    assert reg.client.get_run(stale.info.run_id).data.tags["kaizen.retired_by"] == back.id != cycle.id
+    assert reg.log_monitoring("churn", {"drift_share": 0.4}, champion="1", cycle_id="c4") == (mon, 4)
 
 
 @pytest.mark.parametrize("case,message", [

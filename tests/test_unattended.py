@@ -150,11 +150,12 @@ def test_a_broken_champion_shows_red_whatever_the_cycles_then_did(booted) -> Non
     rec = run_cycle(home.config(), home.policy())
     assert rec.decision == "skipped" and rec.trigger["triggered"] is True
     h = health(Ledger(home.config().ledger_path).records(), "churn")
-    assert h["state"] == "red" and h["record"] == rec.id and h["drop"] >= h["threshold"]
+    assert h.state == "broken" and h.record == rec.id and h.drop >= h.threshold and h.colour == "red"
     st = collect(home.config())
-    assert st["policies"][0]["health"]["state"] == "red"
+    assert st["policies"][0]["health"]["state"] == "broken"
     text = render(st)
-    assert "RED churn: champion v1 is below its baseline" in text
+    assert "churn broken: champion v1 is below its baseline" in text
+    assert "BROKEN" in text.splitlines()[3]  # the HEALTH column
 
 
 def test_recorded_decisions_only_move_the_baseline(booted) -> None:

@@ -15,6 +15,7 @@ index. This module imports MLflow; import it only to log or load a model.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from kaizen.challenger import features as feats
 from kaizen.challenger.search import FEATURES_FILE, META_FILE, MODEL_FILE, BuildResult
 from kaizen.data.schema import Schema
 
-__all__ = ["KaizenModel", "Predictor", "save_pipeline", "predict_frame", "requirements"]
+__all__ = ["KaizenModel", "Predictor", "save_pipeline", "predict_frame", "requirements", "signature"]
 
 #: Packages the pyfunc needs at serving time, pinned to the versions that built it.
 SERVING_PACKAGES = ("featuretools", "woodwork", "pandas", "scikit-learn", "numpy", "joblib", "cloudpickle",
@@ -107,18 +108,48 @@ def requirements() -> list[str]:
     return [f"{pkg}=={version(pkg)}" for pkg in SERVING_PACKAGES]
 
 
-def save_pipeline(result: BuildResult, path: Path | str) -> None:
+def save_pipeline(result: BuildResult, path: Path | str, *, sample: pd.DataFrame | None = None) -> None:
     """Write ``result`` as a self-contained pyfunc model folder at ``path`` (its feature definitions, the fitted
     pipeline, the build metadata and the ``kaizen`` package travel inside; pinned requirements).
 
-    Upload it with :meth:`kaizen.registry.runlog.RunLog.log_model`: saving touches no MLflow URI or run.
+    ``sample``: rows like the model's input (e.g. its training rows); the model's signature (the raw feature
+    columns in, ``prediction``/``proba`` out, :func:`mlflow.models.infer_signature`) is inferred from its first
+    rows, so MLflow's UI and serving know what the model takes. Upload it with
+    :meth:`kaizen.registry.runlog.RunLog.log_model`: saving touches no MLflow URI or run.
     """
     package_dir = Path(__file__).resolve().parents[1]
-    mlflow.pyfunc.save_model(
-        path=str(path),
-        python_model=KaizenModel(),
-        artifacts={"features": str(result.features_path), "model": str(result.model_path),
-                   "build": str(result.meta_path)},
-        code_paths=[str(package_dir)],
-        pip_requirements=requirements(),
-    )
+    with warnings.catch_warnings():  # no input example is kept (the rows are the policy's data): the signature is
+        warnings.filterwarnings("ignore", message=".*input example was not provided.*", category=UserWarning)
+        mlflow.pyfunc.save_model(
+            path=str(path),
+            python_model=KaizenModel(),
+            artifacts={"features": str(result.features_path), "model": str(result.model_path),
+                       "build": str(result.meta_path)},
+            code_paths=[str(package_dir)],
+            pip_requirements=requirements(),
+            signature=None if sample is None else signature(result, sample),
+        )
+
+
+#: rows of the sample the signature is inferred from
+SIGNATURE_ROWS = 20
+
+
+def signature(result: BuildResult, sample: pd.DataFrame) -> Any:
+    """The model's signature: its raw feature columns in, its predictions out (types inferred from ``sample``).
+
+    The inputs are named, not typed (MLflow's ``any``): MLflow enforces a signature on every ``predict`` and
+    refuses int64 where float64 was inferred (and a float with a missing value where an integer was), while
+    production batches store a whole-number column either way. The outputs (``prediction``, ``proba``) are typed.
+    """
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import AnyType, ColSpec
+    from mlflow.types.schema import Schema as ColumnSchema
+
+    predictor = Predictor(result.features_path, result.model_path, result.meta_path)
+    rows = sample[[c for c in predictor.schema.features if c in sample.columns]].head(SIGNATURE_ROWS)
+    with warnings.catch_warnings():  # "integer columns cannot hold missing values": the labels are integers
+        warnings.simplefilter("ignore", UserWarning)
+        out = infer_signature(rows.iloc[:0].assign(), predictor.predict(rows)).outputs
+    return ModelSignature(inputs=ColumnSchema([ColSpec(AnyType(), c) for c in predictor.schema.features]),
+                          outputs=out)

@@ -57,7 +57,7 @@ def _log_and_register(res: Any, rows: pd.DataFrame, registry: Any, runlog: Any, 
     """Log the model and its training rows in ``runlog``'s run, then register it in one call (tags, description)."""
     from kaizen.challenger.model import save_pipeline
 
-    info = runlog.log_model(lambda path: save_pipeline(res, path), model_name)
+    info = runlog.log_model(lambda path: save_pipeline(res, path, sample=rows), model_name)
     fitted = workdir / REFERENCE_FILE
     fitted.parent.mkdir(parents=True, exist_ok=True)
     rows.iloc[len(rows) - res.train_rows:].to_parquet(fitted, index=False)
@@ -65,13 +65,19 @@ def _log_and_register(res: Any, rows: pd.DataFrame, registry: Any, runlog: Any, 
     how = {"pipeline": "searched", "rung_full": "full search", "rung_small": "small warm-started search",
            "rung_refit": f"refit of champion v{tags.get('kaizen.recipe_of')}'s recipe, no search",
            REFIT_MODEL: f"version {tags.get('kaizen.refit_of')}'s recipe refit on its training + holdout rows"}
+    metric = policy.model.metric
+    if res.trials:  # its own search measured it on its own validation slice
+        own = {"kaizen.validation_metric": f"{res.validation_metric:.6f}"}
+        validated = f"validation {metric} {res.validation_metric:.4f}"
+    else:  # a refit: no search, no validation slice; the number is the recipe's, said so (never passed as its own)
+        own = {"kaizen.recipe_validation_metric": f"{res.validation_metric:.6f}"}
+        validated = (f"no validation slice of its own (the recipe's search measured validation {metric} "
+                     f"{res.validation_metric:.4f}); judged by the gates on the holdout")
     version = registry.register(
         policy.name, info,
-        tags={"kaizen.family": res.family, "kaizen.validation_metric": f"{res.validation_metric:.6f}",
-              REFERENCE_TAG: f"{reference_dir}/{REFERENCE_FILE}", **tags},
+        tags={"kaizen.family": res.family, **own, REFERENCE_TAG: f"{reference_dir}/{REFERENCE_FILE}", **tags},
         description=(f"Candidate of cycle {tags.get('kaizen.cycle_id')} ({how.get(model_name, model_name)}): "
-                     f"{res.family} on {res.train_rows} rows, validation {policy.model.metric} "
-                     f"{res.validation_metric:.4f}."))
+                     f"{res.family} on {res.train_rows} rows, {validated}."))
     on_registered(version)
     return version
 

@@ -59,7 +59,7 @@ REPORT_TAG = "kaizen.report"
 REPORT_AT_TAG = "kaizen.report_deleted_at"
 MONITOR_DIR = "monitor"
 _CYCLE_ID = r"\d{8}T\d{6}Z-(?P<policy>.+)-[0-9a-f]{4}"
-REPORT_FILE = re.compile(_CYCLE_ID + r"\.html")
+REPORT_FILE = re.compile(_CYCLE_ID + r"\.(html|json)")
 WORK_DIR = re.compile(_CYCLE_ID)
 
 

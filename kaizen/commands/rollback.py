@@ -41,4 +41,7 @@ def rollback(config: Config, policy_name: str, *, to: str | None = None, reason:
     out = run(config, policy_name, body, kind="rollback", registry=registry, wait_seconds=wait_seconds)
     if out.decision == "failed":
         raise KaizenError(f"rollback of {policy_name!r} failed ({out.id}): {out.error}")
+    from kaizen.commands.review import _supersede_after
+
+    _supersede_after(config, policy_name, registry=registry, wait_seconds=wait_seconds)  # a new champion
     return out

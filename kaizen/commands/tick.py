@@ -19,14 +19,21 @@ __all__ = ["tick"]
 def tick(config: Config, policy: Policy, *, seed: int | None = None, stop: threading.Event | None = None,
          registry: Any = None, day: str | None = None, on_step: Any = None, wait_seconds: float = 0.0,
          runtime: Any = None) -> Record:
-    """Expire ``policy``'s approvals past ``promotion.approval_expires`` (each its own ``rejection`` record), then run
-    one cycle and return its record. Raises :class:`~kaizen.errors.BusyError` when another process holds the
-    policy for longer than ``wait_seconds``."""
-    from kaizen.commands.review import expire_pending
+    """Close ``policy``'s superseded approvals and expire those past ``promotion.approval_expires`` (each its own
+    ``rejection`` record), then run one cycle and return its record; a cycle that leaves a newer challenger
+    awaiting approval or a new champion then closes the approvals it superseded (kaizen/commands/review.py).
+    Raises :class:`~kaizen.errors.BusyError` when another process holds the policy for longer than
+    ``wait_seconds``."""
+    from kaizen.commands.review import _supersede_after, expire_pending, supersede_stale
     from kaizen.cycle import HISTORY_RECORDS, run_cycle
     from kaizen.run.backend import ledger_for
 
-    expire_pending(config, policy.name, policy=policy, registry=registry, wait_seconds=wait_seconds,
-                   history=ledger_for(config).tail(policy.name, HISTORY_RECORDS))
-    return run_cycle(config, policy, seed=seed, stop=stop, registry=registry, day=day, on_step=on_step,
-                     wait_seconds=wait_seconds, runtime=runtime)
+    history = ledger_for(config).tail(policy.name, HISTORY_RECORDS)
+    if supersede_stale(config, policy.name, history=history, registry=registry, wait_seconds=wait_seconds):
+        history = ledger_for(config).tail(policy.name, HISTORY_RECORDS)  # the closed ones are answered now
+    expire_pending(config, policy.name, policy=policy, registry=registry, wait_seconds=wait_seconds, history=history)
+    rec = run_cycle(config, policy, seed=seed, stop=stop, registry=registry, day=day, on_step=on_step,
+                    wait_seconds=wait_seconds, runtime=runtime)
+    if rec.decision in ("awaiting_approval", "promoted"):
+        _supersede_after(config, policy.name, registry=registry, wait_seconds=wait_seconds)
+    return rec

@@ -336,19 +336,25 @@ class _Cycle:
         return _Act(acting, stopped, overridden, report)
 
     def _quiet_log(self, champion: Any, mon: Any) -> None:
-        """A cycle that opens no MLflow run logs its numbers to the champion's monitoring run."""
+        """Every monitored cycle's numbers are one more step of the policy's monitoring run."""
         from kaizen.cycle.watch import log_quiet
 
-        run_id = log_quiet(self.registry, self.policy, champion, mon, cycle_id=self.draft.id)
-        if run_id is not None:
-            self.sections.setdefault("trigger", {})["monitoring_run_id"] = run_id
+        logged = log_quiet(self.registry, self.policy, champion, mon, cycle_id=self.draft.id)
+        if logged is not None:
+            self.sections.setdefault("trigger", {}).update(logged)
 
     def challenge(self, seen: _Seen, watched: _Watched, decided: _Decided, act: _Act) -> Record:
         """In the cycle's MLflow run: the report when owed; climb the ladder until a challenger passes the
         gates, refit it on training + holdout, then settle (promote, ask a person, shadow, reject)."""
         from kaizen.cycle.challenge import attempt_line, climb_ladder, log_metrics, refit_on_holdout
         from kaizen.cycle.promote import settle
-        from kaizen.cycle.watch import log_monitor, log_window_input, new_problems, write_cycle_report
+        from kaizen.cycle.watch import (
+            log_cycle_params,
+            log_monitor,
+            log_window_input,
+            new_problems,
+            write_cycle_report,
+        )
         from kaizen.monitor.rules import ambiguity, data_findings
 
         ctx, policy, why, draft, sections = self.ctx, self.policy, self.why, self.draft, self.sections
@@ -356,9 +362,14 @@ class _Cycle:
         with ctx.mlflow_run() as runlog:
             work = Work.of(ctx, runlog)
             log_monitor(runlog, decided.watch.monitor)
+            self._quiet_log(champion, decided.watch.monitor)
+            log_cycle_params(runlog, policy, seen.window, champion, decision, seed=draft.seed)
             if act.report:
-                draft.report = write_cycle_report(runlog, policy, seen.window, decided.watch, seed=draft.seed,
-                                                  cycle_id=draft.id, path=ctx.workdir / "report" / f"{draft.id}.html")
+                draft.report = write_cycle_report(runlog, policy, _rows_of(decided, seen), decided.watch,
+                                                  seed=draft.seed, cycle_id=draft.id,
+                                                  path=ctx.workdir / "report" / f"{draft.id}.json",
+                                                  workspace=ctx.config.evidently_workspace)
+                sections["trigger"].setdefault("monitor", {})["report_path"] = draft.report
             if not act.acting:
                 return draft.finish(act.stopped or "skipped")
 
@@ -412,6 +423,15 @@ class _Cycle:
             why.add(Why.OUTCOME, outcome.reason)
             why.extend(Why.NOTE, outcome.also)
             return draft.finish(outcome.decision)
+
+
+def _rows_of(decided: _Decided, seen: _Seen) -> Any:
+    """The window the watch's current predictions are of: the screened read when they were made on it."""
+    full = decided.screened.window if decided.screened is not None else None
+    if full is not None and len(decided.watch.current_predictions) == len(full.current):
+        return full
+    return seen.window
+
 
 def _training_warnings(window: Any) -> list[tuple[str, tuple[str, ...]]]:
     """(batch, warnings) of the batches a challenger learns from: the window's and its history's."""

@@ -19,8 +19,8 @@ from kaizen.data.window import Window
 from kaizen.ledger import Record
 from kaizen.policy import Policy
 
-__all__ = ["Watch", "labelled_predictions", "local_path", "log_monitor", "log_quiet", "log_window_input",
-           "monitor_metrics", "monitor_window", "new_incidents", "new_problems", "nothing_to_do",
+__all__ = ["Watch", "labelled_predictions", "local_path", "log_cycle_params", "log_monitor", "log_quiet",
+           "log_window_input", "monitor_metrics", "monitor_window", "new_incidents", "new_problems", "nothing_to_do",
            "performance_baseline", "wants_report", "window_only", "write_cycle_report"]
 
 log = logging.getLogger("kaizen.cycle")
@@ -116,6 +116,12 @@ def monitor_window(work: Any, policy: Policy, champion: Any, champ_model: Any, w
     mon = run_monitor(reference, window.current, schema=window.schema, policy=policy, reference_predictions=ref_p,
                       current_predictions=cur_p, reference_key=f"{config.tracking_uri}|{ident}", seed=seed,
                       cache=work.runtime.reference_profiles if work.runtime is not None else None)
+    from kaizen.monitor.estimate import beside_monitor  # the label-free estimate and target drift, when armed
+
+    extras = beside_monitor(policy, champion, champ_model, window, reference, ident, cur_p,
+                            registry_uri=config.tracking_uri, cache_dir=cache)
+    if extras:
+        mon = dataclasses.replace(mon, extras=extras)
     return Watch(mon, reference, ref_p, cur_p, {**notes, "monitor_reference_predictions": how})
 
 
@@ -152,24 +158,46 @@ def wants_report(policy: Policy, triggered: bool, windows_since_report: int) -> 
 
 
 def write_cycle_report(runlog: Any, policy: Policy, window: Window, watch: Watch, *, path: Path, seed: int | None,
-                       cycle_id: str) -> str | None:
-    """The Evidently HTML report, kept once: in the cycle's MLflow run; returns where (None: no report)."""
-    from kaizen.monitor.report import write_report
+                       cycle_id: str, workspace: Path | None = None) -> str | None:
+    """The cycle's Evidently result as a snapshot (JSON, some hundred kB): kept in the cycle's MLflow run (``monitor/``)
+    and added to the policy's project in the local Evidently ``workspace``; returns the artifact's URI (a plain path
+    for a local store; None: no report). The page people open is rendered from it on request
+    (:func:`kaizen.monitor.report.render_report`)."""
+    from kaizen.monitor.report import build_snapshot, write_snapshot
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    batches = list(window.batches)
+    name = f"{cycle_id} · window {batches[0]}" + (f"..{batches[-1]}" if len(batches) > 1 else "") if batches \
+        else cycle_id
     try:
-        write_report(watch.reference, window.current, schema=window.schema, policy=policy,
-                     reference_predictions=watch.reference_predictions, current_predictions=watch.current_predictions,
-                     path=path, seed=seed)
+        snap = build_snapshot(watch.reference, window.current, schema=window.schema, policy=policy,
+                              reference_predictions=watch.reference_predictions,
+                              current_predictions=watch.current_predictions, seed=seed or 0,
+                              first=watch.monitor.drifted_columns, name=name)
+        write_snapshot(snap, path)
     except Exception as exc:  # the report is evidence, not the decision: a cycle goes on without it
         log.warning("cycle %s: no Evidently report (%s: %s)", cycle_id, type(exc).__name__, exc)
         return None
+    if workspace is not None:
+        from kaizen.monitor.workspace import add_snapshot
+
+        try:
+            add_snapshot(workspace, policy.name, snap, name=cycle_id, metric=policy.model.metric)
+        except Exception as exc:  # the MLflow artifact below is the one Kaizen's pages read
+            log.warning("cycle %s: could not add the snapshot to the Evidently workspace %s: %s", cycle_id,
+                        workspace, exc)
     return local_path(runlog.log_artifact(path, "monitor"))
 
 
-def monitor_metrics(mon: Any) -> dict[str, float]:
-    values = {"drift_share": mon.drift_share, "champion_window_metric": mon.champion_metric,
-              "prediction_drift": mon.prediction_drift.score if mon.prediction_drift is not None else None}
+def monitor_metrics(mon: Any, baseline: float | None = None) -> dict[str, float]:
+    """The monitor's figures as MLflow metrics (finite ones only): drift share, drifted columns, the champion's
+    metric on the window, prediction drift, the label-free estimate and target drift when armed (``mon.extras``)."""
+    extras = getattr(mon, "extras", None) or {}
+    est, target = extras.get("estimate"), extras.get("target_drift")
+    values = {"drift_share": mon.drift_share, "drifted_columns": len(mon.drifted_columns),
+              "champion_window_metric": mon.champion_metric,
+              "prediction_drift": mon.prediction_drift.score if mon.prediction_drift is not None else None,
+              "estimated_metric": getattr(est, "value", None),
+              "target_drift": getattr(target, "score", None), "performance_baseline": baseline}
     return {k: float(v) for k, v in values.items() if v is not None and np.isfinite(v)}
 
 
@@ -177,15 +205,39 @@ def log_monitor(runlog: Any, mon: Any) -> None:
     runlog.log_metrics(monitor_metrics(mon))
 
 
-def log_quiet(registry: Any, policy: Policy, champion: Any, mon: Any, *, cycle_id: str) -> str | None:
-    """A quiet cycle's numbers as one more step of the champion version's monitoring run (MLflow charts)."""
+def log_quiet(registry: Any, policy: Policy, champion: Any, mon: Any, *, cycle_id: str) -> dict[str, Any] | None:
+    """The cycle's monitor figures as the next step of the policy's monitoring run (MLflow charts them over
+    cycles); returns the record's ``monitoring_run_id`` and ``monitoring_step``, None when MLflow refused."""
     try:
-        run_id = registry.monitoring_run(policy.name, champion.version)
-        registry.log_metrics(run_id, monitor_metrics(mon))
+        baseline = registry.baseline(policy.name)
+    except Exception:  # the chart's baseline line is a courtesy
+        baseline = None
+    try:
+        run_id, step = registry.log_monitoring(policy.name, monitor_metrics(mon, baseline),
+                                               champion=str(champion.version), cycle_id=cycle_id)
     except Exception as exc:  # the promotion log is the record; the chart is a courtesy
         log.warning("cycle %s: could not log to the monitoring run: %s", cycle_id, exc)
         return None
-    return run_id
+    return {"monitoring_run_id": run_id, "monitoring_step": step}
+
+
+def log_cycle_params(runlog: Any, policy: Policy, window: Window, champion: Any, decision: Any, *,
+                     seed: int | None) -> None:
+    """What the cycle's MLflow run was about, as run parameters: policy, seed, window, champion, the trigger."""
+    try:
+        fired = [s.get("rule") for s in decision.to_dict().get("signals", ()) if s.get("fired")]
+        batches = list(window.batches)
+        runlog.log_params({
+            "policy": policy.name, "seed": seed, "task": policy.model.task, "metric": policy.model.metric,
+            "window_batches": len(batches), "window_first": batches[0] if batches else "",
+            "window_last": batches[-1] if batches else "", "window_rows": len(window.current),
+            "champion_version": champion.version, "trigger_action": decision.to_dict().get("action", ""),
+            "trigger_fired": ",".join(map(str, fired)) or "none",
+            "trigger_drift_share": policy.trigger.drift_share,
+            "trigger_performance_drop": policy.trigger.performance_drop,
+        })
+    except Exception as exc:  # evidence for people, not the decision
+        log.warning("could not log the cycle's parameters: %s", exc)
 
 
 def log_window_input(runlog: Any, window: Window, policy: Policy) -> None:

@@ -45,6 +45,7 @@ from kaizen.monitor.profile import (
     CURRENT_STREAM,
     LABELLED_STREAM,
     REFERENCE_PROFILES,
+    SAMPLING,
     ReferenceCache,
     clean,
     profile_reference,
@@ -53,7 +54,7 @@ from kaizen.monitor.profile import (
 )
 from kaizen.policy import ModelSpec, Policy
 
-__all__ = ["ColumnDriftResult", "MonitorResult", "run_monitor"]
+__all__ = ["ColumnDriftResult", "MonitorResult", "MonitorSample", "run_monitor"]
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,38 @@ class ColumnDriftResult:
 
 
 @dataclass(frozen=True)
+class MonitorSample:
+    """The rows one monitoring pass compared: each side's rows given and rows used.
+
+    A side longer than ``max_rows`` is cut to ``max_rows`` rows drawn as ``how`` says
+    (:func:`~kaizen.monitor.profile.sample_index`: time-stratified, seeded by ``seed``); the
+    reference, the window and its labelled rows (the champion's metric) each on their own stream.
+    """
+
+    seed: int
+    max_rows: int | None
+    how: str
+    reference_rows: int
+    reference_compared: int
+    current_rows: int
+    current_compared: int
+    labelled_rows: int
+    labelled_compared: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "max_rows": self.max_rows, "how": self.how,
+                "reference": {"rows": int(self.reference_rows), "compared": int(self.reference_compared)},
+                "current": {"rows": int(self.current_rows), "compared": int(self.current_compared)},
+                "labelled": {"rows": int(self.labelled_rows), "compared": int(self.labelled_compared)}}
+
+
+@dataclass(frozen=True)
 class MonitorResult:
     """What one monitoring pass measured on the current window. Immutable once returned.
 
     ``reference_cached`` (not part of :meth:`to_dict`) says whether the reference side came
-    from the profile cache.
+    from the profile cache. ``sampled`` says whether any side was cut to ``[monitor] max_rows``
+    rows; ``sample`` says how and how many (:class:`MonitorSample`).
     """
 
     rows: int
@@ -89,6 +117,11 @@ class MonitorResult:
     report_path: Path | None
     sampled: bool
     reference_cached: bool = False
+    #: figures computed beside the monitor by the cycle (not part of :meth:`to_dict`; the signals record them):
+    #: ``"estimate"`` (:class:`kaizen.monitor.estimate.Estimate`), ``"target_drift"`` (a :class:`ColumnDriftResult`)
+    extras: Any = None
+    #: which rows were compared: the seed, ``max_rows``, how they were drawn and how many of each side
+    sample: MonitorSample | None = None
 
     @property
     def drifted_columns(self) -> tuple[str, ...]:
@@ -106,6 +139,7 @@ class MonitorResult:
             "champion_metric": _num(self.champion_metric),
             "report_path": None if self.report_path is None else str(self.report_path),
             "sampled": bool(self.sampled),
+            "sample": None if self.sample is None else self.sample.to_dict(),
         }
 
 
@@ -117,9 +151,10 @@ def run_monitor(reference: pd.DataFrame, current: pd.DataFrame, *, schema: Schem
     """Measure drift of ``current`` against ``reference`` and the champion's metric on ``current``.
 
     Predictions are the champion's, aligned row by row with their frame. Frames longer than
-    ``policy.monitor.max_rows`` are down-sampled (seeded by ``seed``; the same rows of the
-    predictions), and so are the labelled rows used for the metric. ``rows`` and
-    ``labelled_rows`` count the whole current window.
+    ``policy.monitor.max_rows`` are down-sampled, time-stratified and seeded by ``seed``
+    (:func:`~kaizen.monitor.profile.sample_index`; the same rows of the predictions), and so are
+    the labelled rows used for the metric; ``sample`` records how many rows of each side were
+    compared. ``rows`` and ``labelled_rows`` count the whole current window.
 
     ``reference_key`` names the reference rows (same key, same rows): with it the prepared
     reference side is kept in ``cache`` (default: the process's
@@ -180,6 +215,12 @@ def run_monitor(reference: pd.DataFrame, current: pd.DataFrame, *, schema: Schem
         report_path=written,
         sampled=profile.sampled or cur_idx is not None or lab_pick is not None,
         reference_cached=cached,
+        sample=MonitorSample(
+            seed=seed, max_rows=max_rows, how=SAMPLING,
+            reference_rows=profile.rows,
+            reference_compared=profile.rows if profile.index is None else len(profile.index),
+            current_rows=len(current), current_compared=len(current) if cur_idx is None else len(cur_idx),
+            labelled_rows=int(labelled.sum()), labelled_compared=len(lab_idx)),
     )
 
 

@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +36,16 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 SHADOW = "shadow"
 BASELINE_TAG = "kaizen.baseline"
-#: run tag of a champion version's monitoring run (:meth:`Registry.monitoring_run`): the version it watches
+#: run tag of the policy's monitoring run (:meth:`Registry.monitoring_run`): :data:`MONITOR_POLICY`; an older
+#: Kaizen's per-champion runs carry the version they watched
 MONITOR_OF = "kaizen.monitor_of"
+MONITOR_POLICY = "policy"
+#: run tag of the monitoring run: the last step logged (the policy's monitored-cycle number)
+MONITOR_STEP = "kaizen.monitor_step"
+#: experiment tag MLflow 3's UI reads for the experiment's kind: Kaizen's are classic model development, not GenAI
+#: (without it the UI opens the GenAI view: traces, evaluations). MLflow 3.17's UI lets its "GenAI / Model
+#: training" switch (remembered per browser; ``?workflowType=machine_learning`` in a link) decide instead.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 #: ``<state>/registry.marker``: this state folder has a registry; a vanished SQLite file is an error, not a fresh start
 MARKER = "registry.marker"
 #: MLflow's HTTP retry settings when the user set none: fail within seconds, not ~2 minutes
@@ -117,8 +126,11 @@ class Registry:
         name = f"kaizen/{model_name}"
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
+            if (exp.tags or {}).get(EXPERIMENT_KIND[0]) is None:  # made by an older Kaizen (or by hand)
+                self.client.set_experiment_tag(exp.experiment_id, *EXPERIMENT_KIND)
             return exp.experiment_id
-        return self.client.create_experiment(name, artifact_location=f"{self.artifact_location}/{model_name}")
+        return self.client.create_experiment(name, artifact_location=f"{self.artifact_location}/{model_name}",
+                                             tags=dict([EXPERIMENT_KIND]))
 
     # -- versions ---------------------------------------------------------
     def _alias(self, name: str, alias: str) -> Version | None:
@@ -270,14 +282,12 @@ class Registry:
         cur = self.challenger(name)
         if cur is not None and cur.version == str(version):
             self.client.delete_registered_model_alias(name, CHALLENGER)
-        for k in [k for k in list(self._monitoring) if k[:2] == (self.tracking_uri, name) and k[2] != str(version)]:
-            self._monitoring.pop(k, None)  # never hand out a retired champion's run, even if finishing it fails below
-        try:  # the retired champion's monitoring run is done (and any left RUNNING from before)
+        try:  # a monitoring run an older Kaizen left RUNNING for the retired champion is done
             exp = self.client.get_experiment_by_name(f"kaizen/{name}")
             if exp is not None:
-                self._finish_monitoring(name, exp.experiment_id, str(version), cycle_id)
+                self._finish_monitoring(name, exp.experiment_id, cycle_id)
         except Exception as exc:  # a run's status is a courtesy to MLflow's UI; the alias has moved
-            log.warning("%s: could not finish the monitoring run of the retired champion: %s", name, exc)
+            log.warning("%s: could not finish an old monitoring run: %s", name, exc)
 
     # -- registered-model tags (the performance baseline) -------------------
     def baseline(self, name: str) -> float | None:
@@ -321,39 +331,69 @@ class Registry:
             self.set_baseline(name, value)
 
     # -- runs ---------------------------------------------------------------
-    def monitoring_run(self, model_name: str, version: str) -> str:
-        """The RUNNING run that collects the quiet cycles' numbers of champion ``version`` (created once per term).
+    def monitoring_run(self, model_name: str) -> str:
+        """The policy's one monitoring run: every monitored cycle's figures are one step of it (MLflow charts them
+        over cycles, across champions). Created once, found again by its tags in a fresh process.
 
-        Called with the serving champion: a monitoring run still RUNNING for any other version (left by a
-        process from before retired champions' runs were finished) is finished here, in the same search.
-        A version that serves again after a rollback gets a new run: its old one stays FINISHED.
+        A monitoring run still RUNNING from an older Kaizen (one run per champion, never ended) is finished here.
         """
-        key = (self.tracking_uri, model_name, str(version))
+        key = (self.tracking_uri, model_name, MONITOR_POLICY)
         if key in self._monitoring:
             return self._monitoring[key]
         exp = self.experiment_id(model_name)
-        found = self._finish_monitoring(model_name, exp, str(version), None)
-        if found is None:
-            found = self.client.create_run(exp, run_name=f"{model_name} · monitoring · champion v{version}",
-                                           tags={MONITOR_OF: str(version), "kaizen.policy": model_name,
+        self._finish_monitoring(model_name, exp, None)
+        runs = self.client.search_runs([exp], filter_string=f"tags.`{MONITOR_OF}` = '{MONITOR_POLICY}' and "
+                                       "tags.`kaizen.kind` = 'monitoring'", order_by=["attributes.start_time ASC"],
+                                       max_results=1)
+        if runs:
+            found = runs[0].info.run_id
+        else:
+            found = self.client.create_run(exp, run_name=f"{model_name} · monitoring",
+                                           tags={MONITOR_OF: MONITOR_POLICY, "kaizen.policy": model_name,
                                                  "kaizen.kind": "monitoring"}).info.run_id
+            self.client.set_terminated(found, status="FINISHED")
         self._monitoring[key] = found
         return found
 
-    def _finish_monitoring(self, model_name: str, experiment_id: str, serving: str,
-                           cycle_id: str | None) -> str | None:
-        """Finish the RUNNING monitoring runs of ``model_name`` except ``serving``'s; return that one's id, if any.
+    def log_monitoring(self, model_name: str, metrics: dict[str, float], *, champion: str,
+                       cycle_id: str) -> tuple[str, int]:
+        """Log ``metrics`` as the next step of the policy's monitoring run; return (run id, step).
 
-        Each finished run is tagged ``kaizen.retired_by``: ``cycle_id``, else (a run found late) the cycle
-        its version's ``kaizen.retired_by`` tag names, and is forgotten by the monitoring-run cache.
+        The step is the policy's monitored-cycle number (1, 2, ...; kept in the run's tag
+        :data:`MONITOR_STEP`); the serving champion's version is a metric of the step (``champion_version``),
+        so a promotion shows on the chart. The run is reopened for the cycle and ended (FINISHED) after it: it
+        is never left RUNNING between cycles. One policy's cycles never overlap (its lock), so the step is
+        read and written without a race.
         """
-        keep = None
+        from mlflow.entities import Metric, RunTag
+
+        run_id = self.monitoring_run(model_name)
+        run = self.client.get_run(run_id)
+        step = int(run.data.tags.get(MONITOR_STEP, "0") or 0) + 1
+        if run.info.status != "RUNNING":
+            self.client.update_run(run_id, status="RUNNING")
+        now = int(time.time() * 1000)
+        values = {**metrics, "champion_version": float(champion)} if str(champion).isdigit() else dict(metrics)
+        try:
+            self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in values.items()],
+                                  tags=[RunTag(MONITOR_STEP, str(step)), RunTag("kaizen.champion", str(champion)),
+                                        RunTag("kaizen.last_cycle", cycle_id)])
+        finally:
+            self.client.set_terminated(run_id, status="FINISHED")
+        return run_id, step
+
+    def _finish_monitoring(self, model_name: str, experiment_id: str, cycle_id: str | None) -> None:
+        """Finish the per-champion monitoring runs an older Kaizen left RUNNING (the policy's run is never left so).
+
+        Each finished run is tagged ``kaizen.retired_by``: ``cycle_id``, else the cycle its version's
+        ``kaizen.retired_by`` tag names (``unknown`` for the version that served).
+        """
         runs = self.client.search_runs([experiment_id], filter_string="tags.`kaizen.kind` = 'monitoring' and "
                                        "attributes.status = 'RUNNING'", max_results=1000)
         for run in runs:
             of = run.data.tags.get(MONITOR_OF)
-            if of == serving:
-                keep = keep or run.info.run_id
+            if of == MONITOR_POLICY:
+                self.client.set_terminated(run.info.run_id, status="FINISHED")  # a cycle died while logging
                 continue
             by = cycle_id
             if by is None and of:
@@ -363,18 +403,12 @@ class Registry:
                     pass
             self.client.set_tag(run.info.run_id, "kaizen.retired_by", by or "unknown")
             self.client.set_terminated(run.info.run_id, status="FINISHED")
-            for k in [k for k, v in list(self._monitoring.items()) if v == run.info.run_id]:
-                self._monitoring.pop(k, None)
-        return keep
 
-    def log_metrics(self, run_id: str, metrics: dict[str, float], *, step: int | None = None) -> None:
-        """Log ``metrics`` to ``run_id`` at ``step`` (default: the current Unix time in seconds)."""
-        import time
-
+    def log_metrics(self, run_id: str, metrics: dict[str, float], *, step: int = 0) -> None:
+        """Log ``metrics`` to ``run_id`` at ``step``."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        step = now // 1000 if step is None else step
         self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
 
     def start_run(self, model_name: str, *, run_name: str, tags: dict[str, str]) -> Any:

@@ -57,7 +57,7 @@ PHASE = {Step.STARTED: "monitoring", Step.MONITORED: "the trigger decision", Ste
 
 def _record(entry: dict[str, Any], decision: str, reasons: list[str], cost: dict[str, Any], *,
             error: str | None = None, champion: dict[str, Any] | None = None, actor: str | None = None,
-            resolves: str | None = None) -> Record:
+            resolves: str | None = None, comment: str | None = None) -> Record:
     s = entry.get("sections") or {}
     return Record(id=entry["id"], policy=entry["policy"], decision=decision, reasons=tuple(reasons),
                   kind=entry.get("kind") or "cycle",
@@ -65,7 +65,7 @@ def _record(entry: dict[str, Any], decision: str, reasons: list[str], cost: dict
                   champion=s.get("champion", {}) if champion is None else champion,
                   challenger=s.get("challenger", {}), gates=tuple(s.get("gates", ())), cost=cost,
                   mlflow_run_id=entry.get("run_id"), report=entry.get("report"), seed=entry.get("seed"),
-                  actor=actor, error=error, resolves=resolves)
+                  actor=actor, error=error, resolves=resolves, comment=comment)
 
 
 def _cost(config: Config, entry: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +99,8 @@ def _promoted(entry: dict[str, Any], step: str, cost: dict[str, Any]) -> Record:
     # an approval journals whom it answers and who answered (kaizen/commands/review.py): its waiting record is
     # then answered
     return _record(entry, "promoted", reasons, cost, champion=champion,
-                   actor=(rollback or {}).get("actor") or entry.get("actor"), resolves=entry.get("resolves"))
+                   actor=(rollback or {}).get("actor") or entry.get("actor"), resolves=entry.get("resolves"),
+                   comment=entry.get("comment"))
 
 
 def _finish_promotion(registry: Any, entry: dict[str, Any]) -> None:

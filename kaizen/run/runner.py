@@ -232,6 +232,9 @@ def run(config: Config, policy: str, body: Callable[[RunContext], Record], *, ki
                 from kaizen.notify import dispatch
 
                 dispatch(config, record)
+            from kaizen.notify import check_health  # a change of the policy's health verdict, skipped cycles too
+
+            check_health(config, policy)
         if registry is not None:
             mirror(registry, record)
         return record

@@ -86,7 +86,7 @@ class Runtime:
         self.epoch = epoch
         self.kept = Kept()
         self.models = ModelCache(model_cache_size)
-        #: (tracking URI, model, version) -> the version's monitoring run id (kaizen.registry.Registry.monitoring_run)
+        #: (tracking URI, model, "policy") -> the policy's monitoring run id (kaizen.registry.Registry.monitoring_run)
         self.monitoring_runs: dict[tuple[str, str, str], str] = {}
         self.monitoring_lock = threading.Lock()
         self.reference_profiles = ReferenceCache()

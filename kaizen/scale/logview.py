@@ -38,7 +38,7 @@ SELECT seq, id, policy, decision, kind, time, resolves, jsonb_build_array(
        jsonb_typeof(record #> '{trigger,monitor}') = 'object', record #> '{trigger,monitor,drift_share}',
        CASE WHEN decision IN ('promoted', 'awaiting_approval') AND kind = 'cycle'
             THEN record #> '{trigger,signals}' END,
-       record -> 'mlflow_run_id', record -> 'report', record -> 'actor', record -> 'error')::text
+       record -> 'mlflow_run_id', record -> 'report', record -> 'actor', record -> 'error', record -> 'comment')::text
 FROM kaizen.record WHERE seq > %s ORDER BY seq
 """
 
@@ -46,7 +46,7 @@ FROM kaizen.record WHERE seq > %s ORDER BY seq
 def _row(head: tuple[Any, ...], parts: list[Any]) -> Row | None:
     """The row of one result of ``_ROWS`` (``parts``: its decoded array); None when it is not a readable record."""
     seq, rid, policy, decision, kind, time, resolves, _ = head
-    reason, champion, challenger, gates, monitored, drift, signals, run_id, report, actor, error = parts
+    reason, champion, challenger, gates, monitored, drift, signals, run_id, report, actor, error, comment = parts
     trigger: dict[str, Any] = {}
     if monitored:
         trigger["monitor"] = {"drift_share": drift}
@@ -56,7 +56,8 @@ def _row(head: tuple[Any, ...], parts: list[Any]) -> Row | None:
         rec = Record(id=rid, policy=policy, decision=decision, kind=kind, time=time,
                      reasons=() if reason is None else (reason,), trigger=trigger, champion=champion or {},
                      challenger=challenger or {}, gates=tuple(gates) if isinstance(gates, list) else (),
-                     mlflow_run_id=run_id, report=report, resolves=resolves, actor=actor, error=error)
+                     mlflow_run_id=run_id, report=report, resolves=resolves, actor=actor, error=error,
+                     comment=comment)
         return row_of(rec, int(seq), 0)
     except (ValueError, TypeError, AttributeError):
         return None

@@ -133,6 +133,7 @@ class Service:
             self._start_ui()
             self.state = "standby" if self.coordinated and not self.leadership.leading else "running"
             self.write_status()
+            self._check_health()
             log.info("kaizen service running (pid %d, state %s, http://%s:%d)", os.getpid(), self.config.state_dir,
                      self.http.host, self.http.port)
             while True:
@@ -145,6 +146,7 @@ class Service:
                 self.disk()  # logs a WARNING when the disk runs low, even with nobody asking /readyz
                 self.reload("SIGHUP" if cmd == "reload" else "rescan")
                 self.write_status()
+                self._check_health()
             return self._shutdown()
         finally:
             jobs.attach(None)
@@ -387,6 +389,7 @@ class Service:
             h.consecutive_failures, h.retry_at = 0, None
             log.info("%s: cycle %s %s", name, record.id, record.decision)
         self.metrics.observe(record, seconds, h.consecutive_failures)
+        self._check_health(name)
 
     # -- health and status -----------------------------------------------------------------------
     def _scheduler_alive(self) -> bool:
@@ -408,6 +411,25 @@ class Service:
         state = self.state if self.state != "running" else "stopped (its thread ended; see the log)"
         return sched and reg_ok and disk_ok, {"scheduler": "running" if sched else state,
                                               "registry": reg_detail, "disk": disk_detail}
+
+    def _check_health(self, only: str | None = None) -> None:
+        """Set the ``kaizen_health`` gauges of the policies (``only``: of one) and announce changes of their verdicts
+        that no record reveals (cycles that stopped coming; the runner announces the others after each record).
+        On the scale-out path nothing is announced from here (docs/notifications.md)."""
+        from kaizen.health import policy_verdict
+        from kaizen.notify import notify_health
+
+        for name, pol in self.policies.active().items():
+            if only is not None and name != only:
+                continue
+            try:
+                verdict = policy_verdict(self.config, name, schedule=pol.schedule, daemon_running=True)
+            except Exception as exc:  # the log unreachable: the gauges keep their last values
+                log.warning("health of %s not checked: %s", name, " ".join(str(exc).split())[:300])
+                continue
+            self.metrics.set_health(verdict)
+            if not self.coordinated:
+                notify_health(self.config, verdict)
 
     def write_status(self) -> None:
         """``<state>/service.json``: what ``kaizen status`` shows about the live daemon."""

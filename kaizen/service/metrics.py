@@ -12,6 +12,14 @@ kaizen_drift_share                      gauge    policy (last cycle that measure
 kaizen_seconds_since_last_success       gauge    policy (last cycle that did not fail)
 kaizen_last_cycle_timestamp_seconds     gauge    policy
 kaizen_consecutive_failures             gauge    policy
+kaizen_health                           gauge    policy, state (1 for the policy's current health verdict, 0
+                                                 for the other states: healthy, degraded, broken, no_labels,
+                                                 stale_data, not_running, unknown; kaizen/health.py)
+kaizen_health_code                      gauge    policy (the verdict as a number: 0 healthy, 1 degraded,
+                                                 2 broken, 3 no_labels, 4 stale_data, 5 not_running, 6 unknown)
+kaizen_champion_below_baseline          gauge    policy (1 when the verdict is broken)
+kaizen_champion_metric                  gauge    policy (on the newest window that measured it)
+kaizen_performance_baseline             gauge    policy
 kaizen_policies                         gauge    state (valid, broken)
 kaizen_scheduler_running                gauge    -
 kaizen_state_free_bytes                 gauge    - (free bytes on the state folder's file system)
@@ -96,6 +104,11 @@ class ServiceMetrics:
                                      "(without rows the trust checks flagged)", ["policy"], registry=r)
         self.baseline = Gauge("kaizen_performance_baseline", "The champion's performance baseline", ["policy"],
                               registry=r)
+        self.health = Gauge("kaizen_health", "1 for the policy's current health verdict (kaizen/health.py), 0 for the "
+                            "other states", ["policy", "state"], registry=r)
+        self.health_code = Gauge("kaizen_health_code", "The policy's health verdict as a number: 0 healthy, "
+                                 "1 degraded, 2 broken, 3 no_labels, 4 stale_data, 5 not_running, 6 unknown",
+                                 ["policy"], registry=r)
         r.register(_Live(self))
 
     def add_policy(self, policy: str) -> None:
@@ -110,8 +123,12 @@ class ServiceMetrics:
         for outcome in DECISIONS:
             _drop(self.cycles, policy, outcome)
         for m in (self.promotions, self.rejections, self.failures, self.drift, self.last_cycle, self.streak,
-                  self.duration, self.idle_triggers, self.below, self.champion_metric, self.baseline):
+                  self.duration, self.idle_triggers, self.below, self.champion_metric, self.baseline, self.health_code):
             _drop(m, policy)
+        from kaizen.health import STATES
+
+        for state in STATES:
+            _drop(self.health, policy, state)
         with self._lock:
             self.last_success.pop(policy, None)
 
@@ -127,7 +144,6 @@ class ServiceMetrics:
                 t = datetime.fromisoformat(r.time.replace("Z", "+00:00")).timestamp()
                 with self._lock:
                     self.last_success[r.policy] = max(t, self.last_success.get(r.policy, 0.0))
-            self._health(r)
 
     def observe(self, record: Record, seconds: float, streak: int) -> None:
         p = record.policy
@@ -150,22 +166,20 @@ class ServiceMetrics:
         share = ((record.trigger or {}).get("monitor") or {}).get("drift_share")
         if share is not None:
             self.drift.labels(p).set(float(share))
-        self._health(record)
 
-    def _health(self, record: Record) -> None:
-        """The red/green verdict of :func:`kaizen.health.health` from the policy's newest window."""
-        from kaizen.health import health
-        from kaizen.past import is_window
+    def set_health(self, verdict: Any) -> None:
+        """The gauges of a :class:`kaizen.health.Verdict` (set by the daemon after each cycle and each rescan)."""
+        from kaizen.health import STATES
 
-        if not is_window(record):
-            return
-        h = health([record], record.policy)
-        if h["state"] == "unknown":
-            return
-        self.below.labels(record.policy).set(1.0 if h["state"] == "red" else 0.0)
-        for gauge, key in ((self.champion_metric, "champion_metric"), (self.baseline, "baseline")):
-            if isinstance(h.get(key), (int, float)):
-                gauge.labels(record.policy).set(float(h[key]))
+        p = verdict.policy
+        for state in STATES:
+            self.health.labels(p, state).set(1.0 if state == verdict.state else 0.0)
+        self.health_code.labels(p).set(float(verdict.code))
+        if verdict.drop is not None:
+            self.below.labels(p).set(1.0 if verdict.state == "broken" else 0.0)
+        for gauge, value in ((self.champion_metric, verdict.champion_metric), (self.baseline, verdict.baseline)):
+            if isinstance(value, (int, float)):
+                gauge.labels(p).set(float(value))
 
     def set_policy_counts(self, valid: int, broken: int) -> None:
         self.policies.labels("valid").set(valid)

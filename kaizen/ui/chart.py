@@ -1,9 +1,18 @@
-"""The overview's chart: the production metric and drift share over time, with decision markers.
+"""The overview's chart: the production metric and drift share per cycle, with the baseline and decision markers.
 
 The look of the backtest plot (``kaizen backtest --plot``), live: the champion's metric on the window
 (``champion.window_metric``, left axis), the share of drifted columns (``trigger.monitor.drift_share``,
-right axis, shaded) and a vertical line at each promotion (green), challenger awaiting approval (amber)
-and rejection (red). Markers carry a ``<title>``, so hovering names the version and the time.
+right axis, shaded), the performance baseline (grey, dashed) and the line below which the champion is
+broken (red, dotted: baseline − threshold for a metric where higher is better, baseline × (1 + threshold)
+for rmse/mae), each as recorded by that cycle's ``performance_drop`` signal (a step where a promotion or a
+re-baselining moved it), and a vertical line at each promotion (green), re-baselining (purple), challenger
+awaiting approval (amber) and rejection (red). Markers carry a ``<title>``, so hovering names the version
+and the time.
+
+The x axis is by cycle: each monitored cycle one step, evenly spaced, with the dates of a few of them
+below, so twelve cycles after a two-week gap get as much room as twelve before it. A decision between
+two cycles (an approval, a rollback) sits half-way between them. Zooming is the server's: the overview
+takes ``?last=N`` and ``?from=…&to=…`` (kaizen/ui/server.py), no script.
 
 :func:`plot` only places things: it returns a :class:`Chart` of coordinates (already formatted) and
 plain texts, which ``templates/_chart.html`` draws as inline SVG (no script, no external file). Every
@@ -18,9 +27,12 @@ from datetime import UTC, datetime
 
 __all__ = ["COLOURS", "Chart", "Dot", "Flag", "Marker", "Point", "Text", "Tick", "epoch", "plot"]
 
-W, H = 760, 230
-LEFT, RIGHT, TOP, BOTTOM = 52, 48, 14, 30
-COLOURS = {"metric": "#1f6feb", "drift": "#d4700a", "promoted": "#1a7f37", "awaiting_approval": "#9a6700",
+W, H = 760, 236
+LEFT, RIGHT, TOP, BOTTOM = 52, 48, 14, 36
+#: how many dates the x axis names at most
+DATE_TICKS = 6
+COLOURS = {"metric": "#1f6feb", "drift": "#d4700a", "baseline": "#656d76", "bound": "#cf222e",
+           "promoted": "#1a7f37", "awaiting_approval": "#9a6700",
            "rejected": "#cf222e", "rolled_back": "#8250df", "held": "#bf3989", "rebaselined": "#8250df"}
 #: above this many points the metric's points carry no dot (and no tooltip)
 MAX_DOTS = 80
@@ -28,9 +40,14 @@ MAX_DOTS = 80
 
 @dataclass(frozen=True)
 class Point:
+    """One monitored cycle: its time, the champion's metric, the drift share, and the baseline and the bound
+    (where the champion turns broken) its performance signal compared with (None when not recorded)."""
+
     t: float
     metric: float | None
     drift: float | None
+    baseline: float | None = None
+    bound: float | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +118,9 @@ class Chart:
     metric_lines: tuple[str, ...]  # polyline points, one per run of points with a metric
     dots: tuple[Dot, ...]
     colours: dict[str, str]
+    baseline_lines: tuple[str, ...] = ()  # polyline points (steps), one per run of points with a baseline
+    bound_lines: tuple[str, ...] = ()
+    ticks: tuple[str, ...] = ()  # x of the dated cycles (a short tick mark each)
 
 
 def epoch(when: str) -> float | None:
@@ -115,24 +135,54 @@ def _fmt_metric(v: float) -> str:
     return f"{v:.3f}" if abs(v) < 100 else f"{v:.4g}"
 
 
+def _position(points: Sequence[Point], t: float) -> float:
+    """Where a decision at ``t`` sits on the cycle axis: on the cycle of the same time, else half-way between the
+    cycles before and after it (clamped to the first and the last)."""
+    n = len(points)
+    before = 0
+    for i, p in enumerate(points):
+        if p.t == t:
+            return float(i)
+        if p.t < t:
+            before = i + 1
+    return min(max(before - 0.5, 0.0), float(n - 1))
+
+
+def _runs(xy: list[tuple[float, float | None]], *, steps: bool = False) -> tuple[str, ...]:
+    """Polyline point lists of the runs of known values (``steps``: hold each value until the next x)."""
+    out: list[str] = []
+    segment: list[str] = []
+    for i, (x, y) in enumerate(xy):
+        if y is None:
+            if len(segment) > 1:
+                out.append(" ".join(segment))
+            segment = []
+            continue
+        if steps and segment and i > 0 and xy[i - 1][1] is not None and xy[i - 1][1] != y:
+            segment.append(f"{x:.1f},{segment[-1].split(',')[1]}")  # the step: across at the old level first
+        segment.append(f"{x:.1f},{y:.1f}")
+    if len(segment) > 1:
+        out.append(" ".join(segment))
+    return tuple(out)
+
+
 def plot(points: Sequence[Point], markers: Sequence[Marker], *, metric_name: str = "metric",
          title: str = "") -> Chart | None:
-    """The chart of ``points`` and ``markers`` (None when there is nothing to draw)."""
+    """The chart of ``points`` (oldest first, one per monitored cycle) and ``markers`` (None: nothing to draw)."""
     if not points:
         return None
-    t0 = min([p.t for p in points] + [m.t for m in markers])
-    t1 = max([p.t for p in points] + [m.t for m in markers])
-    if t1 <= t0:
-        t0, t1 = t0 - 3600, t1 + 3600
-    stamp = "%Y-%m-%d %H:%M" if t1 - t0 > 2 * 86400 else "%m-%d %H:%M:%S"
-    values = [p.metric for p in points if p.metric is not None]
+    n = len(points)
+    span = points[-1].t - points[0].t
+    stamp = "%Y-%m-%d" if span > 6 * 86400 else "%m-%d %H:%M"
+    values = [v for p in points for v in (p.metric, p.baseline, p.bound) if v is not None]
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
     pad = max((hi - lo) * 0.08, 0.005)
     lo, hi = lo - pad, hi + pad
     pw, ph = W - LEFT - RIGHT, H - TOP - BOTTOM
+    step = pw / (n - 1) if n > 1 else 0.0
 
-    def x(t: float) -> float:
-        return LEFT + (t - t0) / (t1 - t0) * pw
+    def x(i: float) -> float:
+        return LEFT + i * step if n > 1 else LEFT + pw / 2
 
     def y_metric(v: float) -> float:
         return TOP + (hi - v) / (hi - lo) * ph
@@ -143,47 +193,44 @@ def plot(points: Sequence[Point], markers: Sequence[Marker], *, metric_name: str
     grid = [Tick(f"{TOP + frac * ph:.1f}", f"{TOP + frac * ph + 4:.1f}", _fmt_metric(hi - frac * (hi - lo)),
                  f"{(1 - frac):.0%}") for frac in (0.0, 0.5, 1.0)]
     texts = []
-    for frac, anchor in ((0.0, "start"), (0.5, "middle"), (1.0, "end")):
-        when = datetime.fromtimestamp(t0 + frac * (t1 - t0), UTC).strftime(stamp)
-        texts.append(Text(f"{LEFT + frac * pw:.1f}", str(H - 10), when, anchor=anchor))
+    dated = sorted({round(k * (n - 1) / (DATE_TICKS - 1)) for k in range(DATE_TICKS)}) if n > 1 else [0]
+    ticks = []
+    for k, i in enumerate(dated):
+        anchor = "start" if k == 0 and n > 1 else "end" if k == len(dated) - 1 and n > 1 else "middle"
+        when = datetime.fromtimestamp(points[i].t, UTC).strftime(stamp)
+        texts.append(Text(f"{x(i):.1f}", str(H - 20), when, anchor=anchor))
+        texts.append(Text(f"{x(i):.1f}", str(H - 8), f"#{i + 1}", anchor=anchor))
+        ticks.append(f"{x(i):.1f}")
     mid = f"{TOP + ph / 2:.1f}"
     texts.append(Text("14", mid, metric_name, anchor="middle", transform=f"rotate(-90 14 {mid})"))
     texts.append(Text(str(W - 8), mid, "drift share", anchor="middle", transform=f"rotate(90 {W - 8} {mid})"))
 
-    drift = [(x(p.t), y_drift(p.drift)) for p in points if p.drift is not None]
+    drift = [(x(i), y_drift(p.drift)) for i, p in enumerate(points) if p.drift is not None]
     area = line = ""
     if drift:
         base = TOP + ph
         line = " ".join(f"{a:.1f},{b:.1f}" for a, b in drift)
         area = f"{drift[0][0]:.1f},{base} {line} {drift[-1][0]:.1f},{base}"
     flags = []
-    for m in markers:
-        if not t0 <= m.t <= t1:
-            continue
-        xx = x(m.t)
+    for m in markers:  # the caller picks them (a decision after the newest cycle sits on it)
+        xx = x(_position(points, m.t))
         flags.append(Flag(kind=m.kind, x=f"{xx:.1f}", label=m.label, title=m.title,
                           colour=COLOURS.get(m.kind, "#656d76"), dashed=m.kind != "promoted",
                           label_x=f"{xx + 3:.1f}"))
-    lines: list[str] = []
-    segment: list[str] = []  # the metric, broken where a window had no labels
-    for p in points:
-        if p.metric is None:
-            if len(segment) > 1:
-                lines.append(" ".join(segment))
-            segment = []
-            continue
-        segment.append(f"{x(p.t):.1f},{y_metric(p.metric):.1f}")
-    if len(segment) > 1:
-        lines.append(" ".join(segment))
+    lines = _runs([(x(i), None if p.metric is None else y_metric(p.metric)) for i, p in enumerate(points)])
+    baselines = _runs([(x(i), None if p.baseline is None else y_metric(p.baseline)) for i, p in enumerate(points)],
+                      steps=True)
+    bounds = _runs([(x(i), None if p.bound is None else y_metric(p.bound)) for i, p in enumerate(points)], steps=True)
     dots = []
-    if len(points) <= MAX_DOTS:
-        for p in points:
+    if n <= MAX_DOTS:
+        for i, p in enumerate(points):
             if p.metric is not None:
                 when = datetime.fromtimestamp(p.t, UTC).strftime("%Y-%m-%d %H:%M")
                 drift_txt = f", drift {p.drift:.0%}" if p.drift is not None else ""
-                dots.append(Dot(f"{x(p.t):.1f}", f"{y_metric(p.metric):.1f}",
-                                f"{when}: {metric_name} {_fmt_metric(p.metric)}{drift_txt}"))
+                base_txt = f", baseline {_fmt_metric(p.baseline)}" if p.baseline is not None else ""
+                dots.append(Dot(f"{x(i):.1f}", f"{y_metric(p.metric):.1f}",
+                                f"cycle #{i + 1}, {when}: {metric_name} {_fmt_metric(p.metric)}{base_txt}{drift_txt}"))
     return Chart(width=W, height=H, left=LEFT, top=TOP, plot_width=pw, plot_height=ph,
                  aria_label=title or metric_name, grid=tuple(grid), texts=tuple(texts), drift_area=area,
-                 drift_line=line, flags=tuple(flags), metric_lines=tuple(lines), dots=tuple(dots),
-                 colours=dict(COLOURS))
+                 drift_line=line, flags=tuple(flags), metric_lines=lines, dots=tuple(dots),
+                 colours=dict(COLOURS), baseline_lines=baselines, bound_lines=bounds, ticks=tuple(ticks))

@@ -30,9 +30,10 @@ import os
 import re
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,8 @@ from kaizen._io import write_atomic
 from kaizen.errors import KaizenError, LedgerError
 from kaizen.ledger import DECISIONS, KINDS, Record
 
-__all__ = ["LogView", "Query", "Row", "Snapshot", "cache_file", "parse_when", "promoted_version", "row_of",
-           "summarize"]
+__all__ = ["LogView", "Query", "Row", "Snapshot", "Stale", "cache_file", "match_id", "parse_when", "promoted_version",
+           "row_of", "summarize", "superseding"]
 
 log = logging.getLogger("kaizen.ui")
 
@@ -79,6 +80,7 @@ class Row:
     resolves: str | None = None
     actor: str | None = None
     error: str | None = None
+    comment: str | None = None
 
     @property
     def window_metric(self) -> float | None:
@@ -103,8 +105,12 @@ def promoted_version(row: Row) -> str | None:
 
 
 def _why(decision: str, kind: str, reason: str, error: str | None, failed: tuple[str, ...],
-         fired: list[str], gain: Any) -> str:
-    """One line: why the record decided what it did (the WHY column of ``kaizen log``)."""
+         fired: list[str], gain: Any, comment: str | None = None) -> str:
+    """One line: why the record decided what it did (the WHY column of ``kaizen log``); a person's comment follows."""
+    if comment:
+        said = " ".join(str(comment).split())
+        return _why(decision, kind, reason, error, failed, fired, gain) + f' — "{said[:80]}' + (
+            '…"' if len(said) > 80 else '"')
     if decision == "rejected" and failed:
         return "failed gate(s): " + ", ".join(failed)
     if decision in ("promoted", "awaiting_approval") and kind == "cycle" and fired and gain is not None:
@@ -138,14 +144,19 @@ def row_of(rec: Record, offset: int, length: int) -> Row:
     error = rec.error if isinstance(rec.error, str) else None
     return Row(id=str(rec.id), policy=str(rec.policy), decision=rec.decision, kind=rec.kind, time=str(rec.time),
                offset=offset, length=length, reason=reason,
-               why=_why(rec.decision, rec.kind, reason, error, failed, fired, gain),
+               why=_why(rec.decision, rec.kind, reason, error, failed, fired, gain, _text(rec.comment)),
                champion=dict(rec.champion or {}), challenger=dict(rec.challenger or {}), failed_gates=failed,
                drift_share=_number(monitor.get("drift_share")) if trigger.get("monitor") is not None else None,
                mlflow_run_id=rec.mlflow_run_id, report=rec.report, resolves=rec.resolves, actor=rec.actor,
-               error=error)
+               error=error, comment=_text(rec.comment))
 
 
 _row = row_of  # its earlier name (tests/test_log_cli.py)
+
+
+def _text(v: Any) -> str | None:
+    """A comment as a row keeps it: a non-empty string, else None."""
+    return v if isinstance(v, str) and v else None
 
 
 def _unquote(raw: bytes) -> str:
@@ -196,11 +207,12 @@ def _fast(line: bytes, offset: int) -> Row | None:
         return None
     failed = tuple(str(g.get("name")) for g in gates if isinstance(g, dict) and not g.get("passed"))
     error = rest.get("error") if isinstance(rest.get("error"), str) else None
+    comment = _text(rest.get("comment"))
     return Row(id=_id, policy=policy, decision=decision, kind=kind, time=when, offset=offset, length=len(line),
-               reason=reason, why=_why(decision, kind, reason, error, failed, [], None), champion=champion,
+               reason=reason, why=_why(decision, kind, reason, error, failed, [], None, comment), champion=champion,
                challenger=challenger, failed_gates=failed, drift_share=drift,
                mlflow_run_id=rest.get("mlflow_run_id"), report=rest.get("report"), resolves=rest.get("resolves"),
-               actor=rest.get("actor"), error=error)
+               actor=rest.get("actor"), error=error, comment=comment)
 
 
 def summarize(line: bytes, offset: int = 0) -> Row | None:
@@ -216,6 +228,84 @@ def summarize(line: bytes, offset: int = 0) -> Row | None:
     except (ValueError, TypeError, AttributeError):
         return None
     return row_of(rec, offset, len(line))
+
+
+# -- approvals made stale by newer records -------------------------------------------------------
+
+@dataclass(frozen=True)
+class Stale:
+    """An open approval (``waiting``) made stale by the newer record ``by``; ``why``: one clause saying how."""
+
+    waiting: Any
+    by: Any
+    why: str
+
+
+def _version(r: Any, section: str) -> str | None:
+    v = (getattr(r, section) or {}).get("version")
+    return None if v is None else str(v)
+
+
+def superseding(records: Iterable[Any]) -> dict[str, Stale]:
+    """The open approvals that newer records made stale, by id: ``records`` in log order (records or rows).
+
+    An approval nobody answered is stale once a later record of its policy awaits approval (a newer
+    challenger), promotes a version (a promotion, an approval, a rollback, a bootstrap), or is a cycle
+    that found another champion than the one the approval was judged against.
+    """
+    open_by_policy: dict[str, dict[str, Any]] = {}
+    out: dict[str, Stale] = {}
+    for r in records:
+        if r.resolves:
+            for waiting in open_by_policy.values():
+                waiting.pop(r.resolves, None)
+            out.pop(r.resolves, None)  # answered (approved, rejected, expired, closed as superseded)
+        mine = open_by_policy.setdefault(r.policy, {})
+        promoted = promoted_version(r)
+        if r.decision == "awaiting_approval":
+            for w in mine.values():
+                out[w.id] = Stale(w, r, f"a newer challenger, version {_version(r, 'challenger')}, awaits approval "
+                                        f"({r.id})")
+            mine.clear()
+            mine[r.id] = r
+        elif promoted is not None:
+            how = "rolled back to" if r.kind == "rollback" else "promoted"
+            for w in mine.values():
+                out[w.id] = Stale(w, r, f"the champion changed: {r.kind} {r.id} {how} version {promoted}")
+            mine.clear()
+        elif r.kind == "cycle" and _version(r, "champion") is not None:
+            now = _version(r, "champion")
+            for w in [w for w in mine.values() if _version(w, "champion") not in (None, now)]:
+                out[w.id] = Stale(w, r, f"the champion changed: cycle {r.id} found version {now} serving, not "
+                                        f"version {_version(w, 'champion')} it was judged against")
+                del mine[w.id]
+    return out
+
+
+# -- ids as people type them ----------------------------------------------------------------------
+
+#: how many candidates an ambiguous id prefix lists
+CANDIDATES_SHOWN = 8
+
+
+def match_id(ids: Any, ref: str, *, where: Any = "the promotion log") -> str:
+    """The id among ``ids`` that ``ref`` names: the id itself, or the only one that starts with ``ref``.
+
+    Raises :class:`KaizenError` when none matches (naming ``where``) or when several start with ``ref``
+    (listing them: type more of the id).
+    """
+    ref = ref.strip()
+    known = ids if isinstance(ids, (set, frozenset, dict)) else set(ids)
+    if ref in known:
+        return ref
+    found = sorted(i for i in known if ref and i.startswith(ref))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise KaizenError(f"no record {ref!r} in {where}")
+    shown = ", ".join(found[:CANDIDATES_SHOWN]) + (f", … ({len(found) - CANDIDATES_SHOWN} more)"
+                                                   if len(found) > CANDIDATES_SHOWN else "")
+    raise KaizenError(f"the id prefix {ref!r} matches {len(found)} records in {where}: {shown}; type more of the id")
 
 
 # -- time filters ---------------------------------------------------------------------------------
@@ -461,8 +551,16 @@ class Snapshot:
     skipped: int
 
     def waiting(self) -> list[Row]:
-        """Rows awaiting approval that nobody answered."""
-        return [r for r in self.rows if r.decision == "awaiting_approval" and r.id not in self.resolved]
+        """Rows awaiting approval that nobody answered and no newer record superseded (:attr:`stale`)."""
+        return [r for r in self.rows if r.decision == "awaiting_approval" and r.id not in self.resolved
+                and r.id not in self.stale]
+
+    @cached_property
+    def stale(self) -> dict[str, Stale]:
+        """The open approvals a newer record superseded, not closed by a record yet (:func:`superseding`)."""
+        if not any(r.decision == "awaiting_approval" and r.id not in self.resolved for r in self.rows):
+            return {}
+        return superseding(self.rows)
 
     def policies(self) -> list[str]:
         return sorted({r.policy for r in self.rows})

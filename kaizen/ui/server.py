@@ -7,7 +7,7 @@ Standard library server (:class:`http.server.ThreadingHTTPServer`), one thread p
     GET  /                          overview: each policy's champion, last decision, chart
     GET  /decisions                 the list: ?policy= &decision= (repeatable) &since= &until= &open=1 &page=
     GET  /decisions/<id>            one record in full, with the approve/reject forms when it waits
-    GET  /decisions/<id>/report     the cycle's Evidently report (only a file inside the state or artifact folders)
+    GET  /decisions/<id>/report     the cycle's report: its summary, then its Evidently snapshot (from MLflow)
     GET  /login   POST /login   POST /logout
     POST /decisions/<id>/approve    POST /decisions/<id>/reject
     GET  /static/<file>             the style sheet shipped in kaizen/ui/static
@@ -41,7 +41,7 @@ from kaizen.ledger import DECISIONS
 from kaizen.redact import redact
 from kaizen.ui.auth import COOKIE, Session, Sessions, read_token, same
 from kaizen.ui.logview import Query, Row, parse_when
-from kaizen.ui.pages import Pages, Viewer
+from kaizen.ui.pages import Pages, Viewer, mlflow_ui
 
 __all__ = ["App", "Request", "Response", "UIServer"]
 
@@ -55,6 +55,8 @@ REPORT_CSP = ("sandbox allow-scripts allow-popups; default-src 'none'; script-sr
               "blob: data:; style-src 'unsafe-inline' data:; img-src data: blob:; font-src data:; "
               "connect-src 'none'; frame-ancestors 'none'")
 MAX_FORM_BYTES = 64 * 1024
+#: rendered report pages (about 4 MB each: Evidently's script is inline) kept in memory
+REPORT_PAGES_KEPT = 4
 #: how long a wrong token costs its sender (a cheap brake on guessing)
 WRONG_TOKEN_DELAY = 0.5
 #: how long an approval waits for the policy's lock (a cycle may hold it) before saying so
@@ -105,20 +107,41 @@ def report_roots(config: Config) -> list[Path]:
     return out
 
 
-#: how many of a policy's newest records the overview reads for its health verdict (kaizen.health)
-HEALTH_RECORDS = 50
-
-
 class App:
     """The pages and actions, independent of the socket."""
 
-    def _healths(self, policies: list[str]) -> dict[str, dict[str, Any]]:
-        """Each policy's red/green verdict (kaizen.health) from a bounded read of the log's newest records."""
-        from kaizen.health import health
+    def _overview(self, req: Request, viewer: Viewer) -> Response:
+        """Health first: each policy's verdict and the daemon's view (kaizen.status.collect on a bounded read of the
+        log's newest records), then the cards; ``?last=N`` or ``?from=…&to=…`` pick the chart's cycles."""
+        from kaizen.health import HEALTH_RECORDS, baseline_bound, policy_verdict
         from kaizen.run.backend import ledger_for
+        from kaizen.status import collect
+        from kaizen.ui.pages import Zoom
 
-        ledger = ledger_for(self.config)
-        return {p: health(ledger.tail(p, HEALTH_RECORDS), p) for p in policies}
+        q = req.query
+        raw = {k: (q.get(k) or [""])[0].strip() for k in ("last", "from", "to")}
+        try:
+            last = int(raw["last"]) if raw["last"] else None
+        except ValueError:
+            raise KaizenError(f"last must be a whole number of cycles; got {raw['last']!r}") from None
+        if last is not None and last < 2:
+            raise KaizenError(f"last must be at least 2 cycles; got {raw['last']!r}")
+        zoom = Zoom(last=last, since=parse_when(raw["from"], what="from") if raw["from"] else None,
+                    until=parse_when(raw["to"], end=True, what="to") if raw["to"] else None)
+        snap = self.view.snapshot()
+        st = collect(self.config, tail=HEALTH_RECORDS)
+        healths = {p["policy"]: p["health"] for p in st["policies"]}
+        baselines = {p["policy"]: p.get("baselines") or {} for p in st["policies"]}
+        missing = [p for p in snap.policies() if p not in healths]  # in the log, not in a policy file
+        if missing:
+            ledger = ledger_for(self.config)
+            for p in missing:
+                recs = ledger.tail(p, HEALTH_RECORDS)
+                healths[p] = policy_verdict(self.config, p, records=recs, schedule=False).to_dict()
+                baselines[p] = {r.id: b for r in recs if (b := baseline_bound(r))}
+        return _html(200, self.pages.overview(snap, viewer, chart_points=self.settings.chart_points,
+                                              expired=self._expired(snap.waiting()), healths=healths,
+                                              baselines=baselines, status=st, zoom=zoom))
 
     def __init__(self, config: Config, *, token: str | None = None, bound_host: str = "127.0.0.1") -> None:
         self.config = config
@@ -130,6 +153,9 @@ class App:
         self.pages = Pages()
         self.sessions = Sessions(self.settings.session_hours * 3600)
         self.roots = report_roots(config)
+        self._registry: Any = None  # the report's MLflow client, made at the first report asked for
+        self._page_cache: dict[tuple[str, str], bytes] = {}
+        self._pages_lock = threading.Lock()
         self.static = {p.name: p for p in STATIC.iterdir() if p.suffix in _TYPES} if STATIC.is_dir() else {}
         self.check_host = bound_host in _LOOPBACK or bound_host.startswith("127.")
         public = urlsplit(self.settings.public_url) if self.settings.public_url else None
@@ -203,10 +229,7 @@ class App:
             return Response(405, b"method not allowed\n", "text/plain; charset=utf-8", [("Allow", "GET, POST")])
         viewer = self._viewer(session)
         if not parts:
-            snap = self.view.snapshot()
-            return _html(200, self.pages.overview(snap, viewer, chart_points=self.settings.chart_points,
-                                                  expired=self._expired(snap.waiting()),
-                                                  healths=self._healths(snap.policies())))
+            return self._overview(req, viewer)
         if parts == ["decisions"]:
             return self._list(req, viewer)
         if len(parts) == 2 and parts[0] == "decisions":
@@ -233,7 +256,7 @@ class App:
                       until=parse_when(raw["until"], end=True, what="until") if raw["until"] else None,
                       open_only=raw["open"] == "1")
         snap = self.view.snapshot()
-        answered = set(snap.resolved)
+        answered = set(snap.resolved) | set(snap.stale)  # "open": neither answered nor superseded
         rows = query.apply(snap.rows, answered)
         size = self.settings.page_size
         pages_n = max(1, math.ceil(len(rows) / size))
@@ -252,10 +275,19 @@ class App:
         rec = self.view.record(row) if row is not None else None
         return snap, row, rec
 
-    def _report_path(self, rec: Any) -> tuple[Path | None, str]:
-        """The report's file if it may be served, else None and why not."""
+    def _report_path(self, rec: Any) -> tuple[Path | str | None, str]:
+        """Where the cycle's report is, if it may be served, else None and why not.
+
+        A :class:`Path`: Evidently's HTML page written by an older Kaizen (only a file inside the state or artifact
+        folders). A ``str``: the path of the cycle's snapshot (``monitor/<cycle>.json``) inside its MLflow run,
+        fetched through MLflow's artifact API wherever the artifacts live (:meth:`_rendered`)."""
         if not rec.report:
             return None, "this cycle wrote no report"
+        name = str(rec.report).rstrip("/").rsplit("/", 1)[-1]
+        if name.endswith(".json"):
+            if not rec.mlflow_run_id:
+                return None, f"stored at {rec.report}, but the record names no MLflow run to fetch it from"
+            return f"monitor/{name}", ""
         p = Path(str(rec.report))
         if not p.is_absolute():
             return None, f"stored at {rec.report} (not a local path)"
@@ -269,6 +301,31 @@ class App:
             return None, f"{rec.report} is no longer there (retention deletes old reports)"
         return real, ""
 
+    def _rendered(self, rec: Any, artifact: str) -> bytes:
+        """The report page of ``rec``: its snapshot fetched from its MLflow run through the configured tracking
+        URI (a local folder, an MLflow server's proxied store, an object store), rendered with the record's
+        summary first (:func:`kaizen.monitor.report.render_report`). The newest few pages are kept in memory."""
+        import tempfile
+
+        from kaizen.monitor.report import render_report
+        from kaizen.registry import Registry
+
+        key = (rec.id, artifact)
+        with self._pages_lock:
+            if key in self._page_cache:
+                return self._page_cache[key]
+        if self._registry is None:
+            c = self.config
+            self._registry = Registry(c.tracking_uri, c.registry_uri, c.artifact_location)
+        with tempfile.TemporaryDirectory(prefix="kaizen-report-") as tmp:
+            local = self._registry.download_artifact(rec.mlflow_run_id, artifact, Path(tmp))
+            page = render_report(local.read_text(encoding="utf-8"), rec).encode()
+        with self._pages_lock:
+            self._page_cache[key] = page
+            while len(self._page_cache) > REPORT_PAGES_KEPT:
+                self._page_cache.pop(next(iter(self._page_cache)))
+        return page
+
     def _detail(self, record_id: str, viewer: Viewer, *, error: str = "", status: int = 200,
                 notice: str = "") -> Response:
         snap, row, rec = self._find(record_id)
@@ -279,7 +336,19 @@ class App:
         waiting = rec.decision == "awaiting_approval" and rec.id not in snap.resolved
         return _html(status, self.pages.decision(
             row, rec, snap, viewer, report_url=f"/decisions/{quote(rec.id, safe='')}/report" if path else None,
-            report_note=note, expired=bool(waiting and self._expired([row])), error=error, notice=notice))
+            report_note=note, expired=bool(waiting and self._expired([row])), error=error, notice=notice,
+            mlflow_url=mlflow_ui(self.config.tracking_uri), model_name=self._model_name(rec.policy)))
+
+    def _model_name(self, policy: str) -> str:
+        """The registered model ``policy`` serves (its ``model.name``; the policy's name when its file is gone)."""
+        from kaizen.policy import load_policies, policy_files
+
+        if self.config.policies_dir.is_dir():
+            good, _ = load_policies(policy_files(self.config.policies_dir))
+            for p in good:
+                if p.name == policy:
+                    return p.model.name
+        return policy
 
     def _report(self, record_id: str, viewer: Viewer) -> Response:
         _, row, rec = self._find(record_id)
@@ -288,6 +357,16 @@ class App:
         path, note = self._report_path(rec)
         if path is None:
             return _html(404, self.pages.message("No report", note, viewer))
+        if isinstance(path, str):
+            try:
+                page = self._rendered(rec, path)
+            except Exception as exc:  # MLflow or its store is unreachable, the run's files were deleted
+                log.warning("report of %s: %s: %s", rec.id, type(exc).__name__, redact(str(exc)))
+                return _html(502, self.pages.message("Report unavailable", redact(
+                    f"the report of cycle {rec.id} ({path} in MLflow run {rec.mlflow_run_id}) could not be fetched "
+                    f"from {self.config.tracking_uri}: {type(exc).__name__}: {exc}"[:600]), viewer))
+            return Response(200, page, content_type="text/html; charset=utf-8",
+                            headers=[("Content-Security-Policy", REPORT_CSP)])
         return Response(200, content_type="text/html; charset=utf-8", file=path,
                         headers=[("Content-Security-Policy", REPORT_CSP)])
 
@@ -342,12 +421,14 @@ class App:
         actor = f"{by} via ui"
         from kaizen.commands import review
 
+        comment = form.get("comment", form.get("reason", ""))  # "reason": the reject form's earlier field
         try:
             if action == "approve":
-                rec = review.approve(self.config, record_id, actor=actor, wait_seconds=LOCK_WAIT_SECONDS)
+                rec = review.approve(self.config, record_id, actor=actor, wait_seconds=LOCK_WAIT_SECONDS,
+                                     comment=comment)
             else:
-                reason = " ".join(form.get("reason", "").split())
-                rec = review.reject(self.config, record_id, actor=actor, reason=reason, wait_seconds=LOCK_WAIT_SECONDS)
+                rec = review.reject(self.config, record_id, actor=actor, comment=comment,
+                                    wait_seconds=LOCK_WAIT_SECONDS)
         except BusyError as exc:
             return self._detail(record_id, viewer, status=409, error=f"{exc}; try again in a moment")
         except KaizenError as exc:

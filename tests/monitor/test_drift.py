@@ -26,6 +26,7 @@ from kaizen.monitor import (
     should_write_report,
     write_report,
 )
+from kaizen.monitor.profile import CURRENT_STREAM, REFERENCE_STREAM, SAMPLING, sample_index
 from kaizen.policy import Policy, load_policy
 
 NUM = ["a", "b", "c", "d", "e"]
@@ -420,6 +421,68 @@ def test_sampling_is_seeded_and_keeps_predictions_aligned(tmp_path: Path) -> Non
     assert first.champion_metric == pytest.approx(full.champion_metric, abs=0.05)
 
 
+def block_deviation(idx: np.ndarray, n: int, m: int, blocks: int) -> float:
+    """The largest gap between sampled rows per block of consecutive rows and the block's share of ``m``."""
+    edges = np.arange(blocks + 1) * n // blocks
+    counts = np.histogram(idx, bins=edges)[0]
+    return float(np.max(np.abs(counts - np.diff(edges) * m / n)))
+
+
+def test_the_sample_is_stratified_by_time_and_seeded() -> None:
+    n, m = 200_003, 5_000
+    idx = sample_index(n, m, 0, CURRENT_STREAM)
+    assert idx is not None and len(idx) == len(np.unique(idx)) == m and 0 <= idx[0] and idx[-1] < n
+    assert (np.diff(idx) > 0).all()
+    for blocks in (2, 7, 40, 1000):  # every stretch of time holds its share of the sample
+        assert block_deviation(idx, n, m, blocks) <= 2, blocks
+    # a simple random sample of the same size misses that by far in some block: the check above can fail
+    assert block_deviation(np.sort(np.random.default_rng(0).choice(n, m, replace=False)), n, m, 40) > 5
+    assert np.array_equal(sample_index(n, m, 0, CURRENT_STREAM), idx)
+    assert not np.array_equal(sample_index(n, m, 1, CURRENT_STREAM), idx)
+    assert not np.array_equal(sample_index(n, m, 0, REFERENCE_STREAM), idx)  # each side its own stream
+    assert sample_index(m, m, 0, CURRENT_STREAM) is None
+
+
+def test_sampled_verdicts_agree_with_the_full_frame_on_a_large_window(tmp_path: Path) -> None:
+    """200,000 rows a side cut to the default 50,000: the same verdict as the stattests on every row."""
+    n = 200_000
+    rng = np.random.default_rng(21)
+
+    def big(drift: bool) -> tuple[pd.DataFrame, Predictions]:
+        k = float(drift)
+        df = pd.DataFrame({f"x{i}": rng.normal(loc=k * s, size=n) for i, s in enumerate([0, 0, .04, .07, .15, .4])})
+        df["late"] = rng.normal(size=n)
+        df.loc[int(n * 0.9):, "late"] += 1.5 * k  # drift in the newest tenth only
+        df["counts"] = rng.poisson(3, size=n).astype(float)
+        df["plan"] = rng.choice(["basic", "plus", "pro"], size=n, p=[0.5 - k / 5, 0.3, 0.2 + k / 5])
+        df["region"] = rng.choice(["north", "south"], size=n)
+        s = 1 / (1 + np.exp(-(df["x0"] + df["x5"]).to_numpy()))
+        df["y"] = np.where(rng.random(n) < 0.4, (rng.random(n) < s).astype(float), np.nan)
+        return df, Predictions((s > 0.5).astype(int), s)
+
+    (ref, ref_p), (cur, cur_p) = big(False), big(True)
+    schema = infer_schema(ref, target="y")
+
+    def run(max_rows: int, seed: int = 7) -> MonitorResult:
+        return run_monitor(ref, cur, schema=schema, policy=make_policy(tmp_path, monitor=f"max_rows = {max_rows}"),
+                           reference_predictions=ref_p, current_predictions=cur_p, seed=seed)
+
+    full, sampled = run(n), run(50_000)
+    assert not full.sampled and sampled.sampled
+    verdicts = {c.column: c.drifted for c in full.columns}
+    assert verdicts == {c.column: c.drifted for c in sampled.columns}
+    assert sorted(c for c, d in verdicts.items() if d) == ["late", "plan", "x4", "x5"]
+    assert full.prediction_drift is not None and sampled.prediction_drift is not None
+    assert full.prediction_drift.drifted == sampled.prediction_drift.drifted
+    assert sampled.champion_metric == pytest.approx(full.champion_metric, abs=0.01)
+    lab = int(cur["y"].notna().sum())
+    assert sampled.to_dict()["sample"] == {
+        "seed": 7, "max_rows": 50_000, "how": SAMPLING, "reference": {"rows": n, "compared": 50_000},
+        "current": {"rows": n, "compared": 50_000}, "labelled": {"rows": lab, "compared": 50_000}}
+    assert full.to_dict()["sample"]["current"] == {"rows": n, "compared": n}
+    assert run(50_000).to_dict() == sampled.to_dict()  # a seeded cycle repeats exactly
+
+
 def test_to_dict_is_json(tmp_path: Path) -> None:
     ref = frame(500, 1)
     cur, preds = _classification_case(500, 3)
@@ -428,7 +491,10 @@ def test_to_dict_is_json(tmp_path: Path) -> None:
                       current_predictions=preds, report_path=tmp_path / "r.html")
     out = json.loads(json.dumps(res.to_dict(), allow_nan=False))
     assert set(out) == {"rows", "labelled_rows", "columns", "drift_share", "prediction_drift", "metric",
-                        "champion_metric", "report_path", "sampled", "drifted_columns"}
+                        "champion_metric", "report_path", "sampled", "sample", "drifted_columns"}
+    assert out["sample"] == {"seed": 0, "max_rows": 50_000, "how": SAMPLING,
+                             "reference": {"rows": 500, "compared": 500}, "current": {"rows": 500, "compared": 500},
+                             "labelled": {"rows": res.labelled_rows, "compared": res.labelled_rows}}
     assert out["report_path"] == str(tmp_path / "r.html")
     assert [c["column"] for c in out["columns"]] == [*NUM, "plan"]
     assert set(out["columns"][0]) == {"column", "method", "threshold", "score", "drifted"}

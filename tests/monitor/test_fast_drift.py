@@ -63,6 +63,7 @@ def frame(n: int, seed: int, *, drift: bool) -> pd.DataFrame:
     df["c_moved"] = rng.choice(["basic", "plus", "pro"], size=n, p=p_moved)
     df["c_binary"] = rng.choice(["no", "yes"], size=n, p=[0.45, 0.55] if drift else [0.7, 0.3])
     df["y"] = (df["n_moved"] + rng.normal(size=n) > 0).astype(int)
+    df.loc[rng.random(n) < 0.05, "c_same"] = None  # missing strings: dropped as Evidently drops them
     return df
 
 

@@ -15,15 +15,16 @@ from kaizen.policy import TriggerSettings, TriggerSpec
 from tests.monitor.test_rules import make_policy, monitor
 
 #: every rule's own settings, set to a value that arms it
-ARM = {"min_labelled_share": 0.5}
+ARM = {"min_labelled_share": 0.5, "estimated_drop": 0.05, "target_drift": "jensenshannon",
+       "target_drift_threshold": 0.1}
 
 
 def test_signals_and_guards_come_from_the_folder_in_declared_order() -> None:
     root = Path(__file__).resolve().parents[2] / "kaizen" / "monitor" / "rules"
     modules = {p.stem for p in root.glob("*.py") if not p.stem.startswith("_")}
     assert {type(r).__module__.rsplit(".", 1)[1] for r in RULES} <= modules
-    assert [r.name for r in SIGNALS] == ["drift_share", "prediction_drift", "performance_drop", "sequential",
-                                        "prequential"]
+    assert [r.name for r in SIGNALS] == ["drift_share", "prediction_drift", "target_drift", "estimated_drop",
+                                        "performance_drop", "sequential", "prequential"]
     assert [r.name for r in GUARDS][:4] == ["budget", "shadow", "min_rows", "min_labelled_rows"]
     assert GUARDS[-1].name == "cooldown"
     for group in (SIGNALS, GUARDS):

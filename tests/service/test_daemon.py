@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -68,6 +69,10 @@ def test_failing_cycles_are_recorded_retried_with_backoff_and_sigterm_exits_0(ho
     assert samples[("kaizen_cycle_duration_seconds_count", (("policy", "churn"),))] >= 3
     assert samples[("kaizen_policies", (("state", "valid"),))] == 2
     assert samples[("kaizen_scheduler_running", ())] == 1
+    # the health verdict (kaizen/health.py): cycles that keep failing are "not_running"
+    assert samples[("kaizen_health", (("policy", "churn"), ("state", "not_running")))] == 1
+    assert samples[("kaizen_health", (("policy", "churn"), ("state", "healthy")))] == 0
+    assert samples[("kaizen_health_code", (("policy", "churn"),))] == 5
     # JSON log lines carry policy, cycle id and step
     ev = [e for e in d.events() if e.get("cycle_id")]
     assert ev and {"policy", "cycle_id", "step", "time", "level", "event"} <= set(ev[0])
@@ -203,7 +208,7 @@ def test_status_imports_nothing_heavy(home) -> None:
     sched.shutdown(wait=False)
     out = status()
     assert "HEAVY []" in out.stdout and out.stderr == "", out.stdout + out.stderr
-    stored = job.next_run_time.isoformat(timespec="seconds").replace("+00:00", "Z")
+    stored = job.next_run_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")  # kaizen.ui.text.when's format
     assert f"({stored})" in out.stdout  # no daemon: the stored next run, in parentheses
 
 

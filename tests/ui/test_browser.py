@@ -61,6 +61,28 @@ def test_overview_shows_the_champion_the_chart_and_the_waiting_challenger(page: 
     page.screenshot(path=str(shots / "overview.png"), full_page=True)
 
 
+def test_health_first_the_broken_champion_is_red_with_its_baseline_on_the_chart(page: Any, live: dict[str, Any],
+                                                                               shots: Path) -> None:
+    """The concept change broke champion v1 (its cycle awaits approval): the overview says so before anything else."""
+    page.goto(live["url"] + "/")
+    first = page.locator("main > section").first
+    assert first.get_attribute("id") == "health"
+    verdict = page.locator("#verdict-churn")
+    assert page.locator("#state-churn").inner_text().lower() == "broken"
+    assert "champion v1 is below its baseline" in verdict.inner_text()
+    red = page.locator("#state-churn").evaluate("e => getComputedStyle(e).backgroundColor")
+    assert red == "rgb(207, 34, 46)", red
+    assert "not running" in page.locator("#daemon").inner_text()
+    card = page.locator("#policy-churn")
+    assert "c-broken" in (card.get_attribute("class") or "")
+    assert card.locator("svg.chart polyline.baseline").count() >= 1
+    assert card.locator("svg.chart polyline.bound").count() >= 1
+    page.screenshot(path=str(shots / "overview_broken.png"), full_page=True)
+    page.goto(live["url"] + "/?last=2")  # the zoom: the server draws only the newest two cycles
+    assert page.locator("#policy-churn svg.chart circle").count() == 2
+    assert "2 of 3 cycles shown" in page.locator("#policy-churn").inner_text()
+
+
 def test_the_list_filters_by_decision_policy_and_time(page: Any, live: dict[str, Any], shots: Path) -> None:
     page.goto(live["url"] + "/decisions")
     assert page.locator("#decisions tbody tr").count() == len(records(live)) == 4
@@ -125,7 +147,7 @@ def test_log_in_and_reject_the_waiting_challenger(page: Any, live: dict[str, Any
     assert page.url.endswith(f"/decisions/{waiting.id}") and page.locator("#mode").inner_text() == "review enabled"
     assert page.locator("#reject-form input[name=token]").count() == 0  # logged in: no token to type
     page.fill("#reject-form input[name=by]", "Bo")
-    page.fill("#reject-form input[name=reason]", "not before the audit")
+    page.fill("#reject-form input[name=comment]", "not before the audit")
     page.click("#reject")
     last = records(live)[-1]
     assert (last.kind, last.decision, last.resolves, last.actor) == ("rejection", "rejected", waiting.id, "Bo via ui")
@@ -159,6 +181,26 @@ def test_approve_a_new_challenger_with_the_token_and_find_it_in_the_log(page: An
     page.goto(live["url"] + "/")
     assert page.locator("#policy-churn .champion").inner_text() == f"v{proposed.challenger['version']}"
     page.screenshot(path=str(shots / "overview-after.png"), full_page=True)
+
+
+def test_health_first_the_promoted_challenger_turns_the_verdict_green(page: Any, live: dict[str, Any],
+                                                                     shots: Path) -> None:
+    """After the approval above promoted the challenger, the verdict is healthy; ``kaizen status`` agrees and shows
+    the waiting challenger's answer, not ``awaiting_approval``."""
+    from kaizen.status import collect
+
+    page.goto(live["url"] + "/")
+    assert page.locator("#state-churn").inner_text().lower() == "healthy"
+    green = page.locator("#state-churn").evaluate("e => getComputedStyle(e).backgroundColor")
+    assert green == "rgb(26, 127, 55)", green
+    promoted = records(live)[-1]
+    assert promoted.kind == "approval" and promoted.decision == "promoted"
+    assert f"promoted at {promoted.time} (record {promoted.id})" in page.locator("#verdict-churn").inner_text()
+    assert page.locator("#policy-churn svg.chart .marker-promoted").count() >= 2  # v1's start and the new one
+    page.screenshot(path=str(shots / "overview_healthy.png"), full_page=True)
+    [p] = collect(live["config"])["policies"]
+    assert p["health"]["state"] == "healthy"
+    assert p["last_decision"].startswith(f"approved by Ana via ui (promoted, {promoted.time})"), p["last_decision"]
 
 
 def test_the_list_of_10000_records(browser: Any, tmp_path: Path, shots: Path) -> None:
@@ -226,3 +268,152 @@ def test_hostile_record_texts_stay_text_even_without_the_csp(browser: Any, hosti
     finally:
         context.close()
         server.close()
+
+
+def test_a_superseded_approval_has_no_live_approve_button_and_the_detail_leads_with_the_comparison(
+        browser: Any, tmp_path: Path, shots: Path) -> None:
+    """Two challengers awaiting (tests/conftest.py ``two_waiting``: the older not closed yet, as after a crash): the
+    older shows as superseded, without an Approve button, and a POST from a stale tab is refused; the sweep closes
+    it with its own record; the newer's page leads with champion vs challenger and is approved with a comment."""
+    from kaizen.commands.review import supersede_stale
+    from tests.conftest import two_waiting
+
+    home = two_waiting(tmp_path / "home")
+    cfg = home.config()
+    older, newer = [r for r in Ledger(cfg.ledger_path).records() if r.decision == "awaiting_approval"]
+    server = UIServer(cfg, port=0, token=TOKEN).start()
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        page.goto(f"{server.url}/decisions/{older.id}")
+        note = page.locator("#superseded").inner_text()
+        assert note.startswith(f"Superseded by {newer.id}: a newer challenger, version "
+                               f"{newer.challenger['version']}, awaits approval")
+        assert page.locator("#approve").count() == 0 and page.locator("#approve-form").count() == 0
+        assert page.locator("#nav-open").inner_text() == "Awaiting approval (1)"
+        page.goto(f"{server.url}/decisions?open=1")
+        assert page.locator("#decisions tbody tr").count() == 1 and newer.id in page.inner_text("#decisions")
+        page.goto(f"{server.url}/decisions/{newer.id}")
+        csrf = page.locator("#approve-form input[name=csrf]").get_attribute("value")
+        before = len(Ledger(cfg.ledger_path).records())
+        stale_tab = page.request.post(f"{server.url}/decisions/{older.id}/approve",
+                                      form={"by": "Ana", "token": TOKEN, "csrf": csrf})
+        assert stale_tab.status == 409 and f"is superseded by {newer.id}" in stale_tab.text()
+        assert len(Ledger(cfg.ledger_path).records()) == before
+        [closed] = supersede_stale(cfg, "churn")
+        page.goto(f"{server.url}/decisions/{older.id}")
+        assert page.locator("#answered .badge").inner_text() == "superseded"
+        assert closed.id in page.locator("#answered").inner_text() and page.locator("#approve").count() == 0
+        page.goto(f"{server.url}/decisions/{newer.id}")
+        table = page.locator("#compare")
+        head = table.locator("tbody tr").first.locator("td").all_inner_texts()
+        assert head[0].startswith("holdout roc_auc (") and head[1] == f"{newer.champion['holdout_metric']:.4f}"
+        assert head[2] == f"{newer.challenger['holdout_metric']:.4f}" and head[4] == "PASS"
+        assert "golden roc_auc" in table.inner_text() and "CPU to build" in table.inner_text()
+        assert page.locator("h2").first.inner_text() == (f"Champion v{newer.champion['version']} vs challenger "
+                                                         f"v{newer.challenger['version']}")
+        page.screenshot(path=str(shots / "decision_detail.png"), full_page=True)
+        page.fill("#approve-form input[name=by]", "Ana")
+        page.fill("#approve-form input[name=token]", TOKEN)
+        page.fill("#approve-form input[name=comment]", "the gain holds on golden; ship it")
+        page.click("#approve")
+        last = Ledger(cfg.ledger_path).records()[-1]
+        assert (last.decision, last.resolves, last.comment) == ("promoted", newer.id,
+                                                               "the gain holds on golden; ship it")
+        assert page.locator("#comment").inner_text() == "the gain holds on golden; ship it"
+    finally:
+        context.close()
+        server.close()
+
+
+def test_the_report_opens_from_an_mlflow_servers_artifact_store(browser: Any, tmp_path: Path, churn_data: Path,
+                                                               shots: Path) -> None:
+    """A real ``mlflow server`` proxying its artifacts (``mlflow-artifacts:/``, files in a folder only the server
+    knows): a triggering cycle stores its snapshot there; the UI fetches it through MLflow and the report opens with
+    its summary. MLflow's own chart of the monitoring run's metric over cycles is screenshot too."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from kaizen.commands.bootstrap import bootstrap
+    from kaizen.cycle import run_cycle
+    from kaizen.registry import Registry
+    from tests.conftest import make_home
+    from tests.scale.conftest import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server_dir = tmp_path / "mlflow-server"
+    server_dir.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+           "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "GIT_PYTHON_REFRESH": "quiet"}
+    with (server_dir / "server.log").open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+                                 f"sqlite:///{server_dir / 'mlflow.db'}", "--serve-artifacts",
+                                 "--artifacts-destination", (server_dir / "artifacts").as_uri(), "--host",
+                                 "127.0.0.1", "--port", str(port),
+                                 "--workers", "1"], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=server_dir,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):  # noqa: S310 - the server started here
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, (server_dir / "server.log").read_text()
+                time.sleep(0.5)
+        home = make_home(tmp_path / "home", churn_data, {"trigger": {"prediction_drift": False, "drift_share": 0.9,
+                                                                     "performance_drop": 0.5}}, registry=False)
+        (home.root / "config.toml").write_text(f'[state]\ndir = "state"\n[mlflow]\ntracking_uri = "{url}"\n'
+                                               'artifact_location = "mlflow-artifacts:/kaizen"\n')
+        assert bootstrap(home.config(), home.policy()).decision == "promoted"
+        recs = []
+        for batch in (0, 1):  # quiet cycles: two steps of the monitoring run
+            home.arrive(batch)
+            recs.append(run_cycle(home.config(), home.policy()))
+        # the trigger fires on batch 2's covariate shift; the spent budget stops the build (the report is written)
+        home.write_policy({"trigger": {"drift_share": 0.05}, "budget": {"daily_cpu_seconds": 0.001}})
+        home.arrive(2)
+        rec = run_cycle(home.config(), home.policy())
+        assert rec.trigger["triggered"] and rec.report, rec.reasons
+        assert rec.report.startswith("mlflow-artifacts:/"), rec.report  # not a local file: MLflow's store
+        assert [r.trigger["monitoring_step"] for r in [*recs, rec]] == [1, 2, 3]
+        served = UIServer(home.config(), port=0, token="").start()
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            page.goto(f"{served.url}/decisions/{rec.id}")
+            with page.context.expect_page() as opened:
+                page.click("#report-link")
+            report = opened.value
+            report.wait_for_load_state("load")
+            summary = report.locator("#kaizen-summary")
+            summary.wait_for(state="visible")
+            assert f"cycle {rec.id}" in summary.locator("h1").inner_text()
+            assert "columns drifted" in summary.inner_text() and "trigger signal" in summary.inner_text()
+            assert summary.bounding_box()["y"] < 200  # the first thing on the page
+            report.wait_for_timeout(1500)  # Evidently's widgets draw themselves with the page's inline script
+            report.screenshot(path=str(shots / "report_first_screen.png"), full_page=False)
+            # MLflow's own page of the policy's monitoring run: its drift share over the cycles (steps 1..3)
+            reg = Registry.from_config(home.config())
+            exp = reg.client.get_experiment_by_name("kaizen/churn")
+            mon = rec.trigger["monitoring_run_id"]
+            assert reg.client.get_run(mon).info.status == "FINISHED"
+            assert sorted(m.step for m in reg.client.get_metric_history(mon, "drift_share")) == [1, 2, 3]
+            chart = page.context.new_page()
+            chart.goto(f"{url}/#/metric?runs=[%22{mon}%22]&metric=%22drift_share%22&experiments=[%22"
+                       f"{exp.experiment_id}%22]&plot_metric_keys=[%22drift_share%22]&x_axis=step&workflowType=machine_learning")
+            chart.wait_for_timeout(4000)
+            chart.screenshot(path=str(shots / "mlflow_metric_chart.png"), full_page=False)
+        finally:
+            served.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # its own session: the server and its workers
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)

@@ -13,7 +13,10 @@ fired or not, so the log shows how close a quiet cycle came.
 Signals
     ``performance_drop`` (:mod:`.performance_drop`; labelled evidence, judged without the rows
     the data-trust checks flagged); ``drift_share`` and ``prediction_drift`` (unlabelled
-    evidence: the share of drifted feature columns, the drift of the champion's outputs).
+    evidence: the share of drifted feature columns, the drift of the champion's outputs);
+    ``target_drift`` and ``estimated_drop`` (off unless set; the label distribution against the
+    reference's, the champion's metric estimated without labels: :mod:`.target_drift`,
+    :mod:`.estimated_drop`), drift-family evidence like the two before them.
 
 Verdicts of a signal (``fired`` in the record is the verdict on this window alone; later
 cycles read it for hysteresis)

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["DRIFT_SIGNALS", "LABELLED_SIGNALS", "PERFORMANCE", "Decision", "Rule", "RuleResult", "TriggerInputs",
            "finite"]
 
-DRIFT_SIGNALS = ("drift_share", "prediction_drift")
+#: unlabelled (or label-distribution) evidence: discounted while labelled performance shows no drop, never an exemption
+DRIFT_SIGNALS = ("drift_share", "prediction_drift", "estimated_drop", "target_drift")
 #: the signals computed from the window's labels (``explained`` when only flagged rows carry them)
 LABELLED_SIGNALS = (PERFORMANCE, "sequential", "prequential")
 
