@@ -47,6 +47,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from kaizen._fmt import when
 from kaizen.config import HealthSettings
 from kaizen.ledger import Record
 from kaizen.past import PERFORMANCE, is_window, signal
@@ -188,7 +189,7 @@ def health(records: Iterable[Record], policy: str, *, bounds: HealthSettings | N
                     drop=drop, threshold=thr, champion_version=None if version is None else str(version),
                     record=r.id, time=r.time)
         numbers = (f"{_f(cur)} vs baseline {_f(d.get('baseline'))}, drop {drop:+.4f} against threshold {thr:.4f}, "
-                   f"record {r.id} at {r.time}")
+                   f"record {r.id} at {when(r.time)}")
         if drop >= thr:
             found.append(("broken", f"champion v{version} is below its baseline: {numbers} ({r.decision})"))
         elif b.degraded_share < 1 and drop >= b.degraded_share * thr:
@@ -206,13 +207,14 @@ def health(records: Iterable[Record], policy: str, *, bounds: HealthSettings | N
         failed += 1
     if failed:
         err = (cycles[-1].error or "; ".join(cycles[-1].reasons) or "?").splitlines()[0][:200]
-        found.append(("not_running", f"the last {failed} cycle(s) failed, the newest at {cycles[-1].time}: {err}"))
+        found.append(("not_running",
+                      f"the last {failed} cycle(s) failed, the newest at {when(cycles[-1].time)}: {err}"))
     elif interval and cycles:
         t = _epoch(cycles[-1].time)
         clock = time.time() if now is None else now
         if t is not None and clock - t > b.late_after_intervals * interval:
             who = " and no daemon is running" if daemon_running is False else ""
-            found.append(("not_running", f"no cycle for {_ago(clock - t)} (since {cycles[-1].time}; the schedule "
+            found.append(("not_running", f"no cycle for {_ago(clock - t)} (since {when(cycles[-1].time)}; the schedule "
                                          f"runs every {_ago(interval)}){who}"))
     elif not cycles and daemon_running is False:
         found.append(("not_running", "no cycle has run yet and no daemon is running"))
@@ -264,7 +266,7 @@ def health(records: Iterable[Record], policy: str, *, bounds: HealthSettings | N
                        f"vs baseline {_f(base['baseline'])} (drop {base['drop']:+.4f} < threshold "
                        f"{base['threshold']:.4f}; record {base['record']} at {base['time']})", **base)
     if reset is not None:
-        v, at = base["champion_version"], f"at {reset.time} (record {reset.id}); not yet measured on a new window"
+        v, at = base["champion_version"], f"at {when(reset.time)} (record {reset.id}); not yet measured on a new window"
         why = (f"the baseline of champion v{v} was reset {at}" if reset.decision == "rebaselined" else
                f"rolled back to champion v{v} {at}" if reset.kind == "rollback" else f"champion v{v} promoted {at}")
         return Verdict(policy, "healthy", why, **base)

@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from kaizen._fmt import version, when  # the one format of a time and a version (log, show, pages)
 from kaizen.config import Config
 from kaizen.health import HEALTH_RECORDS, baseline_bound, policy_verdict
 from kaizen.run.backend import ledger_for
@@ -140,12 +141,10 @@ def _decided(last: Any, answers: dict[str, Any]) -> str:
         return str(last.decision)
     verb = {"promoted": "approved", "rejected": "rejected"}.get(answer.decision, answer.decision)
     by = f" by {answer.actor}" if answer.actor else ""
-    return f"{verb}{by} ({answer.decision}, {answer.time})"
+    return f"{verb}{by} ({answer.decision}, {when(answer.time)})"
 
 
 def render(st: dict[str, Any]) -> str:
-    from kaizen.ui.text import version, when  # the one format of a time and a version (log, show, pages)
-
     d = st["daemon"]
     head = (f"daemon: running (pid {d['pid']}, {d.get('state')}"
             + (f", http://{d['http']['host']}:{d['http']['port']}" if d.get("http") else "") + ")"

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from kaizen._fmt import when
 from kaizen.health import STATES, health, policy_verdict
 from kaizen.ledger import Ledger
 from tests.conftest import Home, make_home, restore_bootstrap
@@ -164,7 +165,7 @@ def test_failed_or_late_cycles_are_not_running(story: Story) -> None:
     t = time.time()
     assert story.verdict(now=t).state == "no_labels"
     late = story.verdict(now=t + 4 * 3600)  # the schedule runs every hour; 3 intervals is the bound
-    assert late.state == "not_running" and f"since {newest.time}" in late.why and "every 1.0h" in late.why, late
+    assert late.state == "not_running" and f"since {when(newest.time)}" in late.why and "every 1.0h" in late.why, late
     assert "no_labels" in late.also
     run(cfg, "churn", lambda ctx: ctx.draft.finish("failed", error="the source is unreachable"), registry=object())
     v = story.verdict()

@@ -122,7 +122,8 @@ def test_the_detail_page_leads_with_the_best_rung_trust_as_a_table_and_links_to_
     assert "p95 latency per 1000 rows - 12.5 ms PASS budget 50 ms" in text
     assert text.index("refit (shown above) v5 0.7641 failed golden") < text.index("full v7 0.5893")
     assert "label_noise yes drop 7 7 rows contradict" in text and "500 new rows checked; 7 dropped" in text
-    assert 'href="https://mlflow.example:5443/ml/#/runs/r1?workflowType=machine_learning"' in html and "S3cretPW" not in html
+    assert 'href="https://mlflow.example:5443/ml/#/runs/r1?workflowType=machine_learning"' in html
+    assert "S3cretPW" not in html
     assert 'href="https://mlflow.example:5443/ml/#/models/churn/versions/7?workflowType=machine_learning"' in html
     assert 'class="badge d-rejected" title="a challenger was built and failed a gate' in html
     assert "2026-12-07 04:53:55 UTC" in text

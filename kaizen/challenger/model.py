@@ -15,6 +15,7 @@ index. This module imports MLflow; import it only to log or load a model.
 from __future__ import annotations
 
 import json
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -117,18 +118,28 @@ def save_pipeline(result: BuildResult, path: Path | str, *, sample: pd.DataFrame
     rows, so MLflow's UI and serving know what the model takes. Upload it with
     :meth:`kaizen.registry.runlog.RunLog.log_model`: saving touches no MLflow URI or run.
     """
-    package_dir = Path(__file__).resolve().parents[1]
-    with warnings.catch_warnings():  # no input example is kept (the rows are the policy's data): the signature is
+    # no input example is kept (the rows are the policy's data); the signature says what the model takes
+    with tempfile.TemporaryDirectory(prefix="kaizen-code-") as tmp, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*input example was not provided.*", category=UserWarning)
         mlflow.pyfunc.save_model(
             path=str(path),
             python_model=KaizenModel(),
             artifacts={"features": str(result.features_path), "model": str(result.model_path),
                        "build": str(result.meta_path)},
-            code_paths=[str(package_dir)],
+            code_paths=[str(package_copy(Path(tmp)))],
             pip_requirements=requirements(),
             signature=None if sample is None else signature(result, sample),
         )
+
+
+def package_copy(into: Path) -> Path:
+    """The ``kaizen`` package's sources copied into ``into`` (what a model carries): no ``__pycache__``, no
+    compiled files. They are half of the package's files, every one of them copied again by each upload and
+    download of each model version, and the interpreter that loads the model compiles its own."""
+    import shutil
+
+    return Path(shutil.copytree(Path(__file__).resolve().parents[1], into / "kaizen",
+                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")))
 
 
 #: rows of the sample the signature is inferred from

@@ -24,9 +24,9 @@ import textwrap
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from kaizen._fmt import version, when
 from kaizen.redact import redact
 from kaizen.ui.logview import Row, promoted_version
 
@@ -56,36 +56,6 @@ _STYLE = {"promoted": "green", "rejected": "red", "failed": "bold red", "awaitin
 
 def _fmt(v: Any) -> str:
     return "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
-
-
-# -- the one format of a time and of a version --------------------------------------------------------
-
-def when(value: Any) -> str:
-    """A time as every command and page shows it: ``2026-12-07 04:53:55 UTC`` (``-`` for none).
-
-    Takes the log's ISO form (``2026-12-07T04:53:55Z``, an offset, or none: UTC) or a Unix time; a text
-    that is not a time comes back as it was.
-    """
-    if value is None or value == "":
-        return "-"
-    try:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            t = datetime.fromtimestamp(float(value), UTC)
-        else:
-            t = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except (ValueError, OverflowError, OSError):
-        return str(value)
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def version(value: Any) -> str:
-    """A model version as every command and page shows it: ``v3`` (``-`` for none)."""
-    if value is None or value == "":
-        return "-"
-    text = str(value)
-    return text if text.startswith("v") else f"v{text}"
 
 
 # -- the headline numbers ------------------------------------------------------------------------------

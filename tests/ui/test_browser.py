@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from kaizen._fmt import when
 from kaizen.ledger import Ledger
 from kaizen.ui.server import UIServer
 from tests.conftest import kaizen_main
@@ -195,12 +196,13 @@ def test_health_first_the_promoted_challenger_turns_the_verdict_green(page: Any,
     assert green == "rgb(26, 127, 55)", green
     promoted = records(live)[-1]
     assert promoted.kind == "approval" and promoted.decision == "promoted"
-    assert f"promoted at {promoted.time} (record {promoted.id})" in page.locator("#verdict-churn").inner_text()
+    assert f"promoted at {when(promoted.time)} (record {promoted.id})" in page.locator("#verdict-churn").inner_text()
     assert page.locator("#policy-churn svg.chart .marker-promoted").count() >= 2  # v1's start and the new one
     page.screenshot(path=str(shots / "overview_healthy.png"), full_page=True)
     [p] = collect(live["config"])["policies"]
     assert p["health"]["state"] == "healthy"
-    assert p["last_decision"].startswith(f"approved by Ana via ui (promoted, {promoted.time})"), p["last_decision"]
+    answered = f"approved by Ana via ui (promoted, {when(promoted.time)})"
+    assert p["last_decision"].startswith(answered), p["last_decision"]
 
 
 def test_the_list_of_10000_records(browser: Any, tmp_path: Path, shots: Path) -> None:
