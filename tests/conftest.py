@@ -59,6 +59,9 @@ BASE_POLICY: dict[str, dict[str, Any]] = {
     "gates": {"min_improvement": 0.01, "golden_tolerance": 0.05, "holdout_fraction": 0.5,
               "min_holdout_rows": 50},
     "promotion": {"mode": "auto"},
+    # no Evidently snapshot per triggering cycle (seconds each): the tests of the report and of the workspace ask
+    # for the product's default, "on_trigger" (tests/test_monitoring_run.py, tests/ui/); the demo runs it as shipped
+    "monitor": {"report": "never"},
 }
 
 

@@ -14,8 +14,12 @@ index. This module imports MLflow; import it only to log or load a model.
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import shutil
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -119,14 +123,14 @@ def save_pipeline(result: BuildResult, path: Path | str, *, sample: pd.DataFrame
     :meth:`kaizen.registry.runlog.RunLog.log_model`: saving touches no MLflow URI or run.
     """
     # no input example is kept (the rows are the policy's data); the signature says what the model takes
-    with tempfile.TemporaryDirectory(prefix="kaizen-code-") as tmp, warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*input example was not provided.*", category=UserWarning)
         mlflow.pyfunc.save_model(
             path=str(path),
             python_model=KaizenModel(),
             artifacts={"features": str(result.features_path), "model": str(result.model_path),
                        "build": str(result.meta_path)},
-            code_paths=[str(package_copy(Path(tmp)))],
+            code_paths=[str(package_code())],
             pip_requirements=requirements(),
             signature=None if sample is None else signature(result, sample),
         )
@@ -136,10 +140,30 @@ def package_copy(into: Path) -> Path:
     """The ``kaizen`` package's sources copied into ``into`` (what a model carries): no ``__pycache__``, no
     compiled files. They are half of the package's files, every one of them copied again by each upload and
     download of each model version, and the interpreter that loads the model compiles its own."""
-    import shutil
-
     return Path(shutil.copytree(Path(__file__).resolve().parents[1], into / "kaizen",
                                 ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")))
+
+
+_CODE_LOCK = threading.Lock()
+_CODE: list[Path] = []
+
+
+def package_code() -> Path:
+    """:func:`package_copy`, made once per process (in a temporary folder removed at exit) and shared by every
+    model this process saves: the sources of the Kaizen that is running, as they were when it first saved a
+    model. Made again if something removed it meanwhile (a cleaner of old temporary files, in a daemon that
+    runs for weeks)."""
+    with _CODE_LOCK:
+        if not (_CODE and (_CODE[0] / "__init__.py").is_file()):
+            tmp = tempfile.mkdtemp(prefix="kaizen-code-")
+            atexit.register(_remove_if_mine, tmp, os.getpid())  # not by a forked child that inherited it
+            _CODE[:] = [package_copy(Path(tmp))]
+        return _CODE[0]
+
+
+def _remove_if_mine(folder: str, pid: int) -> None:
+    if os.getpid() == pid:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 #: rows of the sample the signature is inferred from

@@ -30,7 +30,7 @@ def load_recipe(registry: Any, version: Any, cache_dir: Path) -> BuildResult | N
         tmp = cache_dir / f".download-v{version.version}"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            local = registry.download_model(version.name, version.version, tmp)
+            local, _ = registry.download_model_to_load(version.name, version.version, tmp)
         except Exception as exc:  # no artifacts, no recipe: the ladder starts at the search
             log.warning("version %s: cannot download its model (%s); no recipe to refit", version.version, exc)
             shutil.rmtree(tmp, ignore_errors=True)

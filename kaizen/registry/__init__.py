@@ -194,6 +194,39 @@ class Registry:
             _raise_if_no_room(exc, dst)
             raise
 
+    def download_model_to_load(self, name: str, version: str, dst: Path) -> tuple[Path, int]:
+        """:meth:`download_model` for loading into this process: the local folder, and the bytes left behind.
+
+        A Kaizen model carries the ``kaizen`` package as its code (``code/kaizen``, about 200 files) so that a
+        process without Kaizen can load it. This process has Kaizen imported already, and Python resolves
+        ``kaizen.*`` through the imported package, never through the copy MLflow puts on ``sys.path``: so that
+        folder is not downloaded here (each download copied every file of it again). Its size is listed instead
+        and returned, so the size gate counts every file of the version. Any other code (a model registered by
+        hand with its own ``code_paths``) is downloaded as always; so is a version whose source is not a run.
+        """
+        mv = self.client.get_model_version(name, str(version))
+        src = str(mv.source or "")
+        if not src.startswith("runs:/"):
+            return self.download_model(name, version, dst), 0
+        run_id, _, path = src[len("runs:/"):].partition("/")
+        path = path.strip("/")
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        repo = get_artifact_repository(self.client.get_run(run_id).info.artifact_uri, tracking_uri=self.tracking_uri,
+                                       registry_uri=self.registry_uri)
+        code = f"{path}/code"
+        if [Path(f.path).name for f in repo.list_artifacts(code)] != ["kaizen"]:
+            return self.download_artifact(run_id, path, dst), 0
+        dst.mkdir(parents=True, exist_ok=True)
+        try:
+            for entry in repo.list_artifacts(path):
+                if entry.path.strip("/") != code:
+                    repo.download_artifacts(entry.path, str(dst))
+        except Exception as exc:
+            _raise_if_no_room(exc, dst)
+            raise
+        return dst / path, _tree_bytes(repo, code)
+
     def download_artifact(self, run_id: str, path: str, dst: Path) -> Path:
         """One file or folder of run ``run_id``, downloaded into ``dst``.
 
@@ -518,6 +551,14 @@ class Registry:
             self.client.delete_registered_model_tag(name, BASELINE_TAG)
 
 
+
+
+def _tree_bytes(repo: Any, path: str) -> int:
+    """The bytes of every file under ``path`` in artifact repository ``repo``, from its listings."""
+    total = 0
+    for f in repo.list_artifacts(path):
+        total += _tree_bytes(repo, f.path) if f.is_dir else int(f.file_size or 0)
+    return total
 
 
 def _raise_if_no_room(exc: BaseException, dst: Path) -> None:

@@ -3,8 +3,9 @@
 A version is downloaded through the policy's :class:`~kaizen.registry.Registry` (its own client,
 its own URIs) and loaded from the local folder, so loading reads no process-wide MLflow URI. A
 model logged with ``code_paths`` (Kaizen's own carry the ``kaizen`` package) makes MLflow prepend
-its code folder to ``sys.path``; the running process already has Kaizen, so the loader puts
-``sys.path`` back as it was (a daemon loading hundreds of versions must not grow it).
+its code folder to ``sys.path``; the running process already has Kaizen, so that folder is not even
+downloaded (:meth:`kaizen.registry.Registry.download_model_to_load`), and the loader puts ``sys.path`` back
+as it was (a daemon loading hundreds of versions must not grow it).
 
 Any pyfunc model that accepts the raw feature columns can be a champion.
 Kaizen's own models return a frame with ``prediction`` (and ``proba``, the
@@ -83,8 +84,8 @@ def load_model(registry: Any, name: str, version: str, *, task: str, positive_la
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"kaizen-load-{name}-v{version}-", dir=workdir) as tmp:
-        local = registry.download_model(name, str(version), Path(tmp))
-        size = sum(f.stat().st_size for f in local.rglob("*") if f.is_file())
+        local, left = registry.download_model_to_load(name, str(version), Path(tmp))
+        size = left + sum(f.stat().st_size for f in local.rglob("*") if f.is_file())
         with _SYS_PATH_LOCK:
             before = list(sys.path)
             try:

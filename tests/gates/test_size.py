@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from kaizen.gates import Evidence, SizeGate, gates_for
 from tests.gates.conftest import labelled
@@ -55,3 +56,30 @@ def test_a_loaded_version_carries_the_bytes_of_every_file_it_was_loaded_from(tmp
 def test_the_gate_runs_only_with_a_budget(make_policy) -> None:
     assert "size" not in [g.name for g in gates_for(make_policy())]
     assert "size" in [g.name for g in gates_for(make_policy({"gates": {"max_model_mb": 50}}))]
+
+
+def test_loading_a_kaizen_model_leaves_its_kaizen_copy_behind_but_counts_its_bytes(tmp_path: Path,
+                                                                                   churn_data: Path) -> None:
+    """A Kaizen model carries ``code/kaizen`` for processes without Kaizen; a process that loads it has Kaizen, so
+    that folder is not downloaded (hundreds of files per load) — and the size gate still counts every byte."""
+    from kaizen.registry import Registry
+    from kaizen.registry.models import load_model
+    from tests.conftest import make_home, restore_bootstrap
+
+    home = make_home(tmp_path / "home", churn_data)
+    restore_bootstrap(home)
+    reg = Registry.from_config(home.config())
+    version = reg.champion("churn").version
+    full = reg.download_model("churn", version, tmp_path / "full")
+    code = [f for f in (full / "code").rglob("*") if f.is_file()]
+    assert {p.relative_to(full / "code").parts[0] for p in code} == {"kaizen"} and len(code) > 50
+
+    local, left = reg.download_model_to_load("churn", version, tmp_path / "lean")
+    assert not (local / "code").exists()
+    assert sorted(p.relative_to(local) for p in local.rglob("*") if p.is_file()) == sorted(
+        p.relative_to(full) for p in full.rglob("*") if p.is_file() and "code" not in p.relative_to(full).parts)
+    assert left == sum(f.stat().st_size for f in code)
+    model = load_model(reg, "churn", version, task="binary_classification", workdir=tmp_path / "work")
+    assert model.size_bytes == sum(f.stat().st_size for f in full.rglob("*") if f.is_file())
+    frame = pd.read_parquet(home.arrive(0))
+    assert len(model.predict(frame).labels) == len(frame)  # it scores without the copy: this process has Kaizen

@@ -29,7 +29,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 #: a promoting cycle on batch 3 (concept drift), as in tests/test_guarantees.py
 PROMOTE = {"trigger": {"drift_share": 0.05}, "gates": {"min_improvement": 0.0, "golden_tolerance": 1.0,
                                                        "refit_on_holdout": False},
-           "build": {"window_fractions": [1.0]}, "promotion": {"mode": "manual"}}
+           "build": {"window_fractions": [1.0]}, "promotion": {"mode": "manual"},
+           "monitor": {"report": "on_trigger"}}  # the product's default (tests/conftest.py turns reports off)
 
 
 def _install_chromium() -> str | None:

@@ -369,7 +369,8 @@ def test_the_report_opens_from_an_mlflow_servers_artifact_store(browser: Any, tm
                 assert proc.poll() is None and time.monotonic() < deadline, (server_dir / "server.log").read_text()
                 time.sleep(0.5)
         home = make_home(tmp_path / "home", churn_data, {"trigger": {"prediction_drift": False, "drift_share": 0.9,
-                                                                     "performance_drop": 0.5}}, registry=False)
+                                                                     "performance_drop": 0.5},
+                                                     "monitor": {"report": "on_trigger"}}, registry=False)
         (home.root / "config.toml").write_text(f'[state]\ndir = "state"\n[mlflow]\ntracking_uri = "{url}"\n'
                                                'artifact_location = "mlflow-artifacts:/kaizen"\n')
         assert bootstrap(home.config(), home.policy()).decision == "promoted"
@@ -378,7 +379,8 @@ def test_the_report_opens_from_an_mlflow_servers_artifact_store(browser: Any, tm
             home.arrive(batch)
             recs.append(run_cycle(home.config(), home.policy()))
         # the trigger fires on batch 2's covariate shift; the spent budget stops the build (the report is written)
-        home.write_policy({"trigger": {"drift_share": 0.05}, "budget": {"daily_cpu_seconds": 0.001}})
+        home.write_policy({"trigger": {"drift_share": 0.05}, "budget": {"daily_cpu_seconds": 0.001},
+                           "monitor": {"report": "on_trigger"}})
         home.arrive(2)
         rec = run_cycle(home.config(), home.policy())
         assert rec.trigger["triggered"] and rec.report, rec.reasons
