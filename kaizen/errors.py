@@ -92,6 +92,11 @@ class BuildError(KaizenError):
     """No challenger could be built (no labelled rows, budget spent, ...)."""
 
 
+class FeatureVersionError(KaizenError):
+    """A model's saved feature definitions were written by another featuretools version than the one installed
+    (featuretools does not promise that saved features load across versions)."""
+
+
 class LedgerError(KaizenError):
     """The promotion log cannot be read or written."""
 

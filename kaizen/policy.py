@@ -261,6 +261,9 @@ class BuildSpec:
     trials: int | None = setting(20, lo=1, off=True, doc="Optuna trials")
     timeout_seconds: float | None = setting(600.0, lo=0, lo_open=True, off=True,
                                             doc="search time cap (checked between trials); not both false")
+    cpu_seconds: float | None = setting(None, lo=0, lo_open=True,
+                                        doc="search CPU cap: CPU seconds of the build so far, feature synthesis "
+                                            "included (checked between trials); None: no cap")
     #: the model families searched; read by :func:`load_policy` (its choices are the task's families)
     families: tuple[str, ...] = ()
     trans_primitives: tuple[str, ...] = setting(("divide_numeric", "multiply_numeric"), choices=TRANS_PRIMITIVES,
@@ -890,8 +893,9 @@ def _build(r: Reader, task: str | None) -> BuildSpec:
     chosen = r.strings("build.families", default_families(task) if task in FAMILIES else (),
                        choices=families or None, allow_empty=False)
     b = read_spec(r, "build", BuildSpec, families=chosen)
-    if b.trials is None and b.timeout_seconds is None and not r.problems:
-        r.problems.append("build.trials and build.timeout_seconds cannot both be false: the search needs a budget")
+    if b.trials is None and b.timeout_seconds is None and b.cpu_seconds is None and not r.problems:
+        r.problems.append("build.trials and build.timeout_seconds cannot both be false without build.cpu_seconds: "
+                          "the search needs a budget")
     return BuildSpec(**{**{f.name: getattr(b, f.name) for f in fields(BuildSpec)},
                         "window_fractions": tuple(float(x) for x in b.window_fractions)})
 

@@ -73,6 +73,10 @@ def test_column_overrides_and_switching_rules_off(tmp_path: Path) -> None:
 def test_budget_must_exist(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="cannot both be false"):
         load_policy(write(tmp_path, base(build={"trials": False, "timeout_seconds": False})))
+    cpu_only = load_policy(write(tmp_path, base(build={"trials": False, "timeout_seconds": False, "cpu_seconds": 30})))
+    assert (cpu_only.build.trials, cpu_only.build.timeout_seconds, cpu_only.build.cpu_seconds) == (None, None, 30)
+    with pytest.raises(PolicyError, match=r"build\.cpu_seconds.*-1"):
+        load_policy(write(tmp_path, base(build={"cpu_seconds": -1})))
 
 
 def test_regression_policy_and_families(tmp_path: Path) -> None:

@@ -87,11 +87,28 @@ class FeatureSet:
 
 
 def load_features(path: Path, *, identity: Sequence[str], categorical: Sequence[str]) -> FeatureSet:
-    """Read definitions written by :meth:`FeatureSet.save`; roles come from the build metadata."""
+    """Read definitions written by :meth:`FeatureSet.save`; roles come from the build metadata.
+
+    Only under the featuretools version that saved them (``ft_version`` in the file, as featuretools writes it):
+    saved features are not promised to load across versions, and one that loads but computes differently would
+    change every prediction silently. Another version raises :class:`~kaizen.errors.FeatureVersionError`, which
+    names both and the fix."""
+    import json
+
     import featuretools as ft
 
+    from kaizen.errors import FeatureVersionError
+
+    text = Path(path).read_text(encoding="utf-8")
+    saved = json.loads(text).get("ft_version")
+    if saved != ft.__version__:
+        raise FeatureVersionError(
+            f"{path}: the feature definitions were saved by featuretools {saved or '(unknown version)'} and this "
+            f"process has featuretools {ft.__version__}; saved features are not promised to load across versions. "
+            f"Install featuretools=={saved} (the model's requirements pin it), or build the model again under "
+            f"{ft.__version__}")
     with quiet():
-        definitions = ft.load_features(str(path))
+        definitions = ft.load_features(text)
     return FeatureSet(
         definitions=tuple(definitions),
         names=tuple(f.get_name() for f in definitions),

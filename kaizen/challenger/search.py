@@ -90,6 +90,10 @@ class BuildResult:
     wall_seconds: float
     metric: str = ""
     trial_counts: dict[str, int] = field(default_factory=dict)
+    #: what ended the search: "trials", "wall_seconds", "cpu_seconds" (the budget spent first), or "stop"
+    stopped_by: str = ""
+    #: the search's budget: {"trials", "wall_seconds", "cpu_seconds"} (None: no cap of that kind)
+    budget: dict[str, Any] = field(default_factory=dict)
 
     @property
     def features_path(self) -> Path:
@@ -116,6 +120,8 @@ class BuildResult:
             "train_rows": self.train_rows,
             "cpu_seconds": self.cpu_seconds,
             "wall_seconds": self.wall_seconds,
+            "stopped_by": self.stopped_by,
+            "budget": dict(self.budget),
         }
 
 
@@ -396,8 +402,14 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
         windows=windows, task=spec.task, metric=spec.metric, positive_label=spec.positive_label,
         higher_is_better=spec.higher_is_better, seed=seed)
 
+    ended: list[str] = []
+
     def check_stop(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
         if stop is not None and stop.is_set():
+            ended.append("stop")
+            study.stop()
+        elif bspec.cpu_seconds is not None and time.thread_time() - cpu0 >= bspec.cpu_seconds:
+            ended.append("cpu_seconds")
             study.stop()
 
     if stop is not None and stop.is_set():
@@ -416,6 +428,7 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
         if fixed.get("window_fraction") not in windows:
             fixed.pop("window_fraction", None)
         study.enqueue_trial(fixed, skip_if_exists=True)
+    opt0 = time.perf_counter()
     if shared is None:
         study.optimize(make_objective(inputs), n_trials=bspec.trials, timeout=bspec.timeout_seconds, n_jobs=1,
                        catch=(Exception,), callbacks=[check_stop], gc_after_trial=False)
@@ -423,6 +436,11 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
     else:  # this process and the helpers, until the budget is spent; the trials it counted
         ours = shared.optimize(study, inputs, trials=bspec.trials, timeout=bspec.timeout_seconds, stop=stop)
     counts = {s: sum(t.state.name == s for t in ours) for s in ("COMPLETE", "PRUNED", "FAIL")}
+    if stop is not None and stop.is_set():
+        ended.insert(0, "stop")
+    if not ended:  # Optuna's own limits: the time cap counts from optimize(); else the trial budget was spent
+        timed_out = bspec.timeout_seconds is not None and time.perf_counter() - opt0 >= bspec.timeout_seconds
+        ended.append("wall_seconds" if timed_out else "trials")
     done = [t for t in ours if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:
         errors = sorted({str(t.user_attrs.get("error", "unknown error")) for t in ours})
@@ -437,9 +455,10 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
         artifacts_dir=out, family=family, params=params, validation_metric=float(best.value),
         trials=len(ours), feature_names=cols.names, train_rows=rows,
         cpu_seconds=time.thread_time() - cpu0, wall_seconds=time.perf_counter() - wall0,
-        metric=spec.metric, trial_counts=counts)
-    log.info("build %s: %s %s=%.4f after %d trials in %.1fs", spec.name, family, spec.metric,
-             result.validation_metric, result.trials, result.wall_seconds)
+        metric=spec.metric, trial_counts=counts, stopped_by=ended[0],
+        budget={"trials": bspec.trials, "wall_seconds": bspec.timeout_seconds, "cpu_seconds": bspec.cpu_seconds})
+    log.info("build %s: %s %s=%.4f after %d trials in %.1fs (%.1f CPU s; ended by %s)", spec.name, family, spec.metric,
+             result.validation_metric, result.trials, result.wall_seconds, result.cpu_seconds, result.stopped_by)
     return result
 
 

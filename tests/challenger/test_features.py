@@ -79,6 +79,28 @@ def test_save_load_round_trip(tmp_path, classification_rows, schema):
     pd.testing.assert_frame_equal(F.calculate(loaded, new, schema), F.calculate(fs, new, schema))
 
 
+def test_definitions_saved_by_another_featuretools_version_are_refused_with_both_versions(
+        tmp_path, classification_rows, schema):
+    import json
+
+    import featuretools as ft
+
+    from kaizen.errors import FeatureVersionError
+
+    fs, _ = _synth(classification_rows.iloc[:400], schema)
+    fs.save(tmp_path / "features.json")
+    saved = json.loads((tmp_path / "features.json").read_text())
+    assert saved["ft_version"] == ft.__version__  # what the model records, in featuretools' own field
+    for other in ("0.27.1", None):
+        doc = {**saved, "ft_version": other} if other else {k: v for k, v in saved.items() if k != "ft_version"}
+        (tmp_path / "other.json").write_text(json.dumps(doc))
+        with pytest.raises(FeatureVersionError) as err:
+            F.load_features(tmp_path / "other.json", identity=fs.identity, categorical=fs.categorical)
+        said = str(err.value)
+        assert f"featuretools {other or '(unknown version)'}" in said and f"featuretools {ft.__version__}" in said
+        assert f"featuretools=={other}" in said and "other.json" in said
+
+
 def test_new_rows_tolerate_unseen_missing_and_extra(classification_rows, schema):
     fs, _ = _synth(classification_rows.iloc[:400], schema)
     odd = classification_rows.iloc[:3].copy()

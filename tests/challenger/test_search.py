@@ -31,6 +31,7 @@ def test_classification_build(classifier_build, classification_rows, schema):
     d = r.to_dict()
     assert json.loads(json.dumps(d)) == d
     assert r.cpu_seconds > 0 and r.wall_seconds > 0
+    assert d["stopped_by"] == "trials" and d["budget"] == {"trials": 5, "wall_seconds": None, "cpu_seconds": None}
 
 
 def test_same_seed_same_model(classifier_build, classification_rows, schema, policy_factory, tmp_path):
@@ -147,7 +148,22 @@ def test_stop_event_ends_search_after_current_trial(rows_factory, schema, policy
 def test_timeout_budget(rows_factory, schema, policy_factory, tmp_path):
     pol = policy_factory(trials=None, timeout_seconds=0.5, families=("logistic_regression",))
     r = build_challenger(rows_factory(300, seed=9), schema=schema, policy=pol, workdir=tmp_path)
-    assert r.trials >= 1 and r.wall_seconds < 20
+    assert r.trials >= 1 and r.stopped_by == "wall_seconds" and r.budget["wall_seconds"] == 0.5
+
+
+def test_cpu_budget_ends_the_search_after_the_trial_that_spent_it(rows_factory, schema, policy_factory, tmp_path):
+    """The CPU cap counts the whole build (feature synthesis included) and is checked after each trial: a cap the
+    synthesis alone spends lets exactly one trial run, whatever the trial and time budgets allow."""
+    rows = rows_factory(300, seed=9)
+    for trials, timeout in ((200, None), (None, 600.0)):
+        pol = policy_factory(trials=trials, timeout_seconds=timeout, cpu_seconds=1e-6,
+                             families=("logistic_regression",))
+        r = build_challenger(rows, schema=schema, policy=pol, workdir=tmp_path / str(trials))
+        assert (r.trials, r.stopped_by) == (1, "cpu_seconds") and r.cpu_seconds > 1e-6
+        assert r.to_dict()["budget"] == {"trials": trials, "wall_seconds": timeout, "cpu_seconds": 1e-6}
+    generous = build_challenger(rows, schema=schema, workdir=tmp_path / "generous",
+                                policy=policy_factory(trials=3, cpu_seconds=1e6, families=("logistic_regression",)))
+    assert (generous.trials, generous.stopped_by) == (3, "trials")
 
 
 def test_explicit_seed_overrides_policy(rows_factory, schema, policy_factory, tmp_path):
