@@ -198,6 +198,20 @@ def test_a_drop_past_half_the_threshold_is_degraded_and_the_bound_is_a_setting()
     assert health(recs[:1], "churn").state == "healthy"
 
 
+def test_a_changed_threshold_is_drawn_across_the_window_it_judged_so_the_newest_one_shows() -> None:
+    """The bound (and baseline) of cycle i holds over the interval cycle i measured, from cycle i-1 to cycle i: a
+    threshold that changed at the newest cycle is a line across the last interval, not a tick on the right edge."""
+    from kaizen.ui.chart import Point, plot
+
+    bounds = [0.30, 0.30, 0.73]
+    chart = plot([Point(1_000.0 * i, 0.8, 0.1, 0.8, b) for i, b in enumerate(bounds)], [], metric_name="roc_auc")
+    (line,) = chart.bound_lines
+    pts = [tuple(map(float, p.split(","))) for p in line.split()]
+    xs = sorted({float(d.x) for d in chart.dots})
+    assert [x for x, _ in pts] == [xs[0], xs[1], xs[1], xs[2]]  # across, the step at cycle 2, across to cycle 3
+    assert pts[0][1] == pts[1][1] > pts[2][1] == pts[3][1]  # the old level, then the new (higher value: smaller y)
+
+
 def test_the_chart_gives_every_cycle_the_same_room_and_the_overview_zooms(tmp_path: Path) -> None:
     """Twelve cycles after a twenty-day gap are as wide as twelve before it; ``?last=N`` draws N; a bad N is a 400."""
     import urllib.error

@@ -149,7 +149,11 @@ def _position(points: Sequence[Point], t: float) -> float:
 
 
 def _runs(xy: list[tuple[float, float | None]], *, steps: bool = False) -> tuple[str, ...]:
-    """Polyline point lists of the runs of known values (``steps``: hold each value until the next x)."""
+    """Polyline point lists of the runs of known values.
+
+    ``steps``: each value is drawn across the interval its cycle judged, from the cycle before up to its own x (a
+    threshold or baseline applies to the window the cycle measured), so the newest value is a visible line, not a
+    tick at the right edge."""
     out: list[str] = []
     segment: list[str] = []
     for i, (x, y) in enumerate(xy):
@@ -159,7 +163,7 @@ def _runs(xy: list[tuple[float, float | None]], *, steps: bool = False) -> tuple
             segment = []
             continue
         if steps and segment and i > 0 and xy[i - 1][1] is not None and xy[i - 1][1] != y:
-            segment.append(f"{x:.1f},{segment[-1].split(',')[1]}")  # the step: across at the old level first
+            segment.append(f"{xy[i - 1][0]:.1f},{y:.1f}")  # the step: up or down at the cycle before, then across
         segment.append(f"{x:.1f},{y:.1f}")
     if len(segment) > 1:
         out.append(" ".join(segment))
