@@ -114,6 +114,13 @@ def test_concept_drift_builds_a_challenger_that_is_promoted(booted) -> None:
     imp = next(g for g in p.gates if g["name"] == "significance")["numbers"]
     assert imp["challenger"] - imp["champion"] >= 0.01 and imp["rows"] == 250
     assert p.challenger["family"] in ("hist_gradient_boosting", "logistic_regression")
+    sel, diff = p.challenger["feature_selection"], p.challenger["features_vs_champion"]
+    assert sel["used"] == len(p.challenger["feature_names"]) and sel["proposed"] >= sel["kept"] >= sel["used"]
+    (made,) = [r for r in Ledger(booted.config().ledger_path).records()  # the record that promoted the champion
+               if r.decision == "promoted" and (r.challenger or {}).get("version") == p.champion["version"]]
+    before, after = made.challenger["feature_names"], p.challenger["feature_names"]
+    assert diff == {"added": [n for n in after if n not in before], "removed": [n for n in before if n not in after],
+                    "same": after == before}
     assert p.cost["cpu_seconds"] > 0 and p.cost["build_cpu_seconds"] > 0 and p.cost["wall_seconds"] > 0
     reg = registry_of(booted)
     new = reg.champion("churn")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,9 @@ class FeatureSet:
     names: tuple[str, ...]
     identity: tuple[str, ...]
     categorical: tuple[str, ...]
+    #: how :func:`synthesize` chose: one ``{"name", "kept", "reason"}`` per feature DFS proposed, in DFS order
+    #: (empty for a set read back with :func:`load_features`)
+    selection: tuple[dict[str, Any], ...] = field(default=(), compare=False, hash=False)
 
     @property
     def numeric(self) -> tuple[str, ...]:
@@ -77,6 +80,7 @@ class FeatureSet:
             names=tuple(self.names[i] for i in keep),
             identity=tuple(n for n in self.identity if n in wanted),
             categorical=tuple(n for n in self.categorical if n in wanted),
+            selection=self.selection,
         )
 
     def save(self, path: Path) -> None:
@@ -238,24 +242,39 @@ def synthesize(train: pd.DataFrame, schema: Schema, *, trans_primitives: Sequenc
         matrix, definitions = ft.dfs(entityset=es, target_dataframe_name=TABLE, agg_primitives=[],
                                      trans_primitives=list(trans_primitives), max_depth=max_depth,
                                      verbose=False)
+        proposed = [f.get_name() for f in definitions]
+        why: dict[str, str] = {}
         identity = [f.get_name() for f in definitions if f.get_name() in schema.features]
         _, informative = ft.selection.remove_low_information_features(matrix, definitions)
         keep = {f.get_name() for f in informative} | set(identity)
+        why.update((n, "low information: one value or none on the training rows") for n in proposed if n not in keep)
         definitions = [f for f in definitions if f.get_name() in keep]
         matrix = matrix[[f.get_name() for f in definitions]]
+        before = list(matrix.columns)
         matrix, definitions = ft.selection.remove_highly_correlated_features(
             matrix, definitions, pct_corr_threshold=CORRELATION_THRESHOLD, features_to_keep=identity)
+        left = set(matrix.columns)
+        why.update((n, f"redundant: correlated at >= {CORRELATION_THRESHOLD} with an earlier feature")
+                   for n in before if n not in left)
     names = [f.get_name() for f in definitions]
     engineered = [n for n in names if n not in set(identity)]
     budget = max(0, max_features - len(identity))
     if len(engineered) > budget:
-        chosen = set(_rank(matrix, engineered, target)[:budget])
+        ranked = _rank(matrix, engineered, target)
+        chosen = set(ranked[:budget])
+        why.update((n, f"over build.max_features = {max_features}: ranked {r + 1} of {len(ranked)} engineered "
+                       f"features by correlation with the target")
+                   for r, n in enumerate(ranked) if n not in chosen)
         definitions = [f for f in definitions if f.get_name() in identity or f.get_name() in chosen]
+    kept = {f.get_name() for f in definitions}
     features = FeatureSet(
         definitions=tuple(definitions),
         names=tuple(f.get_name() for f in definitions),
         identity=tuple(n for n in schema.features if n in identity),
         categorical=_categorical_names(definitions, schema),
+        selection=tuple({"name": n, "kept": n in kept,
+                         "reason": ("raw column" if n in identity else "kept") if n in kept else why.get(n, "dropped")}
+                        for n in proposed),
     )
     matrix = matrix.reindex(pd.RangeIndex(len(train), name=ROW_INDEX))
     return features, to_model_input(matrix, features)

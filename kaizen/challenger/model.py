@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from kaizen.challenger import features as feats
-from kaizen.challenger.search import FEATURES_FILE, META_FILE, MODEL_FILE, BuildResult
+from kaizen.challenger.search import FEATURES_FILE, META_FILE, MODEL_FILE, SELECTION_FILE, BuildResult
 from kaizen.data.schema import Schema
 
 __all__ = ["KaizenModel", "Predictor", "save_pipeline", "predict_frame", "requirements", "signature"]
@@ -129,7 +129,8 @@ def save_pipeline(result: BuildResult, path: Path | str, *, sample: pd.DataFrame
             path=str(path),
             python_model=KaizenModel(),
             artifacts={"features": str(result.features_path), "model": str(result.model_path),
-                       "build": str(result.meta_path)},
+                       "build": str(result.meta_path),
+                       **({"selection": str(sel)} if (sel := result.artifacts_dir / SELECTION_FILE).is_file() else {})},
             code_paths=[str(package_code())],
             pip_requirements=requirements(),
             signature=None if sample is None else signature(result, sample),

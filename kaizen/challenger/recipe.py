@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from kaizen.challenger.search import FEATURES_FILE, META_FILE, MODEL_FILE, BuildResult
+from kaizen.challenger.search import FEATURES_FILE, META_FILE, MODEL_FILE, SELECTION_FILE, BuildResult
 
 __all__ = ["load_recipe"]
 
@@ -51,7 +51,9 @@ def load_recipe(registry: Any, version: Any, cache_dir: Path) -> BuildResult | N
             if old != folder:
                 shutil.rmtree(old, ignore_errors=True)
     meta = json.loads((folder / META_FILE).read_text())
+    sel = folder / SELECTION_FILE  # a version built before selection.json existed has none
+    selection = json.loads(sel.read_text())["summary"] if sel.is_file() else {}
     return BuildResult(artifacts_dir=folder, family=meta["family"], params=dict(meta["params"]),
                        validation_metric=float(meta.get("validation_metric") or float("nan")), trials=0,
                        feature_names=tuple(meta["feature_names"]), train_rows=int(meta.get("train_rows") or 0),
-                       cpu_seconds=0.0, wall_seconds=0.0, metric=meta.get("metric", ""))
+                       cpu_seconds=0.0, wall_seconds=0.0, metric=meta.get("metric", ""), feature_selection=selection)

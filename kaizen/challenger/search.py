@@ -37,6 +37,7 @@ import dataclasses
 import json
 import logging
 import math
+import shutil
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -73,6 +74,8 @@ ARTIFACTS = "artifacts"
 FEATURES_FILE = "features.json"
 MODEL_FILE = "model.joblib"
 META_FILE = "build.json"
+#: which features DFS proposed, which were kept or dropped and why, which the model uses (:func:`_selection`)
+SELECTION_FILE = "selection.json"
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,8 @@ class BuildResult:
     stopped_by: str = ""
     #: the search's budget: {"trials", "wall_seconds", "cpu_seconds"} (None: no cap of that kind)
     budget: dict[str, Any] = field(default_factory=dict)
+    #: the feature selection in numbers (the file ``selection.json`` beside the model has every feature)
+    feature_selection: dict[str, Any] = field(default_factory=dict)
 
     @property
     def features_path(self) -> Path:
@@ -122,6 +127,7 @@ class BuildResult:
             "wall_seconds": self.wall_seconds,
             "stopped_by": self.stopped_by,
             "budget": dict(self.budget),
+            "feature_selection": dict(self.feature_selection),
         }
 
 
@@ -451,11 +457,13 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
     cols = _columns(features, params["engineered"])
     out, rows = _fit_final(train, y_all, cols, family, params, schema=schema, policy=policy, seed=seed,
                            workdir=workdir, value=float(best.value))
+    selection = _selection(features, cols, engineered=bool(params["engineered"]))
+    (out / SELECTION_FILE).write_text(json.dumps(selection, indent=2) + "\n")
     result = BuildResult(
         artifacts_dir=out, family=family, params=params, validation_metric=float(best.value),
         trials=len(ours), feature_names=cols.names, train_rows=rows,
         cpu_seconds=time.thread_time() - cpu0, wall_seconds=time.perf_counter() - wall0,
-        metric=spec.metric, trial_counts=counts, stopped_by=ended[0],
+        metric=spec.metric, trial_counts=counts, stopped_by=ended[0], feature_selection=selection["summary"],
         budget={"trials": bspec.trials, "wall_seconds": bspec.timeout_seconds, "cpu_seconds": bspec.cpu_seconds})
     log.info("build %s: %s %s=%.4f after %d trials in %.1fs (%.1f CPU s; ended by %s)", spec.name, family, spec.metric,
              result.validation_metric, result.trials, result.wall_seconds, result.cpu_seconds, result.stopped_by)
@@ -502,8 +510,32 @@ def refit(result: BuildResult, rows: pd.DataFrame, *, schema: Schema, policy: Po
     out, n_rows = _fit_final(rows, y_all, cols, result.family, dict(result.params), schema=schema, policy=policy,
                              seed=seed, workdir=workdir, value=result.validation_metric)
     log.info("refit %s: %s on %d rows", policy.model.name, result.family, n_rows)
+    if (result.artifacts_dir / SELECTION_FILE).is_file():  # the same features: the same selection
+        shutil.copyfile(result.artifacts_dir / SELECTION_FILE, out / SELECTION_FILE)
     return dataclasses.replace(result, artifacts_dir=out, train_rows=n_rows, trials=0, trial_counts={},
-                               cpu_seconds=time.thread_time() - cpu0, wall_seconds=time.perf_counter() - wall0)
+                               cpu_seconds=time.thread_time() - cpu0, wall_seconds=time.perf_counter() - wall0,
+                               stopped_by="", budget={})
+
+
+def _selection(proposed: feats.FeatureSet, used: feats.FeatureSet, *, engineered: bool) -> dict[str, Any]:
+    """``selection.json``: every feature DFS proposed with whether selection kept it and why, and whether the
+    model uses it (the search may choose the raw columns only); and its ``summary`` for the record."""
+    names = set(used.names)
+    rows = []
+    for entry in proposed.selection:
+        row = {**entry, "used": entry["name"] in names}
+        if entry["kept"] and not row["used"]:
+            row["reason"] = "kept, not used: the search chose the raw columns only (engineered = false)"
+        rows.append(row)
+    dropped: dict[str, int] = {}
+    for row in rows:
+        if not row["kept"]:
+            kind = row["reason"].split(":")[0]
+            dropped[kind] = dropped.get(kind, 0) + 1
+    summary = {"proposed": len(rows), "kept": sum(r["kept"] for r in rows), "used": len(used.names),
+               "dropped": dropped, "engineered": engineered,
+               "engineered_used": [n for n in used.names if n not in set(used.identity)]}
+    return {"summary": summary, "features": rows}
 
 
 def trial_params(family: str, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -163,6 +163,11 @@ def climb(policy: Policy, pool: pd.DataFrame, *, recipe: Any, champion_version: 
             log.warning("ladder rung %s failed: %s", rung, msg)
             attempt.update(passed=False, error=msg)
             continue
+        if recipe is not None:  # how this challenger's inputs differ from the champion's (the record says)
+            mine, theirs = list(built.result.feature_names), list(recipe.feature_names)
+            built.section["features_vs_champion"] = {"added": [n for n in mine if n not in set(theirs)],
+                                                     "removed": [n for n in theirs if n not in set(mine)],
+                                                     "same": mine == theirs}
         judged = judge(built)
         attempt.update(version=built.version, family=built.result.family, train_rows=built.result.train_rows,
                        cpu_seconds=round(built.result.cpu_seconds, 3), passed=not judged.failed,

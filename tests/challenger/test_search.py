@@ -32,6 +32,14 @@ def test_classification_build(classifier_build, classification_rows, schema):
     assert json.loads(json.dumps(d)) == d
     assert r.cpu_seconds > 0 and r.wall_seconds > 0
     assert d["stopped_by"] == "trials" and d["budget"] == {"trials": 5, "wall_seconds": None, "cpu_seconds": None}
+    sel = json.loads((r.artifacts_dir / "selection.json").read_text())
+    assert sel["summary"] == d["feature_selection"]
+    rows = {e["name"]: e for e in sel["features"]}
+    assert [n for n, e in rows.items() if e["used"]] == list(r.feature_names)  # what the model uses, in its order
+    assert all(e["kept"] for e in rows.values() if e["used"]) and sel["summary"]["used"] == len(r.feature_names)
+    assert sel["summary"]["proposed"] == len(rows) >= sel["summary"]["kept"] >= sel["summary"]["used"]
+    assert sum(sel["summary"]["dropped"].values()) == sel["summary"]["proposed"] - sel["summary"]["kept"]
+    assert sel["summary"]["engineered"] == r.params["engineered"]
 
 
 def test_same_seed_same_model(classifier_build, classification_rows, schema, policy_factory, tmp_path):
