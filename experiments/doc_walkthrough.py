@@ -14,7 +14,7 @@ fenced code blocks in the info string (GitHub shows the first word as the langua
 
 ``replace`` maps strings of the page to others before anything runs (free ports instead of the page's 5000,
 a fresh database name, the checkout's path): the test says which, and nothing else differs from what a reader
-types. ``python experiments/doc_walkthrough.py docs/bring-your-own.md --dir /tmp/byo`` follows a page by hand.
+types. ``python experiments/doc_walkthrough.py docs/bring-your-own.md --dir byo-walkthrough`` follows a page by hand.
 """
 
 from __future__ import annotations
