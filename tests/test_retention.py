@@ -305,3 +305,53 @@ def test_bad_retention_settings_name_file_key_and_value(tmp_path: Path, line: st
     with pytest.raises(ConfigError, match="retention") as err:
         load_config(path)
     assert str(err.value) == f"{path}: {message}"
+
+
+def test_the_evidently_workspace_keeps_each_policys_newest_snapshots_and_never_touches_other_projects(
+        tmp_path: Path) -> None:
+    """Real snapshots in a real workspace (kaizen.monitor.workspace.add_snapshot, as cycles add them): per policy
+    the newest ``reports_keep`` younger than ``reports_days`` stay; a project Kaizen did not make stays whole."""
+    import pandas as pd
+    from evidently import Report
+    from evidently.metrics import ValueDrift
+    from evidently.ui.workspace import Workspace
+
+    from kaizen.monitor.workspace import add_snapshot
+
+    (tmp_path / "config.toml").write_text('[state]\ndir = "state"\n' + SETTINGS)
+    config = load_config(tmp_path / "config.toml")
+    ws_path = config.evidently_workspace
+    ref, cur = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0] * 5}), pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0] * 5})
+
+    def snapshot() -> Any:
+        return Report([ValueDrift(column="a")]).run(cur, ref)
+
+    now = time.time()
+    stored: dict[str, list[Any]] = {"churn": [], "demand": []}
+    for policy, ages in (("churn", (0, 1, 2, 20)), ("demand", (30,))):  # days old
+        for age in ages:
+            s = add_snapshot(ws_path, policy, snapshot(), name=f"{policy}-{age}")
+            path = ws_path / s.project_id / "snapshots" / f"{s.snapshot_id}.json"
+            os.utime(path, (now - age * DAY, now - age * DAY))
+            stored[policy].append((age, s))
+    theirs = Workspace(str(ws_path)).create_project("someone-else")
+    foreign = Workspace(str(ws_path)).add_run(theirs.id, snapshot(), name="theirs")
+    os.utime(ws_path / str(theirs.id) / "snapshots" / f"{foreign.id}.json", (now - 99 * DAY, now - 99 * DAY))
+
+    p = plan(config, None, now=now)
+    going = {i.target: i for i in p.items if i.kind == "snapshot"}
+    expected = {str(ws_path / s.project_id / "snapshots" / f"{s.snapshot_id}.json"): (policy, age)
+                for policy, runs in stored.items() for age, s in runs if (policy, age) in
+                {("churn", 2), ("churn", 20), ("demand", 30)}}
+    assert set(going) == set(expected)
+    assert going[next(t for t, v in expected.items() if v == ("churn", 2))].reason == \
+        "beyond the newest 2 workspace snapshots of churn"
+    assert going[next(t for t, v in expected.items() if v == ("churn", 20))].reason.startswith("older than 14 days")
+
+    run(config, None)  # applied (now): the same three go
+    ws = Workspace(str(ws_path))
+    kept = {str(i) for i in ws.list_runs(stored["churn"][0][1].project_id)}
+    assert kept == {s.snapshot_id for age, s in stored["churn"] if age in (0, 1)}
+    assert not list(ws.list_runs(stored["demand"][0][1].project_id))
+    assert [str(i) for i in ws.list_runs(theirs.id)] == [str(foreign.id)]  # not Kaizen's: untouched
+    assert ws.get_run(stored["churn"][0][1].project_id, stored["churn"][0][1].snapshot_id) is not None

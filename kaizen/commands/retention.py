@@ -7,6 +7,12 @@ What goes, with the thresholds of ``[retention]`` in config.toml:
   versions) and in the ``monitor/`` artifacts of the cycle's MLflow run: per policy, those older
   than ``reports_days`` or beyond the newest ``reports_keep``. The report of a cycle awaiting
   approval stays.
+- **workspace snapshots** — the copies in the local Evidently workspace (``[evidently] workspace``), one
+  project per policy (``kaizen/<policy>``): per policy, by the same ``reports_days`` and ``reports_keep``, by
+  file time. A copy: the cycle's MLflow run keeps its own snapshot (the report pages render that one, and a
+  cycle awaiting approval keeps it), so here a waiting cycle's copy follows the rule like any other. Projects
+  not named ``kaizen/…`` are never touched. The files are deleted as Evidently's own ``delete_run`` does;
+  an ``evidently ui`` already running lists them until it restarts.
 - **model files** — of a version whose ``kaizen.status`` is retired, rejected, aborted or
   superseded, older than ``versions_days`` or beyond the newest ``versions_keep`` versions of its
   model: its model folder (MLflow 3's logged model, ``<artifacts>/<model>/models/m-…/``) and its
@@ -31,6 +37,7 @@ is new, not the length of the history.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -44,6 +51,7 @@ from urllib.parse import unquote, urlparse
 
 from kaizen.config import Config, RetentionSettings
 from kaizen.ledger import Record, iso_utc, utcnow
+from kaizen.monitor.workspace import PROJECT_PREFIX
 from kaizen.run.backend import ledger_for
 
 __all__ = ["Item", "Kept", "RetentionPlan", "RetentionResult", "apply", "describe", "plan", "run"]
@@ -65,7 +73,8 @@ WORK_DIR = re.compile(_CYCLE_ID)
 
 @dataclass(frozen=True)
 class Item:
-    """One thing a sweep deletes. ``kind``: report, run-report, version, work or cache."""
+    """One thing a sweep deletes. ``kind``: report, run-report, snapshot (the Evidently workspace's), version, work
+    or cache."""
 
     kind: str
     policy: str | None
@@ -133,6 +142,7 @@ def plan(config: Config, registry: Any, *, now: float | None = None) -> Retentio
     answered = {r.resolves for r in records if r.resolves}
     waiting = [r for r in records if r.decision == "awaiting_approval" and r.id not in answered]
     items: list[Item] = _report_files(config.reports_dir, s, now, {str(r.report) for r in waiting if r.report})
+    items += _workspace_snapshots(config.evidently_workspace, s, now)
     kept: list[Kept] = []
     marks: list[str] = []
     notes: list[str] = []
@@ -189,6 +199,32 @@ def _report_files(folder: Path, s: RetentionSettings, now: float, keep: set[str]
                                                  f"reports of {policy}")
             if why:
                 out.append(Item("report", policy, path, size, why, uris=(path,)))
+    return out
+
+
+def _workspace_snapshots(folder: Path, s: RetentionSettings, now: float) -> list[Item]:
+    """The snapshot files of the Evidently workspace's ``kaizen/<policy>`` projects the rule lets go (module doc):
+    ``<workspace>/<project id>/metadata.json`` names the project, ``snapshots/<id>.json`` are its runs."""
+    out = []
+    for meta in sorted(folder.glob("*/metadata.json")) if folder.is_dir() else []:
+        try:
+            name = json.loads(meta.read_text(encoding="utf-8")).get("name")
+        except (OSError, ValueError, AttributeError):  # not a project Kaizen can read: not Kaizen's to delete
+            continue
+        if not isinstance(name, str) or not name.startswith(PROJECT_PREFIX):
+            continue
+        policy = name[len(PROJECT_PREFIX):]
+        files = []
+        for path in (meta.parent / "snapshots").glob("*.json"):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            files.append((st.st_mtime, str(path), st.st_size))
+        for rank, (mtime, path, size) in enumerate(sorted(files, reverse=True)):
+            why = _why(rank, now - mtime, s.reports_keep, s.reports_days, f"workspace snapshots of {policy}")
+            if why:
+                out.append(Item("snapshot", policy, path, size, why, uris=(path,)))
     return out
 
 

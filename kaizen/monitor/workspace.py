@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EVIDENTLY_METRIC", "Stored", "add_snapshot", "project_name"]
+__all__ = ["EVIDENTLY_METRIC", "PROJECT_PREFIX", "Stored", "add_snapshot", "project_name"]
 
 _LOCK = threading.Lock()  # two policies' cycles in one process: creating the same project once
 
@@ -31,8 +31,12 @@ class Stored:
         return {"workspace": self.workspace, "project_id": self.project_id, "snapshot_id": self.snapshot_id}
 
 
+#: the start of every project Kaizen makes (retention deletes snapshots of these projects only)
+PROJECT_PREFIX = "kaizen/"
+
+
 def project_name(policy: str) -> str:
-    return f"kaizen/{policy}"
+    return f"{PROJECT_PREFIX}{policy}"
 
 
 #: the policy's metric as Evidently names it (the performance part of the snapshot, kaizen.monitor.report)
