@@ -18,6 +18,7 @@ featuretools and woodwork are imported inside the functions.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -56,8 +57,9 @@ class FeatureSet:
     names: tuple[str, ...]
     identity: tuple[str, ...]
     categorical: tuple[str, ...]
-    #: how :func:`synthesize` chose: one ``{"name", "kept", "reason"}`` per feature DFS proposed, in DFS order
-    #: (empty for a set read back with :func:`load_features`)
+    #: how :func:`synthesize` chose: one ``{"name", "kept", "rule", "reason"}`` per feature DFS proposed, in DFS
+    #: order; ``rule``: "raw column", "kept", or what dropped it ("low information", "redundant",
+    #: "max_features"); ``reason`` says it in words (empty for a set read back with :func:`load_features`)
     selection: tuple[dict[str, Any], ...] = field(default=(), compare=False, hash=False)
 
     @property
@@ -97,8 +99,6 @@ def load_features(path: Path, *, identity: Sequence[str], categorical: Sequence[
     saved features are not promised to load across versions, and one that loads but computes differently would
     change every prediction silently. Another version raises :class:`~kaizen.errors.FeatureVersionError`, which
     names both and the fix."""
-    import json
-
     import featuretools as ft
 
     from kaizen.errors import FeatureVersionError
@@ -243,18 +243,19 @@ def synthesize(train: pd.DataFrame, schema: Schema, *, trans_primitives: Sequenc
                                      trans_primitives=list(trans_primitives), max_depth=max_depth,
                                      verbose=False)
         proposed = [f.get_name() for f in definitions]
-        why: dict[str, str] = {}
+        why: dict[str, tuple[str, str]] = {}  # dropped feature -> (rule, reason)
         identity = [f.get_name() for f in definitions if f.get_name() in schema.features]
         _, informative = ft.selection.remove_low_information_features(matrix, definitions)
         keep = {f.get_name() for f in informative} | set(identity)
-        why.update((n, "low information: one value or none on the training rows") for n in proposed if n not in keep)
+        why.update((n, ("low information", "one value or none on the training rows"))
+                   for n in proposed if n not in keep)
         definitions = [f for f in definitions if f.get_name() in keep]
         matrix = matrix[[f.get_name() for f in definitions]]
         before = list(matrix.columns)
         matrix, definitions = ft.selection.remove_highly_correlated_features(
             matrix, definitions, pct_corr_threshold=CORRELATION_THRESHOLD, features_to_keep=identity)
         left = set(matrix.columns)
-        why.update((n, f"redundant: correlated at >= {CORRELATION_THRESHOLD} with an earlier feature")
+        why.update((n, ("redundant", f"correlated at >= {CORRELATION_THRESHOLD} with an earlier feature"))
                    for n in before if n not in left)
     names = [f.get_name() for f in definitions]
     engineered = [n for n in names if n not in set(identity)]
@@ -262,8 +263,8 @@ def synthesize(train: pd.DataFrame, schema: Schema, *, trans_primitives: Sequenc
     if len(engineered) > budget:
         ranked = _rank(matrix, engineered, target)
         chosen = set(ranked[:budget])
-        why.update((n, f"over build.max_features = {max_features}: ranked {r + 1} of {len(ranked)} engineered "
-                       f"features by correlation with the target")
+        why.update((n, ("max_features", f"over build.max_features = {max_features}: ranked {r + 1} of "
+                                        f"{len(ranked)} engineered features by correlation with the target"))
                    for r, n in enumerate(ranked) if n not in chosen)
         definitions = [f for f in definitions if f.get_name() in identity or f.get_name() in chosen]
     kept = {f.get_name() for f in definitions}
@@ -272,12 +273,18 @@ def synthesize(train: pd.DataFrame, schema: Schema, *, trans_primitives: Sequenc
         names=tuple(f.get_name() for f in definitions),
         identity=tuple(n for n in schema.features if n in identity),
         categorical=_categorical_names(definitions, schema),
-        selection=tuple({"name": n, "kept": n in kept,
-                         "reason": ("raw column" if n in identity else "kept") if n in kept else why.get(n, "dropped")}
-                        for n in proposed),
+        selection=tuple(_chosen(n, n in kept, n in identity, why.get(n)) for n in proposed),
     )
     matrix = matrix.reindex(pd.RangeIndex(len(train), name=ROW_INDEX))
     return features, to_model_input(matrix, features)
+
+
+def _chosen(name: str, kept: bool, raw: bool, dropped: tuple[str, str] | None) -> dict[str, Any]:
+    if kept:
+        rule = "raw column" if raw else "kept"
+        return {"name": name, "kept": True, "rule": rule, "reason": rule}
+    rule, reason = dropped or ("dropped", "dropped")
+    return {"name": name, "kept": False, "rule": rule, "reason": f"{rule}: {reason}"}
 
 
 def _rank(matrix: pd.DataFrame, names: list[str], target: pd.Series | np.ndarray | None) -> list[str]:

@@ -408,14 +408,13 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
         windows=windows, task=spec.task, metric=spec.metric, positive_label=spec.positive_label,
         higher_is_better=spec.higher_is_better, seed=seed)
 
-    ended: list[str] = []
+    cpu_spent = threading.Event()
 
     def check_stop(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
         if stop is not None and stop.is_set():
-            ended.append("stop")
             study.stop()
         elif bspec.cpu_seconds is not None and time.thread_time() - cpu0 >= bspec.cpu_seconds:
-            ended.append("cpu_seconds")
+            cpu_spent.set()
             study.stop()
 
     if stop is not None and stop.is_set():
@@ -442,11 +441,10 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
     else:  # this process and the helpers, until the budget is spent; the trials it counted
         ours = shared.optimize(study, inputs, trials=bspec.trials, timeout=bspec.timeout_seconds, stop=stop)
     counts = {s: sum(t.state.name == s for t in ours) for s in ("COMPLETE", "PRUNED", "FAIL")}
-    if stop is not None and stop.is_set():
-        ended.insert(0, "stop")
-    if not ended:  # Optuna's own limits: the time cap counts from optimize(); else the trial budget was spent
-        timed_out = bspec.timeout_seconds is not None and time.perf_counter() - opt0 >= bspec.timeout_seconds
-        ended.append("wall_seconds" if timed_out else "trials")
+    # what ended it; Optuna's own time cap counts from optimize(), else the trial budget was spent
+    timed_out = bspec.timeout_seconds is not None and time.perf_counter() - opt0 >= bspec.timeout_seconds
+    ended = ("stop" if stop is not None and stop.is_set() else "cpu_seconds" if cpu_spent.is_set()
+             else "wall_seconds" if timed_out else "trials")
     done = [t for t in ours if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:
         errors = sorted({str(t.user_attrs.get("error", "unknown error")) for t in ours})
@@ -463,7 +461,7 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
         artifacts_dir=out, family=family, params=params, validation_metric=float(best.value),
         trials=len(ours), feature_names=cols.names, train_rows=rows,
         cpu_seconds=time.thread_time() - cpu0, wall_seconds=time.perf_counter() - wall0,
-        metric=spec.metric, trial_counts=counts, stopped_by=ended[0], feature_selection=selection["summary"],
+        metric=spec.metric, trial_counts=counts, stopped_by=ended, feature_selection=selection["summary"],
         budget={"trials": bspec.trials, "wall_seconds": bspec.timeout_seconds, "cpu_seconds": bspec.cpu_seconds})
     log.info("build %s: %s %s=%.4f after %d trials in %.1fs (%.1f CPU s; ended by %s)", spec.name, family, spec.metric,
              result.validation_metric, result.trials, result.wall_seconds, result.cpu_seconds, result.stopped_by)
@@ -530,11 +528,11 @@ def _selection(proposed: feats.FeatureSet, used: feats.FeatureSet, *, engineered
     dropped: dict[str, int] = {}
     for row in rows:
         if not row["kept"]:
-            kind = row["reason"].split(":")[0]
-            dropped[kind] = dropped.get(kind, 0) + 1
+            dropped[row["rule"]] = dropped.get(row["rule"], 0) + 1
+    raw = set(used.identity)
     summary = {"proposed": len(rows), "kept": sum(r["kept"] for r in rows), "used": len(used.names),
                "dropped": dropped, "engineered": engineered,
-               "engineered_used": [n for n in used.names if n not in set(used.identity)]}
+               "engineered_used": [n for n in used.names if n not in raw]}
     return {"summary": summary, "features": rows}
 
 

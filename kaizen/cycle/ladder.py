@@ -165,8 +165,8 @@ def climb(policy: Policy, pool: pd.DataFrame, *, recipe: Any, champion_version: 
             continue
         if recipe is not None:  # how this challenger's inputs differ from the champion's (the record says)
             mine, theirs = list(built.result.feature_names), list(recipe.feature_names)
-            built.section["features_vs_champion"] = {"added": [n for n in mine if n not in set(theirs)],
-                                                     "removed": [n for n in theirs if n not in set(mine)],
+            built.section["features_vs_champion"] = {"added": [n for n in mine if n not in theirs],
+                                                     "removed": [n for n in theirs if n not in mine],
                                                      "same": mine == theirs}
         judged = judge(built)
         attempt.update(version=built.version, family=built.result.family, train_rows=built.result.train_rows,

@@ -175,24 +175,7 @@ class Registry:
         registered by hand), or a storage URI. Every path goes through this registry's URIs, never the
         process-wide ones (MLflow's own ``models:/`` resolution reads those).
         """
-        from mlflow.artifacts import download_artifacts
-
-        mv = self.client.get_model_version(name, str(version))
-        src = str(mv.source or "")
-        dst.mkdir(parents=True, exist_ok=True)
-        if src.startswith("runs:/"):
-            run_id, _, path = src[len("runs:/"):].partition("/")
-            return self.download_artifact(run_id, path.strip("/"), dst)
-        if src.startswith("models:/m-"):
-            where = self.client.get_logged_model(src[len("models:/"):].split("/")[0]).artifact_location
-        else:
-            where = self.client.get_model_version_download_uri(name, str(version))
-        try:
-            return Path(download_artifacts(artifact_uri=where, dst_path=str(dst), tracking_uri=self.tracking_uri,
-                                           registry_uri=self.registry_uri))
-        except Exception as exc:
-            _raise_if_no_room(exc, dst)
-            raise
+        return self._download_version(name, version, dst, to_load=False)[0]
 
     def download_model_to_load(self, name: str, version: str, dst: Path) -> tuple[Path, int]:
         """:meth:`download_model` for loading into this process: the local folder, and the bytes left behind.
@@ -204,28 +187,35 @@ class Registry:
         and returned, so the size gate counts every file of the version. Any other code (a model registered by
         hand with its own ``code_paths``) is downloaded as always; so is a version whose source is not a run.
         """
+        return self._download_version(name, version, dst, to_load=True)
+
+    def _download_version(self, name: str, version: str, dst: Path, *, to_load: bool) -> tuple[Path, int]:
+        from mlflow.artifacts import download_artifacts
+
         mv = self.client.get_model_version(name, str(version))
         src = str(mv.source or "")
-        if not src.startswith("runs:/"):
-            return self.download_model(name, version, dst), 0
-        run_id, _, path = src[len("runs:/"):].partition("/")
-        path = path.strip("/")
-        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
-        repo = get_artifact_repository(self.client.get_run(run_id).info.artifact_uri, tracking_uri=self.tracking_uri,
-                                       registry_uri=self.registry_uri)
-        code = f"{path}/code"
-        if [Path(f.path).name for f in repo.list_artifacts(code)] != ["kaizen"]:
-            return self.download_artifact(run_id, path, dst), 0
         dst.mkdir(parents=True, exist_ok=True)
-        try:
-            for entry in repo.list_artifacts(path):
+        if src.startswith("runs:/"):
+            run_id, _, path = src[len("runs:/"):].partition("/")
+            path = path.strip("/")
+            repo = self._run_repo(run_id)
+            code = f"{path}/code"
+            if not (to_load and [Path(f.path).name for f in repo.list_artifacts(code)] == ["kaizen"]):
+                return self._fetch(repo, path, dst), 0
+            for entry in repo.list_artifacts(path):  # everything but Kaizen's copy of itself
                 if entry.path.strip("/") != code:
-                    repo.download_artifacts(entry.path, str(dst))
+                    self._fetch(repo, entry.path, dst)
+            return dst / path, _tree_bytes(repo, code)
+        if src.startswith("models:/m-"):
+            where = self.client.get_logged_model(src[len("models:/"):].split("/")[0]).artifact_location
+        else:
+            where = self.client.get_model_version_download_uri(name, str(version))
+        try:
+            return Path(download_artifacts(artifact_uri=where, dst_path=str(dst), tracking_uri=self.tracking_uri,
+                                           registry_uri=self.registry_uri)), 0
         except Exception as exc:
             _raise_if_no_room(exc, dst)
             raise
-        return dst / path, _tree_bytes(repo, code)
 
     def download_artifact(self, run_id: str, path: str, dst: Path) -> Path:
         """One file or folder of run ``run_id``, downloaded into ``dst``.
@@ -234,11 +224,18 @@ class Registry:
         ``runs:/`` resolution: that one swallows the real error (a full disk, a refused connection) and
         raises "Failed to download artifacts"; this one lets it through, so the cycle's reason names it.
         """
+        dst.mkdir(parents=True, exist_ok=True)
+        return self._fetch(self._run_repo(run_id), path, dst)
+
+    def _run_repo(self, run_id: str) -> Any:
+        """The artifact repository of run ``run_id``, through this registry's URIs."""
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-        dst.mkdir(parents=True, exist_ok=True)
-        where = self.client.get_run(run_id).info.artifact_uri
-        repo = get_artifact_repository(where, tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+        return get_artifact_repository(self.client.get_run(run_id).info.artifact_uri,
+                                       tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+
+    @staticmethod
+    def _fetch(repo: Any, path: str, dst: Path) -> Path:
         try:
             return Path(repo.download_artifacts(path, str(dst)))
         except Exception as exc:

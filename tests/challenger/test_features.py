@@ -31,13 +31,16 @@ def test_synthesize_keeps_raw_columns_and_caps(classification_rows, schema):
 
 def test_selection_says_of_every_proposed_feature_whether_it_was_kept_and_why(classification_rows, schema):
     rows = classification_rows.iloc[:600]
-    fs, _ = _synth(rows, schema, target=rows["target"], max_features=len(schema.features) + 3)
+    cap = len(schema.features) + 3
+    fs, _ = _synth(rows, schema, target=rows["target"], max_features=cap)
     sel = {e["name"]: e for e in fs.selection}
     assert len(sel) == len(fs.selection) > len(fs.names)  # one entry per proposed feature, more proposed than kept
     assert {n for n, e in sel.items() if e["kept"]} == set(fs.names)
-    assert all(sel[n]["reason"] == "raw column" for n in schema.features)
-    capped = [e for e in fs.selection if e["reason"].startswith("over build.max_features")]
-    assert capped and all(not e["kept"] for e in capped)
+    assert all(sel[n]["rule"] == sel[n]["reason"] == "raw column" for n in schema.features)
+    capped = [e for e in fs.selection if e["rule"] == "max_features"]
+    assert capped and all(not e["kept"] and e["reason"].startswith(f"max_features: over build.max_features = {cap}:")
+                          for e in capped)
+    assert {e["rule"] for e in fs.selection} <= {"raw column", "kept", "low information", "redundant", "max_features"}
     ranks = [int(e["reason"].split("ranked ")[1].split(" of")[0]) for e in capped]
     assert min(ranks) == 4  # three engineered features fit under the cap; the 4th-ranked is the first dropped
     assert all(e["reason"] for e in fs.selection)

@@ -83,3 +83,40 @@ def test_loading_a_kaizen_model_leaves_its_kaizen_copy_behind_but_counts_its_byt
     assert model.size_bytes == sum(f.stat().st_size for f in full.rglob("*") if f.is_file())
     frame = pd.read_parquet(home.arrive(0))
     assert len(model.predict(frame).labels) == len(frame)  # it scores without the copy: this process has Kaizen
+
+
+def test_a_model_with_code_of_its_own_is_loaded_with_its_code(tmp_path: Path) -> None:
+    """Only Kaizen's copy of itself is left behind: a model registered by hand with its own ``code_paths`` needs
+    them to load, and gets them."""
+    import mlflow.pyfunc
+
+    from kaizen.registry import Registry
+    from kaizen.registry.models import load_model
+    from kaizen.registry.runlog import RunLog
+
+    code = tmp_path / "src" / "handmade_helper.py"
+    code.parent.mkdir()
+    code.write_text("def double(frame):\n    return frame.iloc[:, 0] * 2\n")
+
+    class UsesHelper(mlflow.pyfunc.PythonModel):
+        def load_context(self, context):  # noqa: ANN001 - its code is imported on load, from the model's code/
+            import handmade_helper
+
+            self.helper = handmade_helper
+
+        def predict(self, context, model_input, params=None):  # noqa: ANN001
+            return self.helper.double(model_input)
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    reg = Registry(uri, uri, (tmp_path / "artifacts").as_uri())
+    run = reg.start_run("handmade", run_name="code-test", tags={})
+
+    def save(path: Path) -> None:
+        mlflow.pyfunc.save_model(path=str(path), python_model=UsesHelper(), code_paths=[str(code)],
+                                 pip_requirements=["pandas"])
+
+    version = reg.register("handmade", RunLog(reg, run.info.run_id).log_model(save, "model"), tags={})
+    local, left = reg.download_model_to_load("handmade", version, tmp_path / "lean")
+    assert left == 0 and (local / "code" / "handmade_helper.py").is_file()
+    model = load_model(reg, "handmade", version, task="regression", workdir=tmp_path / "work")
+    assert list(model.predict(pd.DataFrame({"x": [1.0, 2.0]})).labels) == [2.0, 4.0]
