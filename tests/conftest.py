@@ -213,9 +213,13 @@ def by_hand(registry: Any) -> Any:
     """What a person registering a model by hand does: MLflow's fluent API pointed at ``registry``'s URIs.
 
     Kaizen itself never sets process-wide MLflow state; a test that plays the person sets it here and
-    puts it back (MLflow's default) afterwards."""
+    puts it back (MLflow's default) afterwards. ``set_*_uri`` also export ``MLFLOW_TRACKING_URI`` and
+    ``MLFLOW_REGISTRY_URI`` to the environment and ``set_*_uri(None)`` leaves them there: a later client of this
+    process built without a registry URI would read the leftover one, so they are put back too."""
     import mlflow
 
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    before = {k: os.environ.get(k) for k in names}
     mlflow.set_tracking_uri(registry.tracking_uri)
     mlflow.set_registry_uri(registry.registry_uri)
     try:
@@ -223,6 +227,11 @@ def by_hand(registry: Any) -> Any:
     finally:
         mlflow.set_tracking_uri(None)
         mlflow.set_registry_uri(None)
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 # -- copying state folders --------------------------------------------------------------------------------

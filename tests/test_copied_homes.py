@@ -114,3 +114,22 @@ def test_copying_rewrites_every_text_value_and_refuses_a_binary_that_holds_the_o
         assert "blob.bin: a binary file holds the template's path" in str(exc)
     else:
         raise AssertionError("a binary file holding the old path was copied as it was")
+
+
+def test_registering_by_hand_leaves_no_mlflow_uri_behind_in_the_process(tmp_path) -> None:
+    """``by_hand`` plays a person using MLflow's fluent API; afterwards a client built with only a tracking URI must
+    reach that server's registry, not the one the person used (MLflow exports both URIs to the environment)."""
+    import os
+
+    from mlflow import MlflowClient
+
+    from tests.conftest import by_hand
+
+    used = f"sqlite:///{tmp_path}/hand.db"
+    reg = Registry(used, used, (tmp_path / "artifacts").as_uri())
+    before = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    with by_hand(reg):
+        assert os.environ.get("MLFLOW_REGISTRY_URI") == used
+    assert {k: os.environ.get(k) for k in before} == before
+    other = f"sqlite:///{tmp_path}/other.db"
+    assert MlflowClient(tracking_uri=other)._registry_uri == other

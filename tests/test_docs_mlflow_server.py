@@ -67,7 +67,8 @@ def test_kaizen_against_an_mlflow_server_on_postgresql_and_s3(tmp_path: Path) ->
             # the records, through the server (PostgreSQL behind it)
             from mlflow import MlflowClient
 
-            client = MlflowClient(tracking_uri=f"http://127.0.0.1:{mlflow_port}")
+            server = f"http://127.0.0.1:{mlflow_port}"  # both URIs: never a registry URI this process was left with
+            client = MlflowClient(tracking_uri=server, registry_uri=server)
             champion = client.get_model_version_by_alias("churn", "champion")
             direct = client.get_model_version_by_alias("churn_direct", "champion")
             experiment = client.get_experiment_by_name("kaizen/churn")
