@@ -23,7 +23,8 @@ import logging
 import mmap
 import os
 import secrets
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,10 +62,29 @@ def iso_utc(t: float | None) -> str | None:
     return datetime.fromtimestamp(float(t), UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def new_cycle_id(policy: str, when: datetime | None = None) -> str:
-    """``20261126T140312Z-churn-1f3a``: sortable, readable, unique enough to type."""
-    when = when or datetime.now(UTC)
-    return f"{when.strftime('%Y%m%dT%H%M%SZ')}-{policy}-{secrets.token_hex(2)}"
+_ISSUED_LOCK = threading.Lock()
+#: (second, policy) -> the ids this process issued in that second (only the newest second is kept)
+_ISSUED: dict[tuple[str, str], set[str]] = {}
+
+
+def new_cycle_id(policy: str, when: datetime | None = None, *, taken: Callable[[str], bool] | None = None) -> str:
+    """``20261126T140312Z-churn-1f3a``: sortable, readable, unique enough to type.
+
+    Never the same id twice in one process (two runs of a policy in one second drew the same four hex digits
+    once in a test: the log's exactly-once append would then have taken the second decision for the first and
+    dropped it). ``taken(id)``, if given, says whether an id is already used elsewhere (the runner asks the
+    promotion log, under the policy's lock, so another process's id of the same second is not reused either).
+    """
+    stamp = (when or datetime.now(UTC)).strftime('%Y%m%dT%H%M%SZ')
+    with _ISSUED_LOCK:
+        for key in [k for k in _ISSUED if k[0] != stamp]:
+            del _ISSUED[key]
+        issued = _ISSUED.setdefault((stamp, policy), set())
+        while True:
+            rid = f"{stamp}-{policy}-{secrets.token_hex(2)}"
+            if rid not in issued and not (taken is not None and taken(rid)):
+                issued.add(rid)
+                return rid
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from kaizen.ledger import Ledger, Record, clean_floats
+import kaizen.ledger
+from kaizen.ledger import Ledger, Record, clean_floats, new_cycle_id
 
 
 def rec(i: int, decision: str = "skipped", **kw: object) -> Record:
@@ -153,3 +154,33 @@ def test_a_torn_line_of_an_id_does_not_count_as_written_and_the_id_is_then_writt
     led.append(nested)
     led.append(rec(4))  # an id that appears inside another record (as a value) is not held
     assert [r.id for r in led.records()] == ["c1", "c2", "c3", "c4"]
+
+
+def test_a_process_never_issues_one_id_twice_even_when_the_random_suffix_repeats(monkeypatch) -> None:
+    from datetime import UTC, datetime
+
+    drawn = iter(["5b4c", "5b4c", "5b4c", "77aa"])
+    monkeypatch.setattr(kaizen.ledger.secrets, "token_hex", lambda n: next(drawn))
+    when = datetime(2026, 12, 7, 15, 8, 1, tzinfo=UTC)
+    first, second = new_cycle_id("churn", when), new_cycle_id("churn", when)
+    assert first == "20261207T150801Z-churn-5b4c" and second == "20261207T150801Z-churn-77aa"
+
+
+def test_an_id_the_log_already_holds_is_drawn_again(tmp_path: Path, monkeypatch) -> None:
+    from datetime import UTC, datetime
+
+    from kaizen.config import load_config
+    from kaizen.run import runner
+    from kaizen.run.runner import run
+
+    (tmp_path / "config.toml").write_text('[state]\ndir = "state"\n')
+    cfg = load_config(tmp_path / "config.toml")
+    now = datetime.now(UTC)
+    held = f"{now.strftime('%Y%m%dT%H%M%SZ')}-churn-5b4c"
+    Ledger(cfg.ledger_path).append(Record(id=held, policy="churn", decision="skipped", reasons=("earlier",)))
+    drawn = iter(["5b4c", "77aa"])
+    monkeypatch.setattr(kaizen.ledger.secrets, "token_hex", lambda n: next(drawn, "99ff"))
+    monkeypatch.setattr(runner, "new_cycle_id", lambda policy, taken=None: new_cycle_id(policy, now, taken=taken))
+    rec = run(cfg, "churn", lambda ctx: ctx.draft.finish("skipped"), registry=object())
+    assert rec.id == f"{now.strftime('%Y%m%dT%H%M%SZ')}-churn-77aa"
+    assert [r.id for r in Ledger(cfg.ledger_path).records()] == [held, rec.id]  # both decisions are in the log

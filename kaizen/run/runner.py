@@ -200,9 +200,9 @@ def run(config: Config, policy: str, body: Callable[[RunContext], Record], *, ki
         ledger, outbox = ledger_for(config), outbox_for(config)
         _recover(config, journal, policy, registry, runtime)  # leaves alone the cycles whose decision is kept
         _append_kept(config, policy, runtime, registry=registry)
-        draft = Draft(id=record_id or new_cycle_id(policy), policy=policy, kind=kind, seed=seed,
-                      day=day or today(), cost_model=CostModel.from_config(config),
-                      on_step=_chain(journal.mark, on_step))
+        rid = record_id or new_cycle_id(policy, taken=_taken(ledger, config, runtime))
+        draft = Draft(id=rid, policy=policy, kind=kind, seed=seed, day=day or today(),
+                      cost_model=CostModel.from_config(config), on_step=_chain(journal.mark, on_step))
         draft.step(Step.STARTED)
         setup_error = ""
         if registry is None:
@@ -238,6 +238,19 @@ def run(config: Config, policy: str, body: Callable[[RunContext], Record], *, ki
         if registry is not None:
             mirror(registry, record)
         return record
+
+
+def _taken(ledger: Any, config: Config, runtime: Runtime) -> Callable[[str], bool]:
+    """Whether a new id is already a record's: one in memory, or among the log's newest (an id
+    starts with its second, so a clash can only be with the newest records (any policy's: the read stays short on a long log); the caller holds the policy's lock)."""
+    def taken(rid: str) -> bool:
+        if any(r.id == rid for r in unwritten(runtime, config)):
+            return True
+        with contextlib.suppress(Exception):  # an unreadable log is the append's to report
+            return any(r.id == rid for r in ledger.tail(None, 50))
+        return False
+
+    return taken
 
 
 def _not_appended(config: Config, journal: Journal, record: Record, exc: Exception, runtime: Runtime) -> None:
