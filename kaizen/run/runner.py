@@ -241,8 +241,9 @@ def run(config: Config, policy: str, body: Callable[[RunContext], Record], *, ki
 
 
 def _taken(ledger: Any, config: Config, runtime: Runtime) -> Callable[[str], bool]:
-    """Whether a new id is already a record's: one in memory, or among the log's newest (an id
-    starts with its second, so a clash can only be with the newest records (any policy's: the read stays short on a long log); the caller holds the policy's lock)."""
+    """Whether a new id is already a record's: one kept in memory, or among the log's newest (an id starts with
+    its second, so a clash can only be with the newest records, of any policy: the read stays short on a long
+    log). The caller holds the policy's lock."""
     def taken(rid: str) -> bool:
         if any(r.id == rid for r in unwritten(runtime, config)):
             return True
