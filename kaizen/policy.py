@@ -286,6 +286,8 @@ class BuildSpec:
                                                   "change, extended back batch by batch until there are this many")
     min_window_rows: int = setting(200, lo=1, doc="fewest rows a searched training window may hold: a tiny window "
                                                   "that wins one validation slice by chance makes a brittle model")
+    onnx: bool = setting(True, doc="export the built pipeline to ONNX (skl2onnx) with a parity check on onnxruntime, "
+                                   "logged beside the model (kaizen/challenger/portable.py); never fails a cycle")
 
 
 @dataclass(frozen=True)
@@ -887,12 +889,14 @@ def _trigger(r: Reader) -> Any:
 
 def _build(r: Reader, task: str | None) -> BuildSpec:
     """``[build]``: ``families`` from the task's model families (:mod:`kaizen.challenger.families`), a budget."""
-    from kaizen.challenger.families import FAMILIES, default_families
+    from kaizen.challenger.families import BY_NAME, FAMILIES, default_families
 
     families = FAMILIES.get(task or "", ())
     chosen = r.strings("build.families", default_families(task) if task in FAMILIES else (),
                        choices=families or None, allow_empty=False)
     b = read_spec(r, "build", BuildSpec, families=chosen)
+    r.problems.extend(f"build.families: {why}" for name in chosen if name in BY_NAME
+                      if (why := BY_NAME[name].missing()))
     if b.trials is None and b.timeout_seconds is None and b.cpu_seconds is None and not r.problems:
         r.problems.append("build.trials and build.timeout_seconds cannot both be false without build.cpu_seconds: "
                           "the search needs a budget")

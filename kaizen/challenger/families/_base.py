@@ -9,6 +9,7 @@ estimator for a recipe; scikit-learn is imported there, never at module level.
 
 from __future__ import annotations
 
+import importlib.util
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -39,7 +40,10 @@ class Family(ABC):
     serves; ``prefix``: its trial parameters' prefix; ``scale``: numeric inputs are standardised
     before the estimator (linear models); ``default``: searched when the policy lists no
     ``build.families`` (a new family is opt-in until it is made a default, so a seeded search of
-    an existing policy stays the same).
+    an existing policy stays the same); ``requires``: the module its estimator needs beyond
+    scikit-learn and ``extra`` the pip extra that installs it (a family whose library is not
+    installed stays in the registry, so a policy that names it is refused with :meth:`missing`'s
+    message instead of an unknown name).
     """
 
     name: ClassVar[str] = ""
@@ -48,6 +52,8 @@ class Family(ABC):
     prefix: ClassVar[str] = ""
     scale: ClassVar[bool] = False
     default: ClassVar[bool] = True
+    requires: ClassVar[str] = ""
+    extra: ClassVar[str] = ""
 
     @abstractmethod
     def space(self, trial: Any) -> dict[str, Any]:
@@ -56,6 +62,14 @@ class Family(ABC):
     @abstractmethod
     def estimator(self, params: dict[str, Any], task: str, seed: int) -> Any:
         """The unfitted scikit-learn estimator for ``params`` on ``task``, seeded by ``seed``."""
+
+    def missing(self) -> str:
+        """Why this family cannot be used here, or "" when it can: its library is not installed (found
+        without importing it)."""
+        if self.requires and importlib.util.find_spec(self.requires) is None:
+            return (f"model family {self.name!r} needs the package {self.requires!r}, which is not installed "
+                    f"(pip install 'kaizen[{self.extra}]')")
+        return ""
 
     def suggest(self, trial: Any) -> dict[str, Any]:
         """One configuration sampled from ``trial``, its keys the estimator's parameter names."""
