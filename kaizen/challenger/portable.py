@@ -120,11 +120,11 @@ def _converters() -> dict[type, Any]:
     ``nodes_missing_value_tracks_true`` (Python ``False``) as 0. protobuf 7 refuses a bool in a list of ints
     ("Expected an int, got a boolean"), so without this the conversion fails. Passed to ``convert_sklearn``
     for one call: skl2onnx's registry is not touched."""
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from skl2onnx.operator_converters.random_forest import (
         convert_sklearn_random_forest_classifier,
         convert_sklearn_random_forest_regressor_converter,
     )
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     class IntFlags:
         def __init__(self, container: Any) -> None:
@@ -160,7 +160,8 @@ def convert(pipeline: Any, columns: Sequence[str], categorical: Sequence[str], *
     names = [i.name for i in model.graph.input]
     if len(names) != len(columns):
         raise ValueError(f"the ONNX graph has {len(names)} inputs for {len(columns)} model-input columns")
-    inputs = [{"input": n, "column": c, "type": "string" if c in cats else "float"} for n, c in zip(names, columns)]
+    inputs = [{"input": n, "column": c, "type": "string" if c in cats else "float"}
+              for n, c in zip(names, columns, strict=True)]
     onnx.helper.set_model_props(model, {INPUTS_PROP: json.dumps(inputs)})
     return model
 
@@ -205,7 +206,7 @@ def check(pipeline: Any, model: Any, x: pd.DataFrame, *, task: str, positive_lab
             got = np.asarray(out[1], dtype=np.float64)[:, k]
             tol = PROBA_TOLERANCE
             labels, onnx_labels = np.asarray(pipeline.predict(x)), np.asarray(out[0]).ravel()
-            same = np.array([a == b for a, b in zip(labels.tolist(), onnx_labels.tolist())], dtype=bool)
+            same = np.array([a == b for a, b in zip(labels.tolist(), onnx_labels.tolist(), strict=True)], dtype=bool)
             tie = np.abs(want - 0.5) <= tol
             differ = int((~same).sum())
     diff = np.abs(got - want)

@@ -9,6 +9,7 @@ registered version through ``on_registered`` at once, so crash recovery knows ab
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -51,13 +52,42 @@ class Refitted:
     gates: tuple[Any, ...] = field(default_factory=tuple)
 
 
+def onnx_dir(model_name: str) -> str:
+    """The run's artifact folder of the ONNX export of the model logged as ``model_name`` (``onnx`` for the
+    cycle's ``pipeline``, ``onnx_<name>`` for the others, as the reference rows' folders)."""
+    return "onnx" if model_name == "pipeline" else f"onnx_{model_name}"
+
+
+def _portable(res: Any, rows: pd.DataFrame, runlog: Any, policy: Policy, workdir: Path, model_name: str) -> Any:
+    """The ONNX export of ``res`` with its parity check (:mod:`kaizen.challenger.portable`), logged in the run's
+    :func:`onnx_dir` (``model.onnx`` when it passed, ``parity.json`` always). Never raises: ONNX is a second form
+    of the model, never a reason to fail the cycle; what went wrong is the export's reason."""
+    from kaizen.challenger.portable import ONNX_FILE, PARITY_FILE, Export, export_build
+
+    if not policy.build.onnx:
+        return Export(False, reason="build.onnx is false")
+    folder, into = workdir / onnx_dir(model_name), onnx_dir(model_name)
+    try:
+        out = export_build(res, rows, folder, validation_fraction=policy.build.validation_fraction)
+        runlog.log_artifact(folder / PARITY_FILE, into)
+        if out.exported:
+            runlog.log_artifact(folder / ONNX_FILE, into)
+            out = dataclasses.replace(out, path=f"{into}/{ONNX_FILE}")
+        return out
+    except Exception as exc:
+        log.warning("ONNX export of %s failed: %s: %s", model_name, type(exc).__name__, exc)
+        return Export(False, reason=f"export failed: {type(exc).__name__}: {exc}")
+
+
 def _log_and_register(res: Any, rows: pd.DataFrame, registry: Any, runlog: Any, policy: Policy, workdir: Path, *,
                       model_name: str, reference_dir: str, tags: dict[str, str],
-                      on_registered: Callable[[str], None]) -> str:
-    """Log the model and its training rows in ``runlog``'s run, then register it in one call (tags, description)."""
+                      on_registered: Callable[[str], None]) -> tuple[str, dict[str, Any]]:
+    """Log the model, its training rows and its ONNX export in ``runlog``'s run, then register it in one call (tags,
+    description); (the version, the export's record)."""
     from kaizen.challenger.model import save_pipeline
 
     info = runlog.log_model(lambda path: save_pipeline(res, path, sample=rows), model_name)
+    portable = _portable(res, rows, runlog, policy, workdir, model_name)
     fitted = workdir / REFERENCE_FILE
     fitted.parent.mkdir(parents=True, exist_ok=True)
     rows.iloc[len(rows) - res.train_rows:].to_parquet(fitted, index=False)
@@ -75,11 +105,12 @@ def _log_and_register(res: Any, rows: pd.DataFrame, registry: Any, runlog: Any, 
                      f"{res.validation_metric:.4f}); judged by the gates on the holdout")
     version = registry.register(
         policy.name, info,
-        tags={"kaizen.family": res.family, **own, REFERENCE_TAG: f"{reference_dir}/{REFERENCE_FILE}", **tags},
+        tags={"kaizen.family": res.family, **own, REFERENCE_TAG: f"{reference_dir}/{REFERENCE_FILE}",
+              "kaizen.onnx": portable.tag, **tags},
         description=(f"Candidate of cycle {tags.get('kaizen.cycle_id')} ({how.get(model_name, model_name)}): "
                      f"{res.family} on {res.train_rows} rows, {validated}."))
     on_registered(version)
-    return version
+    return version, portable.to_dict()
 
 
 def build_and_register(registry: Any, runlog: Any, policy: Policy, schema: Schema, train: pd.DataFrame, *,
@@ -94,10 +125,10 @@ def build_and_register(registry: Any, runlog: Any, policy: Policy, schema: Schem
 
     result = build_challenger(train, schema=schema, policy=policy, workdir=workdir, seed=seed, stop=stop,
                               enqueue=enqueue, shared=shared)
-    version = _log_and_register(result, train, registry, runlog, policy, workdir, model_name=name,
+    version, portable = _log_and_register(result, train, registry, runlog, policy, workdir, model_name=name,
                                 reference_dir=REFERENCE_DIR if name == "pipeline" else f"reference_{name}",
                                 tags={"kaizen.cycle_id": cycle_id, **(tags or {})}, on_registered=on_registered)
-    return Built(result, version, {"version": version, **result.to_dict()})
+    return Built(result, version, {"version": version, **result.to_dict(), "onnx": portable})
 
 
 def refit_recipe_and_register(registry: Any, runlog: Any, policy: Policy, schema: Schema, recipe: Any,
@@ -108,10 +139,10 @@ def refit_recipe_and_register(registry: Any, runlog: Any, policy: Policy, schema
     from kaizen.challenger import refit
 
     result = refit(recipe, rows, schema=schema, policy=policy, workdir=workdir, seed=seed)
-    version = _log_and_register(result, rows, registry, runlog, policy, workdir, model_name=name,
+    version, portable = _log_and_register(result, rows, registry, runlog, policy, workdir, model_name=name,
                                 reference_dir=f"reference_{name}",
                                 tags={"kaizen.cycle_id": cycle_id, **(tags or {})}, on_registered=on_registered)
-    return Built(result, version, {"version": version, **result.to_dict()})
+    return Built(result, version, {"version": version, **result.to_dict(), "onnx": portable})
 
 
 def refit_and_register(registry: Any, runlog: Any, policy: Policy, schema: Schema, result: Any, gated: str,
@@ -134,10 +165,10 @@ def refit_and_register(registry: Any, runlog: Any, policy: Policy, schema: Schem
         res = refit(result, rows, schema=schema, policy=policy, workdir=workdir / "refit", seed=seed)
         cpu = res.cpu_seconds
         info.update(train_rows=res.train_rows, cpu_seconds=round(res.cpu_seconds, 3))
-        version = _log_and_register(res, rows, registry, runlog, policy, workdir / "refit", model_name=REFIT_MODEL,
-                                    reference_dir=REFIT_REFERENCE_DIR,
-                                    tags={"kaizen.cycle_id": cycle_id, "kaizen.refit_of": gated},
-                                    on_registered=on_registered)
+        version, info["onnx"] = _log_and_register(res, rows, registry, runlog, policy, workdir / "refit",
+                                                  model_name=REFIT_MODEL, reference_dir=REFIT_REFERENCE_DIR,
+                                                  tags={"kaizen.cycle_id": cycle_id, "kaizen.refit_of": gated},
+                                                  on_registered=on_registered)
         info["version"] = version
         model = load_model(registry, policy.name, version, task=policy.model.task,
                            positive_label=policy.model.positive_label, workdir=workdir)

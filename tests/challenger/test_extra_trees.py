@@ -41,5 +41,5 @@ def test_the_policy_names_it_for_both_tasks_and_it_is_opt_in(tmp_path) -> None:
     path.write_text(to_toml(doc))
     with pytest.raises(PolicyError, match="build.families must be a non-empty list of strings from "
                                           "'hist_gradient_boosting', 'random_forest', 'logistic_regression', "
-                                          "'extra_trees'; got \\['extra_tree'\\]"):
+                                          "'extra_trees', 'lightgbm', 'xgboost'; got \\['extra_tree'\\]"):
         load_policy(path)

@@ -10,6 +10,7 @@ estimator for a recipe; scikit-learn is imported there, never at module level.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -66,7 +67,13 @@ class Family(ABC):
     def missing(self) -> str:
         """Why this family cannot be used here, or "" when it can: its library is not installed (found
         without importing it)."""
-        if self.requires and importlib.util.find_spec(self.requires) is None:
+        if not self.requires:
+            return ""
+        if self.requires in sys.modules:  # None there blocks the import, as Python's import system does
+            present = sys.modules[self.requires] is not None
+        else:
+            present = importlib.util.find_spec(self.requires) is not None
+        if not present:
             return (f"model family {self.name!r} needs the package {self.requires!r}, which is not installed "
                     f"(pip install 'kaizen[{self.extra}]')")
         return ""
