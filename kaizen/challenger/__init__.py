@@ -5,6 +5,8 @@
 - :mod:`kaizen.challenger.search` — :func:`build_challenger`: search, refit, artifacts on disk;
   :func:`refit`: a finished build's recipe fit again on more rows.
 - :mod:`kaizen.challenger.model` — :class:`KaizenModel` (the pyfunc) and :func:`save_pipeline`.
+- :mod:`kaizen.challenger.portable` — the fitted pipeline as ONNX, with its parity check on onnxruntime.
+- :mod:`kaizen.challenger.register` — build (or refit), log (model, reference rows, ONNX) and register.
 
 Importing this package is cheap: pandas, featuretools, Optuna, scikit-learn and MLflow load only
 when a function needs them. The public names below resolve on first access (the policy reader
