@@ -114,11 +114,12 @@ def _build(root: Path) -> State:
                                             registered_model_name="churn", serialization_format="cloudpickle",
                                             pip_requirements=["scikit-learn"])
             mlflow.log_text("training rows\n" * 50, "reference/reference.parquet")
+            mlflow.log_text("onnx graph\n" * 50, "onnx/model.onnx")
             if v != 3:
                 mlflow.log_text("<html>" + "x" * 5000, f"monitor/{cycle}.html")
         assert str(info.registered_model_version) == str(v)
         st.runs[v] = r.info.run_id
-        tags = {"kaizen.reference_artifact": "reference/reference.parquet", **extra}
+        tags = {"kaizen.reference_artifact": "reference/reference.parquet", "kaizen.onnx_artifact": "onnx", **extra}
         if status:
             tags["kaizen.status"] = status
         reg.tag("churn", str(v), tags)
@@ -205,6 +206,7 @@ def test_apply_deletes_exactly_the_plan_and_tags_the_versions(state: State) -> N
         assert models[v].exists() != gone, v
         assert models[v].parent.exists() != gone, v  # the emptied models/m-… folder goes too
         assert (state.run_dir(v) / "reference" / "reference.parquet").exists() != gone, v
+        assert (state.run_dir(v) / "onnx").exists() != gone, v  # its ONNX export goes with it
         tags = state.tags(v)
         assert (tags.get("kaizen.artifacts") == "deleted") == gone, v
         assert bool(tags.get("kaizen.artifacts_deleted_at")) == gone, v

@@ -49,8 +49,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Export", "PARITY_FILE", "PARITY_ROWS", "PROBA_TOLERANCE", "REGRESSION_TOLERANCE", "ONNX_FILE",
-           "check", "convert", "export", "export_build", "feed", "session"]
+__all__ = ["ARTIFACT_TAG", "Export", "PARITY_FILE", "PARITY_ROWS", "PROBA_TOLERANCE", "REGRESSION_TOLERANCE",
+           "ONNX_FILE", "check", "convert", "export", "export_build", "feed", "session"]
 
 ONNX_FILE = "model.onnx"
 PARITY_FILE = "parity.json"
@@ -64,6 +64,8 @@ REGRESSION_TOLERANCE = 1e-4
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
 #: the model's metadata property that maps graph inputs to model-input columns
 INPUTS_PROP = "kaizen.inputs"
+#: the version tag naming the run folder its export was logged in (``onnx``), which retention deletes with the model
+ARTIFACT_TAG = "kaizen.onnx_artifact"
 #: the tag value's longest reason
 _REASON_CHARS = 400
 
@@ -231,6 +233,7 @@ def export(pipeline: Any, x: pd.DataFrame, *, categorical: Sequence[str], task: 
     out_dir = Path(out_dir)
     numbers: dict[str, Any] = {}
     model = None
+    step = "conversion"
     try:
         reason = _why_not(pipeline)
         if not reason:
@@ -243,9 +246,11 @@ def export(pipeline: Any, x: pd.DataFrame, *, categorical: Sequence[str], task: 
             reason = "no rows to check parity on"
         if not reason:
             model = convert(pipeline, list(x.columns), categorical, classifier=task != "regression")
+            step = "parity check"
             numbers, reason = check(pipeline, model, x, task=task, positive_label=positive_label)
     except Exception as exc:  # a failed export is recorded, never raised: the model is still the pyfunc
-        reason = f"conversion failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        reason = f"{step} failed: {type(exc).__name__}: {first}"
     out_dir.mkdir(parents=True, exist_ok=True)
     size, path = 0, None
     if not reason and model is not None:

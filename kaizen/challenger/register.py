@@ -58,25 +58,29 @@ def onnx_dir(model_name: str) -> str:
     return "onnx" if model_name == "pipeline" else f"onnx_{model_name}"
 
 
-def _portable(res: Any, rows: pd.DataFrame, runlog: Any, policy: Policy, workdir: Path, model_name: str) -> Any:
+def _portable(res: Any, rows: pd.DataFrame, runlog: Any, policy: Policy, workdir: Path,
+              model_name: str) -> tuple[Any, dict[str, str]]:
     """The ONNX export of ``res`` with its parity check (:mod:`kaizen.challenger.portable`), logged in the run's
-    :func:`onnx_dir` (``model.onnx`` when it passed, ``parity.json`` always). Never raises: ONNX is a second form
-    of the model, never a reason to fail the cycle; what went wrong is the export's reason."""
-    from kaizen.challenger.portable import ONNX_FILE, PARITY_FILE, Export, export_build
+    :func:`onnx_dir` (``model.onnx`` when it passed, ``parity.json`` always), and the version tag naming that folder
+    once something is in it (retention deletes it with the model). Never raises: ONNX is a second form of the
+    model, never a reason to fail the cycle; what went wrong is the export's reason."""
+    from kaizen.challenger.portable import ARTIFACT_TAG, ONNX_FILE, PARITY_FILE, Export, export_build
 
     if not policy.build.onnx:
-        return Export(False, reason="build.onnx is false")
+        return Export(False, reason="build.onnx is false"), {}
     folder, into = workdir / onnx_dir(model_name), onnx_dir(model_name)
+    logged: dict[str, str] = {}
     try:
         out = export_build(res, rows, folder, validation_fraction=policy.build.validation_fraction)
         runlog.log_artifact(folder / PARITY_FILE, into)
+        logged[ARTIFACT_TAG] = into
         if out.exported:
             runlog.log_artifact(folder / ONNX_FILE, into)
             out = dataclasses.replace(out, path=f"{into}/{ONNX_FILE}")
-        return out
+        return out, logged
     except Exception as exc:
         log.warning("ONNX export of %s failed: %s: %s", model_name, type(exc).__name__, exc)
-        return Export(False, reason=f"export failed: {type(exc).__name__}: {exc}")
+        return Export(False, reason=f"export failed: {type(exc).__name__}: {exc}"), logged
 
 
 def _log_and_register(res: Any, rows: pd.DataFrame, registry: Any, runlog: Any, policy: Policy, workdir: Path, *,
@@ -87,7 +91,7 @@ def _log_and_register(res: Any, rows: pd.DataFrame, registry: Any, runlog: Any, 
     from kaizen.challenger.model import save_pipeline
 
     info = runlog.log_model(lambda path: save_pipeline(res, path, sample=rows), model_name)
-    portable = _portable(res, rows, runlog, policy, workdir, model_name)
+    portable, logged = _portable(res, rows, runlog, policy, workdir, model_name)
     fitted = workdir / REFERENCE_FILE
     fitted.parent.mkdir(parents=True, exist_ok=True)
     rows.iloc[len(rows) - res.train_rows:].to_parquet(fitted, index=False)
@@ -106,7 +110,7 @@ def _log_and_register(res: Any, rows: pd.DataFrame, registry: Any, runlog: Any, 
     version = registry.register(
         policy.name, info,
         tags={"kaizen.family": res.family, **own, REFERENCE_TAG: f"{reference_dir}/{REFERENCE_FILE}",
-              "kaizen.onnx": portable.tag, **tags},
+              "kaizen.onnx": portable.tag, **logged, **tags},
         description=(f"Candidate of cycle {tags.get('kaizen.cycle_id')} ({how.get(model_name, model_name)}): "
                      f"{res.family} on {res.train_rows} rows, {validated}."))
     on_registered(version)

@@ -16,7 +16,8 @@ What goes, with the thresholds of ``[retention]`` in config.toml:
 - **model files** — of a version whose ``kaizen.status`` is retired, rejected, aborted or
   superseded, older than ``versions_days`` or beyond the newest ``versions_keep`` versions of its
   model: its model folder (MLflow 3's logged model, ``<artifacts>/<model>/models/m-…/``) and its
-  training rows (the run artifact its ``kaizen.reference_artifact`` tag names). Never the
+  training rows (the run artifact its ``kaizen.reference_artifact`` tag names) and its ONNX export (the
+  run folder its ``kaizen.onnx_artifact`` tag names). Never the
   champion, the challenger, a version with any other alias, a version awaiting approval (the
   promotion log's unanswered ``awaiting_approval`` records, and the tag), the version(s) the
   performance baseline came from, nor the newest ``keep_champions`` retired versions (what a
@@ -250,6 +251,7 @@ def _run_reports(registry: Any, name: str, s: RetentionSettings, now: float,
 
 def _versions(registry: Any, name: str, s: RetentionSettings, now: float, records: list[Record],
               waiting: list[Record]) -> tuple[list[Item], list[Kept], list[str], str | None]:
+    from kaizen.challenger.portable import ARTIFACT_TAG as ONNX_TAG
     from kaizen.registry.champion import REFERENCE_TAG
 
     versions = registry.versions(name)  # newest first
@@ -287,11 +289,12 @@ def _versions(registry: Any, name: str, s: RetentionSettings, now: float, record
         model = registry.model_files(v)
         if model:
             out.append(model.rstrip("/"))
-        ref = v.tags.get(REFERENCE_TAG)
-        if ref and v.run_id:
-            if v.run_id not in runs:
-                runs[v.run_id] = registry.run_files(v.run_id).rstrip("/")
-            out.append(f"{runs[v.run_id]}/{ref.strip('/')}")
+        for tag in (REFERENCE_TAG, ONNX_TAG):  # its training rows, its ONNX export
+            ref = v.tags.get(tag)
+            if ref and v.run_id:
+                if v.run_id not in runs:
+                    runs[v.run_id] = registry.run_files(v.run_id).rstrip("/")
+                out.append(f"{runs[v.run_id]}/{ref.strip('/')}")
         return out
 
     doomed = []

@@ -172,6 +172,7 @@ def test_build_and_register_logs_the_export_beside_the_model_and_it_scores_raw_r
         trials=2, families=("logistic_regression",)))
     onnx = built.section["onnx"]
     assert files == {"onnx/model.onnx", "onnx/parity.json"} and tags["kaizen.onnx"] == "exported"
+    assert tags["kaizen.onnx_artifact"] == "onnx"  # retention deletes the folder with the model
     assert onnx["exported"] and onnx["path"] == "onnx/model.onnx" and onnx["rows"] == 150  # newest 25 %
     assert onnx["max_abs_diff"] <= onnx["tolerance"] == PROBA_TOLERANCE and onnx["cpu_seconds"] > 0
     # a consumer, as docs/policies.md shows: the run's model.onnx, the logged model's artifacts (features.json:
@@ -209,6 +210,7 @@ def test_a_failed_or_switched_off_export_never_fails_the_build(classification_ro
     off = dataclasses.replace(pol, build=dataclasses.replace(pol.build, onnx=False))
     _, _, built, files, tags = _register(tmp_path / "off", rows, schema, off)
     assert files == set() and tags["kaizen.onnx"] == "not exported: build.onnx is false"
+    assert "kaizen.onnx_artifact" not in tags
 
 
 @pytest.mark.skipif(bool(BY_NAME["lightgbm"].missing()), reason="lightgbm is not installed")
