@@ -14,9 +14,10 @@ to its column and type, and :func:`feed` builds the inputs from a model-input fr
 
 The parity check (:func:`check`) scores the same rows with the fitted pipeline and with onnxruntime:
 
-- classification: |P(positive) ONNX − scikit-learn| ≤ :data:`PROBA_TOLERANCE` (1e-4, absolute) on every
-  row, and the same label on every row except where scikit-learn's probability lies within that
-  tolerance of 0.5 (a tie that float32 may break either way; such rows are counted, not failed);
+- classification: |P(class) ONNX − scikit-learn| ≤ :data:`PROBA_TOLERANCE` (1e-4, absolute) for every
+  class on every row (binary: P(positive) and its complement), and the same label on every row except
+  where scikit-learn's two most probable classes lie within twice that tolerance (binary: P(positive)
+  within 1e-4 of 0.5; a tie that float32 may break either way; such rows are counted, not failed);
 - regression: |ONNX − scikit-learn| ≤ :data:`REGRESSION_TOLERANCE` (1e-4) × the largest |prediction| on
   the rows. The graph computes in float32 (about 7 significant digits), so its error scales with the
   size of the numbers it sums, not with each row's value (a prediction near 0 is a sum of large terms
@@ -187,9 +188,10 @@ def feed(sess: Any, x: pd.DataFrame) -> dict[str, np.ndarray]:
                          else x[[i["column"]]].to_numpy(dtype=np.float32)) for i in inputs}
 
 
-def check(pipeline: Any, model: Any, x: pd.DataFrame, *, task: str, positive_label: Any) -> tuple[dict[str, Any], str]:
+def check(pipeline: Any, model: Any, x: pd.DataFrame, *, task: str) -> tuple[dict[str, Any], str]:
     """Score ``x`` (model input) with ``pipeline`` and with ``model`` on onnxruntime; (the numbers, the reason
-    parity fails or "")."""
+    parity fails or ""). Classification compares every class's probability, so it holds for any number of
+    classes."""
     from threadpoolctl import threadpool_limits
 
     sess = session(model)
@@ -201,16 +203,17 @@ def check(pipeline: Any, model: Any, x: pd.DataFrame, *, task: str, positive_lab
             scale = float(np.max(np.abs(want))) if len(want) else 0.0
             tol = REGRESSION_TOLERANCE * max(scale, np.finfo(np.float32).tiny)
             differ = 0
-        else:
-            classes = list(pipeline.classes_)
-            k = classes.index(positive_label)
-            want = pipeline.predict_proba(x)[:, k]
-            got = np.asarray(out[1], dtype=np.float64)[:, k]
+        else:  # every class's probability (binary: P(positive) and its complement); labels away from a tie
+            proba = np.asarray(pipeline.predict_proba(x), dtype=np.float64)
+            want, got = proba.ravel(), np.asarray(out[1], dtype=np.float64).ravel()
             tol = PROBA_TOLERANCE
             labels, onnx_labels = np.asarray(pipeline.predict(x)), np.asarray(out[0]).ravel()
             same = np.array([a == b for a, b in zip(labels.tolist(), onnx_labels.tolist(), strict=True)], dtype=bool)
-            tie = np.abs(want - 0.5) <= tol
+            top = np.sort(proba, axis=1)
+            tie = top[:, -1] - top[:, -2] <= 2 * tol  # binary: |P(positive) - 0.5| <= tol
             differ = int((~same).sum())
+    if got.shape != want.shape:
+        return {"rows": len(x)}, f"onnxruntime gave {got.shape} values for scikit-learn's {want.shape}"
     diff = np.abs(got - want)
     numbers = {"max_abs_diff": float(diff.max()) if len(diff) else 0.0, "tolerance": float(tol), "rows": len(x),
                "labels_differ": differ}
@@ -224,8 +227,7 @@ def check(pipeline: Any, model: Any, x: pd.DataFrame, *, task: str, positive_lab
     return numbers, ""
 
 
-def export(pipeline: Any, x: pd.DataFrame, *, categorical: Sequence[str], task: str, positive_label: Any,
-           out_dir: Path) -> Export:
+def export(pipeline: Any, x: pd.DataFrame, *, categorical: Sequence[str], task: str, out_dir: Path) -> Export:
     """Convert ``pipeline`` (fitted on model-input columns ``x.columns``), check it on the rows of ``x``, and write
     ``out_dir/parity.json`` (always) and ``out_dir/model.onnx`` (when it passed). Never raises: an error is the
     reason. ``path`` of the result is the local file; the register step replaces it by the artifact path."""
@@ -247,7 +249,7 @@ def export(pipeline: Any, x: pd.DataFrame, *, categorical: Sequence[str], task: 
         if not reason:
             model = convert(pipeline, list(x.columns), categorical, classifier=task != "regression")
             step = "parity check"
-            numbers, reason = check(pipeline, model, x, task=task, positive_label=positive_label)
+            numbers, reason = check(pipeline, model, x, task=task)
     except Exception as exc:  # a failed export is recorded, never raised: the model is still the pyfunc
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         reason = f"{step} failed: {type(exc).__name__}: {first}"
@@ -264,8 +266,8 @@ def export(pipeline: Any, x: pd.DataFrame, *, categorical: Sequence[str], task: 
 
 
 def _parity_doc(result: Export, task: str) -> dict[str, Any]:
-    rule = ("|P(positive) ONNX - scikit-learn| <= tolerance on every row; labels equal except within the "
-            "tolerance of the 0.5 tie" if task != "regression" else
+    rule = ("|P(class) ONNX - scikit-learn| <= tolerance for every class on every row; labels equal except where "
+            "the two most probable classes are within twice the tolerance" if task != "regression" else
             f"|ONNX - scikit-learn| <= {REGRESSION_TOLERANCE} x the largest |prediction| on the rows")
     doc = result.to_dict()
     doc.pop("path")
@@ -287,4 +289,4 @@ def export_build(result: Any, rows: pd.DataFrame, out_dir: Path, *, validation_f
     except Exception as exc:
         return Export(False, reason=f"model input for the parity check failed: {type(exc).__name__}: {exc}")
     return export(predictor.pipeline, x, categorical=predictor.features.categorical, task=predictor.task,
-                  positive_label=predictor.positive_label, out_dir=out_dir)
+                  out_dir=out_dir)

@@ -55,7 +55,7 @@ def test_each_convertible_family_scores_the_same_on_onnxruntime(name, task, clas
     rows = (classification_rows if task == "binary_classification" else regression_rows).iloc[:500]
     pipe, _ = _fit(name, task, rows.iloc[:400], schema)
     held = _model_input(rows.iloc[400:], schema)
-    out = export(pipe, held, categorical=schema.categorical, task=task, positive_label=1, out_dir=tmp_path)
+    out = export(pipe, held, categorical=schema.categorical, task=task, out_dir=tmp_path)
     assert out.exported and out.reason == "" and out.rows == 100, out
     assert out.max_abs_diff <= out.tolerance and out.size_bytes == (tmp_path / ONNX_FILE).stat().st_size
     parity = json.loads((tmp_path / PARITY_FILE).read_text())
@@ -82,17 +82,29 @@ def test_a_graph_that_is_not_the_pipeline_fails_parity(classification_rows, sche
     pipe, x = _fit("random_forest", "binary_classification", classification_rows.iloc[:400], schema, seed=0)
     other, _ = _fit("random_forest", "binary_classification", classification_rows.iloc[:400], schema, seed=1)
     graph = convert(other, list(x.columns), schema.categorical, classifier=True)
-    numbers, reason = check(pipe, graph, x.iloc[:100], task="binary_classification", positive_label=1)
+    numbers, reason = check(pipe, graph, x.iloc[:100], task="binary_classification")
     assert reason.startswith("parity failed: max |ONNX - scikit-learn|") and numbers["max_abs_diff"] > 0.01
     same, none = check(pipe, convert(pipe, list(x.columns), schema.categorical, classifier=True), x.iloc[:100],
-                       task="binary_classification", positive_label=1)
+                       task="binary_classification")
     assert none == "" and same["max_abs_diff"] <= PROBA_TOLERANCE
+
+
+def test_the_check_compares_every_class_so_it_holds_for_more_than_two(classification_rows, schema) -> None:
+    from kaizen.challenger.portable import check, convert
+
+    x = _model_input(classification_rows.iloc[:300], schema)
+    y = np.array(["low", "mid", "high"])[pd.qcut(x["income"], 3, labels=False).to_numpy()]
+    pipe = make_pipeline("random_forest", RECIPES["random_forest"], task="binary_classification",
+                         numeric=schema.numerical, categorical=schema.categorical, seed=0).fit(x, y)
+    numbers, reason = check(pipe, convert(pipe, list(x.columns), schema.categorical, classifier=True), x,
+                            task="binary_classification")
+    assert reason == "" and numbers["rows"] == 300 and numbers["max_abs_diff"] <= PROBA_TOLERANCE
 
 
 @pytest.mark.parametrize("name", [n for n in ("lightgbm", "xgboost") if not BY_NAME[n].missing()])
 def test_a_boosting_library_is_recorded_as_not_converted(name, classification_rows, schema, tmp_path) -> None:
     pipe, x = _fit(name, "binary_classification", classification_rows.iloc[:300], schema)
-    out = export(pipe, x.iloc[-50:], categorical=schema.categorical, task="binary_classification", positive_label=1,
+    out = export(pipe, x.iloc[-50:], categorical=schema.categorical, task="binary_classification",
                  out_dir=tmp_path)
     library = {"lightgbm": "LightGBM", "xgboost": "XGBoost"}[name]
     assert not out.exported and out.reason.startswith(f"no converter for {library}'s ")
@@ -113,13 +125,13 @@ def test_native_categorical_boosting_and_an_unconvertible_estimator_are_reasons(
     prep = ColumnTransformer([("c", OrdinalEncoder(), list(schema.categorical))], remainder="passthrough")
     native = Pipeline([("prep", prep), ("model", HistGradientBoostingClassifier(
         categorical_features=[True, True] + [False] * len(schema.numerical), max_iter=10))]).fit(x, y)
-    out = export(native, x, categorical=schema.categorical, task="binary_classification", positive_label=1,
+    out = export(native, x, categorical=schema.categorical, task="binary_classification",
                  out_dir=tmp_path / "native")
     assert not out.exported and "native categorical features (skl2onnx#1051)" in out.reason
     dummy = make_pipeline("logistic_regression", {}, task="binary_classification", numeric=schema.numerical,
                           categorical=schema.categorical, seed=0)
     dummy.steps[-1] = ("model", DummyClassifier())
-    out = export(dummy.fit(x, y), x, categorical=schema.categorical, task="binary_classification", positive_label=1,
+    out = export(dummy.fit(x, y), x, categorical=schema.categorical, task="binary_classification",
                  out_dir=tmp_path / "dummy")
     assert not out.exported and out.reason.startswith("conversion failed: MissingShapeCalculator: ")
     assert out.tag.startswith("not exported: conversion failed") and len(out.tag) <= 420
@@ -133,7 +145,7 @@ def test_without_skl2onnx_the_reason_names_the_extra(tmp_path) -> None:
             "from kaizen.challenger.portable import export\n"
             "x = pd.DataFrame({'a': np.arange(20.0)}); y = (x['a'] > 9).astype(int)\n"
             "p = Pipeline([('model', LogisticRegression())]).fit(x, y)\n"
-            f"print(export(p, x, categorical=(), task='binary_classification', positive_label=1, "
+            f"print(export(p, x, categorical=(), task='binary_classification', "
             f"out_dir={str(tmp_path)!r}).tag)\n")
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
