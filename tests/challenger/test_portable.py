@@ -232,3 +232,21 @@ def test_a_family_that_does_not_convert_is_registered_with_its_reason(regression
                                          policy_factory("regression", trials=1, families=("lightgbm",)))
     assert files == {"onnx/parity.json"} and tags["kaizen.onnx"].startswith("not exported: no converter for LightGBM")
     assert built.section["family"] == "lightgbm" and not built.section["onnx"]["exported"]
+
+
+def test_build_onnx_is_on_by_default_and_checked(tmp_path) -> None:
+    from kaizen.errors import PolicyError
+    from kaizen.policy import load_policy
+    from tests.conftest import BASE_POLICY, to_toml
+
+    doc = {k: dict(v) for k, v in BASE_POLICY.items()}
+    path = tmp_path / "p.toml"
+    path.write_text(to_toml(doc))
+    assert load_policy(path).build.onnx is True
+    doc["build"]["onnx"] = False
+    path.write_text(to_toml(doc))
+    assert load_policy(path).build.onnx is False
+    doc["build"]["onnx"] = "yes"
+    path.write_text(to_toml(doc))
+    with pytest.raises(PolicyError, match=r"p.toml: build.onnx must be true or false; got 'yes'"):
+        load_policy(path)
