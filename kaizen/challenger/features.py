@@ -531,7 +531,8 @@ def _aggregates(es: Any, relations: Sequence[Relation], agg_primitives: Sequence
     out = []
     for f in found:
         frames = {d.dataframe_name for d in f.get_dependencies(deep=True)}
-        if frames & related and TABLE not in frames:
+        made_up = any(f"{r}.{RELATED_INDEX}" in f.get_name() for r in related)  # LAST(t._kaizen_index): no value
+        if frames & related and TABLE not in frames and not made_up:
             out.append(f)
     return out
 
