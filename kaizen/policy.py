@@ -907,12 +907,13 @@ def _sql_problems(d: DataSpec, present: set[str], model: ModelSpec) -> list[str]
     return out
 
 
-def _related(r: Reader, base: Path) -> tuple[RelatedSpec, ...]:
+def _related(r: Reader, base: Path) -> dict[int, RelatedSpec]:
     """``[[data.related]]``: each table read with the declared settings of :class:`RelatedSpec` (its own keys named
-    ``data.related[i].key`` in problems), its path resolved against the policy file's folder."""
+    ``data.related[i].key`` in problems), its path resolved against the policy file's folder; by position in the
+    file (a table with a problem is left out)."""
     items = r.get("data.related", list, [], allowed="an array of tables ([[data.related]])",
                   check=lambda v: all(isinstance(x, dict) for x in v))
-    out = []
+    out = {}
     for i, t in enumerate(items):
         at = f"data.related[{i}]"
         sub = Reader({"t": t})
@@ -929,16 +930,17 @@ def _related(r: Reader, base: Path) -> tuple[RelatedSpec, ...]:
             for k2, c2 in named[j + 1:]:
                 if c == c2:
                     r.problems.append(f"{at}.{k} must differ from {at}.{k2}; got {c!r} for both")
-        out.append(spec)
-    return tuple(out)
+        out[i] = spec
+    return out
 
 
-def _related_problems(d: DataSpec, m: ModelSpec) -> list[str]:
-    """``[[data.related]]`` settings that contradict each other or the rest of ``[data]``."""
+def _related_problems(related: dict[int, RelatedSpec], d: DataSpec, m: ModelSpec) -> list[str]:
+    """``[[data.related]]`` settings (by position in the file) that contradict each other or the rest of
+    ``[data]``."""
     out = []
     names: dict[str, int] = {}
-    keys = {s.parent_column for s in d.related}
-    for i, s in enumerate(d.related):
+    keys = {s.parent_column for s in related.values()}
+    for i, s in related.items():
         at = f"data.related[{i}]"
         if s.name in names:
             out.append(f"{at}.name must differ from data.related[{names[s.name]}].name; got {s.name!r} for both")
@@ -961,7 +963,8 @@ def _data(r: Reader, base: Path, model: ModelSpec) -> DataSpec:
     """``[data]``: paths relative to the policy file's folder, ``[data.checks]``, the label settings together,
     files or tables (:func:`_sql_problems`), the ``[[data.related]]`` tables."""
     present = set(r.table("data"))
-    d = read_spec(r, "data", DataSpec, checks=_checks(r), related=_related(r, base))
+    related = _related(r, base)
+    d = read_spec(r, "data", DataSpec, checks=_checks(r), related=tuple(related.values()))
     values = {f.name: (_resolve(base, getattr(d, f.name)) if f.name in _PATHS else getattr(d, f.name))
               for f in fields(DataSpec)}
     if d.sql_url is not None:
@@ -969,7 +972,7 @@ def _data(r: Reader, base: Path, model: ModelSpec) -> DataSpec:
     d = DataSpec(**values)
     r.problems.extend(_sql_problems(d, present, model))
     r.problems.extend(_label_problems(d, model))
-    r.problems.extend(_related_problems(d, model))
+    r.problems.extend(_related_problems(related, d, model))
     return d
 
 
