@@ -77,17 +77,17 @@ def make(seed: int = 0, customers: int = 300, months: int = 8) -> RelationalChur
     for m in range(months):
         begin = START + pd.DateOffset(months=m)
         end = START + pd.DateOffset(months=m + 1)
-        engagement = 0.7 * engagement + 0.3 * base + rng.normal(0, 0.6, customers)
+        engagement = 0.6 * engagement + 0.4 * base + rng.normal(0, 0.35, customers)
         for c in np.flatnonzero(alive):
             e = engagement[c]
             n = rng.poisson(np.exp(1.3 + 0.7 * e))
             seconds = np.sort(rng.uniform(0, (end - begin).total_seconds(), n))
             for s in seconds:
                 tx.append((int(c), begin + pd.Timedelta(seconds=float(round(s))),
-                           float(np.round(rng.lognormal(3.0 + 0.25 * e, 0.6), 2)),
+                           float(np.round(rng.lognormal(3.0 + 0.4 * e, 0.5), 2)),
                            CATEGORIES[int(rng.choice(5, p=_mix(e)))]))
             calls = int(rng.poisson(1.0 + 0.6 * max(0.0, -e)))
-            logit = -2.6 - 1.6 * e + 0.4 * (plan[c] == "basic") + 0.15 * calls
+            logit = -2.8 - 2.2 * e + 0.4 * (plan[c] == "basic") + 0.15 * calls
             churned = int(rng.random() < 1 / (1 + np.exp(-logit)))
             rows.append((int(c), end - pd.Timedelta(seconds=1), plan[c], float(tenure0[c] + m), float(age[c]),
                          float(calls), churned))
