@@ -115,8 +115,9 @@ def test_every_policy_setting_is_documented_in_docs_policies(spec: type) -> None
 
 
 #: the fields read by explicit code after the generic read (everything else is declared with setting())
-EXPLICIT = {P.ModelSpec: {"metric"}, P.DataSpec: {"checks", "related"}, P.TriggerSpec: {"columns"}, P.BuildSpec: {"families"},
-            P.GateSpec: {"slices", "invariance"}, P.PromotionSpec: {"approval_expires_seconds"}}
+EXPLICIT = {P.ModelSpec: {"metric"}, P.DataSpec: {"checks", "related"}, P.TriggerSpec: {"columns"},
+            P.BuildSpec: {"families"}, P.GateSpec: {"slices", "invariance"},
+            P.PromotionSpec: {"approval_expires_seconds"}}
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.__name__)
