@@ -66,7 +66,8 @@ def check_data(policy: Policy) -> DataCheck:
 
             d = policy.data
             schema = infer_schema(reference, target=policy.model.target, timestamp=d.timestamp_column,
-                                  prediction=d.prediction_column, ignored=d.excluded_columns)
+                                  prediction=d.prediction_column, ignored=d.excluded_columns,
+                                  keys=tuple(dict.fromkeys(s.parent_column for s in d.related)))
             _golden(policy, sql, schema, problems)
             _drift_methods(policy, schema, problems, notes)
         if sql is None:
