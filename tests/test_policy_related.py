@@ -100,3 +100,24 @@ def test_related_must_be_an_array_of_tables(tmp_path: Path) -> None:
     text = path.read_text().replace("[data]\n", "[data]\nrelated = 3\n", 1)
     path.write_text(text)
     assert problems(path) == ["data.related must be an array of tables ([[data.related]]); got 3"]
+
+
+def test_policy_check_reads_each_related_table_and_names_what_is_missing(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from kaizen.policy_check import check_data
+
+    (tmp_path / "data" / "production").mkdir(parents=True)
+    rows = pd.DataFrame({"ts": pd.date_range("2024-01-01", periods=4, freq="D"), "customer_id": [1, 2, 1, 2],
+                         "x": [1.0, 2.0, 3.0, 4.0], "churned": [0, 1, 0, 1]})
+    rows.to_parquet(tmp_path / "data" / "reference.parquet")
+    rows.to_parquet(tmp_path / "data" / "production" / "b1.parquet")
+    pd.DataFrame({"customer_id": [1], "amount": [2.0]}).to_parquet(tmp_path / "data" / "transactions.parquet")
+    (tmp_path / "policies").mkdir()
+    policy = write(tmp_path / "policies", TRANSACTIONS.replace("data/transactions", "../data/transactions"),
+                   data={"reference": "../data/reference.parquet", "production": "../data/production",
+                         "golden": None, "ignore_columns": ["customer_id"]})
+    got = check_data(load_policy(policy)).problems
+    assert [p for p in got if "related" in p] == [
+        f"data.related[0]: {tmp_path / 'data' / 'transactions.parquet'}: related table 'transactions' is missing "
+        "column(s) ['transaction_id', 'ts'] (it has ['customer_id', 'amount'])"], got
