@@ -264,7 +264,7 @@ def entityset(frame: pd.DataFrame, schema: Schema, relations: Sequence[Relation]
 
     Each related table is cut to the rows' keys and, with cutoff times, to the newest cutoff (neither changes a
     row's aggregates, both make serving a few rows cheap); its related rows with no time are left out (they are
-    at or before no cutoff). ValueError names a missing key column or related table."""
+    at or before no cutoff). KeyError names a missing key column, ValueError a related table not given."""
     import featuretools as ft
 
     df = raw_frame(frame, schema).reset_index()
