@@ -39,11 +39,24 @@ def related_build(tmp_path_factory):
     n = len(d.rows) * 3 // 4
     result = build_challenger(d.rows.iloc[:n], schema=schema, policy=policy, workdir=root / "build",
                               enqueue=({"family": "logistic_regression", "engineered": True},))
-    return d, result, d.rows.iloc[n:], paths
+    again = build_challenger(d.rows.iloc[:n], schema=schema, policy=policy, workdir=root / "again",
+                             enqueue=({"family": "logistic_regression", "engineered": True},))
+    return d, result, d.rows.iloc[n:], paths, again
+
+
+def test_a_seeded_build_with_a_related_table_repeats_exactly(related_build) -> None:
+    from kaizen.challenger.model import Predictor
+
+    d, result, later, _, again = related_build
+    assert (again.params, again.feature_names, again.validation_metric) == (
+        result.params, result.feature_names, result.validation_metric)
+    assert (again.artifacts_dir / "selection.json").read_text() == (result.artifacts_dir / "selection.json").read_text()
+    pd.testing.assert_frame_equal(Predictor.from_dir(again.artifacts_dir).predict(later),
+                                  Predictor.from_dir(result.artifacts_dir).predict(later))
 
 
 def test_the_build_reads_the_policys_table_and_records_it(related_build) -> None:
-    d, result, _, paths = related_build
+    d, result, _, paths, _ = related_build
     meta = json.loads(result.meta_path.read_text())
     assert result.params["engineered"] is True
     assert [r["name"] for r in meta["related"]] == ["transactions"]
@@ -59,7 +72,7 @@ def test_the_build_reads_the_policys_table_and_records_it(related_build) -> None
 def test_predictor_reads_the_recorded_table_or_the_one_it_is_given(related_build, tmp_path) -> None:
     from kaizen.challenger.model import Predictor
 
-    d, result, later, _ = related_build
+    d, result, later, _, _ = related_build
     p = Predictor.from_dir(result.artifacts_dir)
     assert p.input_columns == (*d.features, "customer_id", "ts")
     out = p.predict(later)
@@ -98,7 +111,7 @@ def test_the_registered_model_scores_rows_and_related_tables_in_a_fresh_process(
     from kaizen.registry.models import load_model
     from kaizen.registry.runlog import RunLog
 
-    d, result, later, _ = related_build
+    d, result, later, _, _ = related_build
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     reg = Registry(uri, uri, (tmp_path / "artifacts").as_uri())
     run = reg.start_run("churn-related", run_name="build-test", tags={})
