@@ -513,6 +513,9 @@ def refit(result: BuildResult, rows: pd.DataFrame, *, schema: Schema, policy: Po
     if list(cols.names) != list(result.feature_names):
         raise BuildError(f"{result.features_path} does not hold the features of the build it refits")
     frames = _recorded(cols.relations, policy, related)
+    paths = {r.name: str(r.path) for r in policy.data.related}  # the refit records where it read each table
+    cols = dataclasses.replace(cols, relations=tuple(dataclasses.replace(r, source=paths.get(r.name, r.source))
+                                                     for r in cols.relations))
     out, n_rows = _fit_final(rows, y_all, cols, result.family, dict(result.params), schema=schema, policy=policy,
                              seed=seed, workdir=workdir, value=result.validation_metric, related=frames)
     log.info("refit %s: %s on %d rows", policy.model.name, result.family, n_rows)

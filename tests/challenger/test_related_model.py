@@ -41,13 +41,13 @@ def related_build(tmp_path_factory):
                               enqueue=({"family": "logistic_regression", "engineered": True},))
     again = build_challenger(d.rows.iloc[:n], schema=schema, policy=policy, workdir=root / "again",
                              enqueue=({"family": "logistic_regression", "engineered": True},))
-    return d, result, d.rows.iloc[n:], paths, again
+    return d, result, d.rows.iloc[n:], paths, again, (schema, policy)
 
 
 def test_a_seeded_build_with_a_related_table_repeats_exactly(related_build) -> None:
     from kaizen.challenger.model import Predictor
 
-    d, result, later, _, again = related_build
+    d, result, later, _, again = related_build[:5]
     assert (again.params, again.feature_names, again.validation_metric) == (
         result.params, result.feature_names, result.validation_metric)
     assert (again.artifacts_dir / "selection.json").read_text() == (result.artifacts_dir / "selection.json").read_text()
@@ -56,7 +56,7 @@ def test_a_seeded_build_with_a_related_table_repeats_exactly(related_build) -> N
 
 
 def test_the_build_reads_the_policys_table_and_records_it(related_build) -> None:
-    d, result, _, paths, _ = related_build
+    d, result, _, paths, _ = related_build[:5]
     meta = json.loads(result.meta_path.read_text())
     assert result.params["engineered"] is True
     assert [r["name"] for r in meta["related"]] == ["transactions"]
@@ -72,7 +72,7 @@ def test_the_build_reads_the_policys_table_and_records_it(related_build) -> None
 def test_predictor_reads_the_recorded_table_or_the_one_it_is_given(related_build, tmp_path) -> None:
     from kaizen.challenger.model import Predictor
 
-    d, result, later, _, _ = related_build
+    d, result, later, _, _ = related_build[:5]
     p = Predictor.from_dir(result.artifacts_dir)
     assert p.input_columns == (*d.features, "customer_id", "ts")
     out = p.predict(later)
@@ -86,6 +86,25 @@ def test_predictor_reads_the_recorded_table_or_the_one_it_is_given(related_build
     assert not other["proba"].equals(out["proba"])
     one = p.predict(later.iloc[[3]])  # a row alone gets what it got in the batch
     pd.testing.assert_frame_equal(one, out.iloc[[3]])
+
+
+def test_a_refit_reads_the_policys_table_again_and_records_it(related_build, tmp_path) -> None:
+    """The ladder's first rung and the refit on the holdout: the recipe's aggregates, fit on more rows, from the
+    table at the policy's path (the policy may have moved it since the build)."""
+    from kaizen.challenger import refit
+    from kaizen.challenger.model import Predictor
+
+    d, result, later, paths, _, (schema, policy) = related_build
+    moved = tmp_path / "moved.parquet"
+    d.transactions.to_parquet(moved)
+    spec = dataclasses.replace(policy.data.related[0], path=moved)
+    now = dataclasses.replace(policy, data=dataclasses.replace(policy.data, related=(spec,)))
+    refitted = refit(result, d.rows, schema=schema, policy=now, workdir=tmp_path / "refit")
+    assert refitted.feature_names == result.feature_names and refitted.train_rows == len(d.rows)
+    assert json.loads(refitted.meta_path.read_text())["related"][0]["source"] == str(moved)
+    out = Predictor.from_dir(refitted.artifacts_dir).predict(later)
+    assert out["proba"].between(0, 1).all() and not out["proba"].equals(
+        Predictor.from_dir(result.artifacts_dir).predict(later)["proba"])
 
 
 LOADER = textwrap.dedent("""
@@ -111,7 +130,7 @@ def test_the_registered_model_scores_rows_and_related_tables_in_a_fresh_process(
     from kaizen.registry.models import load_model
     from kaizen.registry.runlog import RunLog
 
-    d, result, later, _, _ = related_build
+    d, result, later, _, _ = related_build[:5]
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     reg = Registry(uri, uri, (tmp_path / "artifacts").as_uri())
     run = reg.start_run("churn-related", run_name="build-test", tags={})
