@@ -20,7 +20,11 @@ the checkout shows the demo's decisions afterwards:
    waits for a person (`awaiting_approval`), who rejects it; the corrected
    file still carries a few contradicted labels (an honest change does), so
    its challenger waits too and the reviewer approves it: promoted;
-5. prints the promotion log.
+5. prints the promotion log;
+6. with policies/relational_churn.toml beside the churn policy, shows what related tables add: the
+   relational churn scenario (experiments/relational_churn.py: customers plus their transactions) built
+   twice on the same rows, from the customers' columns alone and with the transactions aggregated under
+   cutoff times, each scored on the months after its training rows (:func:`relational`).
 
 Re-running starts over: it deletes only state it created itself (marked by
 a DEMO file in the state folder) and refuses to touch anything else.
@@ -84,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--policy", default=str(ROOT / "policies" / "churn.toml"))
     ap.add_argument("--seed", type=int, default=7, help="scenario seed")
     ap.add_argument("--batches", type=int, default=12)
+    ap.add_argument("--relational-policy", default=None,
+                    help="the related-tables policy (default: relational_churn.toml beside --policy; skipped when "
+                         "there is none)")
     args = ap.parse_args(argv)
 
     from kaizen.commands.bootstrap import bootstrap
@@ -141,7 +148,54 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{bad.name:<19} {line(rec)}\n{'':<19}   why: {rec.reasons[0][:300]}")
             bad.unlink()
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f} s; promotion log: {cfg.ledger_path}")
+    related = Path(args.relational_policy or Path(args.policy).parent / "relational_churn.toml")
+    if related.is_file():
+        relational(related, cfg.state_dir / "relational-demo", seed=args.seed)
     return 0
+
+
+def relational(policy_path: Path, workdir: Path, *, seed: int = 7, customers: int = 300,
+               months: int = 8) -> dict[str, dict[str, float]]:
+    """What related tables add, printed: the relational churn scenario written where ``policy_path`` reads it, two
+    builds on the same rows (the first ``months - 2`` months) — the customers' columns alone, then with the
+    transactions aggregated under cutoff times — each scored on the last two months by its packaged model
+    (which reads the transactions file itself). Returns {"rows only" | "with transactions": {"validation",
+    "later", "aggregates"}}."""
+    import dataclasses
+
+    import pandas as pd
+
+    from experiments.relational_churn import make
+    from kaizen.challenger import build_challenger
+    from kaizen.challenger.model import Predictor
+    from kaizen.data.schema import infer_schema
+    from kaizen.metrics import score
+
+    policy = load_policy(policy_path)
+    data = make(seed=seed, customers=customers, months=months)
+    data.write(policy.data.reference.parent)
+    split = data.rows[data.timestamp].max() - pd.DateOffset(months=2)
+    train, later = data.rows[data.rows[data.timestamp] <= split], data.rows[data.rows[data.timestamp] > split]
+    schema = infer_schema(train, target=data.target, timestamp=data.timestamp, ignored=(data.key,))
+    print(f"\nrelated tables: {len(data.rows)} customer-months of {customers} customers, "
+          f"{len(data.transactions)} transactions; built on {len(train)} rows, scored on the "
+          f"{len(later)} rows of the last two months")
+    out: dict[str, dict[str, float]] = {}
+    plain = dataclasses.replace(policy, data=dataclasses.replace(policy.data, related=()))
+    for label, pol in (("rows only", plain), ("with transactions", policy)):
+        t = time.perf_counter()
+        res = build_challenger(train, schema=schema, policy=pol, workdir=workdir / label.replace(" ", "_"),
+                               seed=seed)
+        proba = Predictor.from_dir(res.artifacts_dir).predict(later)["proba"].to_numpy()
+        later_auc = score("roc_auc", later[data.target].to_numpy(), None, proba, pos_label=1)
+        aggregates = [n for n in res.feature_names if "(transactions" in n]
+        out[label] = {"validation": res.validation_metric, "later": later_auc, "aggregates": len(aggregates)}
+        print(f"  {label:<18} {res.family:<23} validation roc_auc {res.validation_metric:.3f}   later months "
+              f"roc_auc {later_auc:.3f}   ({len(res.feature_names)} inputs, {len(aggregates)} aggregates, "
+              f"{time.perf_counter() - t:.0f} s)")
+        if aggregates:
+            print(f"  {'':<18} aggregates used: {', '.join(aggregates[:6])}{' ...' if len(aggregates) > 6 else ''}")
+    return out
 
 
 def _failed(rec: object) -> str:

@@ -66,9 +66,11 @@ def check_data(policy: Policy) -> DataCheck:
 
             d = policy.data
             schema = infer_schema(reference, target=policy.model.target, timestamp=d.timestamp_column,
-                                  prediction=d.prediction_column, ignored=d.excluded_columns)
+                                  prediction=d.prediction_column, ignored=d.excluded_columns,
+                                  keys=tuple(dict.fromkeys(s.parent_column for s in d.related)))
             _golden(policy, sql, schema, problems)
             _drift_methods(policy, schema, problems, notes)
+            _related(policy, reference, problems)
         if sql is None:
             _production(policy, problems, warnings)
         else:
@@ -197,6 +199,22 @@ def _target(policy: Policy, part: _Part, y: Any, problems: list[str]) -> None:
     if m.positive_label not in values:
         problems.append(f"{path}: model.positive_label must be one of the reference's classes of {m.target!r} "
                         f"({', '.join(classes)}); got {m.positive_label!r}")
+
+
+def _related(policy: Policy, reference: Any, problems: list[str]) -> None:
+    """Each ``[[data.related]]`` table is readable and holds its key, index and time index; the reference rows
+    hold its parent column."""
+    from kaizen.data.related import read_related
+    from kaizen.errors import DataError
+
+    for i, s in enumerate(policy.data.related):
+        if s.parent_column not in reference.columns:
+            problems.append(f"data.related[{i}].parent_column {s.parent_column!r} is not a column of the reference "
+                            "set (the rows' key of their related rows)")
+        try:
+            read_related(s.path, name=s.name, columns=(s.key, s.index, s.time_index))
+        except DataError as exc:
+            problems.append(f"data.related[{i}]: {exc}")
 
 
 def _golden(policy: Policy, sql: Any, schema: Any, problems: list[str]) -> None:

@@ -95,10 +95,10 @@ def test_plugin_settings_join_their_table_once() -> None:
 
 
 SPECS = [P.ModelSpec, P.DataSpec, P.TriggerSpec, P.BuildSpec, P.GateSpec, P.PromotionSpec, P.BudgetSpec,
-         P.MonitorSpec, P.TrustSpec, P.ChecksSpec]
+         P.MonitorSpec, P.TrustSpec, P.ChecksSpec, P.RelatedSpec]
 SECTIONS = {P.ModelSpec: "model", P.DataSpec: "data", P.TriggerSpec: "trigger", P.BuildSpec: "build",
             P.GateSpec: "gates", P.PromotionSpec: "promotion", P.BudgetSpec: "budget", P.MonitorSpec: "monitor",
-            P.TrustSpec: "trust", P.ChecksSpec: "data.checks"}
+            P.TrustSpec: "trust", P.ChecksSpec: "data.checks", P.RelatedSpec: "data.related"}
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.__name__)
@@ -115,8 +115,9 @@ def test_every_policy_setting_is_documented_in_docs_policies(spec: type) -> None
 
 
 #: the fields read by explicit code after the generic read (everything else is declared with setting())
-EXPLICIT = {P.ModelSpec: {"metric"}, P.DataSpec: {"checks"}, P.TriggerSpec: {"columns"}, P.BuildSpec: {"families"},
-            P.GateSpec: {"slices", "invariance"}, P.PromotionSpec: {"approval_expires_seconds"}}
+EXPLICIT = {P.ModelSpec: {"metric"}, P.DataSpec: {"checks", "related"}, P.TriggerSpec: {"columns"},
+            P.BuildSpec: {"families"}, P.GateSpec: {"slices", "invariance"},
+            P.PromotionSpec: {"approval_expires_seconds"}}
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.__name__)

@@ -1,7 +1,8 @@
 """Build a challenger: featuretools DFS features, an Optuna search, one packaged MLflow model.
 
 - :mod:`kaizen.challenger.families` — the model families, one module each (search space, estimator).
-- :mod:`kaizen.challenger.features` — DFS on one table of raw rows; the same features on new rows.
+- :mod:`kaizen.challenger.features` — DFS on the raw rows and their related tables (cutoff times); the same
+  features on new rows.
 - :mod:`kaizen.challenger.search` — :func:`build_challenger`: search, refit, artifacts on disk;
   :func:`refit`: a finished build's recipe fit again on more rows.
 - :mod:`kaizen.challenger.model` — :class:`KaizenModel` (the pyfunc) and :func:`save_pipeline`.

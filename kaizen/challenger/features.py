@@ -1,11 +1,24 @@
-"""Deep Feature Synthesis on one table of raw rows, and the same features on new rows.
+"""Deep Feature Synthesis on the raw rows and their related tables, and the same features on new rows.
 
 :func:`synthesize` runs featuretools' DFS with the policy's transform
-primitives over the training rows only, removes features that carry no
+primitives over the training rows only and, when the policy declares related
+tables (``[[data.related]]``, :class:`Relation`), its aggregation primitives
+over each row's related rows; then it removes features that carry no
 information or repeat another one, and caps what is left. :func:`calculate`
 computes those saved definitions on any other rows; the search (for its
 validation slice) and the packaged model (at serving time) both use it, so
 training and serving compute features one way.
+
+The EntitySet (:func:`entityset`): the rows (index :data:`ROW_INDEX`) hold
+each relation's key in a private column; the distinct keys form a key table
+named after the parent column (a customer may have many rows, one per month);
+each related table is a child of its key table. An aggregate is a feature of
+the key table read onto the row, named like ``customer_id.SUM(transactions.amount)``;
+aggregations over the rows themselves (they would count the rows scored
+with a row) are never proposed. With a time index on the related table and a
+timestamp on the rows, each row's timestamp is its cutoff time: its
+aggregates use only the related rows at or before it (featuretools includes
+a related row exactly at the cutoff time), in training and serving alike.
 
 Both return *model input*: numeric features as float64 (missing and
 infinite values as NaN), categorical features as ``str`` with
@@ -19,7 +32,7 @@ featuretools and woodwork are imported inside the functions.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +43,8 @@ import pandas as pd
 
 from kaizen.data.schema import Schema
 
-__all__ = ["FeatureSet", "MISSING", "ROW_INDEX", "batch_dependent", "calculate", "entityset", "load_features",
-           "synthesize"]
+__all__ = ["FeatureSet", "MISSING", "ROW_INDEX", "Relation", "batch_dependent", "calculate", "entityset",
+           "load_features", "relations_for", "synthesize"]
 
 #: The synthetic integer index of the one-table EntitySet (never a feature).
 ROW_INDEX = "_kaizen_row"
@@ -41,6 +54,86 @@ TABLE = "rows"
 MISSING = "__missing__"
 #: Engineered features whose absolute correlation with an earlier one reaches this are dropped.
 CORRELATION_THRESHOLD = 0.95
+#: The made-up index of every related table (a named ``index`` column is left out of the aggregates).
+RELATED_INDEX = "_kaizen_index"
+#: The prefix of the rows' private key columns (one per parent column: ``_kaizen_key_customer_id``).
+KEY_PREFIX = "_kaizen_key_"
+
+
+@dataclass(frozen=True)
+class Relation:
+    """One related table as the features see it: its structure and the roles of its columns, fixed when the
+    features were synthesized and recorded with them (``build.json``), so serving builds the same EntitySet.
+
+    ``parent_column`` is the rows' key column, ``child_column`` the table's; ``index`` (a unique row id) is never
+    aggregated; ``time_index`` makes each row's timestamp its cutoff time. ``numerical``, ``categorical`` and
+    ``boolean`` are the aggregated columns (other columns, e.g. further timestamps, are left out). ``source`` is
+    where the build read the table (the policy's path): the packaged model reads it there unless told otherwise.
+    """
+
+    name: str
+    parent_column: str
+    child_column: str
+    index: str | None = None
+    time_index: str | None = None
+    numerical: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    boolean: tuple[str, ...] = ()
+    source: str = ""
+
+    @property
+    def key_column(self) -> str:
+        """The rows' private column holding this relation's key."""
+        return KEY_PREFIX + self.parent_column
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The table's columns the EntitySet reads (the key, the time index, the aggregated columns)."""
+        return tuple(dict.fromkeys([self.child_column, *([self.time_index] if self.time_index else []),
+                                    *self.numerical, *self.categorical, *self.boolean]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "parent_column": self.parent_column, "child_column": self.child_column,
+                "index": self.index, "time_index": self.time_index, "numerical": list(self.numerical),
+                "categorical": list(self.categorical), "boolean": list(self.boolean), "source": self.source}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Relation:
+        return cls(name=d["name"], parent_column=d["parent_column"], child_column=d["child_column"],
+                   index=d.get("index"), time_index=d.get("time_index"), numerical=tuple(d.get("numerical", ())),
+                   categorical=tuple(d.get("categorical", ())), boolean=tuple(d.get("boolean", ())),
+                   source=str(d.get("source") or ""))
+
+
+def relations_for(specs: Sequence[Any], frames: Mapping[str, pd.DataFrame]) -> tuple[Relation, ...]:
+    """A :class:`Relation` per ``[[data.related]]`` spec (:class:`kaizen.policy.RelatedSpec`), the roles of its
+    columns read off its frame in ``frames``: numeric columns are numerical, booleans boolean, datetimes left out,
+    the rest categorical. ValueError names a missing frame or column."""
+    out = []
+    for s in specs:
+        if s.name not in frames:
+            raise ValueError(f"related table {s.name!r} was not given")
+        df = frames[s.name]
+        missing = [c for c in (s.key, s.index, s.time_index) if c is not None and c not in df.columns]
+        if missing:
+            raise ValueError(f"related table {s.name!r} ({s.path}) is missing column(s) {missing!r}")
+        num, cat, boo = [], [], []
+        for c in df.columns:
+            if c in (s.key, s.index, s.time_index) or c == RELATED_INDEX:
+                continue
+            col = df[c]
+            if pd.api.types.is_bool_dtype(col):
+                boo.append(c)
+            elif pd.api.types.is_datetime64_any_dtype(col):
+                continue
+            elif pd.api.types.is_numeric_dtype(col):
+                num.append(c)
+            else:
+                cat.append(c)
+        out.append(Relation(name=s.name, parent_column=s.parent_column, child_column=s.key, index=s.index,
+                            time_index=s.time_index, numerical=tuple(num), categorical=tuple(cat),
+                            boolean=tuple(boo), source=str(s.path)))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -61,6 +154,8 @@ class FeatureSet:
     #: order; ``rule``: "raw column", "kept", or what dropped it ("low information", "redundant",
     #: "max_features"); ``reason`` says it in words (empty for a set read back with :func:`load_features`)
     selection: tuple[dict[str, Any], ...] = field(default=(), compare=False, hash=False)
+    #: the related tables the definitions aggregate (:class:`Relation`); empty: the rows alone
+    relations: tuple[Relation, ...] = ()
 
     @property
     def numeric(self) -> tuple[str, ...]:
@@ -77,12 +172,14 @@ class FeatureSet:
         if unknown:
             raise KeyError(f"unknown feature(s) {sorted(unknown)!r}")
         keep = [i for i, n in enumerate(self.names) if n in wanted]
+        definitions = tuple(self.definitions[i] for i in keep)
         return FeatureSet(
-            definitions=tuple(self.definitions[i] for i in keep),
+            definitions=definitions,
             names=tuple(self.names[i] for i in keep),
             identity=tuple(n for n in self.identity if n in wanted),
             categorical=tuple(n for n in self.categorical if n in wanted),
             selection=self.selection,
+            relations=_used(self.relations, definitions),
         )
 
     def save(self, path: Path) -> None:
@@ -92,7 +189,14 @@ class FeatureSet:
         ft.save_features(list(self.definitions), str(path))
 
 
-def load_features(path: Path, *, identity: Sequence[str], categorical: Sequence[str]) -> FeatureSet:
+def _used(relations: Sequence[Relation], definitions: Sequence[Any]) -> tuple[Relation, ...]:
+    """The relations some definition in ``definitions`` aggregates (a model without them needs no related table)."""
+    frames = {d.dataframe_name for f in definitions for d in (f, *f.get_dependencies(deep=True))}
+    return tuple(r for r in relations if r.name in frames)
+
+
+def load_features(path: Path, *, identity: Sequence[str], categorical: Sequence[str],
+                  relations: Sequence[Relation] = ()) -> FeatureSet:
     """Read definitions written by :meth:`FeatureSet.save`; roles come from the build metadata.
 
     Only under the featuretools version that saved them (``ft_version`` in the file, as featuretools writes it):
@@ -118,6 +222,7 @@ def load_features(path: Path, *, identity: Sequence[str], categorical: Sequence[
         names=tuple(f.get_name() for f in definitions),
         identity=tuple(identity),
         categorical=tuple(categorical),
+        relations=_used(relations, definitions),
     )
 
 
@@ -152,16 +257,116 @@ def raw_frame(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     return pd.DataFrame(out, index=pd.RangeIndex(len(frame), name=ROW_INDEX))
 
 
-def entityset(frame: pd.DataFrame, schema: Schema) -> Any:
-    """A one-dataframe EntitySet of ``frame``'s feature columns (categorical/Double types)."""
+def entityset(frame: pd.DataFrame, schema: Schema, relations: Sequence[Relation] = (),
+              related: Mapping[str, pd.DataFrame] | None = None) -> Any:
+    """The EntitySet of ``frame``'s feature columns (categorical/Double types) and, for each of ``relations``, the
+    rows' key column, the key table and the related table from ``related`` (see the module docstring).
+
+    Each related table is cut to the rows' keys and, with cutoff times, to the newest cutoff (neither changes a
+    row's aggregates, both make serving a few rows cheap); its related rows with no time are left out (they are
+    at or before no cutoff). KeyError names a missing key column, ValueError a related table not given."""
     import featuretools as ft
 
     df = raw_frame(frame, schema).reset_index()
     types = {c: ("Categorical" if c in schema.categorical else "Double") for c in schema.features}
+    keys: dict[str, pd.Series] = {}
+    for rel in relations:
+        if rel.parent_column not in frame.columns:
+            raise KeyError(f"rows are missing key column {rel.parent_column!r} of related table {rel.name!r}")
+        if rel.key_column not in df.columns:
+            df[rel.key_column] = _key_values(frame[rel.parent_column]).to_numpy()
+            types[rel.key_column] = "Categorical"
+            keys[rel.parent_column] = df[rel.key_column]
     es = ft.EntitySet(id="kaizen")
+    newest = _cutoffs(frame, schema, relations).max() if _timed(relations, schema) and len(frame) else None
     with quiet():
         es.add_dataframe(dataframe_name=TABLE, dataframe=df.copy(), index=ROW_INDEX, logical_types=types)
+        for parent, values in keys.items():
+            distinct = pd.DataFrame({parent: pd.unique(values.dropna())}).astype(object)
+            es.add_dataframe(dataframe_name=parent, dataframe=distinct, index=parent,
+                             logical_types={parent: "Categorical"})
+            es.add_relationship(parent, parent, TABLE, KEY_PREFIX + parent)
+        for rel in relations:
+            table = _related_frame(rel, (related or {}).get(rel.name), set(keys[rel.parent_column].dropna()), newest)
+            rtypes = {rel.child_column: "Categorical", **{c: "Double" for c in rel.numerical},
+                      **{c: "Categorical" for c in rel.categorical}, **{c: "BooleanNullable" for c in rel.boolean}}
+            if rel.time_index:
+                rtypes[rel.time_index] = "Datetime"
+            es.add_dataframe(dataframe_name=rel.name, dataframe=table, index=RELATED_INDEX,
+                             time_index=rel.time_index, logical_types=rtypes)
+            es.add_relationship(rel.parent_column, rel.parent_column, rel.name, rel.child_column)
     return es
+
+
+def _key_values(col: pd.Series) -> pd.Series:
+    """Keys as strings, so a key read as 7 (Parquet), 7.0 (a column with gaps) or "7" (CSV) matches; None when
+    missing."""
+    def one(v: Any) -> str | None:
+        if v is None or (isinstance(v, float) and not np.isfinite(v)) or v is pd.NA or v is pd.NaT:
+            return None
+        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+            return str(int(v))
+        if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+            return str(int(v))
+        return str(v)
+
+    return pd.Series([one(v) for v in col.tolist()], index=col.index, dtype=object)
+
+
+def _times(col: pd.Series) -> pd.Series:
+    """Timestamps as naive UTC datetime64 (naive input is read as UTC); NaT where a value is not a time."""
+    return pd.to_datetime(col, utc=True, errors="coerce").dt.tz_convert(None)
+
+
+def _timed(relations: Sequence[Relation], schema: Schema) -> bool:
+    """Whether rows get cutoff times: some relation has a time index. The rows then need a timestamp column."""
+    if not any(r.time_index for r in relations):
+        return False
+    if schema.timestamp is None:
+        names = [r.name for r in relations if r.time_index]
+        raise ValueError(f"related table(s) {names!r} have a time index but the rows have no timestamp column: "
+                         "set data.timestamp_column (each row's cutoff time)")
+    return True
+
+
+def _cutoffs(frame: pd.DataFrame, schema: Schema, relations: Sequence[Relation]) -> pd.Series:
+    """Each row's cutoff time: its ``schema.timestamp``, on a 0..n-1 index; ValueError when one has none."""
+    col = schema.timestamp
+    if col not in frame.columns:
+        raise KeyError(f"rows are missing timestamp column {col!r}: the cutoff time of their related rows")
+    times = _times(frame[col].reset_index(drop=True))
+    if times.isna().any():
+        raise ValueError(f"{int(times.isna().sum())} row(s) have no time in {col!r}: related-table features need "
+                         "each row's cutoff time")
+    return times
+
+
+def _related_frame(rel: Relation, table: pd.DataFrame | None, keys: set[str], newest: Any) -> pd.DataFrame:
+    """The related table ``rel`` as the EntitySet holds it: the recorded columns with their roles, cut to ``keys``
+    and (with a time index) to times at or before ``newest``."""
+    if table is None:
+        raise ValueError(f"related table {rel.name!r} is needed by the features and was not given")
+    missing = [c for c in rel.columns if c not in table.columns]
+    if missing:
+        raise KeyError(f"related table {rel.name!r} is missing column(s) {missing!r}")
+    key = _key_values(table[rel.child_column])
+    keep = key.isin(keys).to_numpy()
+    out: dict[str, Any] = {RELATED_INDEX: np.arange(len(table))[keep], rel.child_column: key[keep].to_numpy()}
+    if rel.time_index:
+        times = _times(table[rel.time_index])
+        keep_t = times.notna().to_numpy() & (True if newest is None else (times <= newest).to_numpy())
+        keep = keep & keep_t
+        out = {RELATED_INDEX: np.arange(len(table))[keep], rel.child_column: key[keep].to_numpy(),
+               rel.time_index: times[keep].to_numpy()}
+    for c in rel.numerical:
+        out[c] = pd.to_numeric(table[c], errors="coerce").astype("float64").to_numpy()[keep]
+    for c in rel.categorical:
+        col = table[c][keep]
+        out[c] = col.astype(object).where(col.notna(), None).map(lambda v: v if v is None else str(v)).to_numpy()
+    for c in rel.boolean:
+        out[c] = table[c][keep].astype("boolean").to_numpy()
+    df = pd.DataFrame(out)
+    return df.astype({rel.child_column: object})
 
 
 def to_model_input(matrix: pd.DataFrame, features: FeatureSet) -> pd.DataFrame:
@@ -180,17 +385,31 @@ def to_model_input(matrix: pd.DataFrame, features: FeatureSet) -> pd.DataFrame:
     return pd.DataFrame(out, index=matrix.index, columns=list(features.names))
 
 
-def calculate(features: FeatureSet, frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
-    """Model input for ``frame``'s rows (same order, index 0..n-1) from saved definitions."""
-    import featuretools as ft
+def calculate(features: FeatureSet, frame: pd.DataFrame, schema: Schema,
+              related: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """Model input for ``frame``'s rows (same order, index 0..n-1) from saved definitions.
 
+    ``related``: the related tables the features aggregate (``features.relations``), by name; with a time index,
+    each row's aggregates use only its related rows at or before its ``schema.timestamp`` (inclusive)."""
     if len(frame) == 0:
         return to_model_input(pd.DataFrame({n: pd.Series(dtype=float) for n in features.names}), features)
-    es = entityset(frame, schema)
-    with quiet():
-        matrix = ft.calculate_feature_matrix(list(features.definitions), entityset=es, verbose=False)
-    matrix = matrix.reindex(pd.RangeIndex(len(frame), name=ROW_INDEX))
+    matrix = _matrix(list(features.definitions), frame, schema, features.relations, related)
     return to_model_input(matrix, features)
+
+
+def _matrix(definitions: list[Any], frame: pd.DataFrame, schema: Schema, relations: Sequence[Relation],
+            related: Mapping[str, pd.DataFrame] | None, es: Any = None) -> pd.DataFrame:
+    """featuretools' feature matrix of ``definitions`` on ``frame``'s rows (index 0..n-1), per-row cutoff times
+    when a relation has a time index."""
+    import featuretools as ft
+
+    es = entityset(frame, schema, relations, related) if es is None else es
+    cutoff = None
+    if _timed(relations, schema):
+        cutoff = pd.DataFrame({ROW_INDEX: np.arange(len(frame)), "time": _cutoffs(frame, schema, relations)})
+    with quiet():
+        matrix = ft.calculate_feature_matrix(definitions, entityset=es, cutoff_time=cutoff, verbose=False)
+    return matrix.reindex(pd.RangeIndex(len(frame), name=ROW_INDEX))
 
 
 def _categorical_names(definitions: Sequence[Any], schema: Schema) -> tuple[str, ...]:
@@ -216,8 +435,15 @@ def batch_dependent(trans_primitives: Sequence[str]) -> list[str]:
 
 def synthesize(train: pd.DataFrame, schema: Schema, *, trans_primitives: Sequence[str], max_depth: int,
                max_features: int, target: pd.Series | np.ndarray | None = None,
+               relations: Sequence[Relation] = (), related: Mapping[str, pd.DataFrame] | None = None,
+               agg_primitives: Sequence[str] = (),
                ) -> tuple[FeatureSet, pd.DataFrame]:
     """DFS over ``train`` (training rows only), then selection; returns the set and its model input.
+
+    Transform features: ``trans_primitives`` over the rows' feature columns, stacked up to ``max_depth``.
+    Aggregate features (with ``relations``, their tables in ``related``): each of ``agg_primitives`` over each
+    related table's columns, one aggregation per feature (the hop through the key table is not counted as
+    depth), each row cut off at its timestamp when the table has a time index.
 
     Selection: engineered features with a single value or no values go
     (``remove_low_information_features``), then engineered features
@@ -230,6 +456,8 @@ def synthesize(train: pd.DataFrame, schema: Schema, *, trans_primitives: Sequenc
     """
     import featuretools as ft
 
+    from kaizen.policy import AGG_PRIMITIVES
+
     if max_features < 1:
         raise ValueError(f"The 'max_features' parameter of synthesize must be >= 1. "
                          f"Got {max_features!r} instead.")
@@ -237,11 +465,21 @@ def synthesize(train: pd.DataFrame, schema: Schema, *, trans_primitives: Sequenc
     if skewed:
         raise ValueError(f"trans_primitives {skewed!r} depend on the whole batch being scored, so serving "
                          "would compute them differently from training; remove them")
-    es = entityset(train, schema)
+    refused = [p for p in agg_primitives if p not in AGG_PRIMITIVES]
+    if refused:
+        raise ValueError(f"agg_primitives {refused!r} are not offered (expensive, such as trend, or not "
+                         f"checked for serving); choose from {list(AGG_PRIMITIVES)}")
+    relations = tuple(relations)
+    es = entityset(train, schema, relations, related)
+    keys = [r.key_column for r in relations]
+    others = [r.name for r in relations] + list(dict.fromkeys(r.parent_column for r in relations))
     with quiet():
-        matrix, definitions = ft.dfs(entityset=es, target_dataframe_name=TABLE, agg_primitives=[],
-                                     trans_primitives=list(trans_primitives), max_depth=max_depth,
-                                     verbose=False)
+        definitions = ft.dfs(entityset=es, target_dataframe_name=TABLE, agg_primitives=[],
+                             trans_primitives=list(trans_primitives), max_depth=max_depth, features_only=True,
+                             ignore_dataframes=others, ignore_columns={TABLE: keys} if keys else None)
+        if relations and agg_primitives:
+            definitions += _aggregates(es, relations, agg_primitives, schema)
+        matrix = _matrix(list(definitions), train, schema, relations, related, es=es)
         proposed = [f.get_name() for f in definitions]
         why: dict[str, tuple[str, str]] = {}  # dropped feature -> (rule, reason)
         identity = [f.get_name() for f in definitions if f.get_name() in schema.features]
@@ -274,9 +512,29 @@ def synthesize(train: pd.DataFrame, schema: Schema, *, trans_primitives: Sequenc
         identity=tuple(n for n in schema.features if n in identity),
         categorical=_categorical_names(definitions, schema),
         selection=tuple(_chosen(n, n in kept, n in identity, why.get(n)) for n in proposed),
+        relations=_used(relations, definitions),
     )
     matrix = matrix.reindex(pd.RangeIndex(len(train), name=ROW_INDEX))
     return features, to_model_input(matrix, features)
+
+
+def _aggregates(es: Any, relations: Sequence[Relation], agg_primitives: Sequence[str], schema: Schema) -> list[Any]:
+    """The aggregation features of the related tables, read onto the rows through their key tables: one
+    aggregation of a related table's own column each. Aggregations over the rows themselves (how many rows share
+    a key: it depends on which rows are scored together) are left out."""
+    import featuretools as ft
+
+    related = {r.name for r in relations}
+    own = [*schema.features, *(r.key_column for r in relations)]
+    found = ft.dfs(entityset=es, target_dataframe_name=TABLE, agg_primitives=list(agg_primitives),
+                   trans_primitives=[], max_depth=2, features_only=True, ignore_columns={TABLE: own})
+    out = []
+    for f in found:
+        frames = {d.dataframe_name for d in f.get_dependencies(deep=True)}
+        made_up = any(f"{r}.{RELATED_INDEX}" in f.get_name() for r in related)  # LAST(t._kaizen_index): no value
+        if frames & related and TABLE not in frames and not made_up:
+            out.append(f)
+    return out
 
 
 def _chosen(name: str, kept: bool, raw: bool, dropped: tuple[str, str] | None) -> dict[str, Any]:
@@ -295,7 +553,11 @@ def _rank(matrix: pd.DataFrame, names: list[str], target: pd.Series | np.ndarray
     strength = []
     with quiet():
         for n in names:
-            x = matrix[n].to_numpy(dtype="float64", na_value=np.nan)
+            try:
+                x = matrix[n].to_numpy(dtype="float64", na_value=np.nan)
+            except (TypeError, ValueError):  # a categorical aggregate (a mode): no correlation, DFS order
+                strength.append(0.0)
+                continue
             ok = np.isfinite(x) & np.isfinite(y)
             c = np.corrcoef(x[ok], y[ok])[0, 1] if ok.sum() > 2 else np.nan
             strength.append(0.0 if not np.isfinite(c) else abs(float(c)))

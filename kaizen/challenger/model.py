@@ -6,6 +6,13 @@ process that has neither the training data nor Kaizen installed can load a
 version and score raw rows. Feature engineering runs inside the model with
 the same :func:`kaizen.challenger.features.calculate` the search used.
 
+A model whose features aggregate related tables (``[[data.related]]``) records where the build read each one
+(``build.json``, ``related[].source``) and reads it there each time it scores, so related rows that arrived since
+count. A caller may name another location: MLflow ``params={"related.transactions": "/path/file.parquet"}`` (the
+signature declares one string parameter per table, its default the recorded path), or in Python
+``Predictor.predict(rows, related={"transactions": frame_or_path})``. The rows must then carry each table's key
+column and, with a time index, the timestamp column (their cutoff times); the signature lists them.
+
 Output: a DataFrame with ``prediction`` (the class label in the training
 label's type, or the regression value as float) and, for binary
 classification, ``proba`` = P(positive label); one row per input row, same
@@ -21,6 +28,7 @@ import shutil
 import tempfile
 import threading
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +57,11 @@ class Predictor:
         self.meta: dict[str, Any] = json.loads(Path(meta_path).read_text())
         s = self.meta["schema"]
         self.schema = Schema(features=tuple(s["features"]), numerical=tuple(s["numerical"]),
-                             categorical=tuple(s["categorical"]), target=self.meta["target"])
+                             categorical=tuple(s["categorical"]), target=self.meta["target"],
+                             timestamp=s.get("timestamp"))
+        relations = [feats.Relation.from_dict(d) for d in self.meta.get("related", ())]
         self.features = feats.load_features(Path(features_path), identity=self.meta["identity_features"],
-                                            categorical=self.meta["categorical_features"])
+                                            categorical=self.meta["categorical_features"], relations=relations)
         if list(self.features.names) != list(self.meta["feature_names"]):
             raise ValueError(f"{features_path} does not hold the features named in {meta_path}")
         self.pipeline = joblib.load(model_path)
@@ -63,13 +73,44 @@ class Predictor:
         d = Path(artifacts_dir)
         return cls(d / FEATURES_FILE, d / MODEL_FILE, d / META_FILE)
 
-    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Predictions for raw rows (``schema.features`` columns; others are ignored)."""
+    @property
+    def relations(self) -> tuple[feats.Relation, ...]:
+        """The related tables the model's features aggregate (empty: the rows alone)."""
+        return self.features.relations
+
+    @property
+    def input_columns(self) -> tuple[str, ...]:
+        """The columns ``predict`` reads: the features, each related table's key column and, when a table has a
+        time index, the timestamp column (the rows' cutoff times)."""
+        extra = [r.parent_column for r in self.relations]
+        if any(r.time_index for r in self.relations) and self.schema.timestamp:
+            extra.append(self.schema.timestamp)
+        return tuple(dict.fromkeys([*self.schema.features, *extra]))
+
+    def related_frames(self, related: Mapping[str, Any] | None = None) -> dict[str, pd.DataFrame]:
+        """The related tables the features need: ``related[name]`` (a DataFrame, or a path to read), else the file
+        the build read (``source``); :class:`~kaizen.errors.DataError` names a file that cannot be read."""
+        from kaizen.data.related import read_related
+
+        related = dict(related or {})
+        out = {}
+        for r in self.relations:
+            given = related.get(r.name)
+            if isinstance(given, pd.DataFrame):
+                out[r.name] = given
+            else:
+                out[r.name] = read_related(given or r.source, name=r.name, columns=r.columns)
+        return out
+
+    def predict(self, frame: pd.DataFrame, related: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Predictions for raw rows (:attr:`input_columns`; others are ignored). ``related``: the related tables
+        by name, as frames or paths, where they are not where the build read them."""
         from threadpoolctl import threadpool_limits
 
         if not isinstance(frame, pd.DataFrame):
             frame = pd.DataFrame(frame)
-        x = feats.calculate(self.features, frame, self.schema)
+        tables = self.related_frames(related) if self.relations and len(frame) else {}
+        x = feats.calculate(self.features, frame, self.schema, tables)
         out = pd.DataFrame(index=frame.index)
         with threadpool_limits(limits=1):
             if len(x) == 0:
@@ -103,7 +144,10 @@ class KaizenModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None,
                 ) -> pd.DataFrame:
-        return self._predictor.predict(model_input)
+        """``params``: ``related.<table>`` = a path to read that table from (empty: where the build read it)."""
+        related = {k[len(RELATED_PARAM):]: v for k, v in (params or {}).items()
+                   if k.startswith(RELATED_PARAM) and v}
+        return self._predictor.predict(model_input, related=related)
 
 
 def requirements() -> list[str]:
@@ -169,6 +213,8 @@ def _remove_if_mine(folder: str, pid: int) -> None:
 
 #: rows of the sample the signature is inferred from
 SIGNATURE_ROWS = 20
+#: the prefix of the pyfunc's string parameters that name a related table's location
+RELATED_PARAM = "related."
 
 
 def signature(result: BuildResult, sample: pd.DataFrame) -> Any:
@@ -177,15 +223,19 @@ def signature(result: BuildResult, sample: pd.DataFrame) -> Any:
     The inputs are named, not typed (MLflow's ``any``): MLflow enforces a signature on every ``predict`` and
     refuses int64 where float64 was inferred (and a float with a missing value where an integer was), while
     production batches store a whole-number column either way. The outputs (``prediction``, ``proba``) are typed.
+    With related tables the inputs add their key columns and the timestamp (MLflow drops unnamed columns), and
+    the params declare ``related.<table>``: a string, by default the path the build read the table from.
     """
     from mlflow.models import ModelSignature, infer_signature
-    from mlflow.types.schema import AnyType, ColSpec
+    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec
     from mlflow.types.schema import Schema as ColumnSchema
 
     predictor = Predictor(result.features_path, result.model_path, result.meta_path)
-    rows = sample[[c for c in predictor.schema.features if c in sample.columns]].head(SIGNATURE_ROWS)
+    columns = predictor.input_columns
+    rows = sample[[c for c in columns if c in sample.columns]].head(SIGNATURE_ROWS)
     with warnings.catch_warnings():  # "integer columns cannot hold missing values": the labels are integers
         warnings.simplefilter("ignore", UserWarning)
         out = infer_signature(rows.iloc[:0].assign(), predictor.predict(rows)).outputs
-    return ModelSignature(inputs=ColumnSchema([ColSpec(AnyType(), c) for c in predictor.schema.features]),
-                          outputs=out)
+    params = ParamSchema([ParamSpec(RELATED_PARAM + r.name, "string", r.source) for r in predictor.relations])
+    return ModelSignature(inputs=ColumnSchema([ColSpec(AnyType(), c) for c in columns]), outputs=out,
+                          params=params if predictor.relations else None)

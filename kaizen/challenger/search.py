@@ -347,7 +347,8 @@ def _check(train: pd.DataFrame, schema: Schema, policy: Policy) -> np.ndarray:
 def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, workdir: Path,
                      seed: int | None = None, stop: threading.Event | None = None,
                      storage: Any = None, study_name: str | None = None,
-                     enqueue: Sequence[Mapping[str, Any]] = (), shared: Any = None) -> BuildResult:
+                     enqueue: Sequence[Mapping[str, Any]] = (), shared: Any = None,
+                     related: Mapping[str, pd.DataFrame] | None = None) -> BuildResult:
     """Search, refit and write a challenger for ``policy`` from labelled rows in time order.
 
     ``train`` holds ``schema.features`` and a non-null ``schema.target``,
@@ -358,6 +359,8 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
     first (a warm start, e.g. the champion's recipe: :func:`trial_params`); values outside the
     policy's search space are dropped from them. ``shared`` (a :class:`kaizen.scale.tuning.SharedSearch`)
     puts the study in RDB storage for ``kaizen worker --tune`` helpers (then ``storage`` is not used).
+    ``related``: the policy's related tables (``[[data.related]]``) by name, for those the caller has read
+    already; the others are read from the policy's paths.
 
     Raises :class:`BuildError` when the rows cannot train a model or no trial
     completes.
@@ -375,6 +378,7 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
         raise BuildError(f"build.trans_primitives {skewed!r} are computed over the whole batch being scored "
                          "(a one-row request would get different values than training); remove them")
     y_all = _check(train, schema, policy)
+    frames, relations = _related(policy, related)
 
     n = len(train)
     n_val = max(1, round(n * bspec.validation_fraction))
@@ -401,9 +405,10 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
     target = (y_fit == spec.positive_label).astype(float) if spec.task == "binary_classification" else y_fit
     features, x_fit = feats.synthesize(fit_rows, schema, trans_primitives=bspec.trans_primitives,
                                        max_depth=bspec.max_depth, max_features=bspec.max_features,
-                                       target=target)
+                                       target=target, relations=relations, related=frames,
+                                       agg_primitives=bspec.agg_primitives)
     inputs = SearchInputs(
-        x_fit=x_fit, y_fit=y_fit, x_val=feats.calculate(features, val_rows, schema), y_val=y_val,
+        x_fit=x_fit, y_fit=y_fit, x_val=feats.calculate(features, val_rows, schema, frames), y_val=y_val,
         names=features.names, identity=features.identity, categorical=features.categorical, families=families,
         windows=windows, task=spec.task, metric=spec.metric, positive_label=spec.positive_label,
         higher_is_better=spec.higher_is_better, seed=seed)
@@ -454,7 +459,7 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
 
     cols = _columns(features, params["engineered"])
     out, rows = _fit_final(train, y_all, cols, family, params, schema=schema, policy=policy, seed=seed,
-                           workdir=workdir, value=float(best.value))
+                           workdir=workdir, value=float(best.value), related=frames)
     selection = _selection(features, cols, engineered=bool(params["engineered"]))
     (out / SELECTION_FILE).write_text(json.dumps(selection, indent=2) + "\n")
     result = BuildResult(
@@ -470,13 +475,13 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
 
 def _fit_final(train: pd.DataFrame, y_all: np.ndarray, cols: feats.FeatureSet, family: str,
                params: dict[str, Any], *, schema: Schema, policy: Policy, seed: int, workdir: Path,
-               value: float) -> tuple[Path, int]:
+               value: float, related: Mapping[str, pd.DataFrame] | None = None) -> tuple[Path, int]:
     """Fit the recipe on the newest ``window_fraction`` of ``train`` and write the artifacts; (dir, rows)."""
     n = len(train)
     rows = _window(n, params["window_fraction"])
     if policy.model.task == "binary_classification" and len(pd.unique(y_all[n - rows:])) < 2:
         raise BuildError(f"the last {rows} training rows hold one class only")
-    x_final = feats.calculate(cols, train.iloc[n - rows:], schema)
+    x_final = feats.calculate(cols, train.iloc[n - rows:], schema, related)
     pipe = _fit(make_pipeline(family, params, task=policy.model.task, numeric=cols.numeric,
                               categorical=cols.categorical, seed=seed), x_final, y_all[n - rows:])
     out = Path(workdir) / ARTIFACTS
@@ -487,7 +492,7 @@ def _fit_final(train: pd.DataFrame, y_all: np.ndarray, cols: feats.FeatureSet, f
 
 
 def refit(result: BuildResult, rows: pd.DataFrame, *, schema: Schema, policy: Policy, workdir: Path,
-          seed: int | None = None) -> BuildResult:
+          seed: int | None = None, related: Mapping[str, pd.DataFrame] | None = None) -> BuildResult:
     """The recipe of ``result`` fit again on ``rows``: no search, same family, params and features.
 
     ``rows`` are labelled rows in time order (e.g. the build's training rows followed by the
@@ -495,24 +500,56 @@ def refit(result: BuildResult, rows: pd.DataFrame, *, schema: Schema, policy: Po
     definitions are read from ``result``'s artifacts, so the new model computes exactly the
     features the gated one did. The artifacts go to ``workdir/artifacts`` (use a different
     ``workdir`` than the build's). ``validation_metric`` is the search's (the refit has no
-    validation slice); ``trials`` is 0.
+    validation slice); ``trials`` is 0. The related tables the features aggregate come from ``related``, else
+    from the policy's path of the same name, else from where the build read them.
     """
     wall0, cpu0 = time.perf_counter(), time.thread_time()
     seed = policy.build.seed if seed is None else int(seed)
     y_all = _check(rows, schema, policy)
     meta = json.loads(result.meta_path.read_text())
     cols = feats.load_features(result.features_path, identity=meta["identity_features"],
-                               categorical=meta["categorical_features"])
+                               categorical=meta["categorical_features"],
+                               relations=[feats.Relation.from_dict(d) for d in meta.get("related", ())])
     if list(cols.names) != list(result.feature_names):
         raise BuildError(f"{result.features_path} does not hold the features of the build it refits")
+    frames = _recorded(cols.relations, policy, related)
+    paths = {r.name: str(r.path) for r in policy.data.related}  # the refit records where it read each table
+    cols = dataclasses.replace(cols, relations=tuple(dataclasses.replace(r, source=paths.get(r.name, r.source))
+                                                     for r in cols.relations))
     out, n_rows = _fit_final(rows, y_all, cols, result.family, dict(result.params), schema=schema, policy=policy,
-                             seed=seed, workdir=workdir, value=result.validation_metric)
+                             seed=seed, workdir=workdir, value=result.validation_metric, related=frames)
     log.info("refit %s: %s on %d rows", policy.model.name, result.family, n_rows)
     if (result.artifacts_dir / SELECTION_FILE).is_file():  # the same features: the same selection
         shutil.copyfile(result.artifacts_dir / SELECTION_FILE, out / SELECTION_FILE)
     return dataclasses.replace(result, artifacts_dir=out, train_rows=n_rows, trials=0, trial_counts={},
                                cpu_seconds=time.thread_time() - cpu0, wall_seconds=time.perf_counter() - wall0,
                                stopped_by="", budget={})
+
+
+def _related(policy: Policy, given: Mapping[str, pd.DataFrame] | None,
+             ) -> tuple[dict[str, pd.DataFrame], tuple[feats.Relation, ...]]:
+    """The policy's related tables (``given`` ones as given, the rest read from their paths) and their
+    :class:`~kaizen.challenger.features.Relation`; none without ``[[data.related]]``."""
+    if not policy.data.related:
+        return {}, ()
+    from kaizen.data.related import related_frames
+
+    frames = related_frames(policy.data.related, given)
+    try:
+        return frames, feats.relations_for(policy.data.related, frames)
+    except ValueError as exc:
+        raise BuildError(str(exc)) from None
+
+
+def _recorded(relations: Sequence[feats.Relation], policy: Policy,
+              given: Mapping[str, pd.DataFrame] | None) -> dict[str, pd.DataFrame]:
+    """The tables a saved feature set aggregates: ``given``, else the policy's table of that name, else the
+    source the build recorded."""
+    from kaizen.data.related import read_related
+
+    paths = {s.name: s.path for s in policy.data.related}
+    return {r.name: (given or {}).get(r.name) if r.name in (given or {}) else read_related(
+        paths.get(r.name, r.source), name=r.name, columns=r.columns) for r in relations}
 
 
 def _selection(proposed: feats.FeatureSet, used: feats.FeatureSet, *, engineered: bool) -> dict[str, Any]:
@@ -570,7 +607,8 @@ def _write(out: Path, *, pipe: Any, features: feats.FeatureSet, schema: Schema, 
         "positive_label": spec.positive_label,
         "classes": list(pipe.classes_) if spec.task == "binary_classification" else None,
         "schema": {"features": list(schema.features), "numerical": list(schema.numerical),
-                   "categorical": list(schema.categorical)},
+                   "categorical": list(schema.categorical), "timestamp": schema.timestamp},
+        "related": [r.to_dict() for r in features.relations],
         "family": family,
         "params": params,
         "seed": seed,

@@ -152,7 +152,7 @@ def climb(policy: Policy, pool: pd.DataFrame, *, recipe: Any, champion_version: 
                     if recent:
                         enqueue.append({**base, "window_fraction": min(fractions)})
                 small = dataclasses.replace(policy, build=dataclasses.replace(
-                    policy.build, trials=policy.build.ladder_trials, trans_primitives=(),
+                    policy.build, trials=policy.build.ladder_trials, trans_primitives=(), agg_primitives=(),
                     window_fractions=tuple(sorted(fractions, reverse=True))))
                 attempt["trials"] = policy.build.ladder_trials
                 built, train = build(pool, policy=small, name="rung_small", enqueue=tuple(enqueue)), pool

@@ -11,8 +11,9 @@ __all__ = ["cast_target", "labelled", "model_frame", "pool_columns", "target_val
 
 
 def model_frame(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
-    """The raw feature columns a model is given, in the schema's order."""
-    return df[list(schema.features)].reset_index(drop=True)
+    """The raw columns a model is given (:attr:`Schema.inputs`: the features, and with related tables their keys
+    and the timestamp), in the schema's order."""
+    return df[list(schema.inputs)].reset_index(drop=True)
 
 
 def target_values(df: pd.DataFrame, schema: Schema, task: str) -> np.ndarray:
@@ -28,8 +29,9 @@ def labelled(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
 
 
 def pool_columns(schema: Schema) -> list[str]:
-    """Features, target and timestamp: the columns training rows keep."""
-    return [*schema.features, schema.target] + ([schema.timestamp] if schema.timestamp else [])
+    """Features (and related tables' keys), target and timestamp: the columns training rows keep."""
+    keys = [k for k in schema.keys if k not in schema.features]
+    return [*schema.features, *keys, schema.target] + ([schema.timestamp] if schema.timestamp else [])
 
 
 def cast_target(df: pd.DataFrame, like: pd.Series, task: str) -> pd.DataFrame:

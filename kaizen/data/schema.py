@@ -18,7 +18,9 @@ __all__ = ["Schema", "infer_schema", "check_frame"]
 
 @dataclass(frozen=True)
 class Schema:
-    """Column roles. ``features`` is ``numerical + categorical`` in reference order."""
+    """Column roles. ``features`` is ``numerical + categorical`` in reference order. ``keys``: the columns that
+    join the rows to their related tables (``[[data.related]] parent_column``): a model is given them with the
+    features (and the timestamp, the rows' cutoff times), and every batch must carry them."""
 
     features: tuple[str, ...]
     numerical: tuple[str, ...]
@@ -27,13 +29,21 @@ class Schema:
     timestamp: str | None = None
     prediction: str = "prediction"
     ignored: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
 
     @property
     def known_columns(self) -> set[str]:
-        cols = set(self.features) | {self.target, self.prediction} | set(self.ignored)
+        cols = set(self.features) | {self.target, self.prediction} | set(self.ignored) | set(self.keys)
         if self.timestamp:
             cols.add(self.timestamp)
         return cols
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The columns a model is given: the features and, with related tables, their keys and the timestamp."""
+        if not self.keys:
+            return self.features
+        return tuple(dict.fromkeys([*self.features, *self.keys, *([self.timestamp] if self.timestamp else [])]))
 
 
 def _is_categorical(s: pd.Series) -> bool:
@@ -41,14 +51,16 @@ def _is_categorical(s: pd.Series) -> bool:
 
 
 def infer_schema(reference: pd.DataFrame, *, target: str, timestamp: str | None = None,
-                 prediction: str = "prediction", ignored: tuple[str, ...] = ()) -> Schema:
-    """Feature roles from the reference frame (numeric dtypes are numerical, the rest categorical)."""
+                 prediction: str = "prediction", ignored: tuple[str, ...] = (), keys: tuple[str, ...] = ()) -> Schema:
+    """Feature roles from the reference frame (numeric dtypes are numerical, the rest categorical); ``keys`` are
+    the related tables' key columns (a key that is not ignored is a feature too)."""
     skip = {target, prediction, *ignored} | ({timestamp} if timestamp else set())
     features = [c for c in reference.columns if c not in skip]
     categorical = tuple(c for c in features if _is_categorical(reference[c]))
     numerical = tuple(c for c in features if c not in categorical)
     return Schema(features=tuple(features), numerical=numerical, categorical=categorical,
-                  target=target, timestamp=timestamp, prediction=prediction, ignored=tuple(ignored))
+                  target=target, timestamp=timestamp, prediction=prediction, ignored=tuple(ignored),
+                  keys=tuple(keys))
 
 
 def check_frame(df: pd.DataFrame, schema: Schema, *, require_target: bool = False) -> list[str]:
@@ -56,7 +68,7 @@ def check_frame(df: pd.DataFrame, schema: Schema, *, require_target: bool = Fals
     problems: list[str] = []
     if len(df) == 0:
         problems.append("has no rows")
-    missing = [c for c in schema.features if c not in df.columns]
+    missing = [c for c in dict.fromkeys([*schema.features, *schema.keys]) if c not in df.columns]
     if schema.timestamp and schema.timestamp not in df.columns:
         missing.append(schema.timestamp)
     if require_target and schema.target not in df.columns:

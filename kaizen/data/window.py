@@ -289,7 +289,8 @@ def _load_reference(policy: Policy, source: Source) -> tuple[Schema, pd.DataFram
     if reference[target].isna().all():
         raise DataError(f"{where}: the target column {target!r} has no labels")
     schema = infer_schema(reference, target=target, timestamp=d.timestamp_column,
-                          prediction=d.prediction_column, ignored=d.excluded_columns)
+                          prediction=d.prediction_column, ignored=d.excluded_columns,
+                          keys=tuple(dict.fromkeys(s.parent_column for s in d.related)))
     ref_problems = check_frame(reference, schema, require_target=True)
     if ref_problems:
         raise DataError(f"{where}: the reference set " + "; ".join(ref_problems))
@@ -428,7 +429,7 @@ def _load_window(policy: Policy, source: Source) -> Window:
         history_frames, window_frames = kept[:len(history)], kept[len(history):]
 
     target = policy.model.target
-    columns = list(dict.fromkeys([*schema.features, target, *(c for c in (schema.timestamp,) if c),
+    columns = list(dict.fromkeys([*schema.features, *schema.keys, target, *(c for c in (schema.timestamp,) if c),
                                   *(c for c in (schema.prediction,))]))
     like = pd.DataFrame(columns=columns)
     current = _concat(window_frames, schema, like)
