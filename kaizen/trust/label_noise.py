@@ -31,8 +31,7 @@ class LabelNoise(TrustCheck):
     def check(self, inputs: TrustInputs) -> TrustFinding:
         spec, new, ref = inputs.spec, inputs.new, inputs.reference
         if not inputs.classification:
-            return self.finding(inputs, None, "not judged: regression targets (this check judges classification "
-                                              "labels; see docs/policies.md)", task=inputs.task)
+            return self.finding(inputs, None, inputs.unjudged, task=inputs.task)
         if len(new) < spec.min_rows:
             return self.finding(inputs, None, f"not judged: {len(new)} new rows, fewer than trust.min_rows = "
                                               f"{spec.min_rows}", new_rows=len(new))
