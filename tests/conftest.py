@@ -504,7 +504,8 @@ def kaizen_main(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Ran
 FAST = (
     # the rules, gates, checks, trust, ledger, policy
     "tests/monitor/", "tests/gates/", "tests/data/", "tests/trust/", "tests/test_ledger.py", "tests/test_policy.py",
-    "tests/test_policy_check.py", "tests/test_config.py", "tests/test_fields.py",
+    "tests/test_policy_check.py", "tests/test_config.py", "tests/test_fields.py", "tests/test_metrics.py",
+    "tests/test_policy_multiclass.py",
     # the quick tests of the other packages: challenger, run, cli, ui, service, notify, cost, backtest (its CLI)
     "tests/challenger/test_features.py", "tests/challenger/test_families.py", "tests/test_runner.py",
     "tests/test_cli.py", "tests/test_exit_codes.py", "tests/test_log_cli.py", "tests/test_notify.py",

@@ -331,9 +331,9 @@ def _check(train: pd.DataFrame, schema: Schema, policy: Policy) -> np.ndarray:
         return values.to_numpy(dtype="float64")
     classes = pd.unique(y)
     if len(classes) < 2:
-        raise BuildError(f"the training rows hold only one class of {schema.target!r} ({classes[0]!r}); "
-                         "a classifier needs both" if policy.model.task == "binary_classification"
-                         else "a classifier needs at least 2")
+        need = "both" if policy.model.task == "binary_classification" else "at least 2"
+        raise BuildError(f"the training rows hold only one class of {schema.target!r} ({classes[:1].tolist()[0]!r}); "
+                         f"a classifier needs {need}")
     if policy.model.task == "multiclass_classification":  # a window may lack a class: the model predicts the others
         return y.to_numpy()
     if len(classes) > 2:

@@ -31,3 +31,12 @@ def test_regression_targets_are_not_judged(policy_file) -> None:
     reg = dataclasses.replace(policy, model=dataclasses.replace(policy.model, task="regression"))
     (found,) = run(reg, attack("flip", 1), 3, 1)[0].findings
     assert not found.fired and found.message.startswith("not judged: regression targets")
+
+
+def test_multiclass_targets_are_not_judged_and_say_why(policy_file) -> None:
+    policy = only(policy_file(), "label_noise")
+    three = dataclasses.replace(policy, model=dataclasses.replace(policy.model, task="multiclass_classification",
+                                                                  metric="accuracy", positive_label=None))
+    (found,) = run(three, attack("flip", 1), 3, 1)[0].findings
+    assert not found.fired and found.message == ("not judged: multiclass targets (this check reads P(positive) of "
+                                                 "a binary classifier; see docs/policies.md)")
