@@ -64,7 +64,8 @@ class TrustInputs:
 
     @property
     def unjudged(self) -> str:
-        """Why a check that reads P(positive) does not judge this task's labels (for its finding)."""
+        """Why a check that reads P(positive) does not judge this task's labels (for its finding); label_noise
+        judges multiclass labels its own way, label_shift does not."""
         if self.task == "multiclass_classification":
             return ("not judged: multiclass targets (this check reads P(positive) of a binary classifier; "
                     "see docs/policies.md)")
