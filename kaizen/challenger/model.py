@@ -12,7 +12,8 @@ classification, ``proba`` = P(positive label); for multiclass
 classification, ``proba`` = the probability of the predicted class (how sure
 the model is: what the monitor's prediction drift watches) followed by one
 ``proba_<class>`` column per class the model learned, in ``classes_`` order;
-one row per input row, same index. This module imports MLflow; import it only to log or load a model.
+one row per input row, same index. This module imports MLflow; import it
+only to log or load a model.
 """
 
 from __future__ import annotations
