@@ -108,6 +108,10 @@ class Reader:
         for i in range(1, len(parts) + 1):
             self._seen.add(".".join(parts[:i]))
 
+    def given(self, key: str) -> bool:
+        """True when the document sets ``key`` (whatever its value); marks nothing."""
+        return self._lookup(key) is not _MISSING
+
     def off(self, key: str) -> bool:
         """True (and the key marked as read) when ``key`` is set to ``false``: an optional setting switched off."""
         if self._lookup(key) is False:

@@ -4,6 +4,12 @@
 for scores where higher is better (roc_auc, accuracy, f1, r2) they are plain
 differences; for errors (rmse, mae) they are relative changes, so one
 threshold in [0, 1] means the same on any target scale.
+
+Multiclass metrics (``pos_label=None``): accuracy, balanced_accuracy (the mean of the
+per-class recalls over the classes present in ``y_true``) and f1_macro (the mean of the
+per-class F1 over the classes present in ``y_true`` or in the predictions, 0 for a class
+never predicted or never seen): all read from the predicted labels, as scikit-learn
+computes them. A resample (:func:`resampled_scores`) uses the same definitions on its rows.
 """
 
 from __future__ import annotations
@@ -25,12 +31,17 @@ def score(metric: str, y_true: np.ndarray, labels: np.ndarray, scores: np.ndarra
     ``labels`` are predicted classes (classification) or values (regression);
     ``scores`` are positive-class probabilities, used by roc_auc when given.
     Classification labels are compared with ``pos_label`` first, so string
-    classes work. roc_auc on rows that hold one class only is undefined: NaN.
+    classes work; ``pos_label=None`` (multiclass) compares the labels as they are.
+    roc_auc on rows that hold one class only is undefined: NaN.
     """
     from sklearn import metrics as m
 
     y_true = np.asarray(y_true)
     labels = np.asarray(labels)
+    if metric in MULTICLASS:
+        return _multiclass(metric, y_true, labels)
+    if metric == "accuracy" and pos_label is None:
+        return float(np.mean(y_true == labels)) if len(y_true) else float("nan")
     if metric in ("roc_auc", "accuracy", "f1"):
         y_true = (y_true == pos_label).astype(int)
         labels = (labels == pos_label).astype(int)
@@ -50,6 +61,17 @@ def score(metric: str, y_true: np.ndarray, labels: np.ndarray, scores: np.ndarra
         return float(m.r2_score(y_true.astype(float), labels.astype(float)))
     raise ValueError(f"The 'metric' parameter of score must be one of {sorted(HIGHER_IS_BETTER)}. "
                      f"Got {metric!r} instead.")
+
+
+#: metrics of multiclass labels that have no positive class
+MULTICLASS = ("balanced_accuracy", "f1_macro")
+
+
+def _multiclass(metric: str, y: np.ndarray, pred: np.ndarray) -> float:
+    """balanced_accuracy or f1_macro of labels ``pred`` against ``y`` (module docstring); NaN on no rows."""
+    if len(y) == 0:
+        return float("nan")
+    return float(resampled_scores(metric, y, pred, None, np.ones((1, len(y))))[0])
 
 
 def improvement(metric: str, new: float, old: float) -> float:
@@ -81,7 +103,8 @@ def standard_error(metric: str, y_true: np.ndarray, labels: np.ndarray, scores: 
     accuracy: the binomial ``sqrt(p (1 - p) / n)``. roc_auc: Hanley & McNeil (1982) from the AUC
     and the class counts. f1, rmse, mae, r2: the standard deviation of the metric over
     ``resamples`` bootstrap resamples of the rows, drawn with ``numpy.random.default_rng(seed)``
-    (a seeded call repeats exactly). NaN where the metric is undefined (fewer than 2 rows, or
+    (a seeded call repeats exactly); balanced_accuracy, f1_macro: the same over the resamples
+    of :func:`bootstrap_weights` with ``seed``. NaN where the metric is undefined (fewer than 2 rows, or
     one class only for roc_auc).
     """
     if metric not in HIGHER_IS_BETTER:
@@ -94,6 +117,13 @@ def standard_error(metric: str, y_true: np.ndarray, labels: np.ndarray, scores: 
     n = len(y_true)
     if n < 2:
         return float("nan")
+    if metric in MULTICLASS:
+        draws = np.concatenate([resampled_scores(metric, y_true, labels, None, w)
+                                for w in bootstrap_weights(n, resamples, seed)])
+        return float(np.nanstd(draws, ddof=1))
+    if metric == "accuracy" and pos_label is None:
+        p = float(np.mean(y_true == labels))
+        return float(np.sqrt(p * (1 - p) / n))
     if metric in ("roc_auc", "accuracy", "f1"):
         y_true = (y_true == pos_label).astype(np.int64)
         labels = (labels == pos_label).astype(np.int64)
@@ -164,7 +194,8 @@ def resampled_scores(metric: str, y_true: np.ndarray, labels: np.ndarray, scores
 
     roc_auc is rank-based (Mann-Whitney with ties counted half): the scores are sorted once and every
     resample's AUC is read from weighted counts per distinct score. NaN where a resample leaves the
-    metric undefined (one class only for roc_auc).
+    metric undefined (one class only for roc_auc). balanced_accuracy and f1_macro count each class's
+    weighted hits and misses (module docstring); ``pos_label=None`` makes accuracy compare the labels as they are.
     """
     if metric not in HIGHER_IS_BETTER:
         raise ValueError(f"The 'metric' parameter of resampled_scores must be one of {sorted(HIGHER_IS_BETTER)}. "
@@ -172,6 +203,10 @@ def resampled_scores(metric: str, y_true: np.ndarray, labels: np.ndarray, scores
     y_true, labels = np.asarray(y_true), np.asarray(labels)
     w = np.asarray(weights, dtype=float)
     total = w.sum(axis=1)
+    if metric in MULTICLASS:
+        return _per_class(metric, y_true, labels, w)
+    if metric == "accuracy" and pos_label is None:
+        return w @ (y_true == labels).astype(float) / total
     if metric in ("roc_auc", "accuracy", "f1"):
         y = (y_true == pos_label).astype(float)
         pred = (labels == pos_label).astype(float)
@@ -192,6 +227,32 @@ def resampled_scores(metric: str, y_true: np.ndarray, labels: np.ndarray, scores
     tot = sy2 - sy ** 2 / total
     ok = tot > 1e-12 * np.maximum(sy2, 1.0)
     return np.where(ok, 1 - (w @ (e * e)) / np.where(ok, tot, 1.0), 0.0)
+
+
+def _per_class(metric: str, y: np.ndarray, pred: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """balanced_accuracy or f1_macro under each row of row weights ``w`` (``(k, n)``), from per-class counts."""
+    classes = list(dict.fromkeys([*_distinct(y), *_distinct(pred)]))
+    tp = np.empty((w.shape[0], len(classes)))
+    seen, said = np.empty_like(tp), np.empty_like(tp)
+    for j, c in enumerate(classes):
+        is_y, is_p = (y == c).astype(float), (pred == c).astype(float)
+        tp[:, j], seen[:, j], said[:, j] = w @ (is_y * is_p), w @ is_y, w @ is_p
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if metric == "balanced_accuracy":  # recall of each class present in y; NaN when a resample has none
+            present = seen > 0
+            per = np.where(present, tp / np.where(present, seen, 1.0), 0.0)
+        else:  # f1_macro: 2 tp / (2 tp + fp + fn) = 2 tp / (seen + said), over classes in y or in pred
+            present = (seen + said) > 0
+            per = np.where(present, 2 * tp / np.where(present, seen + said, 1.0), 0.0)
+        count = present.sum(axis=1)
+        return np.where(count > 0, per.sum(axis=1) / np.maximum(count, 1), np.nan)
+
+
+def _distinct(values: np.ndarray) -> list:
+    """The distinct values of ``values`` in order of appearance (mixed types and None allowed)."""
+    import pandas as pd
+
+    return pd.unique(pd.Series(np.asarray(values, dtype=object))).tolist()
 
 
 def _weighted_auc(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> np.ndarray:

@@ -60,15 +60,20 @@ __all__ = [
     "load_policy",
 ]
 
-TASKS = ("binary_classification", "regression")
+TASKS = ("binary_classification", "multiclass_classification", "regression")
+#: the tasks whose target is a class label (the others predict a number)
+CLASSIFICATION_TASKS = ("binary_classification", "multiclass_classification")
+#: multiclass metrics are read from the predicted labels alone (no probabilities), so the paired bootstrap
+#: of the gates, the standard errors of the triggers and the slices compute them like accuracy
 METRICS = {
     "binary_classification": ("roc_auc", "accuracy", "f1"),
+    "multiclass_classification": ("accuracy", "balanced_accuracy", "f1_macro"),
     "regression": ("rmse", "mae", "r2"),
 }
 #: Metrics where a larger value is better. For the others (errors) Kaizen
 #: reads "improvement" and "drop" as relative changes; see docs/policies.md.
 HIGHER_IS_BETTER = {"roc_auc": True, "accuracy": True, "f1": True, "r2": True,
-                    "rmse": False, "mae": False}
+                    "rmse": False, "mae": False, "balanced_accuracy": True, "f1_macro": True}
 #: Evidently's per-column drift methods that Kaizen accepts. Distance methods
 #: (wasserstein, psi, jensenshannon, hellinger, kl_div) flag drift when the
 #: score is >= threshold; test methods (ks, chisquare, ...) when p < threshold.
@@ -108,8 +113,9 @@ class ModelSpec:
     target: str = setting(doc="the label column")
     #: its choices depend on the task: read by :func:`load_policy`
     metric: str = field(metadata={"doc": "the metric every decision uses"})
-    positive_label: int | str = setting(1, kind=(int, str), allowed="an integer or a string",
-                                        doc="the positive class (classification)")
+    #: None for multiclass_classification, which has no positive class (:func:`_model` refuses the key there)
+    positive_label: int | str | None = setting(1, kind=(int, str), allowed="an integer or a string",
+                                               doc="the positive class (binary_classification only)")
 
     @property
     def higher_is_better(self) -> bool:
@@ -833,7 +839,13 @@ def _model(r: Reader) -> ModelSpec:
     metrics = METRICS.get(m.task or "", tuple(HIGHER_IS_BETTER))
     metric = r.string("model.metric", choices=metrics, allowed=f"one of {', '.join(map(repr, metrics))} for task "
                                                                f"{m.task!r}")
-    return ModelSpec(name=m.name, task=m.task, target=m.target, metric=metric, positive_label=m.positive_label)
+    positive = m.positive_label
+    if m.task == "multiclass_classification":
+        if r.given("model.positive_label"):
+            r.problems.append(f"model.positive_label is only read for task 'binary_classification' (a multiclass "
+                              f"model has no positive class): remove it; got {positive!r} with task {m.task!r}")
+        positive = None
+    return ModelSpec(name=m.name, task=m.task, target=m.target, metric=metric, positive_label=positive)
 
 
 _PATHS = ("reference", "production", "golden", "labels_path")

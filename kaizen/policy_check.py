@@ -192,6 +192,11 @@ def _target(policy: Policy, part: _Part, y: Any, problems: list[str]) -> None:
         return
     values = pd.unique(labelled).tolist()  # Python scalars: they print as 0, not np.int64(0)
     classes = sorted(map(repr, values))
+    if m.task == "multiclass_classification":
+        if len(classes) < 3:
+            problems.append(f"{path}: model.target {m.target!r} must hold at least 3 classes for {m.task} (use "
+                            f"binary_classification for 2); got {len(classes)}: {', '.join(classes)}")
+        return
     if len(classes) != 2:
         problems.append(f"{path}: model.target {m.target!r} must hold 2 classes for {m.task}; got "
                         f"{len(classes)}: {', '.join(classes[:10])}")

@@ -505,6 +505,7 @@ FAST = (
     # the rules, gates, checks, trust, ledger, policy
     "tests/monitor/", "tests/gates/", "tests/data/", "tests/trust/", "tests/test_ledger.py", "tests/test_policy.py",
     "tests/test_policy_check.py", "tests/test_config.py", "tests/test_fields.py", "tests/test_policy_related.py",
+    "tests/test_metrics.py", "tests/test_policy_multiclass.py",
     # the quick tests of the other packages: challenger, run, cli, ui, service, notify, cost, backtest (its CLI)
     "tests/challenger/test_features.py", "tests/challenger/test_related.py", "tests/challenger/test_families.py",
     "tests/test_runner.py",

@@ -264,3 +264,16 @@ def test_without_river_the_backtest_names_the_extra(tmp_path: Path) -> None:
     assert r.returncode == 1, r.stderr[-2000:]
     assert "backtest peers need river, which is not installed: pip install 'kaizen[river]'" in r.stderr
     assert not (tmp_path / "state").exists()
+
+
+def test_peers_refuse_a_multiclass_policy_before_any_replay(tmp_path: Path) -> None:
+    from kaizen.backtest.peers import require_tasks
+    from kaizen.errors import KaizenError
+    from kaizen.policy import load_policy
+
+    doc = {k: dict(v) for k, v in BASE_POLICY.items()}
+    doc["model"].update(task="multiclass_classification", metric="accuracy")
+    (tmp_path / "p.toml").write_text(to_toml(doc))
+    with pytest.raises(KaizenError, match="backtest peers learn binary_classification and regression targets; "
+                                          "policy 'churn' has task 'multiclass_classification': replay it without"):
+        require_tasks(load_policy(tmp_path / "p.toml"))

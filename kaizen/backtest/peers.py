@@ -2,7 +2,8 @@
 
 A peer is an online learner (`river <https://riverml.xyz>`_, the ``kaizen[river]`` extra) that
 learns every label as soon as it arrives, one row at a time, and never searches, gates or promotes.
-It answers "what would a streaming learner have done on this history?". The peers, per task:
+It answers "what would a streaming learner have done on this history?". The peers, per task
+(a multiclass policy has none: :func:`require_tasks`):
 
 ===============  ==============================================  ==============================================
 name             binary_classification                           regression
@@ -56,7 +57,8 @@ import pandas as pd
 from kaizen.errors import KaizenError
 from kaizen.policy import Policy
 
-__all__ = ["ALIASES", "INSTALL", "PEERS", "PeerBatch", "PeerRun", "peer_names", "require_river", "run_peers"]
+__all__ = ["ALIASES", "INSTALL", "PEERS", "PeerBatch", "PeerRun", "peer_names", "require_river", "require_tasks",
+           "run_peers"]
 
 #: the peers, by name; ``river`` on the command line means all of them
 PEERS = ("river_arf", "river_logreg")
@@ -76,6 +78,17 @@ def peer_names(names: Iterable[str]) -> tuple[str, ...]:
             if n not in out:
                 out.append(n)
     return tuple(out)
+
+
+#: the tasks the peers learn (a peer classifier learns ``target == positive_label``: one positive class)
+TASKS = ("binary_classification", "regression")
+
+
+def require_tasks(policy: Policy) -> None:
+    """KaizenError when ``policy``'s task is one the peers do not learn (multiclass classification)."""
+    if policy.model.task not in TASKS:
+        raise KaizenError(f"backtest peers learn {' and '.join(TASKS)} targets; policy {policy.name!r} has task "
+                          f"{policy.model.task!r}: replay it without peers")
 
 
 def require_river() -> None:

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kaizen.backtest.peers import PEERS, peer_names, require_river, run_peers
+from kaizen.backtest.peers import PEERS, peer_names, require_river, require_tasks, run_peers
 from kaizen.config import Config
 from kaizen.cost import CostModel
 from kaizen.data.files import SUFFIXES, read_table
@@ -275,6 +275,7 @@ def run_backtest(policy: Policy, batches: Path, *, config: Config | None = None,
     wanted = _arms(arms)
     peer_list = peer_names(peers)
     if peer_list:
+        require_tasks(policy)
         require_river()  # before the bootstraps, not after the whole replay
 
     from kaizen.commands.bootstrap import bootstrap, refit_every_batch, retrain

@@ -15,8 +15,12 @@ column and, with a time index, the timestamp column (their cutoff times); the si
 
 Output: a DataFrame with ``prediction`` (the class label in the training
 label's type, or the regression value as float) and, for binary
-classification, ``proba`` = P(positive label); one row per input row, same
-index. This module imports MLflow; import it only to log or load a model.
+classification, ``proba`` = P(positive label); for multiclass
+classification, ``proba`` = the probability of the predicted class (how sure
+the model is: what the monitor's prediction drift watches) followed by one
+``proba_<class>`` column per class the model learned, in ``classes_`` order;
+one row per input row, same index. This module imports MLflow; import it
+only to log or load a model.
 """
 
 from __future__ import annotations
@@ -118,16 +122,31 @@ class Predictor:
                 out["prediction"] = np.array([], dtype=label_dtype if self.task != "regression" else float)
                 if self.task == "binary_classification":
                     out["proba"] = np.array([], dtype=float)
+                elif self.task == "multiclass_classification":
+                    for column in ["proba", *self.class_columns()]:
+                        out[column] = np.array([], dtype=float)
                 return out
             labels = self.pipeline.predict(x)
             if self.task == "regression":
                 out["prediction"] = np.asarray(labels, dtype="float64")
                 return out
             classes = list(self.pipeline.classes_)
+            if self.task == "multiclass_classification":
+                matrix = np.asarray(self.pipeline.predict_proba(x), dtype="float64")
+                out["prediction"] = labels
+                where = {c: j for j, c in enumerate(classes)}
+                out["proba"] = matrix[np.arange(len(x)), [where[c] for c in labels]]
+                for j, column in enumerate(self.class_columns()):
+                    out[column] = matrix[:, j]
+                return out
             proba = self.pipeline.predict_proba(x)[:, classes.index(self.positive_label)]
         out["prediction"] = labels
         out["proba"] = np.asarray(proba, dtype="float64")
         return out
+
+    def class_columns(self) -> list[str]:
+        """``proba_<class>`` for each class the multiclass model learned, in ``classes_`` order."""
+        return [f"proba_{c}" for c in self.meta["classes"]]
 
 
 def predict_frame(artifacts_dir: str | Path, frame: pd.DataFrame) -> pd.DataFrame:

@@ -289,7 +289,7 @@ def make_objective(inputs: SearchInputs, *, before: Any = None) -> Any:
             names, numeric, categorical = inputs.columns(params["engineered"])
             rows = _window(n_fit, params["window_fraction"])
             x, y = inputs.x_fit.iloc[n_fit - rows:][list(names)], inputs.y_fit[n_fit - rows:]
-            if inputs.task == "binary_classification" and len(pd.unique(y)) < 2:
+            if inputs.task != "regression" and len(pd.unique(y)) < 2:
                 raise ValueError(f"the last {rows} fit rows hold one class only")
             pipe = _fit(make_pipeline(family, params, task=inputs.task, numeric=numeric,
                                       categorical=categorical, seed=inputs.seed), x, y)
@@ -331,8 +331,11 @@ def _check(train: pd.DataFrame, schema: Schema, policy: Policy) -> np.ndarray:
         return values.to_numpy(dtype="float64")
     classes = pd.unique(y)
     if len(classes) < 2:
-        raise BuildError(f"the training rows hold only one class of {schema.target!r} ({classes[0]!r}); "
-                         "a classifier needs both")
+        need = "both" if policy.model.task == "binary_classification" else "at least 2"
+        raise BuildError(f"the training rows hold only one class of {schema.target!r} ({classes[:1].tolist()[0]!r}); "
+                         f"a classifier needs {need}")
+    if policy.model.task == "multiclass_classification":  # a window may lack a class: the model predicts the others
+        return y.to_numpy()
     if len(classes) > 2:
         raise BuildError(f"binary_classification needs 2 classes of {schema.target!r}; got {len(classes)}: "
                          f"{sorted(map(repr, classes))[:10]}")
@@ -402,7 +405,9 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
 
     log.info("build %s: %d rows (%d fit, %d validate), families %s, windows %s", spec.name, n, n_fit, n_val,
              families, windows)
-    target = (y_fit == spec.positive_label).astype(float) if spec.task == "binary_classification" else y_fit
+    # features are ranked by correlation with a number: P(positive) or the value; classes without order have none
+    target = ((y_fit == spec.positive_label).astype(float) if spec.task == "binary_classification"
+              else None if spec.task == "multiclass_classification" else y_fit)
     features, x_fit = feats.synthesize(fit_rows, schema, trans_primitives=bspec.trans_primitives,
                                        max_depth=bspec.max_depth, max_features=bspec.max_features,
                                        target=target, relations=relations, related=frames,
@@ -479,7 +484,7 @@ def _fit_final(train: pd.DataFrame, y_all: np.ndarray, cols: feats.FeatureSet, f
     """Fit the recipe on the newest ``window_fraction`` of ``train`` and write the artifacts; (dir, rows)."""
     n = len(train)
     rows = _window(n, params["window_fraction"])
-    if policy.model.task == "binary_classification" and len(pd.unique(y_all[n - rows:])) < 2:
+    if policy.model.task != "regression" and len(pd.unique(y_all[n - rows:])) < 2:
         raise BuildError(f"the last {rows} training rows hold one class only")
     x_final = feats.calculate(cols, train.iloc[n - rows:], schema, related)
     pipe = _fit(make_pipeline(family, params, task=policy.model.task, numeric=cols.numeric,
@@ -605,7 +610,7 @@ def _write(out: Path, *, pipe: Any, features: feats.FeatureSet, schema: Schema, 
         "target": schema.target,
         "metric": spec.metric,
         "positive_label": spec.positive_label,
-        "classes": list(pipe.classes_) if spec.task == "binary_classification" else None,
+        "classes": list(pipe.classes_) if spec.task != "regression" else None,
         "schema": {"features": list(schema.features), "numerical": list(schema.numerical),
                    "categorical": list(schema.categorical), "timestamp": schema.timestamp},
         "related": [r.to_dict() for r in features.relations],

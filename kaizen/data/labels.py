@@ -45,7 +45,7 @@ def id_keys(ids: pd.Series) -> pd.Series:
 def _numbers_as_numbers(labels: pd.Series, profile: ReferenceProfile) -> pd.Series:
     """Where the reference's labels are numbers, text that reads as a number is that number: one bad value
     makes a CSV column text ("0", "1", "maybe"), and only the bad value should fail the label checks."""
-    numeric = profile.task != CLASSIFICATION or all(
+    numeric = profile.task not in CLASSIFICATION or all(
         isinstance(c, (int, float, np.integer, np.floating)) and not isinstance(c, bool) for c in profile.classes)
     if not numeric or labels.dtype != object:
         return labels

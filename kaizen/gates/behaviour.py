@@ -3,8 +3,9 @@
 * Invariance (``[[gates.invariance]]``): on a copy of the holdout inputs, one
   column is changed (``add`` a number, ``multiply`` by one, or ``set`` a value);
   no row's prediction may move by more than ``max_change``. The prediction is
-  the positive-class probability (classification) or the predicted value
-  (regression).
+  the positive-class probability (binary classification) or the predicted value
+  (regression); for multiclass classification, the probability of the
+  predicted class, and a row whose predicted class changes moved by 1.
 * Schema (``gates.check_schema``): a champion is fed the raw feature columns in
   whatever order and with whatever extra columns production sends. The
   challenger must score the holdout with its columns in reverse order and an
@@ -54,6 +55,14 @@ def _values(p: Predictions) -> np.ndarray:
     return np.asarray(p.scores if p.scores is not None else p.labels, dtype=float)
 
 
+def _moved(new: Predictions, base: Predictions, task: str) -> np.ndarray:
+    """How far each row's prediction moved (module docstring)."""
+    moved = np.abs(_values(new) - _values(base))
+    if task == "multiclass_classification":
+        return np.where(np.asarray(new.labels) != np.asarray(base.labels), 1.0, moved)
+    return moved
+
+
 class BehaviourGate(Gate):
     """Every ``[[gates.invariance]]`` holds and (``gates.check_schema``) the input schema is accepted."""
 
@@ -75,7 +84,7 @@ class BehaviourGate(Gate):
                                    "max_change": inv.max_change}
             invariance.append(row)
             try:
-                moved = np.abs(_values(model.predict(changed(x, inv))) - _values(base))
+                moved = _moved(model.predict(changed(x, inv)), base, evidence.policy.model.task)
             except (KeyError, TypeError) as exc:
                 problems.append(f"gates.invariance[{k}]: {exc.args[0]}")
                 row["ok"] = False

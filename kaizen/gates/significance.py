@@ -91,9 +91,13 @@ class SignificanceGate(Gate):
         return self.result(ok, why, **numbers)
 
     def _mcnemar(self, h: Labelled, pos: object, ok: bool, why: str, numbers: dict) -> tuple[bool, str]:
-        y = np.asarray(h.y) == pos
-        right_old = (np.asarray(h.champion.labels) == pos) == y
-        right_new = (np.asarray(h.challenger.labels) == pos) == y
+        if pos is None:  # multiclass: a row is right when the label is
+            right_old = np.asarray(h.champion.labels) == np.asarray(h.y)
+            right_new = np.asarray(h.challenger.labels) == np.asarray(h.y)
+        else:
+            y = np.asarray(h.y) == pos
+            right_old = (np.asarray(h.champion.labels) == pos) == y
+            right_new = (np.asarray(h.challenger.labels) == pos) == y
         b = int(np.sum(right_old & ~right_new))
         c = int(np.sum(right_new & ~right_old))
         p = mcnemar_midp(b, c)

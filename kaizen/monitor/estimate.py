@@ -12,7 +12,8 @@ a negative with weight ``1 - p``, which gives the *expected* confusion matrix at
 
 CBPE assumes the relation between the features and the label does not change (covariate shift
 only): it sees a shift that moves rows into regions where the champion is less sure, never a
-changed labelling rule (concept drift), which only labels show. Binary classifiers only.
+changed labelling rule (concept drift), which only labels show. Binary classifiers only: a
+multiclass champion's estimate is unknown, with the reason (:data:`MULTICLASS_UNKNOWN`).
 
 **Where the calibration rows come from.** The newest ``build.validation_fraction`` of the policy's
 reference, the rows the performance baseline of a champion registered by hand is measured on
@@ -65,14 +66,17 @@ import pandas as pd
 
 from kaizen.policy import ColumnDrift, Policy
 
-__all__ = ["ESTIMABLE", "ESTIMABLE_REGRESSION", "Calibration", "Estimate", "LossModel", "beside_monitor",
-           "calibration_for", "estimate", "estimate_loss", "expected_metric", "fit_calibration", "fit_loss_model",
-           "loss_model_for", "target_drift"]
+__all__ = ["ESTIMABLE", "ESTIMABLE_REGRESSION", "MULTICLASS_UNKNOWN", "Calibration", "Estimate", "LossModel",
+           "beside_monitor", "calibration_for", "estimate", "estimate_loss", "expected_metric", "fit_calibration",
+           "fit_loss_model", "loss_model_for", "target_drift"]
 
 log = logging.getLogger("kaizen.monitor.estimate")
 
 #: the metrics CBPE estimates (binary classification)
 ESTIMABLE = ("roc_auc", "accuracy", "f1")
+#: why a multiclass champion gets no estimate (unknown, never a binary formula applied to it)
+MULTICLASS_UNKNOWN = ("no label-free estimate for multiclass_classification (confidence-based estimation here "
+                      "calibrates P(positive) of a binary classifier)")
 #: the metrics DLE estimates (regression)
 ESTIMABLE_REGRESSION = ("mae", "rmse")
 #: the result name of target drift (it is not a feature)
@@ -406,7 +410,9 @@ def beside_monitor(policy: Policy, champion: Any, model: Any, window: Any, refer
         names = (np.repeat(np.array(window.batches, dtype=object), sizes)
                  if len(sizes) == len(window.batches) and sum(sizes) == len(cur) else None)
         metric, kw = policy.model.metric, dict(registry_uri=registry_uri, cache_dir=cache_dir, ident=ident)
-        if policy.model.task == "regression":
+        if policy.model.task == "multiclass_classification":
+            out["estimate"] = Estimate(metric=metric, value=None, rows=len(cur), why_unknown=MULTICLASS_UNKNOWN)
+        elif policy.model.task == "regression":
             loss, cached = (loss_model_for(champion, model, window.reference, schema, policy, **kw)
                             if metric in ESTIMABLE_REGRESSION else (LossModel(None, (), {}, metric, 0, None), False))
             out["estimate"] = estimate_loss(loss, cur, current_predictions.labels, batches=names, cached=cached)

@@ -179,13 +179,20 @@ def _performance_snapshot(y_true: np.ndarray, preds: Predictions, model: ModelSp
     """An Evidently report of the champion's ``model.metric`` on labelled rows; None if undefined.
 
     Evidently ignores labels once probabilities are set, so each metric gets one input only:
-    roc_auc the scores (the labels when there are none), accuracy and f1 the labels.
+    roc_auc the scores (the labels when there are none), accuracy and f1 the labels. Multiclass: the
+    labels (as text), with Evidently's macro F1 for f1_macro and its macro recall for balanced_accuracy
+    (the same number unless a class is predicted that the rows lack).
     """
-    from evidently import BinaryClassification, DataDefinition, Dataset, Regression, Report
-    from evidently.metrics import MAE, RMSE, Accuracy, F1Score, R2Score, RocAuc
+    from evidently import BinaryClassification, DataDefinition, Dataset, MulticlassClassification, Regression, Report
+    from evidently.metrics import MAE, RMSE, Accuracy, F1Score, R2Score, Recall, RocAuc
 
     metric = model.metric
-    if model.task == "regression":
+    if model.task == "multiclass_classification":  # labels only; balanced accuracy is the macro recall
+        frame = pd.DataFrame({"target": pd.Series(y_true).astype(str).to_numpy(),
+                              "prediction": pd.Series(np.asarray(preds.labels)).astype(str).to_numpy()})
+        dd = DataDefinition(classification=[MulticlassClassification(target="target", prediction_labels="prediction")])
+        ev = {"accuracy": Accuracy, "f1_macro": F1Score, "balanced_accuracy": Recall}[metric]()
+    elif model.task == "regression":
         frame = pd.DataFrame({"target": np.asarray(y_true, dtype=float),
                               "prediction": np.asarray(preds.labels, dtype=float)})
         dd = DataDefinition(regression=[Regression(target="target", prediction="prediction")])

@@ -41,7 +41,7 @@ def project_name(policy: str) -> str:
 
 #: the policy's metric as Evidently names it (the performance part of the snapshot, kaizen.monitor.report)
 EVIDENTLY_METRIC = {"roc_auc": "RocAuc", "accuracy": "Accuracy", "f1": "F1Score", "rmse": "RMSE", "mae": "MAE",
-                    "r2": "R2Score"}
+                    "r2": "R2Score", "f1_macro": "F1Score", "balanced_accuracy": "Recall"}
 
 
 def _project(ws: Any, policy: str, metric: str | None) -> Any:

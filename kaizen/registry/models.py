@@ -13,6 +13,11 @@ positive-class probability, for classification). A model a person
 registered by hand may return bare labels; when it is an sklearn model that
 has ``predict_proba``, Kaizen reads the probabilities from it, otherwise the
 labels stand in for scores (roc_auc of hard labels).
+
+For multiclass classification the score is the probability of the predicted
+class (Kaizen's ``proba``, or the largest of an sklearn model's
+probabilities); a model that gives labels only scores 1.0 on every row (its
+metrics are read from the labels).
 """
 
 from __future__ import annotations
@@ -59,6 +64,10 @@ class LoadedModel:
                 labels = labels[:, 0]
         if self.task == "regression":
             return Predictions(labels.astype(float), None)
+        if self.task == "multiclass_classification":
+            if scores is None and self._sk is not None and hasattr(self._sk, "predict_proba"):
+                scores = np.asarray(self._sk.predict_proba(frame), dtype=float).max(axis=1)
+            return Predictions(labels, np.ones(len(labels)) if scores is None else scores)
         if scores is None and self._sk is not None and hasattr(self._sk, "predict_proba"):
             classes = list(getattr(self._sk, "classes_", []))
             if self.positive_label in classes:

@@ -59,7 +59,17 @@ class TrustInputs:
 
     @property
     def classification(self) -> bool:
+        """Binary classification: the checks that read P(positive) judge these labels only."""
         return self.task == CLASSIFICATION
+
+    @property
+    def unjudged(self) -> str:
+        """Why a check that reads P(positive) does not judge this task's labels (for its finding); label_noise
+        judges multiclass labels its own way, label_shift does not."""
+        if self.task == "multiclass_classification":
+            return ("not judged: multiclass targets (this check reads P(positive) of a binary classifier; "
+                    "see docs/policies.md)")
+        return "not judged: regression targets (this check judges classification labels; see docs/policies.md)"
 
 
 @dataclass(frozen=True)

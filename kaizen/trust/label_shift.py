@@ -89,8 +89,7 @@ class LabelShift(TrustCheck):
         spec, new = inputs.spec, inputs.new
         n = len(new)
         if not inputs.classification:
-            return self.finding(inputs, None, "not judged: regression targets (this check judges classification "
-                                              "labels; see docs/policies.md)", task=inputs.task)
+            return self.finding(inputs, None, inputs.unjudged, task=inputs.task)
         if n < spec.min_rows:
             return self.finding(inputs, None, f"not judged: {n} new rows, fewer than trust.min_rows = "
                                               f"{spec.min_rows}", new_rows=n)

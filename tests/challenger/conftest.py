@@ -56,6 +56,9 @@ def make_rows(n: int = 1000, *, seed: int = 0, task: str = "binary_classificatio
         signal.iloc[k:] = -signal.iloc[k:]
     if task == "regression":
         df["target"] = signal + rng.normal(0, 0.3, n)
+    elif task == "multiclass_classification":  # three classes of about a third each: the noisy signal's terciles
+        noisy = signal + rng.normal(0, 0.5, n)
+        df["target"] = np.digitize(noisy, np.quantile(noisy, [1 / 3, 2 / 3]))
     else:
         df["target"] = (rng.random(n) < 1 / (1 + np.exp(-2 * signal))).astype(int)
     df.insert(0, "ts", pd.date_range("2024-01-01", periods=n, freq="h"))
@@ -69,14 +72,15 @@ def make_schema() -> Schema:
 
 
 def make_policy(task: str = "binary_classification", *, metric: str | None = None, **build) -> Policy:
-    metric = metric or ("roc_auc" if task == "binary_classification" else "rmse")
+    metric = metric or {"binary_classification": "roc_auc", "multiclass_classification": "f1_macro"}.get(task, "rmse")
     spec = dict(trials=5, timeout_seconds=None, families=(), trans_primitives=("divide_numeric",
                 "multiply_numeric"), max_depth=1, max_features=20, validation_fraction=0.25,
                 window_fractions=(1.0, 0.5), seed=7, min_window_rows=1)
     spec.update(build)
     return Policy(
         path=Path("/nonexistent/policy.toml"),
-        model=ModelSpec(name="churn", task=task, target="target", metric=metric, positive_label=1),
+        model=ModelSpec(name="churn", task=task, target="target", metric=metric,
+                        positive_label=None if task == "multiclass_classification" else 1),
         data=DataSpec(reference=Path("/nonexistent/ref.parquet"), production=Path("/nonexistent/prod"),
                       timestamp_column="ts"),
         trigger=TriggerSpec(),
@@ -106,6 +110,11 @@ def policy_factory():
 @pytest.fixture(scope="session")
 def classification_rows() -> pd.DataFrame:
     return make_rows(1000, seed=1)
+
+
+@pytest.fixture(scope="session")
+def multiclass_rows() -> pd.DataFrame:
+    return make_rows(900, seed=3, task="multiclass_classification")
 
 
 @pytest.fixture(scope="session")

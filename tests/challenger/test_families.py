@@ -44,7 +44,8 @@ def test_the_default_search_is_unchanged_by_new_families() -> None:
 
 
 @pytest.mark.parametrize(("name", "task"), PAIRS)
-def test_family_conformance(name: str, task: str, classification_rows, regression_rows, schema) -> None:
+def test_family_conformance(name: str, task: str, classification_rows, multiclass_rows, regression_rows,
+                            schema) -> None:
     f = family(name)
     if f.missing():
         pytest.skip(f.missing())
@@ -60,13 +61,17 @@ def test_family_conformance(name: str, task: str, classification_rows, regressio
     # its estimator: unfitted, seeded, of the task's kind; a seeded fit repeats exactly
     est = f.estimator(params, task, seed=3)
     assert est.get_params().get("random_state") == 3 and not hasattr(est, "n_features_in_")
-    rows = (classification_rows if task == "binary_classification" else regression_rows).iloc[:300]
+    rows = {"binary_classification": classification_rows,
+            "multiclass_classification": multiclass_rows}.get(task, regression_rows).iloc[:300]
     x, y = rows[list(schema.features)], rows["target"].to_numpy()
 
     def fit() -> np.ndarray:
         pipe = make_pipeline(name, recipe, task=task, numeric=schema.numerical, categorical=schema.categorical,
                              seed=3)
         pipe.fit(x, y)
+        if task == "multiclass_classification":  # one probability per class, three classes
+            assert list(pipe.classes_) == [0, 1, 2]
+            return pipe.predict_proba(x).ravel()
         return pipe.predict_proba(x)[:, 1] if task == "binary_classification" else pipe.predict(x)
 
     first = fit()

@@ -103,3 +103,11 @@ def test_a_champion_without_probabilities_is_not_judged(policy_file) -> None:
                               seed=3)
     (found,) = res.findings
     assert not found.fired and found.message.startswith("not judged: the champion gives hard labels")
+
+
+def test_multiclass_targets_are_not_judged_and_say_why(policy_file) -> None:
+    policy = only(policy_file(label_shift="block"), "label_shift")
+    three = dataclasses.replace(policy, model=dataclasses.replace(policy.model, task="multiclass_classification",
+                                                                  metric="accuracy", positive_label=None))
+    (found,) = run(three, attack("flip", 1), 3, 1)[0].findings
+    assert not found.fired and found.message.startswith("not judged: multiclass targets")

@@ -1,4 +1,4 @@
-"""``extra_trees``: scikit-learn's extremely randomised trees, both tasks.
+"""``extra_trees``: scikit-learn's extremely randomised trees, every task.
 
 Like a random forest, but each split's threshold is drawn at random instead of searched: cheaper to
 fit, smoother on noisy numeric inputs, and a different bias from the boosted trees. Opt-in
@@ -15,7 +15,7 @@ from kaizen.challenger.families._base import Family
 class ExtraTrees(Family):
     name = "extra_trees"
     order = 40
-    tasks = ("binary_classification", "regression")
+    tasks = ("binary_classification", "multiclass_classification", "regression")
     prefix = "et_"
     default = False
 
@@ -28,5 +28,5 @@ class ExtraTrees(Family):
     def estimator(self, params: dict[str, Any], task: str, seed: int) -> Any:
         from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
 
-        cls = ExtraTreesClassifier if task == "binary_classification" else ExtraTreesRegressor
+        cls = ExtraTreesClassifier if task != "regression" else ExtraTreesRegressor
         return cls(n_jobs=1, random_state=seed, **params)

@@ -1,4 +1,4 @@
-"""``hist_gradient_boosting``: scikit-learn's histogram gradient boosting, both tasks."""
+"""``hist_gradient_boosting``: scikit-learn's histogram gradient boosting, every task."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from kaizen.challenger.families._base import Family
 class HistGradientBoosting(Family):
     name = "hist_gradient_boosting"
     order = 10
-    tasks = ("binary_classification", "regression")
+    tasks = ("binary_classification", "multiclass_classification", "regression")
     prefix = "hgb_"
 
     def space(self, trial: Any) -> dict[str, Any]:
@@ -23,5 +23,5 @@ class HistGradientBoosting(Family):
     def estimator(self, params: dict[str, Any], task: str, seed: int) -> Any:
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-        cls = HistGradientBoostingClassifier if task == "binary_classification" else HistGradientBoostingRegressor
+        cls = HistGradientBoostingClassifier if task != "regression" else HistGradientBoostingRegressor
         return cls(early_stopping=False, random_state=seed, **params)

@@ -10,7 +10,7 @@ from kaizen.challenger.families._base import Family
 class LogisticRegression(Family):
     name = "logistic_regression"
     order = 30
-    tasks = ("binary_classification",)
+    tasks = ("binary_classification", "multiclass_classification")
     prefix = "lr_"
     scale = True
 

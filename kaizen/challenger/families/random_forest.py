@@ -1,4 +1,4 @@
-"""``random_forest``: scikit-learn's random forest, both tasks (one job: the search runs one trial at a time)."""
+"""``random_forest``: scikit-learn's random forest, every task (one job: the search runs one trial at a time)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from kaizen.challenger.families._base import Family
 class RandomForest(Family):
     name = "random_forest"
     order = 20
-    tasks = ("binary_classification", "regression")
+    tasks = ("binary_classification", "multiclass_classification", "regression")
     prefix = "rf_"
 
     def space(self, trial: Any) -> dict[str, Any]:
@@ -22,5 +22,5 @@ class RandomForest(Family):
     def estimator(self, params: dict[str, Any], task: str, seed: int) -> Any:
         from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
-        cls = RandomForestClassifier if task == "binary_classification" else RandomForestRegressor
+        cls = RandomForestClassifier if task != "regression" else RandomForestRegressor
         return cls(n_jobs=1, random_state=seed, **params)

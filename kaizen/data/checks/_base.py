@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kaizen._fields import setting
+from kaizen.policy import CLASSIFICATION_TASKS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["CHECK_ACTIONS", "CLASSIFICATION", "LEVELS", "CheckResult", "DataCheck", "NumericRange",
            "RangeSettings", "ReferenceProfile"]
 
-CLASSIFICATION = "binary_classification"
+#: the tasks whose target is a class label
+CLASSIFICATION = CLASSIFICATION_TASKS
 #: What a data check does when a batch fails it (``[data.checks]``).
 CHECK_ACTIONS = ("block", "warn", "off")
 #: ``"row"``: a failure names rows (dropped from history); ``"batch"``: it judges a column as a whole
@@ -146,7 +148,7 @@ class ReferenceProfile:
         target = reference[schema.target].dropna()
         classes: tuple[Any, ...] = ()
         target_range = None
-        if task == CLASSIFICATION:
+        if task in CLASSIFICATION:
             classes = tuple(sorted(pd.unique(target).tolist(), key=lambda v: (str(type(v)), v)))
         else:
             target_range = range_of(target)
@@ -226,7 +228,7 @@ def result(check: str, column: str, spec: ChecksSpec, rows: int, detail: str,
 def numeric_targets(frame: pd.DataFrame, p: ReferenceProfile) -> list[str]:
     """The numerical features of ``frame``, and a regression target."""
     cols = [c for c in p.schema.numerical if c in frame.columns]
-    if p.task != CLASSIFICATION and p.schema.target in frame.columns:
+    if p.task not in CLASSIFICATION and p.schema.target in frame.columns:
         cols.append(p.schema.target)
     return cols
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 def run(frame: pd.DataFrame, p: ReferenceProfile, spec: ChecksSpec) -> list[CheckResult]:
     t, rng = p.schema.target, p.target_range
-    if p.task == CLASSIFICATION or rng is None or t not in frame.columns:
+    if p.task in CLASSIFICATION or rng is None or t not in frame.columns:
         return []
     v = floats(frame[t])
     not_number = frame[t].notna().to_numpy(dtype=bool) & np.isnan(v)

@@ -24,7 +24,7 @@ def run(frame: pd.DataFrame, p: ReferenceProfile, spec: ChecksSpec) -> list[Chec
     import pandas as pd
 
     t = p.schema.target
-    if p.task != CLASSIFICATION or t not in frame.columns:
+    if p.task not in CLASSIFICATION or t not in frame.columns:
         return []
     bad = unknown(frame[t], p.class_keys)
     if not bad.any():
