@@ -76,3 +76,17 @@ def test_a_policy_naming_it_where_it_is_not_installed_is_refused_with_the_extra(
     assert (f"build.families: model family {name!r} needs the package {name!r}, which is not installed "
             "(pip install 'kaizen[boosting]')") in out.stdout
     assert name in out.stdout.splitlines()[-1]  # still in the registry: named, not unknown
+
+
+@pytest.mark.skipif("lightgbm" not in INSTALLED, reason="lightgbm is not installed (pip install 'kaizen[boosting]')")
+def test_lightgbm_serves_multiclass_and_gives_one_probability_per_class(rows_factory, schema, policy_factory,
+                                                                        tmp_path) -> None:
+    task = "multiclass_classification"
+    rows = rows_factory(450, seed=12, task=task)
+    r = build_challenger(rows, schema=schema, policy=policy_factory(task, trials=3, families=("lightgbm",)),
+                         workdir=tmp_path)
+    assert r.family == "lightgbm" and r.trial_counts["COMPLETE"] == 3
+    out = predict_frame(r.artifacts_dir, rows.iloc[-60:])
+    per_class = out[[c for c in out.columns if c.startswith("proba_")]]
+    assert per_class.shape[1] == 3 and np.allclose(per_class.sum(axis=1), 1.0)
+    assert set(out["prediction"]) <= {0, 1, 2} and (out["proba"] == per_class.max(axis=1)).all()

@@ -1,4 +1,4 @@
-"""``lightgbm``: LightGBM's gradient-boosted trees (its scikit-learn estimators), both tasks, where installed.
+"""``lightgbm``: LightGBM's gradient-boosted trees (its scikit-learn estimators), every task, where installed.
 
 Leaf-wise boosting with row and column sampling: often the strongest tabular learner for its CPU cost.
 Opt-in (``build.families = [..., "lightgbm"]``) and only where the package is installed
@@ -16,7 +16,7 @@ from kaizen.challenger.families._base import Family
 class LightGBM(Family):
     name = "lightgbm"
     order = 50
-    tasks = ("binary_classification", "regression")
+    tasks = ("binary_classification", "multiclass_classification", "regression")
     prefix = "lgbm_"
     default = False
     requires = "lightgbm"
@@ -35,5 +35,5 @@ class LightGBM(Family):
             raise ImportError(why)
         from lightgbm import LGBMClassifier, LGBMRegressor
 
-        cls = LGBMClassifier if task == "binary_classification" else LGBMRegressor
+        cls = LGBMRegressor if task == "regression" else LGBMClassifier
         return cls(n_jobs=1, random_state=seed, deterministic=True, force_row_wise=True, verbosity=-1, **params)
