@@ -1,7 +1,7 @@
 """Benchmark ``build.pruning``: the same trial budget with and without successive halving.
 
     OMP_NUM_THREADS=1 .venv/bin/python experiments/bench_pruning.py [--trials 20] [--seeds 0 1] [--rows 3000]
-        [--equal-cpu] [--out experiments/results/bench_pruning.json]
+        [--equal-cpu] [--datasets churn classification friedman1] [--out experiments/results/bench_pruning.json]
 
 Three datasets in time order: the churn scenario's reference rows (binary, roc_auc; DFS ratios help), scikit-learn's
 ``make_classification`` (binary, roc_auc, 20 columns) and ``make_friedman1`` (regression, rmse). The newest 20% of
@@ -93,11 +93,14 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--rows", type=int, default=3000)
     ap.add_argument("--equal-cpu", action="store_true")
+    ap.add_argument("--datasets", nargs="+", default=["churn", "classification", "friedman1"])
     ap.add_argument("--out", type=Path, default=ROOT / "experiments" / "results" / "bench_pruning.json")
     a = ap.parse_args()
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="kaizen-bench-pruning-") as tmp:
         for name, (frame, target, task, metric) in datasets(a.rows).items():
+            if name not in a.datasets:
+                continue
             for seed in a.seeds:
                 base = run(frame, target, task, metric, seed=seed, work=Path(tmp) / f"{name}-{seed}-none",
                            trials=a.trials, pruning="none")
