@@ -19,6 +19,13 @@ the same parameters and the same model: one Optuna worker, seeded TPE,
 seeded estimators, one BLAS/OpenMP thread. A timeout or ``stop`` ends the
 search early; the best trial so far is still refit.
 
+With ``studies`` (:class:`kaizen.challenger.studies.Studies`, passed by the cycle when ``build.resume`` is on) the
+study lives in ``<state>/studies/<policy>.db`` under a name derived from the search's inputs: a build killed during
+its search and run again on the same rows resumes it (finished trials count toward the budget) and, trials being
+seeded by their place in the search, chooses what the uninterrupted build would have. ``build.pruning =
+"successive_halving"`` fits each trial on the newest quarter, half, then all of its window, scored on the same
+validation slice each time, and prunes the trials in the worse half at a rung (:func:`make_objective`).
+
 With ``shared`` (:class:`kaizen.scale.tuning.SharedSearch`, when ``[coordination] optuna_storage``
 is set) the study lives in RDB storage and ``kaizen worker --tune`` processes join it: they
 evaluate the same :class:`SearchInputs` with the same objective (:func:`make_objective`), under
