@@ -142,8 +142,13 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     """WAL and ``synchronous=NORMAL``: a trial's few writes without an fsync each (a study's commits cost most of
     a small trial's wall time otherwise). A killed process loses nothing (the WAL is in the OS's cache); a power
     cut may lose the last trials, never the file's consistency; a lost trial is run again."""
+    import sqlite3
+
     cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")  # kept in the file; switching needs the file to itself
+    except sqlite3.OperationalError as exc:  # a reader (optuna-dashboard) holds it: the rollback journal, correct
+        log.info("studies: SQLite stays in its journal mode for now (%s)", exc)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 

@@ -66,7 +66,7 @@ def build(tmp: Path, name: str, *, studies: Path, rows_seed: int = 1, **build: A
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def trials(url: str, name: str) -> list[Any]:
+def trials(url: Any, name: str) -> list[Any]:
     import optuna
 
     return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
@@ -91,19 +91,23 @@ def test_a_build_killed_during_its_search_resumes_the_same_study(tmp_path: Path)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     studies = tmp_path / "studies"
     url = f"sqlite:///{studies / 'churn.db'}"
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, _args(tmp_path, "killed", studies=studies, slow=0.4)],
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, _args(tmp_path, "killed", studies=studies, slow=1.0)],
                             cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    name = None
+    name, storage = None, None
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             assert proc.poll() is None, proc.communicate()[1][-3000:]
-            if (studies / "churn.db").is_file():
+            seen = []
+            if name is None and (studies / "churn.db").is_file():
+                time.sleep(0.5)  # let the build create the schema and its study
                 try:
-                    name = name or only_study(url)
-                    seen = trials(url, name)
+                    name = only_study(url)
+                    storage = optuna.storages.RDBStorage(url)  # one reader for the polls
                 except Exception:  # the file is being created: the schema is not there yet
-                    seen = []
+                    name = None
+            if name is not None:
+                seen = trials(storage, name)
                 states = [t.state for t in seen]
                 if states.count(TrialState.COMPLETE) >= 3 and states[-1] == TrialState.RUNNING and seen[-1].params:
                     break  # a trial is fitting (its configuration sampled)
@@ -114,6 +118,8 @@ def test_a_build_killed_during_its_search_resumes_the_same_study(tmp_path: Path)
     finally:
         proc.kill()
         proc.communicate()
+        if storage is not None:
+            storage.engine.dispose()
     before = trials(url, name)
     running = [t.number for t in before if t.state == TrialState.RUNNING]
     assert len(running) == 1 and len(before) < BUDGET
