@@ -300,6 +300,8 @@ class TriggerSettings:
 
 #: ``build.strategy`` values
 STRATEGIES = ("ladder", "refit", "small", "full")
+#: ``build.pruning`` values (kaizen.challenger.studies.make_pruner)
+PRUNING = ("none", "successive_halving")
 
 
 def _fractions(v: list[Any]) -> bool:
@@ -343,6 +345,14 @@ class BuildSpec:
                                                   "that wins one validation slice by chance makes a brittle model")
     onnx: bool = setting(True, doc="export the built pipeline to ONNX (skl2onnx) with a parity check on onnxruntime, "
                                    "logged beside the model (kaizen/challenger/portable.py); never fails a cycle")
+    pruning: str = setting("none", choices=PRUNING,
+                           doc="\"successive_halving\": a trial fits on the newest 1/4, then 1/2, then all of its "
+                               "window, scored on the same validation slice each time; one in the worse half of "
+                               "the trials at a rung stops there (PRUNED, counted, never the best)")
+    resume: bool = setting(True, doc="the search's study lives in <state>/studies/<policy>.db: a build killed "
+                                     "during tuning resumes it on the same rows (kaizen.challenger.studies)")
+    keep_studies: int = setting(4, lo=0, doc="studies kept in <state>/studies/<policy>.db after a build (the most "
+                                             "recently used); older ones are deleted")
 
 
 @dataclass(frozen=True)

@@ -509,6 +509,9 @@ FAST = (
     # the quick tests of the other packages: challenger, run, cli, ui, service, notify, cost, backtest (its CLI)
     "tests/challenger/test_features.py", "tests/challenger/test_related.py", "tests/challenger/test_families.py",
     "tests/test_runner.py",
+    "tests/challenger/test_pruning.py::test_rungs_are_the_newest_quarter_half_and_all",
+    "tests/challenger/test_pruning.py::test_pruning_is_validated_with_file_field_and_value",
+    "tests/challenger/test_resume.py::test_the_study_name_follows_the_inputs",
     "tests/test_cli.py", "tests/test_exit_codes.py", "tests/test_log_cli.py", "tests/test_notify.py",
     "tests/test_redact.py", "tests/test_cost.py", "tests/service/test_settings.py", "tests/service/test_deploy.py",
     "tests/test_health.py::test_nothing_recorded_is_unknown",

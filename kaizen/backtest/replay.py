@@ -80,12 +80,15 @@ def _isolated_config(live: Config | None, root: Path) -> Config:
 
 
 def _replayable(policy: Policy, production: Path, *, name: str | None = None) -> Policy:
-    """The policy pointed at the temporary production folder, with a trial budget and no timeout.
+    """The policy pointed at the temporary production folder, with a trial budget and no timeout, and no
+    resumable study.
 
     A timeout makes the number of trials depend on the machine's speed; with a trial budget the
     same seed repeats exactly, so the backtest drops the timeout when the policy has a budget.
+    A replay is not resumed after a crash (it starts over in a new temporary folder), so its searches keep their
+    studies in memory: a study file would add its writes to every replayed build's CPU (``build.resume``).
     """
-    build = policy.build
+    build = dataclasses.replace(policy.build, resume=False)
     if build.trials is not None and build.timeout_seconds is not None:
         build = dataclasses.replace(build, timeout_seconds=None)
     model = policy.model if name is None else dataclasses.replace(policy.model, name=name)

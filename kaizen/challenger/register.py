@@ -122,16 +122,24 @@ def build_and_register(registry: Any, runlog: Any, policy: Policy, schema: Schem
                        seed: int, cycle_id: str, on_registered: Callable[[str], None],
                        stop: threading.Event | None = None, name: str = "pipeline",
                        enqueue: tuple[dict[str, Any], ...] = (), tags: dict[str, str] | None = None,
-                       shared: Any = None) -> Built:
+                       shared: Any = None, state_dir: Path | None = None) -> Built:
     """Search a challenger on ``train`` (oldest first), log it in ``runlog``'s run as ``name``, register it.
-    ``shared``: a :class:`kaizen.scale.tuning.SharedSearch` (helpers may join the search)."""
+    ``shared``: a :class:`kaizen.scale.tuning.SharedSearch` (helpers may join the search); else, with
+    ``state_dir``, the study is kept in ``state_dir/studies/<policy>.db`` and resumed by a re-run on the same rows
+    (``build.resume``; :mod:`kaizen.challenger.studies`)."""
     from kaizen.challenger import build_challenger
 
+    studies = None
+    if shared is None and state_dir is not None and policy.build.resume:
+        from kaizen.challenger.studies import STUDIES_DIR, Studies
+
+        studies = Studies(Path(state_dir) / STUDIES_DIR, rung=name.removeprefix("rung_"))
     result = build_challenger(train, schema=schema, policy=policy, workdir=workdir, seed=seed, stop=stop,
-                              enqueue=enqueue, shared=shared)
+                              enqueue=enqueue, shared=shared, studies=studies)
     version, portable = _log_and_register(result, train, registry, runlog, policy, workdir, model_name=name,
-                                reference_dir=REFERENCE_DIR if name == "pipeline" else f"reference_{name}",
-                                tags={"kaizen.cycle_id": cycle_id, **(tags or {})}, on_registered=on_registered)
+                                          reference_dir=REFERENCE_DIR if name == "pipeline" else f"reference_{name}",
+                                          tags={"kaizen.cycle_id": cycle_id, **(tags or {})},
+                                          on_registered=on_registered)
     return Built(result, version, {"version": version, **result.to_dict(), "onnx": portable})
 
 
@@ -144,8 +152,9 @@ def refit_recipe_and_register(registry: Any, runlog: Any, policy: Policy, schema
 
     result = refit(recipe, rows, schema=schema, policy=policy, workdir=workdir, seed=seed)
     version, portable = _log_and_register(result, rows, registry, runlog, policy, workdir, model_name=name,
-                                reference_dir=f"reference_{name}",
-                                tags={"kaizen.cycle_id": cycle_id, **(tags or {})}, on_registered=on_registered)
+                                          reference_dir=f"reference_{name}",
+                                          tags={"kaizen.cycle_id": cycle_id, **(tags or {})},
+                                          on_registered=on_registered)
     return Built(result, version, {"version": version, **result.to_dict(), "onnx": portable})
 
 

@@ -19,6 +19,13 @@ the same parameters and the same model: one Optuna worker, seeded TPE,
 seeded estimators, one BLAS/OpenMP thread. A timeout or ``stop`` ends the
 search early; the best trial so far is still refit.
 
+With ``studies`` (:class:`kaizen.challenger.studies.Studies`, passed by the cycle when ``build.resume`` is on) the
+study lives in ``<state>/studies/<policy>.db`` under a name derived from the search's inputs: a build killed during
+its search and run again on the same rows resumes it (finished trials count toward the budget) and, trials being
+seeded by their place in the search, chooses what the uninterrupted build would have. ``build.pruning =
+"successive_halving"`` fits each trial on the newest quarter, half, then all of its window, scored on the same
+validation slice each time, and prunes the trials in the worse half at a rung (:func:`make_objective`).
+
 With ``shared`` (:class:`kaizen.scale.tuning.SharedSearch`, when ``[coordination] optuna_storage``
 is set) the study lives in RDB storage and ``kaizen worker --tune`` processes join it: they
 evaluate the same :class:`SearchInputs` with the same objective (:func:`make_objective`), under
@@ -68,8 +75,11 @@ MIN_ROWS = 30
 MIN_FIT_ROWS = 20
 #: Fewest rows in the validation slice.
 MIN_VALIDATION_ROWS = 5
-#: Version of the layout :meth:`SearchInputs.save` writes (a helper refuses another).
-INPUTS_FORMAT = 1
+#: Version of the layout :meth:`SearchInputs.save` writes (a helper refuses another; 2: ``pruning``).
+INPUTS_FORMAT = 2
+#: ``build.pruning = "successive_halving"``: the share of a trial's window (its newest rows) each fit uses, and the
+#: Optuna step it reports at (quarters of the window: the pruner's rungs, :func:`kaizen.challenger.studies.make_pruner`)
+HALVING_RUNGS = ((0.25, 1), (0.5, 2), (1.0, 4))
 ARTIFACTS = "artifacts"
 FEATURES_FILE = "features.json"
 MODEL_FILE = "model.joblib"
@@ -99,6 +109,12 @@ class BuildResult:
     budget: dict[str, Any] = field(default_factory=dict)
     #: the feature selection in numbers (the file ``selection.json`` beside the model has every feature)
     feature_selection: dict[str, Any] = field(default_factory=dict)
+    #: where the search's study lived: {"name", "storage" (redacted URL; None: in memory), "resumed",
+    #: "resumed_trials" (trials an earlier run finished that count toward the budget), "failed_stale" (trials a
+    #: crash left RUNNING, failed now by the heartbeat)}
+    study: dict[str, Any] = field(default_factory=dict)
+    #: ``build.pruning`` of the search
+    pruning: str = "none"
 
     @property
     def features_path(self) -> Path:
@@ -128,6 +144,8 @@ class BuildResult:
             "stopped_by": self.stopped_by,
             "budget": dict(self.budget),
             "feature_selection": dict(self.feature_selection),
+            "study": dict(self.study),
+            "pruning": self.pruning,
         }
 
 
@@ -229,6 +247,7 @@ class SearchInputs:
     positive_label: Any
     higher_is_better: bool
     seed: int
+    pruning: str = "none"              # build.pruning: "successive_halving" fits each trial on rungs of rows
 
     @property
     def n_fit(self) -> int:
@@ -255,7 +274,7 @@ class SearchInputs:
         settings = {"format": INPUTS_FORMAT, "names": self.names, "identity": self.identity,
                     "categorical": self.categorical, "families": self.families, "windows": self.windows,
                     "task": self.task, "metric": self.metric, "positive_label": self.positive_label,
-                    "higher_is_better": self.higher_is_better, "seed": self.seed}
+                    "higher_is_better": self.higher_is_better, "seed": self.seed, "pruning": self.pruning}
         (folder / _SETTINGS_FILE).write_text(json.dumps(_jsonable(settings), indent=1) + "\n")
 
     @classmethod
@@ -272,16 +291,38 @@ class SearchInputs:
                    names=tuple(s["names"]), identity=tuple(s["identity"]), categorical=tuple(s["categorical"]),
                    families=tuple(s["families"]), windows=tuple(s["windows"]), task=s["task"], metric=s["metric"],
                    positive_label=s["positive_label"], higher_is_better=bool(s["higher_is_better"]),
-                   seed=int(s["seed"]))
+                   seed=int(s["seed"]), pruning=str(s["pruning"]))
+
+
+def _rungs(rows: int, pruning: str) -> list[tuple[int, int]]:
+    """(fit rows, Optuna step) of each fit of a trial whose window holds ``rows`` rows: one fit without pruning;
+    with successive halving the newest quarter, half and all of them (a rung under :data:`MIN_FIT_ROWS` rows is
+    left out: such a trial competes from its next rung)."""
+    if pruning == "none":
+        return [(rows, HALVING_RUNGS[-1][1])]
+    out: list[tuple[int, int]] = []
+    for share, step in HALVING_RUNGS:
+        k = _window(rows, share)
+        if (k >= MIN_FIT_ROWS or share == 1.0) and (not out or k > out[-1][0]):
+            out.append((k, step))
+    return out
 
 
 def make_objective(inputs: SearchInputs, *, before: Any = None) -> Any:
     """The Optuna objective of a search on ``inputs``: sample a configuration, fit on the trial's window of
     the fit rows, return the metric on the validation slice. ``before(trial)``, if given, runs first (a
-    shared study's budget: it may raise ``optuna.TrialPruned``)."""
+    shared study's budget: it may raise ``optuna.TrialPruned``).
+
+    With ``inputs.pruning == "successive_halving"`` the trial first fits on the newest quarter of its window, then
+    on the newest half, then on all of it (:func:`_rungs`), each fit scored on the same time-later validation
+    slice and reported to the study's pruner (``trial.report``/``trial.should_prune``), which stops a trial in the
+    worse half at a rung (``optuna.TrialPruned``: the trial is PRUNED). The user attr ``fit_rows`` is the rows of
+    the trial's last fit, ``window_rows`` those of its window."""
     n_fit = inputs.n_fit
 
     def objective(trial: Any) -> float:
+        import optuna
+
         if before is not None:
             before(trial)
         try:
@@ -289,16 +330,31 @@ def make_objective(inputs: SearchInputs, *, before: Any = None) -> Any:
             names, numeric, categorical = inputs.columns(params["engineered"])
             rows = _window(n_fit, params["window_fraction"])
             x, y = inputs.x_fit.iloc[n_fit - rows:][list(names)], inputs.y_fit[n_fit - rows:]
-            if inputs.task != "regression" and len(pd.unique(y)) < 2:
-                raise ValueError(f"the last {rows} fit rows hold one class only")
-            pipe = _fit(make_pipeline(family, params, task=inputs.task, numeric=numeric,
-                                      categorical=categorical, seed=inputs.seed), x, y)
-            value = _evaluate(pipe, inputs.x_val[list(names)], inputs.y_val, task=inputs.task, metric=inputs.metric,
-                              positive_label=inputs.positive_label)
-            if not math.isfinite(value):
-                raise ValueError(f"{inputs.metric} on the validation slice is {value}")
-            trial.set_user_attr("fit_rows", rows)
-            return value
+            trial.set_user_attr("window_rows", rows)
+            rungs = _rungs(rows, inputs.pruning)
+            for i, (k, step) in enumerate(rungs):
+                last = i == len(rungs) - 1
+                xk, yk = x.iloc[rows - k:], y[rows - k:]
+                if inputs.task != "regression" and len(pd.unique(yk)) < 2:
+                    if not last:
+                        continue  # too few rows of a class to judge this rung: the next one decides
+                    raise ValueError(f"the last {k} fit rows hold one class only")
+                pipe = _fit(make_pipeline(family, params, task=inputs.task, numeric=numeric,
+                                          categorical=categorical, seed=inputs.seed), xk, yk)
+                value = _evaluate(pipe, inputs.x_val[list(names)], inputs.y_val, task=inputs.task,
+                                  metric=inputs.metric, positive_label=inputs.positive_label)
+                if not math.isfinite(value):
+                    raise ValueError(f"{inputs.metric} on the validation slice is {value}")
+                trial.set_user_attr("fit_rows", k)
+                if last:
+                    return value
+                trial.report(value, step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned after fitting {k} of its {rows} rows: {inputs.metric} "
+                                             f"{value:.4f} in the worse half at this rung")
+            raise AssertionError("unreachable: the last rung returns")  # pragma: no cover
+        except optuna.TrialPruned:
+            raise
         except Exception as exc:
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
             raise
@@ -351,7 +407,7 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
                      seed: int | None = None, stop: threading.Event | None = None,
                      storage: Any = None, study_name: str | None = None,
                      enqueue: Sequence[Mapping[str, Any]] = (), shared: Any = None,
-                     related: Mapping[str, pd.DataFrame] | None = None) -> BuildResult:
+                     related: Mapping[str, pd.DataFrame] | None = None, studies: Any = None) -> BuildResult:
     """Search, refit and write a challenger for ``policy`` from labelled rows in time order.
 
     ``train`` holds ``schema.features`` and a non-null ``schema.target``,
@@ -364,6 +420,11 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
     puts the study in RDB storage for ``kaizen worker --tune`` helpers (then ``storage`` is not used).
     ``related``: the policy's related tables (``[[data.related]]``) by name, for those the caller has read
     already; the others are read from the policy's paths.
+    ``studies`` (a :class:`kaizen.challenger.studies.Studies`: the state folder's study files), when
+    ``policy.build.resume`` is on and neither ``shared`` nor ``storage`` is given, keeps the study in
+    ``<folder>/<policy>.db`` under a name derived from the search's inputs: a build killed during the search
+    and run again on the same rows resumes it (finished trials count toward ``build.trials``; only the rest
+    runs); when it returns, all but ``build.keep_studies`` studies of the file are deleted.
 
     Raises :class:`BuildError` when the rows cannot train a model or no trial
     completes.
@@ -416,8 +477,58 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
         x_fit=x_fit, y_fit=y_fit, x_val=feats.calculate(features, val_rows, schema, frames), y_val=y_val,
         names=features.names, identity=features.identity, categorical=features.categorical, families=families,
         windows=windows, task=spec.task, metric=spec.metric, positive_label=spec.positive_label,
-        higher_is_better=spec.higher_is_better, seed=seed)
+        higher_is_better=spec.higher_is_better, seed=seed, pruning=bspec.pruning)
 
+    if stop is not None and stop.is_set():
+        raise BuildError("build stopped before its first trial")
+    from kaizen.challenger import studies as st
+    from kaizen.redact import redact
+
+    sampler, pruner = st.TrialSeededSampler(seed), st.make_pruner(bspec.pruning)
+    opened, own_storage, where = None, None, {"name": study_name, "storage": None, "resumed": False,
+                                              "resumed_trials": 0, "failed_stale": 0}
+    if shared is not None:
+        study = shared.create(inputs, sampler=sampler, pruner=pruner, trials=bspec.trials,
+                              timeout=bspec.timeout_seconds)
+        where.update(name=shared.name, storage=redact(shared.url), shared=True)
+    elif studies is not None and bspec.resume and storage is None:
+        own_storage = studies.storage(spec.name)
+        name = st.study_name(spec.name, studies.rung, st.fingerprint(inputs, enqueue=enqueue))
+        opened = studies.open(own_storage, name, direction=inputs.direction, sampler=sampler, pruner=pruner,
+                              stop=stop)
+        study = opened.study
+        where.update(name=name, storage=redact(studies.url(spec.name)), resumed=opened.before > 0,
+                     resumed_trials=opened.counted_before, failed_stale=opened.failed_stale)
+        if opened.before:
+            log.info("build %s: resuming study %s (%d finished trials, %d of them counted toward the budget; "
+                     "%d failed by the heartbeat now)", spec.name, name, opened.before, opened.counted_before,
+                     opened.failed_stale)
+    else:
+        study = optuna.create_study(storage=storage, study_name=study_name, load_if_exists=storage is not None,
+                                    direction=inputs.direction, sampler=sampler, pruner=pruner)
+        if storage is not None:
+            where.update(storage=redact(str(getattr(storage, "url", storage))))
+    try:
+        result = _search(study, inputs, opened, shared, enqueue=enqueue, train=train, y_all=y_all,
+                         features=features, schema=schema, policy=policy, seed=seed, workdir=workdir, stop=stop,
+                         cpu0=cpu0, wall0=wall0, where=where, frames=frames)
+        if opened is not None:
+            studies.finish(own_storage, opened.name, keep=bspec.keep_studies)
+        return result
+    finally:
+        if own_storage is not None:
+            own_storage.engine.dispose()
+
+
+def _search(study: Any, inputs: SearchInputs, opened: Any, shared: Any, *, enqueue: Sequence[Mapping[str, Any]],
+            train: pd.DataFrame, y_all: np.ndarray, features: feats.FeatureSet, schema: Schema, policy: Policy,
+            seed: int, workdir: Path, stop: threading.Event | None, cpu0: float, wall0: float,
+            where: dict[str, Any], frames: Mapping[str, pd.DataFrame] | None = None) -> BuildResult:
+    """Run ``study`` on ``inputs`` within the policy's budget (the rest of it, for a resumed study), refit the best
+    trial (on ``frames``, the related tables the features aggregate) and write the artifacts."""
+    import optuna
+
+    spec, bspec = policy.model, policy.build
     cpu_spent = threading.Event()
 
     def check_stop(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
@@ -427,26 +538,22 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
             cpu_spent.set()
             study.stop()
 
-    if stop is not None and stop.is_set():
-        raise BuildError("build stopped before its first trial")
-    sampler = optuna.samplers.TPESampler(seed=seed)
-    if shared is None:
-        study = optuna.create_study(storage=storage, study_name=study_name, load_if_exists=storage is not None,
-                                    direction=inputs.direction, sampler=sampler)
-    else:
-        study = shared.create(inputs, sampler=sampler, trials=bspec.trials, timeout=bspec.timeout_seconds)
-    first = len(study.trials)
+    first = 0 if opened is not None else len(study.trials)
     for fixed in enqueue:
         fixed = dict(fixed)
-        if fixed.get("family") not in families:
+        if fixed.get("family") not in inputs.families:
             continue
-        if fixed.get("window_fraction") not in windows:
+        if fixed.get("window_fraction") not in inputs.windows:
             fixed.pop("window_fraction", None)
         study.enqueue_trial(fixed, skip_if_exists=True)
     opt0 = time.perf_counter()
     if shared is None:
-        study.optimize(make_objective(inputs), n_trials=bspec.trials, timeout=bspec.timeout_seconds, n_jobs=1,
-                       catch=(Exception,), callbacks=[check_stop], gc_after_trial=False)
+        left = bspec.trials
+        if opened is not None and left is not None:
+            left = max(0, left - opened.counted_before)  # a resumed study: its finished trials count
+        if left is None or left > 0:
+            study.optimize(make_objective(inputs), n_trials=left, timeout=bspec.timeout_seconds, n_jobs=1,
+                           catch=(Exception,), callbacks=[check_stop], gc_after_trial=False)
         ours = [t for t in study.trials[first:] if t.state.is_finished()]
     else:  # this process and the helpers, until the budget is spent; the trials it counted
         ours = shared.optimize(study, inputs, trials=bspec.trials, timeout=bspec.timeout_seconds, stop=stop)
@@ -472,7 +579,8 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
         trials=len(ours), feature_names=cols.names, train_rows=rows,
         cpu_seconds=time.thread_time() - cpu0, wall_seconds=time.perf_counter() - wall0,
         metric=spec.metric, trial_counts=counts, stopped_by=ended, feature_selection=selection["summary"],
-        budget={"trials": bspec.trials, "wall_seconds": bspec.timeout_seconds, "cpu_seconds": bspec.cpu_seconds})
+        budget={"trials": bspec.trials, "wall_seconds": bspec.timeout_seconds, "cpu_seconds": bspec.cpu_seconds},
+        study=where, pruning=bspec.pruning)
     log.info("build %s: %s %s=%.4f after %d trials in %.1fs (%.1f CPU s; ended by %s)", spec.name, family, spec.metric,
              result.validation_metric, result.trials, result.wall_seconds, result.cpu_seconds, result.stopped_by)
     return result
@@ -528,7 +636,7 @@ def refit(result: BuildResult, rows: pd.DataFrame, *, schema: Schema, policy: Po
         shutil.copyfile(result.artifacts_dir / SELECTION_FILE, out / SELECTION_FILE)
     return dataclasses.replace(result, artifacts_dir=out, train_rows=n_rows, trials=0, trial_counts={},
                                cpu_seconds=time.thread_time() - cpu0, wall_seconds=time.perf_counter() - wall0,
-                               stopped_by="", budget={})
+                               stopped_by="", budget={}, study={})
 
 
 def _related(policy: Policy, given: Mapping[str, pd.DataFrame] | None,

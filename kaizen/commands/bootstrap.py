@@ -60,7 +60,8 @@ def _bootstrap(ctx: RunContext, policy: Policy, force: bool) -> Record:
     with ctx.mlflow_run() as runlog:
         draft.step(Step.BUILDING)
         built = build_and_register(registry, runlog, policy, schema, train, workdir=ctx.workdir, seed=draft.seed,
-                                   cycle_id=draft.id, on_registered=draft.note_registered)
+                                   cycle_id=draft.id, on_registered=draft.note_registered,
+                                   state_dir=ctx.config.state_dir)
         draft.sections["challenger"] = dict(built.section)
         draft.add_cost(build_cpu_seconds=built.result.cpu_seconds)
         draft.step(Step.BUILT, version=built.version)

@@ -63,7 +63,7 @@ def climb_ladder(work: Any, policy: Policy, window: Window, champion: Any, champ
             shared = SharedSearch.for_cycle(work.config, work.runlog, policy=policy.name, cycle_id=work.cycle_id,
                                             rung=name.removeprefix("rung_"))
         return build_and_register(registry, work.runlog, policy, schema, rows, stop=work.stop, name=name,
-                                  enqueue=enqueue, shared=shared,
+                                  enqueue=enqueue, shared=shared, state_dir=work.config.state_dir,
                                   tags={"kaizen.rung": name.removeprefix("rung_")}, workdir=work.workdir / name,
                                   **common)
 

@@ -19,6 +19,12 @@ Who does what:
   (:func:`~kaizen.challenger.search.make_objective`) and runs ``study.optimize`` until the study
   closes, its budget is spent or its deadline passes; then it looks for the next one.
 
+**Pruning** (``build.pruning``) works here too: the inputs carry the setting, every process's objective fits a
+trial on rungs of rows and reports them, and each process opens the study with the same pruner
+(:func:`kaizen.challenger.studies.make_pruner`); successive halving is asynchronous, so a rung's competitors are
+the trials that reached it so far, whichever process ran them. A PRUNED trial counts toward the budget like a
+COMPLETE one. Such a study is never resumed: its name is unique per cycle (a crash of the cycle ends it).
+
 Every process runs trials through ``study.optimize`` (RDB heartbeats work only there, not with
 ask/tell) on a storage with ``heartbeat_interval``/``grace_period`` and
 ``RetryHeartbeatStaleTrialCallback`` (Optuna 5's names; ``failed_trial_callback`` is deprecated):
@@ -282,8 +288,10 @@ class SharedSearch:
                    publish=publish, heartbeat_seconds=interval, grace_seconds=grace,
                    deadline_seconds=coordination.cycle_deadline_seconds, policy=policy)
 
-    def create(self, inputs: Any, *, sampler: Any, trials: int | None, timeout: float | None) -> Any:
-        """Publish ``inputs``, create the study (closed to helpers until :meth:`optimize` opens it)."""
+    def create(self, inputs: Any, *, sampler: Any, trials: int | None, timeout: float | None,
+               pruner: Any = None) -> Any:
+        """Publish ``inputs``, create the study (closed to helpers until :meth:`optimize` opens it). ``pruner``:
+        the cycle's (:func:`kaizen.challenger.studies.make_pruner`; a helper makes the same from the inputs)."""
         import optuna
 
         from kaizen.challenger.search import INPUTS_FORMAT
@@ -292,7 +300,7 @@ class SharedSearch:
             inputs.save(Path(tmp))
             where = self.publish(Path(tmp))
         study = optuna.create_study(storage=self.storage, study_name=self.name, direction=inputs.direction,
-                                    sampler=sampler)
+                                    sampler=sampler, pruner=pruner)
         deadline = time.time() + (timeout if timeout is not None else self.deadline_seconds)
         for key, value in {POLICY: self.policy, TRIALS: trials, DEADLINE: deadline, INPUTS: where,
                            FORMAT: INPUTS_FORMAT, OPEN: False}.items():
@@ -472,6 +480,7 @@ class _Tuner:
         import optuna
 
         from kaizen.challenger.search import make_objective
+        from kaizen.challenger.studies import make_pruner
 
         name, attrs = frozen.study_name, frozen.user_attrs
         inputs, t0 = self.inputs.get(name), time.perf_counter()
@@ -485,7 +494,7 @@ class _Tuner:
                 return
         seed = zlib.crc32(f"{inputs.seed}:{self.who}".encode())  # the cycle's seed, apart per process
         study = optuna.load_study(study_name=name, storage=self.storage,
-                                  sampler=optuna.samplers.TPESampler(seed=seed))
+                                  sampler=optuna.samplers.TPESampler(seed=seed), pruner=make_pruner(inputs.pruning))
         budget = Budget(attrs.get(TRIALS), who=self.who, deadline=float(attrs[DEADLINE]), stop=self.stop,
                         watch_close=True)
         log.info("study %s: joined (inputs ready in %.1f s)", name, time.perf_counter() - t0)

@@ -172,6 +172,31 @@ def test_two_tuners_join_a_build_and_the_budget_holds_across_processes(site: Sit
         assert "joined" in site.output(i) and "stopped after" in site.output(i)
 
 
+def test_pruning_works_in_a_shared_search_helpers_included(site: Site, tmp_path: Path) -> None:
+    """build.pruning travels with the search inputs: a helper fits its trials on the same rungs of rows, reports
+    them to the same successive-halving pruner (its rung records are in the study), and a pruned trial is never
+    the best."""
+    from kaizen.challenger import build_challenger
+    from kaizen.scale.tuning import PROCESS, SURPLUS, process_id
+
+    site.tuner()
+    site.wait_ready()
+    rows = make_rows(1500, seed=5)
+    pol = make_policy(trials=16, trans_primitives=("divide_numeric",), pruning="successive_halving")
+    result = build_challenger(rows, schema=make_schema(), policy=pol, workdir=tmp_path / "build",
+                              shared=site.shared())
+    assert site.stop() == [0], site.output(0)[-2000:]
+    trials = _counted(_study(site).get_trials())
+    assert len(trials) == 16
+    pruned = [t for t in trials if t.state.name == "PRUNED" and not t.user_attrs.get(SURPLUS)]
+    assert pruned and all(t.user_attrs["fit_rows"] < t.user_attrs["window_rows"] for t in pruned)
+    helper = [t for t in trials if t.user_attrs[PROCESS] != process_id()]
+    assert helper and all(t.intermediate_values and "completed_rung_0" in t.system_attrs for t in helper)
+    best = max((t for t in trials if t.state.name == "COMPLETE"), key=lambda t: (t.value, -t.number))
+    assert result.validation_metric == best.value and result.pruning == "successive_halving"
+    assert result.study["shared"] is True and result.trial_counts["PRUNED"] == len(pruned)
+
+
 def test_a_tuner_killed_mid_trial_leaves_no_trial_running_and_its_trial_is_retried(site: Site,
                                                                                   tmp_path: Path) -> None:
     from kaizen.challenger import build_challenger
