@@ -21,7 +21,7 @@ def test_a_related_table_policy_bootstraps_and_its_champion_scores_new_batches(t
 
     (tmp_path / "policies").mkdir()
     shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
-    text = (ROOT / "policies" / "relational_churn.toml").read_text().replace("trials = 10", "trials = 3")
+    text = (ROOT / "policies" / "relational_churn.toml").read_text().replace("trials = 10", "trials = 5")
     (tmp_path / "policies" / "relational_churn.toml").write_text(text)
     cfg, policy = load_config(tmp_path / "config.toml"), load_policy(tmp_path / "policies" / "relational_churn.toml")
     d = make(seed=2, customers=250, months=6)
