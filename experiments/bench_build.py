@@ -202,17 +202,15 @@ def relational_churn(seed: int, rows: int | None = None) -> Dataset:
     plain = [c for c in customers.columns if c not in (target, timestamp, key)]
     categorical = tuple(c for c in plain if not pd.api.types.is_numeric_dtype(customers[c]))
     numerical = tuple(c for c in plain if c not in categorical)
-    baseline = Schema(features=tuple(plain), numerical=numerical, categorical=categorical, target=target,
-                      timestamp=timestamp, ignored=(key,))
-    # Kaizen's rows carry the key (the relationship's parent column) as a categorical feature DFS can join on
-    schema = Schema(features=(*plain, key), numerical=numerical, categorical=(*categorical, key), target=target,
-                    timestamp=timestamp)
+    # the key is an id, not a feature: DFS joins on it (the relationship's parent column), no model sees it
+    schema = Schema(features=tuple(plain), numerical=numerical, categorical=categorical, target=target,
+                    timestamp=timestamp, ignored=(key,))
     extra = ('[[data.related]]\nname = "transactions"\npath = "transactions.parquet"\n'
              f'time_index = "{tx_time}"\n[data.related.relationship]\nparent_column = "{key}"\n'
              f'child_column = "{key}"\n')
     return Dataset(name="relational_churn", task="binary_classification", metric="roc_auc", rows=customers,
                    schema=schema, positive_label=part("positive_label", 1), related={"transactions": transactions},
-                   policy_extra=extra, baseline=baseline,
+                   policy_extra=extra,
                    note="customers' rows + transactions; default/random/flaml see the customers' columns only")
 
 
