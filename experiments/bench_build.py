@@ -48,8 +48,8 @@ Datasets (:data:`DATASETS`):
   order, so each seed is another split; the generator's rows are in the order it makes them.
 * ``breast_cancer`` (bundled: 569 rows, 30 columns, binary) and ``friedman1`` (``make_friedman1``): not in the
   default list. On ``breast_cancer`` DFS proposes 1,335 features and featuretools' correlation filter
-  (``remove_highly_correlated_features``, one pandas ``corr`` per pair: 414,000 of them) takes about a minute of
-  CPU before the first trial, so every DFS arm overshoots a 20 s budget (the cap is checked between trials).
+  (``remove_highly_correlated_features``, one pandas ``corr`` per pair: 414,000 of them) takes most of a minute
+  of CPU before the first trial, so every DFS arm overshoots a 20 s budget (the cap is checked between trials).
 
 The issue's targets, per dataset over the seeds (:func:`assess`; ``diff`` = Kaizen minus the arm, oriented so
 that positive is better for Kaizen, its standard error that of the paired differences across seeds):
