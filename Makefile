@@ -93,5 +93,11 @@ bench-scale: setup
 bench-tuning: setup
 	$(BIN)/python experiments/bench_tuning.py
 
+# issue 19: Kaizen's build against the default pipeline, random search and FLAML at one CPU budget, 3 seeds
+# (docs/build-benchmark.md); BENCH_BUILD_ARGS="--budget 30 --seeds 0,1,2,3,4" to change them
+.PHONY: bench-build
+bench-build: setup
+	$(BIN)/python experiments/bench_build.py $(BENCH_BUILD_ARGS)
+
 clean-demo:
 	rm -rf .kaizen experiments/data

@@ -527,6 +527,7 @@ FAST = (
     "tests/test_slow_change.py",
     "tests/test_prequential.py::test_accumulate_weights_windows_by_rows_and_keeps_to_the_serving_champion",
     "tests/experiments/test_bench_slow_change.py", "tests/experiments/test_real_stream.py",
+    "tests/experiments/test_bench_build.py",  # the build benchmark's targets and clock (issue 19); its run is NOT_FAST
     "tests/test_policy_tune.py::test_the_search_space_follows_the_policys_settings",
     "tests/test_policy_tune.py::test_the_file_edit_keeps_the_original_and_moves_relative_paths",
     "tests/test_policy_tune.py::test_tuning_refuses_bad_input", "tests/test_backtest_peers.py",
@@ -540,6 +541,7 @@ FAST = (
     "tests/scale/test_coordination.py::test_one_leader_at_a_time_and_the_epoch_grows_at_each_takeover",
 )
 NOT_FAST = (
+    "tests/experiments/test_bench_build.py::test_every_arm_scores_every_split_within_its_cpu_budget_on_tiny_data",
     "tests/gates/test_judge_cycle.py", "tests/monitor/test_fast_drift.py",
     "tests/monitor/test_estimate.py::test_a_cycle_records_estimated_and_realised_side_by_side",
     "tests/test_backtest_peers.py::test_backtest_peers_are_arms_scored_on_every_batch",
