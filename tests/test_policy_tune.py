@@ -104,7 +104,11 @@ def test_the_result_protocol_and_front(first: dict[str, Any]) -> None:
         assert (n in first["front"]) == (not beaten), (n, first["front"])
         assert t["on_front"] == (n in first["front"])
     chosen = done[first["chosen"]["trial"]]
-    assert chosen["on_front"] and chosen["metric"] == max(done[n]["metric"] for n in first["front"])
+    best = max(done[n]["metric"] for n in first["front"])
+    if best > done[0]["metric"]:  # a front member beats the policy as written on the metric: the best one
+        assert chosen["on_front"] and chosen["metric"] == best
+    else:  # none does (a tie at less work is not enough: kaizen/backtest/tune.py _choose): the policy as written
+        assert chosen["number"] == 0 and first["chosen"]["changed"] == {}
     held = first["held_out"]
     assert held["default"]["scored_batches"] == 2 and held["default"]["static_metric"] is not None
     if first["chosen"]["values"] != first["default"]:
