@@ -32,6 +32,7 @@ featuretools and woodwork are imported inside the functions.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -58,6 +59,11 @@ CORRELATION_THRESHOLD = 0.95
 RELATED_INDEX = "_kaizen_index"
 #: The prefix of the rows' private key columns (one per parent column: ``_kaizen_key_customer_id``).
 KEY_PREFIX = "_kaizen_key_"
+#: DFS proposing more than this many times ``max_features`` is logged (and noted in the selection summary): the
+#: selection's cost grows with the proposals (the correlation filter with their square), before the first trial.
+MANY_PROPOSED = 20
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -480,8 +486,12 @@ def synthesize(train: pd.DataFrame, schema: Schema, *, trans_primitives: Sequenc
                              ignore_dataframes=others, ignore_columns={TABLE: keys} if keys else None)
         if relations and agg_primitives:
             definitions += _aggregates(es, relations, agg_primitives, schema)
-        matrix = _matrix(list(definitions), train, schema, relations, related, es=es)
         proposed = [f.get_name() for f in definitions]
+        if len(proposed) > MANY_PROPOSED * max_features:
+            log.warning("DFS proposed %d features for max_features = %d (over %dx): computing and selecting them "
+                        "is most of the build's preparation; fewer trans_primitives or columns would cut it",
+                        len(proposed), max_features, MANY_PROPOSED)
+        matrix = _matrix(list(definitions), train, schema, relations, related, es=es)
         why: dict[str, tuple[str, str]] = {}  # dropped feature -> (rule, reason)
         identity = [f.get_name() for f in definitions if f.get_name() in schema.features]
         _, informative = ft.selection.remove_low_information_features(matrix, definitions)

@@ -115,6 +115,9 @@ class BuildResult:
     study: dict[str, Any] = field(default_factory=dict)
     #: ``build.pruning`` of the search
     pruning: str = "none"
+    #: CPU seconds spent preparing the search (split, DFS, selection, the validation slice's features), within
+    #: ``cpu_seconds``; at or over ``budget["cpu_seconds"]`` the search ran one trial only (a build makes a model)
+    preparation_cpu_seconds: float = 0.0
 
     @property
     def features_path(self) -> Path:
@@ -146,6 +149,7 @@ class BuildResult:
             "feature_selection": dict(self.feature_selection),
             "study": dict(self.study),
             "pruning": self.pruning,
+            "preparation_cpu_seconds": self.preparation_cpu_seconds,
         }
 
 
@@ -479,6 +483,10 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
         windows=windows, task=spec.task, metric=spec.metric, positive_label=spec.positive_label,
         higher_is_better=spec.higher_is_better, seed=seed, pruning=bspec.pruning)
 
+    prepared = time.thread_time() - cpu0
+    if bspec.cpu_seconds is not None and prepared >= bspec.cpu_seconds:
+        log.warning("build %s: preparing the search (DFS and selection) spent %.1f CPU s of build.cpu_seconds = %g; "
+                    "one trial runs, then the search stops", spec.name, prepared, bspec.cpu_seconds)
     if stop is not None and stop.is_set():
         raise BuildError("build stopped before its first trial")
     from kaizen.challenger import studies as st
@@ -511,7 +519,7 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
     try:
         result = _search(study, inputs, opened, shared, enqueue=enqueue, train=train, y_all=y_all,
                          features=features, schema=schema, policy=policy, seed=seed, workdir=workdir, stop=stop,
-                         cpu0=cpu0, wall0=wall0, where=where, frames=frames)
+                         cpu0=cpu0, wall0=wall0, where=where, frames=frames, prepared=prepared)
         if opened is not None:
             studies.finish(own_storage, opened.name, keep=bspec.keep_studies)
         return result
@@ -523,7 +531,8 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
 def _search(study: Any, inputs: SearchInputs, opened: Any, shared: Any, *, enqueue: Sequence[Mapping[str, Any]],
             train: pd.DataFrame, y_all: np.ndarray, features: feats.FeatureSet, schema: Schema, policy: Policy,
             seed: int, workdir: Path, stop: threading.Event | None, cpu0: float, wall0: float,
-            where: dict[str, Any], frames: Mapping[str, pd.DataFrame] | None = None) -> BuildResult:
+            where: dict[str, Any], frames: Mapping[str, pd.DataFrame] | None = None,
+            prepared: float = 0.0) -> BuildResult:
     """Run ``study`` on ``inputs`` within the policy's budget (the rest of it, for a resumed study), refit the best
     trial (on ``frames``, the related tables the features aggregate) and write the artifacts."""
     import optuna
@@ -572,7 +581,7 @@ def _search(study: Any, inputs: SearchInputs, opened: Any, shared: Any, *, enque
     cols = _columns(features, params["engineered"])
     out, rows = _fit_final(train, y_all, cols, family, params, schema=schema, policy=policy, seed=seed,
                            workdir=workdir, value=float(best.value), related=frames)
-    selection = _selection(features, cols, engineered=bool(params["engineered"]))
+    selection = _selection(features, cols, engineered=bool(params["engineered"]), max_features=bspec.max_features)
     (out / SELECTION_FILE).write_text(json.dumps(selection, indent=2) + "\n")
     result = BuildResult(
         artifacts_dir=out, family=family, params=params, validation_metric=float(best.value),
@@ -580,7 +589,7 @@ def _search(study: Any, inputs: SearchInputs, opened: Any, shared: Any, *, enque
         cpu_seconds=time.thread_time() - cpu0, wall_seconds=time.perf_counter() - wall0,
         metric=spec.metric, trial_counts=counts, stopped_by=ended, feature_selection=selection["summary"],
         budget={"trials": bspec.trials, "wall_seconds": bspec.timeout_seconds, "cpu_seconds": bspec.cpu_seconds},
-        study=where, pruning=bspec.pruning)
+        study=where, pruning=bspec.pruning, preparation_cpu_seconds=prepared)
     log.info("build %s: %s %s=%.4f after %d trials in %.1fs (%.1f CPU s; ended by %s)", spec.name, family, spec.metric,
              result.validation_metric, result.trials, result.wall_seconds, result.cpu_seconds, result.stopped_by)
     return result
@@ -665,9 +674,11 @@ def _recorded(relations: Sequence[feats.Relation], policy: Policy,
         paths.get(r.name, r.source), name=r.name, columns=r.columns) for r in relations}
 
 
-def _selection(proposed: feats.FeatureSet, used: feats.FeatureSet, *, engineered: bool) -> dict[str, Any]:
+def _selection(proposed: feats.FeatureSet, used: feats.FeatureSet, *, engineered: bool,
+               max_features: int | None = None) -> dict[str, Any]:
     """``selection.json``: every feature DFS proposed with whether selection kept it and why, and whether the
-    model uses it (the search may choose the raw columns only); and its ``summary`` for the record."""
+    model uses it (the search may choose the raw columns only); and its ``summary`` for the record (with a
+    ``note`` when DFS proposed over :data:`~kaizen.challenger.features.MANY_PROPOSED` times ``max_features``)."""
     names = set(used.names)
     rows = []
     for entry in proposed.selection:
@@ -683,6 +694,9 @@ def _selection(proposed: feats.FeatureSet, used: feats.FeatureSet, *, engineered
     summary = {"proposed": len(rows), "kept": sum(r["kept"] for r in rows), "used": len(used.names),
                "dropped": dropped, "engineered": engineered,
                "engineered_used": [n for n in used.names if n not in raw]}
+    if max_features is not None and len(rows) > feats.MANY_PROPOSED * max_features:
+        summary["note"] = (f"DFS proposed {len(rows)} features, over {feats.MANY_PROPOSED}x build.max_features = "
+                           f"{max_features}: their selection is costly; fewer trans_primitives would cut it")
     return {"summary": summary, "features": rows}
 
 

@@ -229,3 +229,9 @@ def test_correlation_filter_compares_with_dropped_columns_and_keeps_the_kept_one
     out, _ = F.drop_correlated(frame.copy(), [], keep=["c"])
     assert list(out.columns) == ["a", "c", "d"]
 
+
+def test_many_proposals_are_logged(classification_rows, schema, caplog):
+    rows = classification_rows.iloc[:200]
+    with caplog.at_level("WARNING", logger="kaizen.challenger.features"):
+        _synth(rows, schema, max_features=1)
+    assert "DFS proposed" in caplog.text and "max_features = 1" in caplog.text
