@@ -62,8 +62,8 @@ from kaizen.data.schema import Schema
 from kaizen.errors import BuildError
 from kaizen.policy import Policy
 
-__all__ = ["BuildResult", "SearchInputs", "build_challenger", "make_objective", "make_pipeline", "refit",
-           "trial_params", "BUILD_FORMAT", "INPUTS_FORMAT"]
+__all__ = ["BuildResult", "Preparation", "SearchInputs", "build_challenger", "make_objective", "make_pipeline",
+           "prepare_search", "refit", "trial_params", "BUILD_FORMAT", "INPUTS_FORMAT"]
 
 log = logging.getLogger(__name__)
 
@@ -407,37 +407,26 @@ def _check(train: pd.DataFrame, schema: Schema, policy: Policy) -> np.ndarray:
 
 # --------------------------------------------------------------------------- the build
 
-def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, workdir: Path,
-                     seed: int | None = None, stop: threading.Event | None = None,
-                     storage: Any = None, study_name: str | None = None,
-                     enqueue: Sequence[Mapping[str, Any]] = (), shared: Any = None,
-                     related: Mapping[str, pd.DataFrame] | None = None, studies: Any = None) -> BuildResult:
-    """Search, refit and write a challenger for ``policy`` from labelled rows in time order.
+@dataclass(frozen=True)
+class Preparation:
+    """What a search of ``policy``'s space starts from (:func:`prepare_search`): its :class:`SearchInputs`, the
+    :class:`~kaizen.challenger.features.FeatureSet` DFS and selection made on the fit rows, every labelled row's
+    target (``y_all``, for the refit) and the related tables the features aggregate (``frames``, by name)."""
 
-    ``train`` holds ``schema.features`` and a non-null ``schema.target``,
-    oldest row first; other columns (timestamp, prediction, ...) are ignored.
-    ``seed`` defaults to ``policy.build.seed``. ``stop``, when set, ends the
-    search after the running trial. ``storage``/``study_name`` are passed to
-    ``optuna.create_study`` (default: an in-memory study). ``enqueue`` holds configurations to try
-    first (a warm start, e.g. the champion's recipe: :func:`trial_params`); values outside the
-    policy's search space are dropped from them. ``shared`` (a :class:`kaizen.scale.tuning.SharedSearch`)
-    puts the study in RDB storage for ``kaizen worker --tune`` helpers (then ``storage`` is not used).
-    ``related``: the policy's related tables (``[[data.related]]``) by name, for those the caller has read
-    already; the others are read from the policy's paths.
-    ``studies`` (a :class:`kaizen.challenger.studies.Studies`: the state folder's study files), when
-    ``policy.build.resume`` is on and neither ``shared`` nor ``storage`` is given, keeps the study in
-    ``<folder>/<policy>.db`` under a name derived from the search's inputs: a build killed during the search
-    and run again on the same rows resumes it (finished trials count toward ``build.trials``; only the rest
-    runs); when it returns, all but ``build.keep_studies`` studies of the file are deleted.
+    inputs: SearchInputs
+    features: feats.FeatureSet
+    y_all: np.ndarray
+    frames: Mapping[str, pd.DataFrame]
 
-    Raises :class:`BuildError` when the rows cannot train a model or no trial
-    completes.
-    """
-    import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no INFO line per trial; set, never toggled back
-
-    wall0, cpu0 = time.perf_counter(), time.thread_time()
+def prepare_search(train: pd.DataFrame, *, schema: Schema, policy: Policy, seed: int | None = None,
+                   related: Mapping[str, pd.DataFrame] | None = None) -> Preparation:
+    """The build's preparation of ``train`` (labelled rows, oldest first) under ``policy``, as
+    :func:`build_challenger` does it: the checks, the split into fit rows and the validation slice (the newest
+    ``build.validation_fraction``), the training windows offered, DFS and selection on the fit rows (with the
+    policy's related tables: ``related`` as given, the others read from their paths) and the validation slice's
+    features. ``seed`` defaults to ``policy.build.seed``. Raises :class:`BuildError` when the rows cannot train a
+    model."""
     spec, bspec = policy.model, policy.build
     seed = bspec.seed if seed is None else int(seed)
     families = tuple(bspec.families) or default_families(spec.task)
@@ -482,7 +471,43 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
         names=features.names, identity=features.identity, categorical=features.categorical, families=families,
         windows=windows, task=spec.task, metric=spec.metric, positive_label=spec.positive_label,
         higher_is_better=spec.higher_is_better, seed=seed, pruning=bspec.pruning)
+    return Preparation(inputs=inputs, features=features, y_all=y_all, frames=frames)
 
+
+def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, workdir: Path,
+                     seed: int | None = None, stop: threading.Event | None = None,
+                     storage: Any = None, study_name: str | None = None,
+                     enqueue: Sequence[Mapping[str, Any]] = (), shared: Any = None,
+                     related: Mapping[str, pd.DataFrame] | None = None, studies: Any = None) -> BuildResult:
+    """Search, refit and write a challenger for ``policy`` from labelled rows in time order.
+
+    ``train`` holds ``schema.features`` and a non-null ``schema.target``,
+    oldest row first; other columns (timestamp, prediction, ...) are ignored.
+    ``seed`` defaults to ``policy.build.seed``. ``stop``, when set, ends the
+    search after the running trial. ``storage``/``study_name`` are passed to
+    ``optuna.create_study`` (default: an in-memory study). ``enqueue`` holds configurations to try
+    first (a warm start, e.g. the champion's recipe: :func:`trial_params`); values outside the
+    policy's search space are dropped from them. ``shared`` (a :class:`kaizen.scale.tuning.SharedSearch`)
+    puts the study in RDB storage for ``kaizen worker --tune`` helpers (then ``storage`` is not used).
+    ``related``: the policy's related tables (``[[data.related]]``) by name, for those the caller has read
+    already; the others are read from the policy's paths.
+    ``studies`` (a :class:`kaizen.challenger.studies.Studies`: the state folder's study files), when
+    ``policy.build.resume`` is on and neither ``shared`` nor ``storage`` is given, keeps the study in
+    ``<folder>/<policy>.db`` under a name derived from the search's inputs: a build killed during the search
+    and run again on the same rows resumes it (finished trials count toward ``build.trials``; only the rest
+    runs); when it returns, all but ``build.keep_studies`` studies of the file are deleted.
+
+    Raises :class:`BuildError` when the rows cannot train a model or no trial
+    completes.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no INFO line per trial; set, never toggled back
+
+    wall0, cpu0 = time.perf_counter(), time.thread_time()
+    spec, bspec = policy.model, policy.build
+    prep = prepare_search(train, schema=schema, policy=policy, seed=seed, related=related)
+    inputs, features, y_all, frames, seed = prep.inputs, prep.features, prep.y_all, prep.frames, prep.inputs.seed
     prepared = time.thread_time() - cpu0
     if bspec.cpu_seconds is not None and prepared >= bspec.cpu_seconds:
         log.warning("build %s: preparing the search (DFS and selection) spent %.1f CPU s of build.cpu_seconds = %g; "
