@@ -20,7 +20,7 @@ on that pool, each with ``--budget`` CPU seconds:
   engineered or raw) sampled by ``optuna.samplers.RandomSampler(seed)`` instead of TPE, under the same CPU cap
   checked the same way (the arm's thread CPU so far, DFS included, after each trial); the best trial refit on the
   pool as the build refits (its window applied). The split into fit rows and validation slice and the DFS are the
-  build's (:func:`search_inputs` repeats ``build_challenger``'s preparation).
+  build's (:func:`search_inputs` calls :func:`kaizen.challenger.search.prepare_search`, which the build uses).
 * ``flaml``: (c) ``flaml.AutoML`` on the raw columns (it does its own preprocessing), ``time_budget = BUDGET``,
   ``n_jobs = 1``, ``seed = SEED``, ``split_type = "time"`` (its validation respects the row order as Kaizen's
   does), the task's metric, default estimators (LightGBM, XGBoost, random forest, extra trees, linear).
@@ -47,9 +47,9 @@ Datasets (:data:`DATASETS`):
   default pair, no download. ``diabetes`` has no time: a permutation seeded by the seed stands in for arrival
   order, so each seed is another split; the generator's rows are in the order it makes them.
 * ``breast_cancer`` (bundled: 569 rows, 30 columns, binary) and ``friedman1`` (``make_friedman1``): not in the
-  default list. On ``breast_cancer`` DFS proposes 1,335 features and featuretools' correlation filter
-  (``remove_highly_correlated_features``, one pandas ``corr`` per pair: 414,000 of them) takes most of a minute
-  of CPU before the first trial, so every DFS arm overshoots a 20 s budget (the cap is checked between trials).
+  default list. On ``breast_cancer`` DFS proposes 1,335 features; the build's correlation filter
+  (:func:`kaizen.challenger.features.drop_correlated`) selects from them in about 2 CPU seconds (featuretools'
+  own, one pandas ``corr`` per pair, took most of a minute and overshot a 20 s budget).
 
 The issue's targets, per dataset over the seeds (:func:`assess`; ``diff`` = Kaizen minus the arm, oriented so
 that positive is better for Kaizen, its standard error that of the paired differences across seeds):
@@ -181,35 +181,27 @@ def friedman1(seed: int, rows: int | None = None) -> Dataset:
 
 
 def relational_churn(seed: int, rows: int | None = None) -> Dataset:
-    """The relational churn scenario (customers' rows + transactions) of ``experiments/relational_churn.py``.
-
-    Written against that module's announced contract (``make(seed)`` returns ``rows``, ``transactions`` and the
-    column roles; the policy declares the transactions as ``[[data.related]]``); check it when that branch lands.
-    """
+    """The relational churn scenario of ``experiments/relational_churn.py``: ``make(seed)`` (a
+    :class:`~experiments.relational_churn.RelationalChurn`: the customers' monthly ``rows``, the ``transactions``
+    and the roles of their columns); the policy declares the transactions as ``[[data.related]]`` as
+    ``policies/relational_churn.toml`` does (the key, the transaction id as ``index``, the time index)."""
     try:
         from experiments.relational_churn import make
     except ImportError as exc:
         raise Unavailable(f"experiments/relational_churn.py is not on this branch ({exc})") from None
-    made = make(seed=seed)
-
-    def part(name: str, default: Any = None) -> Any:
-        return made.get(name, default) if isinstance(made, Mapping) else getattr(made, name, default)
-
-    customers, transactions = part("rows"), part("transactions")
-    target, timestamp = part("target", "churned"), part("timestamp", "ts")
-    key, tx_time = part("key", "customer_id"), part("transactions_time", "timestamp")
-    customers = customers.sort_values(timestamp, kind="stable").reset_index(drop=True)
-    plain = [c for c in customers.columns if c not in (target, timestamp, key)]
+    made = make(seed=seed, **({"customers": rows} if rows else {}))
+    customers = made.rows.sort_values(made.timestamp, kind="stable").reset_index(drop=True)
+    plain = tuple(made.features)
     categorical = tuple(c for c in plain if not pd.api.types.is_numeric_dtype(customers[c]))
     numerical = tuple(c for c in plain if c not in categorical)
     # the key is an id, not a feature: DFS joins on it (the relationship's parent column), no model sees it
-    schema = Schema(features=tuple(plain), numerical=numerical, categorical=categorical, target=target,
-                    timestamp=timestamp, ignored=(key,))
+    schema = Schema(features=plain, numerical=numerical, categorical=categorical, target=made.target,
+                    timestamp=made.timestamp, ignored=(made.key,))
     extra = ('[[data.related]]\nname = "transactions"\npath = "transactions.parquet"\n'
-             f'time_index = "{tx_time}"\n[data.related.relationship]\nparent_column = "{key}"\n'
-             f'child_column = "{key}"\n')
+             f'parent_column = "{made.key}"\nchild_column = "{made.key}"\n'
+             f'index = "{made.transaction_index}"\ntime_index = "{made.transaction_time}"\n')
     return Dataset(name="relational_churn", task="binary_classification", metric="roc_auc", rows=customers,
-                   schema=schema, positive_label=part("positive_label", 1), related={"transactions": transactions},
+                   schema=schema, positive_label=1, related={"transactions": made.transactions},
                    policy_extra=extra,
                    note="customers' rows + transactions; default/random/flaml see the customers' columns only")
 
@@ -360,29 +352,16 @@ def _window(n: int, fraction: float) -> int:
 
 def search_inputs(dataset: Dataset, pool: pd.DataFrame, policy: Any, seed: int) -> tuple[Any, Any]:
     """(FeatureSet, SearchInputs) of a build of ``pool`` under ``policy``: the split into fit rows and validation
-    slice, the training windows offered and the DFS, as :func:`kaizen.challenger.build_challenger` prepares them
-    (on the raw schema: the ``random`` arm never gets related tables)."""
-    from kaizen.challenger import features as feats
-    from kaizen.challenger.search import MIN_FIT_ROWS, SearchInputs
+    slice, the training windows offered and the DFS, by :func:`kaizen.challenger.search.prepare_search` (the
+    build's own preparation), on the raw schema and without the policy's related tables (the ``random`` arm never
+    gets them)."""
+    import dataclasses
 
-    schema, spec, b = dataset.raw_schema, policy.model, policy.build
-    y_all = pool[schema.target].to_numpy()
-    n = len(pool)
-    n_val = max(1, round(n * b.validation_fraction))
-    n_fit = n - n_val
-    windows = tuple(f for f in b.window_fractions if _window(n_fit, f) >= max(MIN_FIT_ROWS, b.min_window_rows))
-    if not windows:
-        windows = (max(b.window_fractions),)
-    y_fit, y_val = y_all[:n_fit], y_all[n_fit:]
-    target = (y_fit == spec.positive_label).astype(float) if spec.task == "binary_classification" else y_fit
-    features, x_fit = feats.synthesize(pool.iloc[:n_fit], schema, trans_primitives=b.trans_primitives,
-                                       max_depth=b.max_depth, max_features=b.max_features, target=target)
-    inputs = SearchInputs(
-        x_fit=x_fit, y_fit=y_fit, x_val=feats.calculate(features, pool.iloc[n_fit:], schema), y_val=y_val,
-        names=features.names, identity=features.identity, categorical=features.categorical, families=b.families,
-        windows=windows, task=spec.task, metric=spec.metric, positive_label=spec.positive_label,
-        higher_is_better=spec.higher_is_better, seed=seed)
-    return features, inputs
+    from kaizen.challenger.search import prepare_search
+
+    plain = dataclasses.replace(policy, data=dataclasses.replace(policy.data, related=()))
+    prep = prepare_search(pool, schema=dataset.raw_schema, policy=plain, seed=seed)
+    return prep.features, prep.inputs
 
 
 def arm_random(dataset: Dataset, pool: pd.DataFrame, budget: float, seed: int, work: Path) -> Fitted:

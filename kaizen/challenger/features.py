@@ -32,6 +32,7 @@ featuretools and woodwork are imported inside the functions.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,8 +44,8 @@ import pandas as pd
 
 from kaizen.data.schema import Schema
 
-__all__ = ["FeatureSet", "MISSING", "ROW_INDEX", "Relation", "batch_dependent", "calculate", "entityset",
-           "load_features", "relations_for", "synthesize"]
+__all__ = ["FeatureSet", "MISSING", "ROW_INDEX", "Relation", "batch_dependent", "calculate", "drop_correlated",
+           "entityset", "load_features", "relations_for", "synthesize"]
 
 #: The synthetic integer index of the one-table EntitySet (never a feature).
 ROW_INDEX = "_kaizen_row"
@@ -58,6 +59,11 @@ CORRELATION_THRESHOLD = 0.95
 RELATED_INDEX = "_kaizen_index"
 #: The prefix of the rows' private key columns (one per parent column: ``_kaizen_key_customer_id``).
 KEY_PREFIX = "_kaizen_key_"
+#: DFS proposing more than this many times ``max_features`` is logged (and noted in the selection summary): the
+#: selection's cost grows with the proposals (the correlation filter with their square), before the first trial.
+MANY_PROPOSED = 20
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -448,7 +454,8 @@ def synthesize(train: pd.DataFrame, schema: Schema, *, trans_primitives: Sequenc
     Selection: engineered features with a single value or no values go
     (``remove_low_information_features``), then engineered features
     correlated at >= :data:`CORRELATION_THRESHOLD` with an earlier feature
-    (``remove_highly_correlated_features``; raw columns always stay). If more
+    (:func:`drop_correlated`, featuretools' ``remove_highly_correlated_features``
+    computed at once; raw columns always stay). If more
     than ``max_features`` remain, the raw columns are kept and the engineered
     ones ranked by absolute correlation with ``target`` (a numeric target, or
     1 for the positive class) on these rows, ties and no-target cases in DFS
@@ -479,8 +486,12 @@ def synthesize(train: pd.DataFrame, schema: Schema, *, trans_primitives: Sequenc
                              ignore_dataframes=others, ignore_columns={TABLE: keys} if keys else None)
         if relations and agg_primitives:
             definitions += _aggregates(es, relations, agg_primitives, schema)
-        matrix = _matrix(list(definitions), train, schema, relations, related, es=es)
         proposed = [f.get_name() for f in definitions]
+        if len(proposed) > MANY_PROPOSED * max_features:
+            log.warning("DFS proposed %d features for max_features = %d (over %dx): computing and selecting them "
+                        "is most of the build's preparation; fewer trans_primitives or columns would cut it",
+                        len(proposed), max_features, MANY_PROPOSED)
+        matrix = _matrix(list(definitions), train, schema, relations, related, es=es)
         why: dict[str, tuple[str, str]] = {}  # dropped feature -> (rule, reason)
         identity = [f.get_name() for f in definitions if f.get_name() in schema.features]
         _, informative = ft.selection.remove_low_information_features(matrix, definitions)
@@ -490,8 +501,7 @@ def synthesize(train: pd.DataFrame, schema: Schema, *, trans_primitives: Sequenc
         definitions = [f for f in definitions if f.get_name() in keep]
         matrix = matrix[[f.get_name() for f in definitions]]
         before = list(matrix.columns)
-        matrix, definitions = ft.selection.remove_highly_correlated_features(
-            matrix, definitions, pct_corr_threshold=CORRELATION_THRESHOLD, features_to_keep=identity)
+        matrix, definitions = drop_correlated(matrix, definitions, keep=identity)
         left = set(matrix.columns)
         why.update((n, ("redundant", f"correlated at >= {CORRELATION_THRESHOLD} with an earlier feature"))
                    for n in before if n not in left)
@@ -516,6 +526,77 @@ def synthesize(train: pd.DataFrame, schema: Schema, *, trans_primitives: Sequenc
     )
     matrix = matrix.reindex(pd.RangeIndex(len(train), name=ROW_INDEX))
     return features, to_model_input(matrix, features)
+
+
+def drop_correlated(matrix: pd.DataFrame, definitions: Sequence[Any], *, keep: Sequence[str] = (),
+                    threshold: float = CORRELATION_THRESHOLD) -> tuple[pd.DataFrame, list[Any]]:
+    """What ``ft.selection.remove_highly_correlated_features(matrix, definitions, pct_corr_threshold=threshold,
+    features_to_keep=keep)`` returns (featuretools 1.31), without its one pandas ``corr`` per pair of columns.
+
+    Its rule: the columns woodwork types numeric, Boolean or BooleanNullable (``matrix.ww.init()`` first when the
+    frame has no woodwork schema, converting its dtypes in place as featuretools does), in column (DFS) order; a
+    column goes when its absolute Pearson correlation with any earlier such column, dropped or not, reaches
+    ``threshold``, each pair on the rows where both are not NaN (an infinite value there, a constant pair or
+    fewer than two rows: no correlation); the columns in ``keep`` always stay. Each pair is screened at once
+    (:func:`_screen`) and the pairs that may reach the threshold are computed as pandas does
+    (``np.corrcoef`` on the pair's rows), so the same columns go."""
+    from woodwork.logical_types import Boolean, BooleanNullable
+
+    if not 0 <= threshold <= 1:
+        raise ValueError(f"The 'threshold' parameter of drop_correlated must be in [0, 1]. Got {threshold!r} instead.")
+    if matrix.ww.schema is None:
+        matrix.ww.init()
+    checked = matrix.ww.select(include=["numeric", Boolean, BooleanNullable])
+    columns = list(checked.columns)
+    x = np.empty((len(checked), len(columns)), dtype="float64")
+    for k, c in enumerate(columns):
+        x[:, k] = checked[c].to_numpy(dtype="float64", na_value=np.nan)
+    dropped = {columns[i] for i in _correlated(x, threshold)}
+    names = [c for c in matrix.columns if c in set(keep) or c not in dropped]
+    left = set(names)
+    return matrix[names], [f for f in definitions if f.get_name() in left]
+
+
+def _correlated(x: np.ndarray, threshold: float, block: int = 256) -> list[int]:
+    """The columns of ``x`` whose absolute correlation with an earlier column reaches ``threshold`` (pairwise
+    complete rows, as ``pd.Series.corr``); blocks of ``block`` columns at a time bound the memory."""
+    out = []
+    valid = ~np.isnan(x)
+    with quiet():
+        for lo in range(1, x.shape[1], block):
+            hi = min(x.shape[1], lo + block)
+            maybe = _screen(x, valid, lo, hi, threshold)
+            for i in range(lo, hi):
+                for j in np.flatnonzero(maybe[i - lo, :i])[::-1]:  # nearest first, as featuretools looks
+                    both = valid[:, i] & valid[:, j]
+                    a, b = x[both, i], x[both, j]
+                    if len(a) and abs(np.corrcoef(a, b)[0, 1]) >= threshold:
+                        out.append(i)
+                        break
+    return out
+
+
+def _screen(x: np.ndarray, valid: np.ndarray, lo: int, hi: int, threshold: float) -> np.ndarray:
+    """For the columns ``lo:hi`` of ``x`` against the columns ``:hi``, the pairs whose correlation may reach
+    ``threshold``: a one-pass estimate on the pair's rows (sums by matrix products, each column centred first)
+    within 1e-3 of it, or too ill-conditioned for the estimate to tell (a variance near 0 on the pair's rows).
+    Pairs with an infinite value on their rows have none and are never flagged."""
+    finite = np.isfinite(x)
+    centre = np.where(finite, x, 0.0).sum(axis=0) / np.maximum(finite.sum(axis=0), 1)
+    z = np.where(finite, x - centre, 0.0)
+    m, f = valid.astype("float64"), finite.astype("float64")
+    zb, mb, fb = z[:, lo:hi], m[:, lo:hi], f[:, lo:hi]
+    z, m, f = z[:, :hi], m[:, :hi], f[:, :hi]
+    n = mb.T @ m
+    infinite = ((mb - fb).T @ m + mb.T @ (m - f)) > 0
+    s_b, s_o = zb.T @ m, mb.T @ z
+    ss_b, ss_o = (zb * zb).T @ m, mb.T @ (z * z)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cov = zb.T @ z - s_b * s_o / n
+        var_b, var_o = ss_b - s_b * s_b / n, ss_o - s_o * s_o / n
+        corr = np.abs(cov) / np.sqrt(var_b * var_o)
+        unsure = (var_b <= 1e-6 * ss_b) | (var_o <= 1e-6 * ss_o)
+    return ~infinite & (n >= 2) & ((corr >= threshold - 1e-3) | unsure)
 
 
 def _aggregates(es: Any, relations: Sequence[Relation], agg_primitives: Sequence[str], schema: Schema) -> list[Any]:

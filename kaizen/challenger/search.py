@@ -62,8 +62,8 @@ from kaizen.data.schema import Schema
 from kaizen.errors import BuildError
 from kaizen.policy import Policy
 
-__all__ = ["BuildResult", "SearchInputs", "build_challenger", "make_objective", "make_pipeline", "refit",
-           "trial_params", "BUILD_FORMAT", "INPUTS_FORMAT"]
+__all__ = ["BuildResult", "Preparation", "SearchInputs", "build_challenger", "make_objective", "make_pipeline",
+           "prepare_search", "refit", "trial_params", "BUILD_FORMAT", "INPUTS_FORMAT"]
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,9 @@ class BuildResult:
     study: dict[str, Any] = field(default_factory=dict)
     #: ``build.pruning`` of the search
     pruning: str = "none"
+    #: CPU seconds spent preparing the search (split, DFS, selection, the validation slice's features), within
+    #: ``cpu_seconds``; at or over ``budget["cpu_seconds"]`` the search ran one trial only (a build makes a model)
+    preparation_cpu_seconds: float = 0.0
 
     @property
     def features_path(self) -> Path:
@@ -146,6 +149,7 @@ class BuildResult:
             "feature_selection": dict(self.feature_selection),
             "study": dict(self.study),
             "pruning": self.pruning,
+            "preparation_cpu_seconds": self.preparation_cpu_seconds,
         }
 
 
@@ -403,37 +407,26 @@ def _check(train: pd.DataFrame, schema: Schema, policy: Policy) -> np.ndarray:
 
 # --------------------------------------------------------------------------- the build
 
-def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, workdir: Path,
-                     seed: int | None = None, stop: threading.Event | None = None,
-                     storage: Any = None, study_name: str | None = None,
-                     enqueue: Sequence[Mapping[str, Any]] = (), shared: Any = None,
-                     related: Mapping[str, pd.DataFrame] | None = None, studies: Any = None) -> BuildResult:
-    """Search, refit and write a challenger for ``policy`` from labelled rows in time order.
+@dataclass(frozen=True)
+class Preparation:
+    """What a search of ``policy``'s space starts from (:func:`prepare_search`): its :class:`SearchInputs`, the
+    :class:`~kaizen.challenger.features.FeatureSet` DFS and selection made on the fit rows, every labelled row's
+    target (``y_all``, for the refit) and the related tables the features aggregate (``frames``, by name)."""
 
-    ``train`` holds ``schema.features`` and a non-null ``schema.target``,
-    oldest row first; other columns (timestamp, prediction, ...) are ignored.
-    ``seed`` defaults to ``policy.build.seed``. ``stop``, when set, ends the
-    search after the running trial. ``storage``/``study_name`` are passed to
-    ``optuna.create_study`` (default: an in-memory study). ``enqueue`` holds configurations to try
-    first (a warm start, e.g. the champion's recipe: :func:`trial_params`); values outside the
-    policy's search space are dropped from them. ``shared`` (a :class:`kaizen.scale.tuning.SharedSearch`)
-    puts the study in RDB storage for ``kaizen worker --tune`` helpers (then ``storage`` is not used).
-    ``related``: the policy's related tables (``[[data.related]]``) by name, for those the caller has read
-    already; the others are read from the policy's paths.
-    ``studies`` (a :class:`kaizen.challenger.studies.Studies`: the state folder's study files), when
-    ``policy.build.resume`` is on and neither ``shared`` nor ``storage`` is given, keeps the study in
-    ``<folder>/<policy>.db`` under a name derived from the search's inputs: a build killed during the search
-    and run again on the same rows resumes it (finished trials count toward ``build.trials``; only the rest
-    runs); when it returns, all but ``build.keep_studies`` studies of the file are deleted.
+    inputs: SearchInputs
+    features: feats.FeatureSet
+    y_all: np.ndarray
+    frames: Mapping[str, pd.DataFrame]
 
-    Raises :class:`BuildError` when the rows cannot train a model or no trial
-    completes.
-    """
-    import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no INFO line per trial; set, never toggled back
-
-    wall0, cpu0 = time.perf_counter(), time.thread_time()
+def prepare_search(train: pd.DataFrame, *, schema: Schema, policy: Policy, seed: int | None = None,
+                   related: Mapping[str, pd.DataFrame] | None = None) -> Preparation:
+    """The build's preparation of ``train`` (labelled rows, oldest first) under ``policy``, as
+    :func:`build_challenger` does it: the checks, the split into fit rows and the validation slice (the newest
+    ``build.validation_fraction``), the training windows offered, DFS and selection on the fit rows (with the
+    policy's related tables: ``related`` as given, the others read from their paths) and the validation slice's
+    features. ``seed`` defaults to ``policy.build.seed``. Raises :class:`BuildError` when the rows cannot train a
+    model."""
     spec, bspec = policy.model, policy.build
     seed = bspec.seed if seed is None else int(seed)
     families = tuple(bspec.families) or default_families(spec.task)
@@ -478,7 +471,47 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
         names=features.names, identity=features.identity, categorical=features.categorical, families=families,
         windows=windows, task=spec.task, metric=spec.metric, positive_label=spec.positive_label,
         higher_is_better=spec.higher_is_better, seed=seed, pruning=bspec.pruning)
+    return Preparation(inputs=inputs, features=features, y_all=y_all, frames=frames)
 
+
+def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, workdir: Path,
+                     seed: int | None = None, stop: threading.Event | None = None,
+                     storage: Any = None, study_name: str | None = None,
+                     enqueue: Sequence[Mapping[str, Any]] = (), shared: Any = None,
+                     related: Mapping[str, pd.DataFrame] | None = None, studies: Any = None) -> BuildResult:
+    """Search, refit and write a challenger for ``policy`` from labelled rows in time order.
+
+    ``train`` holds ``schema.features`` and a non-null ``schema.target``,
+    oldest row first; other columns (timestamp, prediction, ...) are ignored.
+    ``seed`` defaults to ``policy.build.seed``. ``stop``, when set, ends the
+    search after the running trial. ``storage``/``study_name`` are passed to
+    ``optuna.create_study`` (default: an in-memory study). ``enqueue`` holds configurations to try
+    first (a warm start, e.g. the champion's recipe: :func:`trial_params`); values outside the
+    policy's search space are dropped from them. ``shared`` (a :class:`kaizen.scale.tuning.SharedSearch`)
+    puts the study in RDB storage for ``kaizen worker --tune`` helpers (then ``storage`` is not used).
+    ``related``: the policy's related tables (``[[data.related]]``) by name, for those the caller has read
+    already; the others are read from the policy's paths.
+    ``studies`` (a :class:`kaizen.challenger.studies.Studies`: the state folder's study files), when
+    ``policy.build.resume`` is on and neither ``shared`` nor ``storage`` is given, keeps the study in
+    ``<folder>/<policy>.db`` under a name derived from the search's inputs: a build killed during the search
+    and run again on the same rows resumes it (finished trials count toward ``build.trials``; only the rest
+    runs); when it returns, all but ``build.keep_studies`` studies of the file are deleted.
+
+    Raises :class:`BuildError` when the rows cannot train a model or no trial
+    completes.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no INFO line per trial; set, never toggled back
+
+    wall0, cpu0 = time.perf_counter(), time.thread_time()
+    spec, bspec = policy.model, policy.build
+    prep = prepare_search(train, schema=schema, policy=policy, seed=seed, related=related)
+    inputs, features, y_all, frames, seed = prep.inputs, prep.features, prep.y_all, prep.frames, prep.inputs.seed
+    prepared = time.thread_time() - cpu0
+    if bspec.cpu_seconds is not None and prepared >= bspec.cpu_seconds:
+        log.warning("build %s: preparing the search (DFS and selection) spent %.1f CPU s of build.cpu_seconds = %g; "
+                    "one trial runs, then the search stops", spec.name, prepared, bspec.cpu_seconds)
     if stop is not None and stop.is_set():
         raise BuildError("build stopped before its first trial")
     from kaizen.challenger import studies as st
@@ -511,7 +544,7 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
     try:
         result = _search(study, inputs, opened, shared, enqueue=enqueue, train=train, y_all=y_all,
                          features=features, schema=schema, policy=policy, seed=seed, workdir=workdir, stop=stop,
-                         cpu0=cpu0, wall0=wall0, where=where, frames=frames)
+                         cpu0=cpu0, wall0=wall0, where=where, frames=frames, prepared=prepared)
         if opened is not None:
             studies.finish(own_storage, opened.name, keep=bspec.keep_studies)
         return result
@@ -523,7 +556,8 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
 def _search(study: Any, inputs: SearchInputs, opened: Any, shared: Any, *, enqueue: Sequence[Mapping[str, Any]],
             train: pd.DataFrame, y_all: np.ndarray, features: feats.FeatureSet, schema: Schema, policy: Policy,
             seed: int, workdir: Path, stop: threading.Event | None, cpu0: float, wall0: float,
-            where: dict[str, Any], frames: Mapping[str, pd.DataFrame] | None = None) -> BuildResult:
+            where: dict[str, Any], frames: Mapping[str, pd.DataFrame] | None = None,
+            prepared: float = 0.0) -> BuildResult:
     """Run ``study`` on ``inputs`` within the policy's budget (the rest of it, for a resumed study), refit the best
     trial (on ``frames``, the related tables the features aggregate) and write the artifacts."""
     import optuna
@@ -572,7 +606,7 @@ def _search(study: Any, inputs: SearchInputs, opened: Any, shared: Any, *, enque
     cols = _columns(features, params["engineered"])
     out, rows = _fit_final(train, y_all, cols, family, params, schema=schema, policy=policy, seed=seed,
                            workdir=workdir, value=float(best.value), related=frames)
-    selection = _selection(features, cols, engineered=bool(params["engineered"]))
+    selection = _selection(features, cols, engineered=bool(params["engineered"]), max_features=bspec.max_features)
     (out / SELECTION_FILE).write_text(json.dumps(selection, indent=2) + "\n")
     result = BuildResult(
         artifacts_dir=out, family=family, params=params, validation_metric=float(best.value),
@@ -580,7 +614,7 @@ def _search(study: Any, inputs: SearchInputs, opened: Any, shared: Any, *, enque
         cpu_seconds=time.thread_time() - cpu0, wall_seconds=time.perf_counter() - wall0,
         metric=spec.metric, trial_counts=counts, stopped_by=ended, feature_selection=selection["summary"],
         budget={"trials": bspec.trials, "wall_seconds": bspec.timeout_seconds, "cpu_seconds": bspec.cpu_seconds},
-        study=where, pruning=bspec.pruning)
+        study=where, pruning=bspec.pruning, preparation_cpu_seconds=prepared)
     log.info("build %s: %s %s=%.4f after %d trials in %.1fs (%.1f CPU s; ended by %s)", spec.name, family, spec.metric,
              result.validation_metric, result.trials, result.wall_seconds, result.cpu_seconds, result.stopped_by)
     return result
@@ -665,9 +699,11 @@ def _recorded(relations: Sequence[feats.Relation], policy: Policy,
         paths.get(r.name, r.source), name=r.name, columns=r.columns) for r in relations}
 
 
-def _selection(proposed: feats.FeatureSet, used: feats.FeatureSet, *, engineered: bool) -> dict[str, Any]:
+def _selection(proposed: feats.FeatureSet, used: feats.FeatureSet, *, engineered: bool,
+               max_features: int | None = None) -> dict[str, Any]:
     """``selection.json``: every feature DFS proposed with whether selection kept it and why, and whether the
-    model uses it (the search may choose the raw columns only); and its ``summary`` for the record."""
+    model uses it (the search may choose the raw columns only); and its ``summary`` for the record (with a
+    ``note`` when DFS proposed over :data:`~kaizen.challenger.features.MANY_PROPOSED` times ``max_features``)."""
     names = set(used.names)
     rows = []
     for entry in proposed.selection:
@@ -683,6 +719,9 @@ def _selection(proposed: feats.FeatureSet, used: feats.FeatureSet, *, engineered
     summary = {"proposed": len(rows), "kept": sum(r["kept"] for r in rows), "used": len(used.names),
                "dropped": dropped, "engineered": engineered,
                "engineered_used": [n for n in used.names if n not in raw]}
+    if max_features is not None and len(rows) > feats.MANY_PROPOSED * max_features:
+        summary["note"] = (f"DFS proposed {len(rows)} features, over {feats.MANY_PROPOSED}x build.max_features = "
+                           f"{max_features}: their selection is costly; fewer trans_primitives would cut it")
     return {"summary": summary, "features": rows}
 
 

@@ -174,3 +174,64 @@ def test_batch_dependent_primitives_are_refused(classification_rows, schema):
     assert F.batch_dependent(["divide_numeric", "percentile"]) == ["percentile"]
     with pytest.raises(ValueError, match="percentile"):
         _synth(classification_rows.iloc[:100], schema, trans_primitives=("percentile",))
+
+
+def _mixed_frame(seed: int, n: int = 60, p: int = 40) -> pd.DataFrame:
+    """Columns of every kind the correlation filter meets: near copies of a few bases, large offsets, NaNs,
+    booleans, constants, infinities, categoricals, whole numbers with NaNs (woodwork: IntegerNullable)."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(n, 5))
+    cols = {}
+    for k in range(p):
+        b = base[:, rng.integers(0, 5)]
+        kind = rng.integers(0, 8)
+        if kind == 0:
+            v = b + rng.normal(scale=rng.choice([0.01, 0.2, 0.33, 1.0]), size=n)
+        elif kind == 1:
+            v = b * rng.normal() + 1e6
+        elif kind == 2:
+            v = np.where(rng.random(n) < 0.3, np.nan, b + rng.normal(scale=0.1, size=n))
+        elif kind == 3:
+            v = b > 0
+        elif kind == 4:
+            v = np.full(n, 3.0)
+        elif kind == 5:
+            v = np.where(rng.random(n) < 0.1, np.inf, b)
+        elif kind == 6:
+            v = rng.choice(["a", "b", "c"], n)
+        else:
+            v = np.where(rng.random(n) < 0.5, np.nan, np.round(b * 3))
+        cols[f"f{k}"] = v
+    return pd.DataFrame(cols)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_correlation_filter_keeps_exactly_what_featuretools_keeps(seed):
+    import featuretools as ft
+
+    frame = _mixed_frame(seed)
+    keep = ["f0", "f3"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = ft.selection.remove_highly_correlated_features(
+            frame.copy(), pct_corr_threshold=F.CORRELATION_THRESHOLD, features_to_keep=keep)
+    ours, _ = F.drop_correlated(frame.copy(), [], keep=keep)
+    assert list(ours.columns) == list(theirs.columns)
+    assert list(ours.dtypes) == list(theirs.dtypes)  # woodwork's conversions too
+    assert len(ours.columns) < len(frame.columns)  # the frame does have correlated columns
+
+
+def test_correlation_filter_compares_with_dropped_columns_and_keeps_the_kept_ones():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=50)
+    frame = pd.DataFrame({"a": a, "b": a + 0.01 * rng.normal(size=50), "c": a + 0.02 * rng.normal(size=50),
+                          "d": rng.normal(size=50)})
+    out, _ = F.drop_correlated(frame.copy(), [], keep=["c"])
+    assert list(out.columns) == ["a", "c", "d"]
+
+
+def test_many_proposals_are_logged(classification_rows, schema, caplog):
+    rows = classification_rows.iloc[:200]
+    with caplog.at_level("WARNING", logger="kaizen.challenger.features"):
+        _synth(rows, schema, max_features=1)
+    assert "DFS proposed" in caplog.text and "max_features = 1" in caplog.text

@@ -174,6 +174,21 @@ def test_cpu_budget_ends_the_search_after_the_trial_that_spent_it(rows_factory, 
     assert (generous.trials, generous.stopped_by) == (3, "trials")
 
 
+def test_the_record_says_when_preparing_the_search_spent_the_cpu_budget(rows_factory, schema, policy_factory,
+                                                                        tmp_path, caplog):
+    rows = rows_factory(300, seed=9)
+    pol = policy_factory(trials=50, cpu_seconds=1e-6, families=("logistic_regression",))
+    with caplog.at_level("WARNING", logger="kaizen.challenger.search"):
+        r = build_challenger(rows, schema=schema, policy=pol, workdir=tmp_path / "capped")
+    assert (r.trials, r.stopped_by) == (1, "cpu_seconds")
+    assert 1e-6 <= r.preparation_cpu_seconds <= r.cpu_seconds
+    assert r.to_dict()["preparation_cpu_seconds"] == r.preparation_cpu_seconds
+    assert "one trial runs" in caplog.text
+    generous = build_challenger(rows, schema=schema, workdir=tmp_path / "generous",
+                                policy=policy_factory(trials=2, cpu_seconds=1e6, families=("logistic_regression",)))
+    assert 0 < generous.preparation_cpu_seconds < generous.cpu_seconds
+
+
 def test_explicit_seed_overrides_policy(rows_factory, schema, policy_factory, tmp_path):
     rows = rows_factory(300, seed=10)
     pol = policy_factory(trials=3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -74,6 +75,20 @@ def test_the_relational_scenario_is_made_or_says_why_not() -> None:
     assert isinstance(d, Dataset) and "transactions" in d.related and "[[data.related]]" in d.policy_extra
     # every arm sees the customers' own columns; only Kaizen's policy declares the transactions
     assert d.raw_schema == d.schema and d.schema.ignored and d.schema.ignored[0] not in d.schema.features
+
+
+def test_the_relational_policy_declares_the_transactions_as_the_scenario_makes_them(tmp_path: Path) -> None:
+    pytest.importorskip("experiments.relational_churn")
+    from experiments.bench_build import kaizen_policy
+    from experiments.relational_churn import make
+
+    made = make(seed=0, customers=40)
+    d = make_dataset("relational_churn", 0, rows=40)
+    assert d.rows[d.schema.target].sum() == made.rows[made.target].sum()
+    (spec,) = kaizen_policy(d, 1.0, 0, tmp_path).data.related
+    assert (spec.name, spec.parent_column, spec.key, spec.index, spec.time_index) == (
+        "transactions", made.key, made.key, made.transaction_index, made.transaction_time)
+    assert d.schema.features == made.features and d.schema.timestamp == made.timestamp
 
 
 def rows(metric: dict[str, list[float]]) -> list[dict[str, Any]]:
