@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +130,18 @@ def classifier_build(tmp_path_factory, classification_rows, schema):
 
     return build_challenger(classification_rows, schema=schema, policy=make_policy(),
                             workdir=tmp_path_factory.mktemp("classifier"))
+
+
+#: the start of a script that loads a registered model the way a serving host does, with no kaizen installed: a
+#: development install's import hook and path entries are dropped (kaizen comes from the model's code_paths);
+#: argv[1] is the tracking and registry URI
+NO_KAIZEN = textwrap.dedent("""
+    import importlib.util, os, sys
+    # A serving host has no kaizen installed: drop a development install's import hook and path entries.
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__.lower()
+                        and "editable" not in getattr(f, "__name__", "").lower()]
+    sys.path[:] = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "kaizen"))]
+    import mlflow, pandas as pd
+    assert importlib.util.find_spec("kaizen") is None, "kaizen must come from the model's code_paths"
+    mlflow.set_tracking_uri(sys.argv[1]); mlflow.set_registry_uri(sys.argv[1])
+""")

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from kaizen.challenger import predict_frame
+from tests.challenger.conftest import NO_KAIZEN
 
 
 def _odd_rows(rows: pd.DataFrame) -> pd.DataFrame:
@@ -77,15 +78,7 @@ def test_a_model_is_logged_and_loaded_through_its_registry_and_nothing_process_w
     assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri(), list(sys.path), mlflow.active_run()) == before
 
 
-LOADER = textwrap.dedent("""
-    import importlib.util, os, sys
-    # A serving host has no kaizen installed: drop a development install's import hook and path entries.
-    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__.lower()
-                        and "editable" not in getattr(f, "__name__", "").lower()]
-    sys.path[:] = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "kaizen"))]
-    import mlflow, pandas as pd
-    assert importlib.util.find_spec("kaizen") is None, "kaizen must come from the model's code_paths"
-    mlflow.set_tracking_uri(sys.argv[1]); mlflow.set_registry_uri(sys.argv[1])
+LOADER = NO_KAIZEN + textwrap.dedent("""
     model = mlflow.pyfunc.load_model("models:/churn-test/1")
     for name in ("rows", "odd"):
         model.predict(pd.read_pickle(name + ".pkl")).to_pickle(name + ".out.pkl")

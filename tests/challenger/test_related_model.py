@@ -18,6 +18,7 @@ import pytest
 from experiments.relational_churn import make
 from kaizen.data.schema import Schema
 from kaizen.policy import RelatedSpec
+from tests.challenger.conftest import NO_KAIZEN
 
 
 @pytest.fixture(scope="module")
@@ -107,14 +108,7 @@ def test_a_refit_reads_the_policys_table_again_and_records_it(related_build, tmp
         Predictor.from_dir(result.artifacts_dir).predict(later)["proba"])
 
 
-LOADER = textwrap.dedent("""
-    import importlib.util, os, sys
-    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__.lower()
-                        and "editable" not in getattr(f, "__name__", "").lower()]
-    sys.path[:] = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "kaizen"))]
-    import mlflow, pandas as pd
-    assert importlib.util.find_spec("kaizen") is None, "kaizen must come from the model's code_paths"
-    mlflow.set_tracking_uri(sys.argv[1]); mlflow.set_registry_uri(sys.argv[1])
+LOADER = NO_KAIZEN + textwrap.dedent("""
     model = mlflow.pyfunc.load_model("models:/churn-related/1")
     rows = pd.read_pickle("rows.pkl")
     model.predict(rows).to_pickle("recorded.out.pkl")
