@@ -76,7 +76,8 @@ def make_policy(task: str = "binary_classification", *, metric: str | None = Non
     metric = metric or {"binary_classification": "roc_auc", "multiclass_classification": "f1_macro"}.get(task, "rmse")
     spec = dict(trials=5, timeout_seconds=None, families=(), trans_primitives=("divide_numeric",
                 "multiply_numeric"), max_depth=1, max_features=20, validation_fraction=0.25,
-                window_fractions=(1.0, 0.5), seed=7, min_window_rows=1)
+                window_fractions=(1.0, 0.5), seed=7, min_window_rows=1,
+                resume=True)  # a build given `studies` keeps its study there (the policy's default is off)
     spec.update(build)
     return Policy(
         path=Path("/nonexistent/policy.toml"),
