@@ -517,10 +517,11 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
     from kaizen.challenger import studies as st
     from kaizen.redact import redact
 
-    resumable = shared is not None or (studies is not None and bspec.resume and storage is None)
-    # a study another run may continue (or helpers join) seeds each trial by its place in the search
-    # (TrialSeededSampler: a resumed search draws what the uninterrupted one would have); an in-memory one keeps
-    # one seeded TPE sampler, so the seeded builds of policies that do not resume choose what they always chose
+    resumable = shared is None and studies is not None and bspec.resume and storage is None
+    # a study another run may continue seeds each trial by its place in the search (TrialSeededSampler: a resumed
+    # search draws what the uninterrupted one would have); an in-memory or shared one keeps one seeded TPE sampler
+    # (as `kaizen worker --tune` helpers do), so the seeded builds of policies that do not resume choose what they
+    # always chose, with or without shared storage
     sampler = st.TrialSeededSampler(seed) if resumable else optuna.samplers.TPESampler(seed=seed)
     pruner = st.make_pruner(bspec.pruning)
     opened, own_storage, where = None, None, {"name": study_name, "storage": None, "resumed": False,
