@@ -2,8 +2,9 @@
 
 Optuna's storage lives in a database of its own (``[coordination] optuna_storage``), apart from
 MLflow's: both use an ``alembic_version`` table (mlflow#2923). ``kaizen db upgrade`` creates its
-schema once (:func:`create_storage`), before any worker starts: several processes opening a fresh
-database at once race ("table … already exists").
+schema once (:func:`create_storage`), before any worker starts. Several processes opening a fresh
+database at once race ("table … already exists", the revision stamped twice); :func:`rdb_storage`, which every
+opener here goes through, opens again when it lost that race (tests/scale/test_storage_race.py).
 
 Who does what:
 
@@ -93,11 +94,40 @@ def storage_url(url: str) -> str:
     return url
 
 
+#: What another process creating Optuna's schema at the same moment makes a constructor raise: a table or type
+#: created in between ("already exists", "duplicate"), the revision stamped twice ("UNIQUE constraint failed:
+#: alembic_version"), SQLite's file lock held by the other writer.
+_SCHEMA_RACE = ("already exists", "duplicate", "unique constraint", "database is locked")
+_SCHEMA_ATTEMPTS = 6
+
+
+def rdb_storage(url: str, **kwargs: Any) -> Any:
+    """``optuna.storages.RDBStorage(url, **kwargs)``, surviving another process creating the schema at once.
+
+    The constructor creates any missing table, then stamps the schema's revision; two processes opening a fresh
+    database together (a build and optuna-dashboard on a new studies file, helpers on a new shared database) can
+    both try, and the loser raises although the schema is then complete. Such an error is retried (0.1, 0.2, ...,
+    1.6 s apart); every other error (a wrong password, an unreachable server) is raised at once.
+    """
+    import optuna
+    import sqlalchemy.exc
+
+    for attempt in range(_SCHEMA_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except sqlalchemy.exc.DBAPIError as exc:
+            text = str(exc.orig if exc.orig is not None else exc).lower()
+            if attempt == _SCHEMA_ATTEMPTS - 1 or not any(race in text for race in _SCHEMA_RACE):
+                raise
+            log.info("optuna storage: another process is creating the schema (%s); opening again",
+                     type(exc).__name__)
+            time.sleep(0.1 * 2 ** attempt)
+    raise AssertionError("unreachable")
+
+
 def create_storage(url: str) -> None:
     """Create or migrate Optuna's RDB schema at ``url`` (a SQLAlchemy URL)."""
-    import optuna
-
-    storage = optuna.storages.RDBStorage(storage_url(url))
+    storage = rdb_storage(storage_url(url))
     storage.engine.dispose()
 
 
@@ -114,7 +144,7 @@ def open_storage(url: str, *, heartbeat_seconds: int, grace_seconds: int, max_re
 
     with warnings.catch_warnings():  # the heartbeat arguments are "experimental" in Optuna 5
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
+        return rdb_storage(
             storage_url(url), engine_kwargs={"pool_pre_ping": True}, heartbeat_interval=int(heartbeat_seconds),
             grace_period=int(grace_seconds),
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
