@@ -349,10 +349,9 @@ class BuildSpec:
                            doc="\"successive_halving\": a trial fits on the newest 1/4, then 1/2, then all of its "
                                "window, scored on the same validation slice each time; one in the worse half of "
                                "the trials at a rung stops there (PRUNED, counted, never the best)")
-    resume: bool = setting(False, doc="the search's study lives in <state>/studies/<policy>.db: a build killed "
-                                      "during tuning resumes it on the same rows (kaizen.challenger.studies); "
-                                      "its trials are seeded by their place in the search, so a seeded build "
-                                      "draws other trials than with resume off")
+    resume: bool = setting(True, doc="the search's study lives in <state>/studies/<policy>.db: a build killed "
+                                     "during tuning resumes it on the same rows (kaizen.challenger.studies); an "
+                                     "uninterrupted build chooses the same model with it on or off")
     keep_studies: int = setting(4, lo=0, doc="studies kept in <state>/studies/<policy>.db after a build (the most "
                                              "recently used); older ones are deleted")
 

@@ -19,12 +19,13 @@ the same parameters and the same model: one Optuna worker, seeded TPE,
 seeded estimators, one BLAS/OpenMP thread. A timeout or ``stop`` ends the
 search early; the best trial so far is still refit.
 
-With ``studies`` (:class:`kaizen.challenger.studies.Studies`, passed by the cycle when ``build.resume`` is on) the
-study lives in ``<state>/studies/<policy>.db`` under a name derived from the search's inputs: a build killed during
-its search and run again on the same rows resumes it (finished trials count toward the budget) and, trials being
-seeded by their place in the search, chooses what the uninterrupted build would have. ``build.pruning =
-"successive_halving"`` fits each trial on the newest quarter, half, then all of its window, scored on the same
-validation slice each time, and prunes the trials in the worse half at a rung (:func:`make_objective`).
+With ``studies`` (:class:`kaizen.challenger.studies.Studies`, passed by the cycle; ``build.resume``, on by default)
+the study lives in ``<state>/studies/<policy>.db`` under a name derived from the search's inputs: a build killed
+during its search and run again on the same rows resumes it (finished trials count toward the budget; the sampler
+is reseeded by where it resumes). Uninterrupted, it samples with the same seeded TPE as an in-memory study.
+``build.pruning = "successive_halving"`` fits each trial on the newest quarter, half, then all of its window,
+scored on the same validation slice each time, and prunes the trials in the worse half at a rung
+(:func:`make_objective`).
 
 With ``shared`` (:class:`kaizen.scale.tuning.SharedSearch`, when ``[coordination] optuna_storage``
 is set) the study lives in RDB storage and ``kaizen worker --tune`` processes join it: they
@@ -517,31 +518,39 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
     from kaizen.challenger import studies as st
     from kaizen.redact import redact
 
-    resumable = shared is None and studies is not None and bspec.resume and storage is None
-    # a study another run may continue seeds each trial by its place in the search (TrialSeededSampler: a resumed
-    # search draws what the uninterrupted one would have); an in-memory or shared one keeps one seeded TPE sampler
-    # (as `kaizen worker --tune` helpers do), so the seeded builds of policies that do not resume choose what they
-    # always chose, with or without shared storage
-    sampler = st.TrialSeededSampler(seed) if resumable else optuna.samplers.TPESampler(seed=seed)
+    # one seeded TPE sampler, as `kaizen worker --tune` helpers use: a seeded build chooses the same in memory, in
+    # a study file and in shared storage; a resumed study reseeds it by where it resumes (studies.resumed_seed)
+    sampler = optuna.samplers.TPESampler(seed=seed)
     pruner = st.make_pruner(bspec.pruning)
     opened, own_storage, where = None, None, {"name": study_name, "storage": None, "resumed": False,
                                               "resumed_trials": 0, "failed_stale": 0}
+    if shared is None and studies is not None and bspec.resume and storage is None:
+        name = st.study_name(spec.name, studies.rung, st.fingerprint(inputs, enqueue=enqueue))
+        try:
+            own_storage = studies.storage(spec.name)
+            opened = studies.open(own_storage, name, direction=inputs.direction, sampler=sampler, pruner=pruner,
+                                  stop=stop)
+        except Exception as exc:  # a full disk, a read-only or corrupt file: search in memory, not resumable
+            if own_storage is not None:
+                own_storage.engine.dispose()
+            own_storage, opened = None, None
+            why = redact(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")[:300]
+            log.warning("build %s: the study file %s could not be opened (%s); searching in memory (a crash now "
+                        "starts the search over)", spec.name, redact(studies.url(spec.name)), why)
+            where["error"] = why
     if shared is not None:
         study = shared.create(inputs, sampler=sampler, pruner=pruner, trials=bspec.trials,
                               timeout=bspec.timeout_seconds)
         where.update(name=shared.name, storage=redact(shared.url), shared=True)
-    elif studies is not None and bspec.resume and storage is None:
-        own_storage = studies.storage(spec.name)
-        name = st.study_name(spec.name, studies.rung, st.fingerprint(inputs, enqueue=enqueue))
-        opened = studies.open(own_storage, name, direction=inputs.direction, sampler=sampler, pruner=pruner,
-                              stop=stop)
+    elif opened is not None:
         study = opened.study
-        where.update(name=name, storage=redact(studies.url(spec.name)), resumed=opened.before > 0,
+        where.update(name=opened.name, storage=redact(studies.url(spec.name)), resumed=opened.before > 0,
                      resumed_trials=opened.counted_before, failed_stale=opened.failed_stale)
         if opened.before:
+            study.sampler = optuna.samplers.TPESampler(seed=st.resumed_seed(seed, opened.before))
             log.info("build %s: resuming study %s (%d finished trials, %d of them counted toward the budget; "
-                     "%d failed by the heartbeat now)", spec.name, name, opened.before, opened.counted_before,
-                     opened.failed_stale)
+                     "%d failed by the heartbeat now)", spec.name, opened.name, opened.before,
+                     opened.counted_before, opened.failed_stale)
     else:
         study = optuna.create_study(storage=storage, study_name=study_name, load_if_exists=storage is not None,
                                     direction=inputs.direction, sampler=sampler, pruner=pruner)
@@ -552,7 +561,11 @@ def build_challenger(train: pd.DataFrame, *, schema: Schema, policy: Policy, wor
                          features=features, schema=schema, policy=policy, seed=seed, workdir=workdir, stop=stop,
                          cpu0=cpu0, wall0=wall0, where=where, frames=frames, prepared=prepared)
         if opened is not None:
-            studies.finish(own_storage, opened.name, keep=bspec.keep_studies)
+            try:
+                studies.finish(own_storage, opened.name, keep=bspec.keep_studies)
+            except Exception as exc:  # the model is built; old studies are deleted by a later build
+                log.warning("build %s: could not prune the study file %s (%s: %s)", spec.name,
+                            redact(studies.url(spec.name)), type(exc).__name__, redact(str(exc))[:200])
         return result
     finally:
         if own_storage is not None:

@@ -16,10 +16,12 @@ killed during tuning resumes its study on the next run instead of starting over:
   configuration is evaluated, and its FAIL (no ``error`` attribute) never counts toward the budget. The policy's
   lock means no other process searches the study; a RUNNING trial still there after ``grace + 2 x interval``
   (killed before its first heartbeat) is failed the same way.
-* **Trials are seeded by their place in the search**, not by the sampler's running random state
-  (:class:`TrialSeededSampler`): trial *k* draws from ``seed`` and the number of trials counted before it, so a
-  search resumed after a crash samples what the uninterrupted one would have (the history is the same: TPE
-  ignores the failed trial, whose retry ran the same configuration).
+* **Seeded as in memory; a resume seeded by where it resumes.** A new study samples with ``TPESampler(seed)``,
+  as an in-memory study does, so a build that is never interrupted chooses what it chooses with ``build.resume``
+  off. A sampler's running random state dies with its process, so a resumed search samples with
+  ``TPESampler(resumed_seed(seed, k))``, ``k`` the study's finished trials: resuming the same partial study
+  repeats exactly, and it never draws the opening trials again. It is not promised to draw what the
+  uninterrupted run would have.
 * **Old studies go.** When a build returns, :meth:`Studies.finish` stamps the study and deletes all but the
   ``keep`` most recently used studies of the file (``build.keep_studies``), so the file does not grow forever.
 
@@ -47,7 +49,7 @@ import optuna
 
 from kaizen.policy import PRUNING
 
-__all__ = ["STUDIES_DIR", "Opened", "Studies", "TrialSeededSampler", "fingerprint", "make_pruner", "study_name"]
+__all__ = ["STUDIES_DIR", "Opened", "Studies", "fingerprint", "make_pruner", "resumed_seed", "study_name"]
 
 log = logging.getLogger("kaizen.challenger.studies")
 
@@ -103,39 +105,9 @@ def _counts(t: Any) -> bool:
     return counts_toward_budget(t)
 
 
-class TrialSeededSampler(optuna.samplers.BaseSampler):
-    """TPE whose randomness for a trial comes from ``seed`` and the number of trials counted before it.
-
-    A thin sampler over Optuna's public API: before each trial it makes a fresh
-    ``TPESampler(seed=crc32(seed:k))`` (``k``: finished trials that count toward the budget,
-    :func:`kaizen.scale.tuning.counts_toward_budget`) and hands it the trial. In one uninterrupted process this is
-    as repeatable as a seeded ``TPESampler``; it also makes a resumed search draw what the uninterrupted one would
-    have, which a sampler's running random state (lost with the process) cannot. Not shared between threads.
-    """
-
-    def __init__(self, seed: int) -> None:
-        self.seed = int(seed)
-        self._inner = optuna.samplers.TPESampler(seed=self.seed)
-
-    def before_trial(self, study: Any, trial: Any) -> None:
-        k = sum(map(_counts, study.get_trials(deepcopy=False)))
-        self._inner = optuna.samplers.TPESampler(seed=zlib.crc32(f"{self.seed}:{k}".encode()))
-        self._inner.before_trial(study, trial)
-
-    def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
-        return self._inner.infer_relative_search_space(study, trial)
-
-    def sample_relative(self, study: Any, trial: Any, search_space: dict[str, Any]) -> dict[str, Any]:
-        return self._inner.sample_relative(study, trial, search_space)
-
-    def sample_independent(self, study: Any, trial: Any, param_name: str, param_distribution: Any) -> Any:
-        return self._inner.sample_independent(study, trial, param_name, param_distribution)
-
-    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
-        self._inner.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self._inner.reseed_rng()
+def resumed_seed(seed: int, finished: int) -> int:
+    """The sampler's seed of a search resumed with ``finished`` finished trials (a 32-bit number)."""
+    return zlib.crc32(f"{int(seed)}:resumed:{int(finished)}".encode())
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

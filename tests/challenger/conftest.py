@@ -77,7 +77,7 @@ def make_policy(task: str = "binary_classification", *, metric: str | None = Non
     spec = dict(trials=5, timeout_seconds=None, families=(), trans_primitives=("divide_numeric",
                 "multiply_numeric"), max_depth=1, max_features=20, validation_fraction=0.25,
                 window_fractions=(1.0, 0.5), seed=7, min_window_rows=1,
-                resume=True)  # a build given `studies` keeps its study there (the policy's default is off)
+                resume=True)  # a build given `studies` keeps its study there (the policy's default)
     spec.update(build)
     return Policy(
         path=Path("/nonexistent/policy.toml"),

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +85,9 @@ def only_study(url: str) -> str:
 def test_a_build_killed_during_its_search_resumes_the_same_study(tmp_path: Path) -> None:
     """SIGKILL with >= 3 trials done and one running; the re-run on the same rows continues the study: trial
     numbers go on, the running trial ends FAIL (heartbeat) and its configuration runs again, the budget counts
-    the trials done before (COMPLETE trials reach the budget, not budget + done before), and the result is the
-    uninterrupted build's. Rows of another day start a study of their own."""
+    the trials done before (COMPLETE trials reach the budget, not budget + done before), no opening trial is
+    drawn again, and resuming the same partial study twice gives the same search and model. Uninterrupted, the
+    build with a study file chooses what it chooses in memory. Rows of another day start a study of their own."""
     import optuna
     from optuna.trial import TrialState
 
@@ -124,6 +127,10 @@ def test_a_build_killed_during_its_search_resumes_the_same_study(tmp_path: Path)
     running = [t.number for t in before if t.state == TrialState.RUNNING]
     assert len(running) == 1 and len(before) < BUDGET
     done_before = [t for t in before if t.state == TrialState.COMPLETE]
+    copy = tmp_path / "studies-copy"  # the study as the kill left it: SQLite's backup API, a consistent snapshot
+    copy.mkdir()                       # (a file copy may catch a checkpoint of the write-ahead log half-way)
+    with closing(sqlite3.connect(studies / "churn.db")) as src, closing(sqlite3.connect(copy / "churn.db")) as dst:
+        src.backup(dst)
 
     resumed = build(tmp_path, "resumed", studies=studies)
     after = trials(url, name)
@@ -142,15 +149,25 @@ def test_a_build_killed_during_its_search_resumes_the_same_study(tmp_path: Path)
     assert len(after) == BUDGET + 1                                               # and the one the crash failed
     assert resumed["trial_counts"] == {"COMPLETE": BUDGET, "PRUNED": 0, "FAIL": 1}
     assert resumed["stopped_by"] == "trials"
+    opening = [t.params for t in done_before]
+    assert not any(t.params in opening for t in after[len(before):] if t.number != retry.number), \
+        "a resumed search drew one of the opening trials again"
 
-    # the uninterrupted build of the same rows and seed searched the same configurations and chose the same model
-    whole = build(tmp_path, "whole", studies=tmp_path / "other-studies")
-    assert whole["study"]["name"] == name and whole["study"]["resumed"] is False
-    whole_trials = trials(f"sqlite:///{tmp_path / 'other-studies' / 'churn.db'}", name)
-    assert [t.params for t in whole_trials] == [t.params for t in complete]
-    assert [t.value for t in whole_trials] == [t.value for t in complete]
-    assert (whole["family"], whole["params"], whole["validation_metric"]) == (
+    # resuming the same partial study again (its copy) repeats the resumed search exactly
+    again = build(tmp_path, "again", studies=copy)
+    again_trials = trials(f"sqlite:///{copy / 'churn.db'}", name)
+    assert [(t.number, t.state, t.params, t.value) for t in again_trials] == [
+        (t.number, t.state, t.params, t.value) for t in after]
+    assert (again["family"], again["params"], again["validation_metric"]) == (
         resumed["family"], resumed["params"], resumed["validation_metric"])
+
+    # uninterrupted, a build with a study file chooses what the same build in memory chooses
+    whole = build(tmp_path, "whole", studies=tmp_path / "other-studies")
+    memory = build(tmp_path, "memory", studies=tmp_path / "unused", resume=False)
+    assert whole["study"]["name"] == name and whole["study"]["resumed"] is False
+    assert memory["study"]["storage"] is None and not (tmp_path / "unused").exists()
+    assert (whole["family"], whole["params"], whole["validation_metric"], whole["trials"]) == (
+        memory["family"], memory["params"], memory["validation_metric"], memory["trials"])
 
     # other rows: a study of their own next to it (kept: build.keep_studies = 4)
     other = build(tmp_path, "other", studies=studies, rows_seed=5)
@@ -227,3 +244,23 @@ def test_the_study_name_follows_the_inputs(rows_factory, schema) -> None:
         assert fingerprint(other) != f0
     assert fingerprint(base, enqueue=[{"family": "ridge"}]) != f0
     assert study_name("churn", "full", f0) == f"churn/full/{f0[:16]}"
+
+
+def test_a_study_file_that_cannot_be_opened_leaves_the_search_in_memory(tmp_path: Path, classification_rows, schema,
+                                                                        policy_factory) -> None:
+    """A state folder whose study file cannot be opened (here a folder stands where the file should be; a full disk
+    or a read-only mount alike): the build searches in memory, chooses what it chooses with resume off, and records
+    why it could not keep the study."""
+    from kaizen.challenger import build_challenger
+    from kaizen.challenger.studies import Studies
+
+    (tmp_path / "st" / "churn.db").mkdir(parents=True)
+    pol = policy_factory(trials=4, families=("logistic_regression", "random_forest"))
+    r = build_challenger(classification_rows, schema=schema, policy=pol, workdir=tmp_path / "a",
+                         studies=Studies(tmp_path / "st"))
+    assert r.study["storage"] is None and r.study["resumed"] is False
+    assert "unable to open database file" in r.study["error"]
+    off = build_challenger(classification_rows, schema=schema, workdir=tmp_path / "b",
+                           policy=policy_factory(trials=4, families=("logistic_regression", "random_forest"),
+                                                 resume=False))
+    assert (r.family, r.params, r.validation_metric) == (off.family, off.params, off.validation_metric)
