@@ -287,11 +287,13 @@ trials = false
 timeout_seconds = false
 cpu_seconds = {budget}
 seed = {seed}
+{build}
 {extra}"""
 
 
-def kaizen_policy(dataset: Dataset, budget: float, seed: int, folder: Path) -> Any:
-    """The policy of the ``kaizen`` arm, written to ``folder`` and read by :func:`kaizen.policy.load_policy`."""
+def kaizen_policy(dataset: Dataset, budget: float, seed: int, folder: Path, build: Sequence[str] = ()) -> Any:
+    """The policy of the ``kaizen`` arm, written to ``folder`` and read by :func:`kaizen.policy.load_policy`;
+    ``build``: more ``[build]`` lines (``key = value``, from ``--build``)."""
     from kaizen.policy import load_policy
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -300,16 +302,17 @@ def kaizen_policy(dataset: Dataset, budget: float, seed: int, folder: Path) -> A
     ts = f'timestamp_column = "{dataset.schema.timestamp}"' if dataset.schema.timestamp else ""
     text = POLICY.format(task=dataset.task, target=dataset.schema.target, metric=dataset.metric,
                          positive=json.dumps(dataset.positive_label), timestamp=ts, budget=float(budget), seed=seed,
-                         extra=dataset.policy_extra)
+                         build="\n".join(build), extra=dataset.policy_extra)
     (folder / "bench.toml").write_text(text)
     return load_policy(folder / "bench.toml")
 
 
-def arm_kaizen(dataset: Dataset, pool: pd.DataFrame, budget: float, seed: int, work: Path) -> Fitted:
+def arm_kaizen(dataset: Dataset, pool: pd.DataFrame, budget: float, seed: int, work: Path,
+               build: Sequence[str] = ()) -> Fitted:
     from kaizen.challenger import build_challenger
     from kaizen.challenger.model import Predictor
 
-    policy = kaizen_policy(dataset, budget, seed, work / "policy")
+    policy = kaizen_policy(dataset, budget, seed, work / "policy", build)
     result = build_challenger(pool, schema=dataset.schema, policy=policy, workdir=work / "build")
     predictor = Predictor.from_dir(result.artifacts_dir)
 
@@ -325,7 +328,8 @@ def arm_kaizen(dataset: Dataset, pool: pd.DataFrame, budget: float, seed: int, w
                             "trial_counts": result.trial_counts, "stopped_by": result.stopped_by,
                             "validation_metric": result.validation_metric, "engineered": bool(result.params.get(
                                 "engineered")), "engineered_used": len(engineered),
-                            "build_cpu_seconds": round(result.cpu_seconds, 3)})
+                            "build_cpu_seconds": round(result.cpu_seconds, 3),
+                            "validation_folds": result.validation_folds})
 
 
 def arm_default(dataset: Dataset, pool: pd.DataFrame, budget: float, seed: int, work: Path) -> Fitted:
@@ -488,9 +492,9 @@ _ARM_FUNCTIONS: dict[str, Callable[..., Fitted]] = {"kaizen": arm_kaizen, "defau
 
 
 def run_arm(arm: str, dataset: Dataset, pool: pd.DataFrame, test: pd.DataFrame, budget: float, seed: int,
-            work: Path, *, flaml: str = "cpu") -> dict[str, Any]:
+            work: Path, *, flaml: str = "cpu", build: Sequence[str] = ()) -> dict[str, Any]:
     """One arm on one split: its test metric(s), CPU and wall seconds, and what it chose."""
-    kwargs = {"clock": flaml} if arm == "flaml" else {}
+    kwargs: dict[str, Any] = {"clock": flaml} if arm == "flaml" else {"build": tuple(build)} if arm == "kaizen" else {}
     cpu0, wall0 = cpu_now(), time.perf_counter()
     fitted = _ARM_FUNCTIONS[arm](dataset, pool, budget, seed, work / arm, **kwargs)
     cpu, wall = cpu_now() - cpu0, time.perf_counter() - wall0
@@ -514,7 +518,8 @@ def warm_up() -> None:
 
 
 def run(names: Sequence[str], seeds: Sequence[int], budget: float, *, arms: Sequence[str] = ARMS,
-        flaml: str = "cpu", rows: int | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+        flaml: str = "cpu", rows: int | None = None, log: Callable[[str], None] | None = None,
+        build: Sequence[str] = ()) -> dict[str, Any]:
     """Every arm on every dataset and seed; the document :func:`main` writes (``results`` per run, ``summary``
     per dataset with :func:`assess`'s targets, ``skipped`` datasets with the reason); ``log`` gets a line per run
     (default: printed at once)."""
@@ -535,7 +540,8 @@ def run(names: Sequence[str], seeds: Sequence[int], budget: float, *, arms: Sequ
                 notes[name] = dataset.note
                 pool, test = split(dataset.rows)
                 for arm in arms:
-                    row = run_arm(arm, dataset, pool, test, budget, seed, Path(tmp) / name / str(seed), flaml=flaml)
+                    row = run_arm(arm, dataset, pool, test, budget, seed, Path(tmp) / name / str(seed), flaml=flaml,
+                                  build=build)
                     row.update(dataset=name, seed=seed, task=dataset.task, metric_name=dataset.metric,
                                pool_rows=len(pool), test_rows=len(test))
                     results.append(row)
@@ -544,7 +550,8 @@ def run(names: Sequence[str], seeds: Sequence[int], budget: float, *, arms: Sequ
     return {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg(),
                         "versions": _versions()},
             "settings": {"budget_cpu_seconds": budget, "seeds": list(seeds), "datasets": list(names),
-                         "arms": list(arms), "flaml_clock": flaml, "test_fraction": TEST_FRACTION},
+                         "arms": list(arms), "flaml_clock": flaml, "test_fraction": TEST_FRACTION,
+                         "kaizen_build": list(build)},
             "notes": notes, "skipped": skipped, "results": results, "summary": summarize(results)}
 
 
@@ -649,6 +656,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="FLAML's time_budget counted in process CPU seconds (default) or wall seconds")
     ap.add_argument("--rows", type=int, default=None, help="rows of the generated datasets (classification, "
                                                            "friedman1); the bundled sets have their own")
+    ap.add_argument("--build", action="append", default=[], metavar="KEY=VALUE",
+                    help="a [build] setting of the kaizen arm's policy in TOML (e.g. validation_folds=3); repeatable")
     ap.add_argument("--out", type=Path, default=RESULTS / "bench_build.json")
     args = ap.parse_args(argv)
     names = [n for n in args.datasets.split(",") if n]
@@ -662,7 +671,8 @@ def main(argv: list[str] | None = None) -> int:
     from kaizen.logs import configure
 
     configure(30)
-    doc = run(names, seeds, args.budget, arms=arms, flaml=args.flaml_clock, rows=args.rows)
+    build = [f"{k.strip()} = {v.strip()}" for k, _, v in (b.partition("=") for b in args.build)]
+    doc = run(names, seeds, args.budget, arms=arms, flaml=args.flaml_clock, rows=args.rows, build=build)
     table = markdown(doc["summary"])
     print(f"\n{table}")
     for name, reason in doc["skipped"].items():

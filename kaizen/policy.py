@@ -329,6 +329,11 @@ class BuildSpec:
     max_features: int = setting(60, lo=1, doc="cap on model inputs; raw columns are always kept")
     validation_fraction: float = setting(0.25, lo=0.05, hi=0.5,
                                          doc="newest share of the training pool that scores each trial")
+    validation_folds: int = setting(1, lo=1, hi=10,
+                                    doc="time-ordered validation folds a trial is scored on: the newest slice and "
+                                        "the k-1 slices of the same size before it, each fit on the rows before it; "
+                                        "the mean decides (fewer when the rows do not hold k; for small sets, where "
+                                        "one slice judges by chance)")
     window_fractions: tuple[float, ...] = setting((1.0, 0.5, 0.25), kind=list, check=_fractions,
                                                   allowed="a non-empty list of numbers in (0, 1]",
                                                   doc="searched: how much recent history to learn from")
@@ -1023,6 +1028,9 @@ def _build(r: Reader, task: str | None) -> BuildSpec:
     b = read_spec(r, "build", BuildSpec, families=chosen)
     r.problems.extend(f"build.families: {why}" for name in chosen if name in BY_NAME
                       if (why := BY_NAME[name].missing()))
+    if b.validation_folds > 1 and b.pruning != "none" and not r.problems:
+        r.problems.append(f"build.validation_folds > 1 cannot be combined with build.pruning {b.pruning!r} (pruning "
+                          f"compares trials on one slice); got validation_folds = {b.validation_folds}")
     if b.trials is None and b.timeout_seconds is None and b.cpu_seconds is None and not r.problems:
         r.problems.append("build.trials and build.timeout_seconds cannot both be false without build.cpu_seconds: "
                           "the search needs a budget")

@@ -76,8 +76,8 @@ MIN_ROWS = 30
 MIN_FIT_ROWS = 20
 #: Fewest rows in the validation slice.
 MIN_VALIDATION_ROWS = 5
-#: Version of the layout :meth:`SearchInputs.save` writes (a helper refuses another; 2: ``pruning``).
-INPUTS_FORMAT = 2
+#: Version of the layout :meth:`SearchInputs.save` writes (a helper refuses another; 2: ``pruning``; 3: ``folds``).
+INPUTS_FORMAT = 3
 #: ``build.pruning = "successive_halving"``: the share of a trial's window (its newest rows) each fit uses, and the
 #: Optuna step it reports at (quarters of the window: the pruner's rungs, :func:`kaizen.challenger.studies.make_pruner`)
 HALVING_RUNGS = ((0.25, 1), (0.5, 2), (1.0, 4))
@@ -119,6 +119,9 @@ class BuildResult:
     #: CPU seconds spent preparing the search (split, DFS, selection, the validation slice's features), within
     #: ``cpu_seconds``; at or over ``budget["cpu_seconds"]`` the search ran one trial only (a build makes a model)
     preparation_cpu_seconds: float = 0.0
+    #: time-ordered validation folds each trial was scored on (``build.validation_folds``, fewer when the rows do
+    #: not hold them); ``validation_metric`` is their mean
+    validation_folds: int = 1
 
     @property
     def features_path(self) -> Path:
@@ -151,6 +154,7 @@ class BuildResult:
             "study": dict(self.study),
             "pruning": self.pruning,
             "preparation_cpu_seconds": self.preparation_cpu_seconds,
+            "validation_folds": self.validation_folds,
         }
 
 
@@ -253,6 +257,7 @@ class SearchInputs:
     higher_is_better: bool
     seed: int
     pruning: str = "none"              # build.pruning: "successive_halving" fits each trial on rungs of rows
+    folds: int = 1                     # time-ordered folds: x_val, then blocks of len(x_val) rows ending x_fit
 
     @property
     def n_fit(self) -> int:
@@ -261,6 +266,16 @@ class SearchInputs:
     @property
     def direction(self) -> str:
         return "maximize" if self.higher_is_better else "minimize"
+
+    def folds_rows(self) -> list[tuple[int, int, int]]:
+        """(fit rows before the slice, start, end) of each validation fold, newest first: fold 0 is ``x_val``
+        (start and end index it), fold j > 0 the ``len(x_val)`` rows of ``x_fit`` ending where fold j - 1's fit
+        rows end."""
+        n_val, out = len(self.x_val), [(self.n_fit, 0, len(self.x_val))]
+        for j in range(1, self.folds):
+            end = self.n_fit - (j - 1) * n_val
+            out.append((end - n_val, end - n_val, end))
+        return out
 
     def columns(self, engineered: bool) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
         """(names, numeric, categorical) of a trial's model input, as :meth:`FeatureSet.select` orders them."""
@@ -279,7 +294,8 @@ class SearchInputs:
         settings = {"format": INPUTS_FORMAT, "names": self.names, "identity": self.identity,
                     "categorical": self.categorical, "families": self.families, "windows": self.windows,
                     "task": self.task, "metric": self.metric, "positive_label": self.positive_label,
-                    "higher_is_better": self.higher_is_better, "seed": self.seed, "pruning": self.pruning}
+                    "higher_is_better": self.higher_is_better, "seed": self.seed, "pruning": self.pruning,
+                    "folds": self.folds}
         (folder / _SETTINGS_FILE).write_text(json.dumps(_jsonable(settings), indent=1) + "\n")
 
     @classmethod
@@ -296,7 +312,7 @@ class SearchInputs:
                    names=tuple(s["names"]), identity=tuple(s["identity"]), categorical=tuple(s["categorical"]),
                    families=tuple(s["families"]), windows=tuple(s["windows"]), task=s["task"], metric=s["metric"],
                    positive_label=s["positive_label"], higher_is_better=bool(s["higher_is_better"]),
-                   seed=int(s["seed"]), pruning=str(s["pruning"]))
+                   seed=int(s["seed"]), pruning=str(s["pruning"]), folds=int(s["folds"]))
 
 
 def _rungs(rows: int, pruning: str) -> list[tuple[int, int]]:
@@ -333,6 +349,8 @@ def make_objective(inputs: SearchInputs, *, before: Any = None) -> Any:
         try:
             family, params = _suggest(trial, inputs.families, inputs.windows)
             names, numeric, categorical = inputs.columns(params["engineered"])
+            if inputs.folds > 1:
+                return _folds(trial, inputs, family, params, names, numeric, categorical)
             rows = _window(n_fit, params["window_fraction"])
             x, y = inputs.x_fit.iloc[n_fit - rows:][list(names)], inputs.y_fit[n_fit - rows:]
             trial.set_user_attr("window_rows", rows)
@@ -365,6 +383,33 @@ def make_objective(inputs: SearchInputs, *, before: Any = None) -> Any:
             raise
 
     return objective
+
+
+def _folds(trial: Any, inputs: SearchInputs, family: str, params: dict[str, Any], names: tuple[str, ...],
+           numeric: tuple[str, ...], categorical: tuple[str, ...]) -> float:
+    """A trial scored on ``inputs.folds`` time-ordered folds (:meth:`SearchInputs.folds_rows`): each fold fits on
+    the trial's window of the rows before its slice (the same share of them) and is scored on the slice; the
+    trial's value is the mean. The user attrs ``fold_values`` and ``fit_rows`` (of the newest fold) say more."""
+    values = []
+    for j, (fit_end, start, end) in enumerate(inputs.folds_rows()):
+        rows = _window(fit_end, params["window_fraction"])
+        x, y = inputs.x_fit.iloc[fit_end - rows:fit_end][list(names)], inputs.y_fit[fit_end - rows:fit_end]
+        if j == 0:
+            xv, yv = inputs.x_val[list(names)], inputs.y_val
+            trial.set_user_attr("window_rows", rows)
+            trial.set_user_attr("fit_rows", rows)
+        else:
+            xv, yv = inputs.x_fit.iloc[start:end][list(names)], inputs.y_fit[start:end]
+        if inputs.task != "regression" and len(pd.unique(y)) < 2:
+            raise ValueError(f"the {rows} fit rows of a validation fold hold one class only")
+        pipe = _fit(make_pipeline(family, params, task=inputs.task, numeric=numeric, categorical=categorical,
+                                  seed=inputs.seed), x, y)
+        value = _evaluate(pipe, xv, yv, task=inputs.task, metric=inputs.metric, positive_label=inputs.positive_label)
+        if not math.isfinite(value):
+            raise ValueError(f"{inputs.metric} on a validation fold is {value}")
+        values.append(float(value))
+    trial.set_user_attr("fold_values", values)
+    return float(np.mean(values))
 
 
 def _columns(features: feats.FeatureSet, engineered: bool) -> feats.FeatureSet:
@@ -420,6 +465,26 @@ class Preparation:
     frames: Mapping[str, pd.DataFrame]
 
 
+def _fold_count(wanted: int, *, n_fit: int, n_val: int, windows: Sequence[float], y_fit: np.ndarray, task: str,
+                metric: str) -> int:
+    """The most folds, up to ``wanted``, the fit rows hold: the newest slice plus blocks of ``n_val`` rows before
+    it, each with at least :data:`MIN_FIT_ROWS` rows to fit on in every window offered; for a classifier the fit
+    rows of each fold hold two classes, and with roc_auc each block does."""
+    folds = 1
+    for j in range(1, wanted):
+        end = n_fit - (j - 1) * n_val
+        fit_end = end - n_val
+        if fit_end <= 0 or min(_window(fit_end, f) for f in windows) < MIN_FIT_ROWS:
+            break
+        if task != "regression":
+            if any(len(pd.unique(y_fit[fit_end - _window(fit_end, f):fit_end])) < 2 for f in windows):
+                break
+            if metric == "roc_auc" and len(pd.unique(y_fit[fit_end:end])) < 2:
+                break
+        folds = j + 1
+    return folds
+
+
 def prepare_search(train: pd.DataFrame, *, schema: Schema, policy: Policy, seed: int | None = None,
                    related: Mapping[str, pd.DataFrame] | None = None) -> Preparation:
     """The build's preparation of ``train`` (labelled rows, oldest first) under ``policy``, as
@@ -458,8 +523,14 @@ def prepare_search(train: pd.DataFrame, *, schema: Schema, policy: Policy, seed:
         raise BuildError(f"no build.window_fractions {list(bspec.window_fractions)} leaves {MIN_FIT_ROWS} "
                          f"of the {n_fit} rows before the validation slice to fit on")
 
-    log.info("build %s: %d rows (%d fit, %d validate), families %s, windows %s", spec.name, n, n_fit, n_val,
-             families, windows)
+    folds = _fold_count(bspec.validation_folds, n_fit=n_fit, n_val=n_val, windows=windows, y_fit=y_fit,
+                        task=spec.task, metric=spec.metric)
+    if folds < bspec.validation_folds:
+        log.info("build %s: %d validation folds, not build.validation_folds = %d: the %d rows before the slice "
+                 "hold no more folds of %d rows with %d to fit on (and, for a classifier, every class needed)",
+                 spec.name, folds, bspec.validation_folds, n_fit, n_val, MIN_FIT_ROWS)
+    log.info("build %s: %d rows (%d fit, %d validate%s), families %s, windows %s", spec.name, n, n_fit, n_val,
+             f", {folds} folds" if folds > 1 else "", families, windows)
     # features are ranked by correlation with a number: P(positive) or the value; classes without order have none
     target = ((y_fit == spec.positive_label).astype(float) if spec.task == "binary_classification"
               else None if spec.task == "multiclass_classification" else y_fit)
@@ -471,7 +542,7 @@ def prepare_search(train: pd.DataFrame, *, schema: Schema, policy: Policy, seed:
         x_fit=x_fit, y_fit=y_fit, x_val=feats.calculate(features, val_rows, schema, frames), y_val=y_val,
         names=features.names, identity=features.identity, categorical=features.categorical, families=families,
         windows=windows, task=spec.task, metric=spec.metric, positive_label=spec.positive_label,
-        higher_is_better=spec.higher_is_better, seed=seed, pruning=bspec.pruning)
+        higher_is_better=spec.higher_is_better, seed=seed, pruning=bspec.pruning, folds=folds)
     return Preparation(inputs=inputs, features=features, y_all=y_all, frames=frames)
 
 
@@ -633,7 +704,7 @@ def _search(study: Any, inputs: SearchInputs, opened: Any, shared: Any, *, enque
         cpu_seconds=time.thread_time() - cpu0, wall_seconds=time.perf_counter() - wall0,
         metric=spec.metric, trial_counts=counts, stopped_by=ended, feature_selection=selection["summary"],
         budget={"trials": bspec.trials, "wall_seconds": bspec.timeout_seconds, "cpu_seconds": bspec.cpu_seconds},
-        study=where, pruning=bspec.pruning, preparation_cpu_seconds=prepared)
+        study=where, pruning=bspec.pruning, preparation_cpu_seconds=prepared, validation_folds=inputs.folds)
     log.info("build %s: %s %s=%.4f after %d trials in %.1fs (%.1f CPU s; ended by %s)", spec.name, family, spec.metric,
              result.validation_metric, result.trials, result.wall_seconds, result.cpu_seconds, result.stopped_by)
     return result

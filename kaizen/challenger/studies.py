@@ -76,6 +76,8 @@ def fingerprint(inputs: Any, *, enqueue: Sequence[Mapping[str, Any]] = ()) -> st
                 "metric": inputs.metric, "positive_label": inputs.positive_label,
                 "higher_is_better": inputs.higher_is_better, "seed": inputs.seed,
                 "pruning": getattr(inputs, "pruning", "none"), "enqueue": [dict(e) for e in enqueue]}
+    if getattr(inputs, "folds", 1) != 1:  # one fold: the names studies had before folds existed
+        settings["folds"] = inputs.folds
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return h.hexdigest()
 

@@ -89,6 +89,10 @@ def test_the_relational_policy_declares_the_transactions_as_the_scenario_makes_t
     assert (spec.name, spec.parent_column, spec.key, spec.index, spec.time_index) == (
         "transactions", made.key, made.key, made.transaction_index, made.transaction_time)
     assert d.schema.features == made.features and d.schema.timestamp == made.timestamp
+    # --build lines reach the kaizen arm's [build] table, the related tables still declared after it
+    folded = kaizen_policy(d, 1.0, 0, tmp_path / "folded", ["validation_folds = 3", "max_features = 7"])
+    assert (folded.build.validation_folds, folded.build.max_features) == (3, 7)
+    assert [r.name for r in folded.data.related] == ["transactions"]
 
 
 def rows(metric: dict[str, list[float]]) -> list[dict[str, Any]]:
