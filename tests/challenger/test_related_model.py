@@ -108,6 +108,25 @@ def test_a_refit_reads_the_policys_table_again_and_records_it(related_build, tmp
         Predictor.from_dir(result.artifacts_dir).predict(later)["proba"])
 
 
+
+def test_the_onnx_export_of_a_related_model_checks_parity_on_its_aggregates(related_build, tmp_path) -> None:
+    """The register step's export computes the parity rows' model input with the table the build read (the graph
+    takes the aggregates as inputs): it exports, and the graph scores what the packaged model scores."""
+    pytest.importorskip("skl2onnx")
+    pytest.importorskip("onnxruntime")
+    from kaizen.challenger import features as feats
+    from kaizen.challenger.model import Predictor
+    from kaizen.challenger.portable import export_build, feed, session
+
+    d, result, later = related_build[:3]
+    out = export_build(result, d.rows.iloc[:len(d.rows) - len(later)], tmp_path, validation_fraction=0.25)
+    assert out.exported and out.reason == "" and out.rows > 0, out
+    p = Predictor.from_dir(result.artifacts_dir)
+    x = feats.calculate(p.features, later, p.schema, {"transactions": d.transactions})
+    sess = session(Path(out.path).read_bytes())
+    proba = sess.run(None, feed(sess, x))[1][:, list(p.pipeline.classes_).index(p.positive_label)]
+    assert abs(proba - p.predict(later)["proba"].to_numpy()).max() < 1e-4
+
 LOADER = NO_KAIZEN + textwrap.dedent("""
     model = mlflow.pyfunc.load_model("models:/churn-related/1")
     rows = pd.read_pickle("rows.pkl")
