@@ -323,7 +323,12 @@ def _times(col: pd.Series, what: str) -> pd.Series:
     """Timestamps as naive UTC datetime64 (naive input is read as UTC; text in one format throughout, or in ISO 8601
     forms that differ, e.g. with and without a time of day); NaT where a value is missing. ValueError names
     ``what`` and values that are not times: left as NaT they would silently drop a related row from every
-    aggregate."""
+    aggregate. Numbers are refused: pandas reads them as nanoseconds since 1970, so seconds since 1970 would put
+    every related row before every cutoff."""
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        raise ValueError(f"{what} must hold times; got numbers ({col.dtype}, like "
+                         f"{', '.join(map(repr, col.dropna().head(3).tolist()))}): convert them to timestamps "
+                         "(e.g. pd.to_datetime(seconds, unit='s'))")
     times = pd.to_datetime(col, utc=True, errors="coerce")
     bad = times.isna() & col.notna()
     if bad.any():

@@ -166,6 +166,9 @@ def test_related_times_read_from_text_are_never_dropped_silently(scenario) -> No
     with pytest.raises(ValueError, match=r"related table 'transactions': its time_index 'ts' must hold times; got "
                                          r"\d+ value\(s\) that are not, like '\d\d/\d\d/2024'"):
         feats.calculate(fs, d.rows, schema, {"transactions": day_first})
+    seconds = d.transactions.assign(ts=d.transactions["ts"].astype("int64") // 10**9)  # read as ns: all in 1970
+    with pytest.raises(ValueError, match="its time_index 'ts' must hold times; got numbers \\(int64, like 17"):
+        feats.calculate(fs, d.rows, schema, {"transactions": seconds})
     rows = d.rows.head(3).astype({"ts": object})
     rows.loc[rows.index[0], "ts"] = "yesterday"
     with pytest.raises(ValueError, match="the rows' timestamp column 'ts' must hold times; got 1 value\\(s\\) "
