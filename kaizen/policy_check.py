@@ -209,17 +209,14 @@ def _target(policy: Policy, part: _Part, y: Any, problems: list[str]) -> None:
 def _related(policy: Policy, reference: Any, problems: list[str]) -> None:
     """Each ``[[data.related]]`` table is readable and holds its key, index and time index; the reference rows
     hold its parent column."""
-    from kaizen.data.related import read_related
-    from kaizen.errors import DataError
+    from kaizen.data.related import spec_table
 
     for i, s in enumerate(policy.data.related):
+        at = f"{policy.path}: data.related[{i}]"
         if s.parent_column not in reference.columns:
-            problems.append(f"data.related[{i}].parent_column {s.parent_column!r} is not a column of the reference "
-                            "set (the rows' key of their related rows)")
-        try:
-            read_related(s.path, name=s.name, columns=(s.key, s.index, s.time_index))
-        except DataError as exc:
-            problems.append(f"data.related[{i}]: {exc}")
+            problems.append(f"{at}.parent_column must be a column of the reference set (the rows' key of their "
+                            f"related rows); got {s.parent_column!r}")
+        problems.extend(spec_table(s, at)[1])
 
 
 def _golden(policy: Policy, sql: Any, schema: Any, problems: list[str]) -> None:

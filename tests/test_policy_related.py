@@ -118,6 +118,18 @@ def test_policy_check_reads_each_related_table_and_names_what_is_missing(tmp_pat
                    data={"reference": "../data/reference.parquet", "production": "../data/production",
                          "golden": None, "ignore_columns": ["customer_id"]})
     got = check_data(load_policy(policy)).problems
+    table = str(tmp_path / "data" / "transactions.parquet")
     assert [p for p in got if "related" in p] == [
-        f"data.related[0]: {tmp_path / 'data' / 'transactions.parquet'}: related table 'transactions' is missing "
-        "column(s) ['transaction_id', 'ts'] (it has ['customer_id', 'amount'])"], got
+        f"{policy}: data.related[0].{key} must be a column of {table!r}; got {column!r} (it has ['customer_id', "
+        "'amount'])" for key, column in (("index", "transaction_id"), ("time_index", "ts"))], got
+    for broken, reason in ((b"not parquet", "cannot read (ArrowInvalid: "), (None, "file not found")):
+        (tmp_path / "data" / "transactions.parquet").unlink()
+        if broken is not None:
+            (tmp_path / "data" / "transactions.parquet").write_bytes(broken)
+        got = [p for p in check_data(load_policy(policy)).problems if "related" in p]
+        assert got == [p for p in got if p.startswith(
+            f"{policy}: data.related[0].path must be a readable Parquet or CSV file; got {table!r} ({reason}")], got
+        assert len(got) == 1
+    policy.write_text(policy.read_text().replace('parent_column = "customer_id"', 'parent_column = "customer"'))
+    assert f"{policy}: data.related[0].parent_column must be a column of the reference set (the rows' key of their " \
+           "related rows); got 'customer'" in check_data(load_policy(policy)).problems

@@ -319,9 +319,25 @@ def _key_values(col: pd.Series) -> pd.Series:
     return pd.Series([one(v) for v in col.tolist()], index=col.index, dtype=object)
 
 
-def _times(col: pd.Series) -> pd.Series:
-    """Timestamps as naive UTC datetime64 (naive input is read as UTC); NaT where a value is not a time."""
-    return pd.to_datetime(col, utc=True, errors="coerce").dt.tz_convert(None)
+def _times(col: pd.Series, what: str) -> pd.Series:
+    """Timestamps as naive UTC datetime64 (naive input is read as UTC; text in one format throughout, or in ISO 8601
+    forms that differ, e.g. with and without a time of day); NaT where a value is missing. ValueError names
+    ``what`` and values that are not times: left as NaT they would silently drop a related row from every
+    aggregate. Numbers are refused: pandas reads them as nanoseconds since 1970, so seconds since 1970 would put
+    every related row before every cutoff."""
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        raise ValueError(f"{what} must hold times; got numbers ({col.dtype}, like "
+                         f"{', '.join(map(repr, col.dropna().head(3).tolist()))}): convert them to timestamps "
+                         "(e.g. pd.to_datetime(seconds, unit='s'))")
+    times = pd.to_datetime(col, utc=True, errors="coerce")
+    bad = times.isna() & col.notna()
+    if bad.any():
+        times = pd.to_datetime(col, utc=True, errors="coerce", format="ISO8601")
+        bad = times.isna() & col.notna()
+    if bad.any():
+        raise ValueError(f"{what} must hold times; got {int(bad.sum())} value(s) that are not, like "
+                         f"{', '.join(map(repr, col[bad].head(3).tolist()))}")
+    return times.dt.tz_convert(None)
 
 
 def _timed(relations: Sequence[Relation], schema: Schema) -> bool:
@@ -340,7 +356,7 @@ def _cutoffs(frame: pd.DataFrame, schema: Schema, relations: Sequence[Relation])
     col = schema.timestamp
     if col not in frame.columns:
         raise KeyError(f"rows are missing timestamp column {col!r}: the cutoff time of their related rows")
-    times = _times(frame[col].reset_index(drop=True))
+    times = _times(frame[col].reset_index(drop=True), f"the rows' timestamp column {col!r}")
     if times.isna().any():
         raise ValueError(f"{int(times.isna().sum())} row(s) have no time in {col!r}: related-table features need "
                          "each row's cutoff time")
@@ -359,7 +375,7 @@ def _related_frame(rel: Relation, table: pd.DataFrame | None, keys: set[str], ne
     keep = key.isin(keys).to_numpy()
     out: dict[str, Any] = {RELATED_INDEX: np.arange(len(table))[keep], rel.child_column: key[keep].to_numpy()}
     if rel.time_index:
-        times = _times(table[rel.time_index])
+        times = _times(table[rel.time_index], f"related table {rel.name!r}: its time_index {rel.time_index!r}")
         keep_t = times.notna().to_numpy() & (True if newest is None else (times <= newest).to_numpy())
         keep = keep & keep_t
         out = {RELATED_INDEX: np.arange(len(table))[keep], rel.child_column: key[keep].to_numpy(),

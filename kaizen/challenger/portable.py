@@ -277,7 +277,8 @@ def _parity_doc(result: Export, task: str) -> dict[str, Any]:
 
 def export_build(result: Any, rows: pd.DataFrame, out_dir: Path, *, validation_fraction: float) -> Export:
     """:func:`export` of a build's pipeline (a :class:`~kaizen.challenger.search.BuildResult`'s artifacts), checked on
-    the newest ``validation_fraction`` of ``rows`` (raw rows, oldest first), at most :data:`PARITY_ROWS`."""
+    the newest ``validation_fraction`` of ``rows`` (raw rows, oldest first), at most :data:`PARITY_ROWS`. The
+    related tables its features aggregate are read where the build read them (as the packaged model does)."""
     try:
         from kaizen.challenger.model import Predictor
 
@@ -285,7 +286,8 @@ def export_build(result: Any, rows: pd.DataFrame, out_dir: Path, *, validation_f
         n = min(PARITY_ROWS, max(1, round(len(rows) * validation_fraction)))
         from kaizen.challenger import features as feats
 
-        x = feats.calculate(predictor.features, rows.iloc[len(rows) - n:], predictor.schema)
+        x = feats.calculate(predictor.features, rows.iloc[len(rows) - n:], predictor.schema,
+                            predictor.related_frames())
     except Exception as exc:
         return Export(False, reason=f"model input for the parity check failed: {type(exc).__name__}: {exc}")
     return export(predictor.pipeline, x, categorical=predictor.features.categorical, task=predictor.task,

@@ -771,7 +771,7 @@ def _related(policy: Policy, given: Mapping[str, pd.DataFrame] | None,
         return {}, ()
     from kaizen.data.related import related_frames
 
-    frames = related_frames(policy.data.related, given)
+    frames = related_frames(policy.data.related, given, policy_path=policy.path)
     try:
         return frames, feats.relations_for(policy.data.related, frames)
     except ValueError as exc:

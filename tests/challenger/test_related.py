@@ -146,6 +146,36 @@ def test_what_serving_needs_is_named_when_missing(scenario) -> None:
                          agg_primitives=("count", "trend"))
 
 
+
+def test_related_times_read_from_text_are_never_dropped_silently(scenario) -> None:
+    """A CSV's times as text: ISO 8601 in forms that differ (a midnight written without its time, as many exports
+    do) give the same features as the timestamps; text that is not a time is an error naming the table, the column
+    and the value, never a transaction silently left out of every aggregate."""
+    d = scenario
+    fs, x = _synthesize(d, d.transactions)
+    schema = _schema(d)
+    text = d.transactions.copy()
+    stamps = text["ts"].dt.floor("D")
+    stamps.iloc[1::2] = text["ts"].iloc[1::2]  # half the times at midnight
+    text["ts"] = stamps.dt.strftime("%Y-%m-%d %H:%M:%S").str.replace(" 00:00:00", "", regex=False)
+    assert text["ts"].str.len().nunique() == 2
+    same = d.transactions.assign(ts=stamps)
+    pd.testing.assert_frame_equal(feats.calculate(fs, d.rows, schema, {"transactions": text}),
+                                  feats.calculate(fs, d.rows, schema, {"transactions": same}))
+    day_first = d.transactions.assign(ts=d.transactions["ts"].dt.strftime("%d/%m/%Y"))  # 13/01 is no month/day
+    with pytest.raises(ValueError, match=r"related table 'transactions': its time_index 'ts' must hold times; got "
+                                         r"\d+ value\(s\) that are not, like '\d\d/\d\d/2024'"):
+        feats.calculate(fs, d.rows, schema, {"transactions": day_first})
+    seconds = d.transactions.assign(ts=d.transactions["ts"].astype("int64") // 10**9)  # read as ns: all in 1970
+    with pytest.raises(ValueError, match="its time_index 'ts' must hold times; got numbers \\(int64, like 17"):
+        feats.calculate(fs, d.rows, schema, {"transactions": seconds})
+    rows = d.rows.head(3).astype({"ts": object})
+    rows.loc[rows.index[0], "ts"] = "yesterday"
+    with pytest.raises(ValueError, match="the rows' timestamp column 'ts' must hold times; got 1 value\\(s\\) "
+                                         "that are not, like 'yesterday'"):
+        feats.calculate(fs, rows, schema, {"transactions": d.transactions})
+
+
 def test_saved_definitions_load_with_their_relations(scenario, tmp_path) -> None:
     d = scenario
     fs, x = _synthesize(d, d.transactions)

@@ -108,6 +108,45 @@ def test_a_refit_reads_the_policys_table_again_and_records_it(related_build, tmp
         Predictor.from_dir(result.artifacts_dir).predict(later)["proba"])
 
 
+
+def test_the_onnx_export_of_a_related_model_checks_parity_on_its_aggregates(related_build, tmp_path) -> None:
+    """The register step's export computes the parity rows' model input with the table the build read (the graph
+    takes the aggregates as inputs): it exports, and the graph scores what the packaged model scores."""
+    pytest.importorskip("skl2onnx")
+    pytest.importorskip("onnxruntime")
+    from kaizen.challenger import features as feats
+    from kaizen.challenger.model import Predictor
+    from kaizen.challenger.portable import export_build, feed, session
+
+    d, result, later = related_build[:3]
+    out = export_build(result, d.rows.iloc[:len(d.rows) - len(later)], tmp_path, validation_fraction=0.25)
+    assert out.exported and out.reason == "" and out.rows > 0, out
+    p = Predictor.from_dir(result.artifacts_dir)
+    x = feats.calculate(p.features, later, p.schema, {"transactions": d.transactions})
+    sess = session(Path(out.path).read_bytes())
+    proba = sess.run(None, feed(sess, x))[1][:, list(p.pipeline.classes_).index(p.positive_label)]
+    assert abs(proba - p.predict(later)["proba"].to_numpy()).max() < 1e-4
+
+
+def test_a_build_names_the_policy_field_and_value_of_a_related_table_it_cannot_use(related_build, tmp_path) -> None:
+    """A related table the build cannot read, or without a column the policy names, fails the build (the cycle
+    records it) with the policy file, the field of [[data.related]] and its value: before DFS, never as a bare path."""
+    from kaizen.challenger import build_challenger
+    from kaizen.errors import DataError
+
+    d, _, _, paths, _, (schema, policy) = related_build
+    gone = tmp_path / "gone.parquet"
+    d.transactions.drop(columns="ts").to_parquet(tmp_path / "no_ts.parquet")
+    for path, problem in ((gone, f"data.related[0].path must be a readable Parquet or CSV file; got {str(gone)!r} "
+                                 "(file not found)"),
+                          (tmp_path / "no_ts.parquet", "data.related[0].time_index must be a column of "
+                                                       f"{str(tmp_path / 'no_ts.parquet')!r}; got 'ts'")):
+        spec = dataclasses.replace(policy.data.related[0], path=path)
+        broken = dataclasses.replace(policy, data=dataclasses.replace(policy.data, related=(spec,)))
+        with pytest.raises(DataError) as err:
+            build_challenger(d.rows.iloc[:50], schema=schema, policy=broken, workdir=tmp_path / "build")
+        assert str(err.value).startswith(f"{policy.path}: {problem}"), err.value
+
 LOADER = NO_KAIZEN + textwrap.dedent("""
     model = mlflow.pyfunc.load_model("models:/churn-related/1")
     rows = pd.read_pickle("rows.pkl")
