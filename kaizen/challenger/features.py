@@ -455,6 +455,26 @@ def batch_dependent(trans_primitives: Sequence[str]) -> list[str]:
     return [p for p in trans_primitives if p in known and known[p].uses_full_dataframe]
 
 
+def _keys_meet(train: pd.DataFrame, relations: Sequence[Relation],
+               related: Mapping[str, pd.DataFrame] | None) -> None:
+    """ValueError when a non-empty related table shares no key with the training rows: its keys are written
+    another way (``"C7"`` against ``7``), so every aggregate would be empty and the model would learn nothing
+    from the table without a word. Keys are compared as :func:`_key_values` writes them (``7``, ``7.0`` and
+    ``"7"`` are one key). Only at training: a batch of new customers may rightly match nothing."""
+    for rel in relations:
+        table = (related or {}).get(rel.name)
+        if table is None or not len(table) or rel.parent_column not in train.columns \
+                or rel.child_column not in table.columns:
+            continue  # entityset() says what is missing
+        ours = set(_key_values(train[rel.parent_column]).dropna())
+        theirs = _key_values(table[rel.child_column]).dropna()
+        if ours and not theirs.isin(ours).any():
+            raise ValueError(
+                f"no row of related table {rel.name!r} has a {rel.child_column!r} among the training rows' "
+                f"{rel.parent_column!r} values (rows like {sorted(ours)[:3]!r}, the table like "
+                f"{theirs.head(3).tolist()!r}): the keys must be written the same way")
+
+
 def synthesize(train: pd.DataFrame, schema: Schema, *, trans_primitives: Sequence[str], max_depth: int,
                max_features: int, target: pd.Series | np.ndarray | None = None,
                relations: Sequence[Relation] = (), related: Mapping[str, pd.DataFrame] | None = None,
@@ -493,6 +513,7 @@ def synthesize(train: pd.DataFrame, schema: Schema, *, trans_primitives: Sequenc
         raise ValueError(f"agg_primitives {refused!r} are not offered (expensive, such as trend, or not "
                          f"checked for serving); choose from {list(AGG_PRIMITIVES)}")
     relations = tuple(relations)
+    _keys_meet(train, relations, related)
     es = entityset(train, schema, relations, related)
     keys = [r.key_column for r in relations]
     others = [r.name for r in relations] + list(dict.fromkeys(r.parent_column for r in relations))

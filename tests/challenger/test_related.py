@@ -184,3 +184,23 @@ def test_saved_definitions_load_with_their_relations(scenario, tmp_path) -> None
                                  relations=[feats.Relation.from_dict(r.to_dict()) for r in fs.relations])
     assert loaded.relations == fs.relations
     pd.testing.assert_frame_equal(feats.calculate(loaded, d.rows, _schema(d), {"transactions": d.transactions}), x)
+
+
+def test_a_table_whose_keys_are_written_another_way_is_refused_at_training(scenario) -> None:
+    """Keys "C7" in the table against 7 in the rows: every aggregate would be empty and the model would learn
+    nothing from the table without a word. A build refuses it, naming both columns and examples; keys that are the
+    same number written as text or with a decimal point still match; scoring rows of new customers (no match) is
+    not refused."""
+    d = scenario
+    renamed = d.transactions.assign(customer_id="C" + d.transactions["customer_id"].astype(str))
+    with pytest.raises(ValueError, match=r"no row of related table 'transactions' has a 'customer_id' among the "
+                                         r"training rows' 'customer_id' values .*'C"):
+        _synthesize(d, renamed)
+    as_text = d.transactions.assign(customer_id=d.transactions["customer_id"].astype(str))
+    as_float = d.transactions.assign(customer_id=d.transactions["customer_id"].astype(float))
+    fs, x = _synthesize(d, d.transactions)
+    for other in (as_text, as_float):
+        pd.testing.assert_frame_equal(_synthesize(d, other)[1], x)
+    new = d.rows.head(3).assign(customer_id=[10**7, 10**7 + 1, 10**7 + 2])
+    out = feats.calculate(fs, new, _schema(d), {"transactions": d.transactions})
+    assert (out["customer_id.COUNT(transactions)"] == 0).all()
