@@ -216,7 +216,21 @@ def _related(policy: Policy, reference: Any, problems: list[str]) -> None:
         if s.parent_column not in reference.columns:
             problems.append(f"{at}.parent_column must be a column of the reference set (the rows' key of their "
                             f"related rows); got {s.parent_column!r}")
-        problems.extend(spec_table(s, at)[1])
+        table, found = spec_table(s, at)
+        problems.extend(found)
+        if table is None or found:
+            continue
+        if s.index is not None and table[s.index].duplicated().any():
+            dup = table[s.index][table[s.index].duplicated()]
+            problems.append(f"{at}.index must name a column of unique row ids; got {s.index!r} ({len(dup)} repeated "
+                            f"value(s), like {dup.head(3).tolist()!r})")
+        if s.time_index is not None:
+            from kaizen.challenger.features import to_times
+
+            try:
+                to_times(table[s.time_index], f"{at}.time_index {s.time_index!r}")
+            except ValueError as exc:
+                problems.append(str(exc))
 
 
 def _golden(policy: Policy, sql: Any, schema: Any, problems: list[str]) -> None:

@@ -133,3 +133,38 @@ def test_policy_check_reads_each_related_table_and_names_what_is_missing(tmp_pat
     policy.write_text(policy.read_text().replace('parent_column = "customer_id"', 'parent_column = "customer"'))
     assert f"{policy}: data.related[0].parent_column must be a column of the reference set (the rows' key of their " \
            "related rows); got 'customer'" in check_data(load_policy(policy)).problems
+
+
+def test_policy_check_refuses_repeated_row_ids_and_times_that_are_not_times(tmp_path: Path) -> None:
+    """What a build would refuse later (times that are not times, numbers read as nanoseconds) or silently get
+    wrong (a row id that is not unique), `kaizen policy validate` names first: file, field, value."""
+    import pandas as pd
+
+    from kaizen.policy_check import check_data
+
+    (tmp_path / "data" / "production").mkdir(parents=True)
+    rows = pd.DataFrame({"ts": pd.date_range("2024-01-01", periods=4, freq="D"), "customer_id": [1, 2, 1, 2],
+                         "x": [1.0, 2.0, 3.0, 4.0], "churned": [0, 1, 0, 1]})
+    rows.to_parquet(tmp_path / "data" / "reference.parquet")
+    rows.to_parquet(tmp_path / "data" / "production" / "b1.parquet")
+    (tmp_path / "policies").mkdir()
+    policy = write(tmp_path / "policies", TRANSACTIONS.replace("data/transactions", "../data/transactions"),
+                   data={"reference": "../data/reference.parquet", "production": "../data/production",
+                         "golden": None, "ignore_columns": ["customer_id"]})
+    path = tmp_path / "data" / "transactions.parquet"
+
+    def related_problems(frame: pd.DataFrame) -> list[str]:
+        frame.to_parquet(path)
+        return [p for p in check_data(load_policy(policy)).problems if "related" in p]
+
+    good = pd.DataFrame({"transaction_id": [10, 11, 12], "customer_id": [1, 2, 1], "amount": [1.0, 2.0, 3.0],
+                         "ts": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"])})
+    assert related_problems(good) == []
+    assert related_problems(good.assign(transaction_id=[10, 10, 12])) == [
+        f"{policy}: data.related[0].index must name a column of unique row ids; got 'transaction_id' (1 repeated "
+        "value(s), like [10])"]
+    (numbers,) = related_problems(good.assign(ts=[1704067200, 1704153600, 1704240000]))
+    assert numbers.startswith(f"{policy}: data.related[0].time_index 'ts' must hold times; got numbers (int64")
+    (text,) = related_problems(good.assign(ts=["2024-01-01", "yesterday", "2024-01-03"]))
+    assert text.startswith(f"{policy}: data.related[0].time_index 'ts' must hold times; got 1 value(s) that are "
+                           "not, like 'yesterday'")

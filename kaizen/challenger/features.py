@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ import pandas as pd
 from kaizen.data.schema import Schema
 
 __all__ = ["FeatureSet", "MISSING", "ROW_INDEX", "Relation", "batch_dependent", "calculate", "drop_correlated",
-           "entityset", "load_features", "relations_for", "synthesize"]
+           "entityset", "load_features", "relations_for", "synthesize", "to_times"]
 
 #: The synthetic integer index of the one-table EntitySet (never a feature).
 ROW_INDEX = "_kaizen_row"
@@ -319,7 +320,7 @@ def _key_values(col: pd.Series) -> pd.Series:
     return pd.Series([one(v) for v in col.tolist()], index=col.index, dtype=object)
 
 
-def _times(col: pd.Series, what: str) -> pd.Series:
+def to_times(col: pd.Series, what: str) -> pd.Series:
     """Timestamps as naive UTC datetime64 (naive input is read as UTC; text in one format throughout, or in ISO 8601
     forms that differ, e.g. with and without a time of day); NaT where a value is missing. ValueError names
     ``what`` and values that are not times: left as NaT they would silently drop a related row from every
@@ -329,7 +330,9 @@ def _times(col: pd.Series, what: str) -> pd.Series:
         raise ValueError(f"{what} must hold times; got numbers ({col.dtype}, like "
                          f"{', '.join(map(repr, col.dropna().head(3).tolist()))}): convert them to timestamps "
                          "(e.g. pd.to_datetime(seconds, unit='s'))")
-    times = pd.to_datetime(col, utc=True, errors="coerce")
+    with warnings.catch_warnings():  # "Could not infer format": the values are checked one by one below
+        warnings.simplefilter("ignore", UserWarning)
+        times = pd.to_datetime(col, utc=True, errors="coerce")
     bad = times.isna() & col.notna()
     if bad.any():
         times = pd.to_datetime(col, utc=True, errors="coerce", format="ISO8601")
@@ -356,7 +359,7 @@ def _cutoffs(frame: pd.DataFrame, schema: Schema, relations: Sequence[Relation])
     col = schema.timestamp
     if col not in frame.columns:
         raise KeyError(f"rows are missing timestamp column {col!r}: the cutoff time of their related rows")
-    times = _times(frame[col].reset_index(drop=True), f"the rows' timestamp column {col!r}")
+    times = to_times(frame[col].reset_index(drop=True), f"the rows' timestamp column {col!r}")
     if times.isna().any():
         raise ValueError(f"{int(times.isna().sum())} row(s) have no time in {col!r}: related-table features need "
                          "each row's cutoff time")
@@ -375,7 +378,7 @@ def _related_frame(rel: Relation, table: pd.DataFrame | None, keys: set[str], ne
     keep = key.isin(keys).to_numpy()
     out: dict[str, Any] = {RELATED_INDEX: np.arange(len(table))[keep], rel.child_column: key[keep].to_numpy()}
     if rel.time_index:
-        times = _times(table[rel.time_index], f"related table {rel.name!r}: its time_index {rel.time_index!r}")
+        times = to_times(table[rel.time_index], f"related table {rel.name!r}: its time_index {rel.time_index!r}")
         keep_t = times.notna().to_numpy() & (True if newest is None else (times <= newest).to_numpy())
         keep = keep & keep_t
         out = {RELATED_INDEX: np.arange(len(table))[keep], rel.child_column: key[keep].to_numpy(),
