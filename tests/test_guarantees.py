@@ -6,10 +6,12 @@ Real MLflow (SQLite in a temp folder), Evidently, featuretools, Optuna. Crashes 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -221,3 +223,65 @@ def test_mlflow_tells_the_story_run_name_dataset_and_version_descriptions(promot
     assert sig.outputs.input_names() == ["prediction", "proba"]
     own, recipe = "kaizen.validation_metric" in champ.tags, "kaizen.recipe_validation_metric" in champ.tags
     assert own != recipe and (own or "no validation slice of its own" in champ.description)
+
+
+def _complete_trials(path: Path, prefix: str) -> int:
+    """COMPLETE trials of the studies named ``prefix...`` in the SQLite file ``path`` (0 while it is not there)."""
+    import sqlite3
+
+    if not path.is_file():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)) as db:
+            return db.execute("SELECT count(*) FROM trials JOIN studies USING (study_id) WHERE studies.study_name "
+                              "LIKE ? AND trials.state = 'COMPLETE'", (prefix + "%",)).fetchone()[0]
+    except sqlite3.Error:  # the schema is being created
+        return 0
+
+
+def test_a_cycle_killed_during_its_search_resumes_the_study_on_the_next_run(promoting) -> None:
+    """The issue's promise at the level of the service: ``kaizen once`` SIGKILLed while its search runs; the next
+    ``kaizen once`` settles the dead cycle, runs the cycle again on the same rows and carries on the same study (its
+    finished trials count toward the budget) instead of starting over."""
+    import optuna
+
+    cfg = promoting.config()
+    policy = {**PROMOTE, "build": {"trials": 60, "timeout_seconds": False, "window_fractions": [1.0],
+                                   "strategy": "full"}}
+    promoting.write_policy(policy)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAIZEN_TEST_")}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "kaizen", "--config", str(promoting.root / "config.toml"), "once",
+                             "churn"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=promoting.root)
+    try:  # killed once the search has finished 3 trials: read-only SQL on the study file, no Optuna schema work
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None and _complete_trials(
+                cfg.state_dir / "studies" / "churn.db", "churn/full/") < 3:
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.communicate()
+    [entry] = Journal(cfg.state_dir, cfg.ledger_path).pending()
+    assert entry["step"] == "building"
+    url = f"sqlite:///{cfg.state_dir / 'studies' / 'churn.db'}"
+    [summary] = [s for s in optuna.get_all_study_summaries(storage=url)  # the bootstrap's study is there too
+                 if s.study_name.startswith("churn/full/")]
+    killed = optuna.load_study(study_name=summary.study_name, storage=url).get_trials(deepcopy=False)
+    done = [t for t in killed if t.state == optuna.trial.TrialState.COMPLETE]
+    assert 0 < len(done) < 60, [t.state for t in killed]
+
+    out = kaizen(promoting, "once", "churn")  # settles the dead cycle, then runs it again
+    assert out.returncode == 0, out.stderr[-2000:]
+    recs = [r for r in Ledger(cfg.ledger_path).records() if r.kind == "cycle"]
+    assert [r.decision for r in recs if r.id == entry["id"]] == ["failed"]
+    again = recs[-1]
+    assert again.id != entry["id"] and again.challenger, again.reasons
+    study = again.challenger["study"]
+    assert study["name"] == summary.study_name and study["resumed"] is True, study
+    assert study["resumed_trials"] == len(done)
+    after = optuna.load_study(study_name=summary.study_name, storage=url).get_trials(deepcopy=False)
+    assert [t.number for t in after[:len(killed)]] == [t.number for t in killed]  # the same trials, continued
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in after) == 60  # the budget, not 60 + done
