@@ -469,8 +469,9 @@ def _keys_meet(train: pd.DataFrame, relations: Sequence[Relation],
         if table is None or not len(table) or rel.parent_column not in train.columns \
                 or rel.child_column not in table.columns:
             continue  # entityset() says what is missing
-        ours = set(_key_values(train[rel.parent_column]).dropna())
-        theirs = _key_values(table[rel.child_column]).dropna()
+        # distinct values first: _key_values is a Python loop, and entityset() writes the whole table's keys again
+        ours = set(_key_values(train[rel.parent_column].drop_duplicates()).dropna())
+        theirs = _key_values(table[rel.child_column].drop_duplicates()).dropna()
         if ours and not theirs.isin(ours).any():
             raise ValueError(
                 f"no row of related table {rel.name!r} has a {rel.child_column!r} among the training rows' "

@@ -267,16 +267,6 @@ class SearchInputs:
     def direction(self) -> str:
         return "maximize" if self.higher_is_better else "minimize"
 
-    def folds_rows(self) -> list[tuple[int, int, int]]:
-        """(fit rows before the slice, start, end) of each validation fold, newest first: fold 0 is ``x_val``
-        (start and end index it), fold j > 0 the ``len(x_val)`` rows of ``x_fit`` ending where fold j - 1's fit
-        rows end."""
-        n_val, out = len(self.x_val), [(self.n_fit, 0, len(self.x_val))]
-        for j in range(1, self.folds):
-            end = self.n_fit - (j - 1) * n_val
-            out.append((end - n_val, end - n_val, end))
-        return out
-
     def columns(self, engineered: bool) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
         """(names, numeric, categorical) of a trial's model input, as :meth:`FeatureSet.select` orders them."""
         names = self.names if engineered else tuple(n for n in self.names if n in set(self.identity))
@@ -385,21 +375,30 @@ def make_objective(inputs: SearchInputs, *, before: Any = None) -> Any:
     return objective
 
 
+def _earlier_slices(n_fit: int, n_val: int, folds: int) -> list[tuple[int, int]]:
+    """(start, end) in the fit rows of validation folds 1 .. ``folds`` - 1, newest first: each the ``n_val`` rows
+    just before the previous fold's slice (fold 0 is the validation slice after the fit rows). A fold fits on the
+    rows before its start."""
+    return [(n_fit - j * n_val, n_fit - (j - 1) * n_val) for j in range(1, folds)]
+
+
 def _folds(trial: Any, inputs: SearchInputs, family: str, params: dict[str, Any], names: tuple[str, ...],
            numeric: tuple[str, ...], categorical: tuple[str, ...]) -> float:
-    """A trial scored on ``inputs.folds`` time-ordered folds (:meth:`SearchInputs.folds_rows`): each fold fits on
-    the trial's window of the rows before its slice (the same share of them) and is scored on the slice; the
-    trial's value is the mean. The user attrs ``fold_values`` and ``fit_rows`` (of the newest fold) say more."""
+    """A trial scored on ``inputs.folds`` time-ordered folds (the validation slice, then :func:`_earlier_slices`):
+    each fold fits on the trial's window of the rows before its slice (the same share of them) and is scored on the
+    slice; the trial's value is the mean. The user attrs ``fold_values`` and ``fit_rows`` (of the newest fold) say
+    more."""
+    cols = list(names)
+    folds = [(inputs.n_fit, inputs.x_val[cols], inputs.y_val)] + [
+        (start, inputs.x_fit.iloc[start:end][cols], inputs.y_fit[start:end])
+        for start, end in _earlier_slices(inputs.n_fit, len(inputs.x_val), inputs.folds)]
     values = []
-    for j, (fit_end, start, end) in enumerate(inputs.folds_rows()):
+    for j, (fit_end, xv, yv) in enumerate(folds):
         rows = _window(fit_end, params["window_fraction"])
-        x, y = inputs.x_fit.iloc[fit_end - rows:fit_end][list(names)], inputs.y_fit[fit_end - rows:fit_end]
+        x, y = inputs.x_fit.iloc[fit_end - rows:fit_end][cols], inputs.y_fit[fit_end - rows:fit_end]
         if j == 0:
-            xv, yv = inputs.x_val[list(names)], inputs.y_val
             trial.set_user_attr("window_rows", rows)
             trial.set_user_attr("fit_rows", rows)
-        else:
-            xv, yv = inputs.x_fit.iloc[start:end][list(names)], inputs.y_fit[start:end]
         if inputs.task != "regression" and len(pd.unique(y)) < 2:
             raise ValueError(f"the {rows} fit rows of a validation fold hold one class only")
         pipe = _fit(make_pipeline(family, params, task=inputs.task, numeric=numeric, categorical=categorical,
@@ -471,17 +470,15 @@ def _fold_count(wanted: int, *, n_fit: int, n_val: int, windows: Sequence[float]
     it, each with at least :data:`MIN_FIT_ROWS` rows to fit on in every window offered; for a classifier the fit
     rows of each fold hold two classes, and with roc_auc each block does."""
     folds = 1
-    for j in range(1, wanted):
-        end = n_fit - (j - 1) * n_val
-        fit_end = end - n_val
-        if fit_end <= 0 or min(_window(fit_end, f) for f in windows) < MIN_FIT_ROWS:
+    for start, end in _earlier_slices(n_fit, n_val, wanted):
+        if start <= 0 or min(_window(start, f) for f in windows) < MIN_FIT_ROWS:
             break
         if task != "regression":
-            if any(len(pd.unique(y_fit[fit_end - _window(fit_end, f):fit_end])) < 2 for f in windows):
+            if any(len(pd.unique(y_fit[start - _window(start, f):start])) < 2 for f in windows):
                 break
-            if metric == "roc_auc" and len(pd.unique(y_fit[fit_end:end])) < 2:
+            if metric == "roc_auc" and len(pd.unique(y_fit[start:end])) < 2:
                 break
-        folds = j + 1
+        folds += 1
     return folds
 
 
