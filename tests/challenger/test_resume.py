@@ -91,6 +91,8 @@ def test_a_build_killed_during_its_search_resumes_the_same_study(tmp_path: Path)
     import optuna
     from optuna.trial import TrialState
 
+    from kaizen.challenger.search import _SHARED as SAMPLED_LAST  # what every trial samples last, before its fit
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     studies = tmp_path / "studies"
     url = f"sqlite:///{studies / 'churn.db'}"
@@ -112,8 +114,10 @@ def test_a_build_killed_during_its_search_resumes_the_same_study(tmp_path: Path)
             if name is not None:
                 seen = trials(storage, name)
                 states = [t.state for t in seen]
-                if states.count(TrialState.COMPLETE) >= 3 and states[-1] == TrialState.RUNNING and seen[-1].params:
-                    break  # a trial is fitting (its configuration sampled)
+                if (states.count(TrialState.COMPLETE) >= 3 and states[-1] == TrialState.RUNNING
+                        and set(SAMPLED_LAST) <= seen[-1].params.keys()):
+                    break  # a trial is fitting: its whole configuration is sampled (each suggest is written at once,
+                    #        so a trial with only some of its parameters is still sampling, not fitting)
             time.sleep(0.05)
         else:
             pytest.fail("the build never had 3 complete trials and one running")
